@@ -1,0 +1,141 @@
+"""Lambda layers and functions. Code is compared by CodeSha256, so an unchanged zip is never
+re-uploaded; environment variables set by later phases (e.g. the inference endpoint) are kept."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from typing import Any
+
+from radstream.aws import error_code
+from radstream.aws.tags import missing
+
+RUNTIME = "python3.11"
+HANDLER = "handler.handler"
+
+
+def code_sha256(zip_bytes: bytes) -> str:
+    """Lambda's CodeSha256: base64 of the raw sha256 digest."""
+    return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+
+
+def ensure_layer(lam: Any, name: str, zip_bytes: bytes, description: str = "") -> tuple[str, bool]:
+    """(layer version ARN, changed): reuse the newest version whose code matches, else publish."""
+    wanted = code_sha256(zip_bytes)
+    versions = lam.list_layer_versions(LayerName=name).get("LayerVersions", [])
+    for version in sorted(versions, key=lambda v: v["Version"], reverse=True)[:1]:
+        found = lam.get_layer_version(LayerName=name, VersionNumber=version["Version"])
+        if found["Content"]["CodeSha256"] == wanted:
+            return found["LayerVersionArn"], False
+    published = lam.publish_layer_version(
+        LayerName=name, Description=description, Content={"ZipFile": zip_bytes}, CompatibleRuntimes=[RUNTIME]
+    )
+    return published["LayerVersionArn"], True
+
+
+def delete_layer(lam: Any, name: str) -> None:
+    """Delete every version of the layer; quiet when there are none."""
+    for page in lam.get_paginator("list_layer_versions").paginate(LayerName=name):
+        for version in page.get("LayerVersions", []):
+            lam.delete_layer_version(LayerName=name, VersionNumber=version["Version"])
+
+
+def _desired_config(role_arn: str, env: dict[str, str], current_env: dict[str, str], layers: list[str],
+                    timeout: int, memory: int) -> dict[str, Any]:
+    return {
+        "Role": role_arn,
+        "Handler": HANDLER,
+        "Runtime": RUNTIME,
+        "Timeout": timeout,
+        "MemorySize": memory,
+        # Our variables win; others (set by later phases) survive.
+        "Environment": {"Variables": {**current_env, **env}},
+        "Layers": layers,
+    }
+
+
+def function_drift(
+    lam: Any, name: str, *, role_arn: str, zip_bytes: bytes, env: dict[str, str], layers: list[str],
+    tags: dict[str, str], timeout: int = 60, memory: int = 512,
+) -> list[str]:
+    """What differs from the desired function; ["missing"] when it does not exist."""
+    try:
+        found = lam.get_function(FunctionName=name)
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return ["missing"]
+        raise
+    config = found["Configuration"]
+    drift = []
+    if config["CodeSha256"] != code_sha256(zip_bytes):
+        drift.append("code")
+    current_env = config.get("Environment", {}).get("Variables", {})
+    current = {
+        "Role": config["Role"], "Handler": config["Handler"], "Runtime": config["Runtime"],
+        "Timeout": config["Timeout"], "MemorySize": config["MemorySize"],
+        "Environment": {"Variables": current_env}, "Layers": [layer["Arn"] for layer in config.get("Layers", [])],
+    }
+    if current != _desired_config(role_arn, env, current_env, layers, timeout, memory):
+        drift.append("configuration")
+    if missing(found.get("Tags", {}), tags):
+        drift.append("tags")
+    return drift
+
+
+def ensure_function(
+    lam: Any, name: str, *, role_arn: str, zip_bytes: bytes, env: dict[str, str], layers: list[str],
+    tags: dict[str, str], timeout: int = 60, memory: int = 512,
+) -> bool:
+    """Create or repair the function; uploads code only when its sha256 differs."""
+    drift = function_drift(lam, name, role_arn=role_arn, zip_bytes=zip_bytes, env=env, layers=layers,
+                           tags=tags, timeout=timeout, memory=memory)
+    if "missing" in drift:
+        _create(lam, name, _desired_config(role_arn, env, {}, layers, timeout, memory), zip_bytes, tags)
+        return True
+    if "code" in drift:
+        lam.update_function_code(FunctionName=name, ZipFile=zip_bytes)
+        _wait_updated(lam, name)
+    if "configuration" in drift:
+        current_env = lam.get_function_configuration(FunctionName=name).get("Environment", {}).get("Variables", {})
+        lam.update_function_configuration(
+            FunctionName=name, **_desired_config(role_arn, env, current_env, layers, timeout, memory)
+        )
+        _wait_updated(lam, name)
+    if "tags" in drift:
+        arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+        lam.tag_resource(Resource=arn, Tags=tags)
+    return bool(drift)
+
+
+def _create(lam: Any, name: str, config: dict[str, Any], zip_bytes: bytes, tags: dict[str, str],
+            role_propagation_s: float = 60.0) -> None:
+    # A role created seconds ago may not be assumable by Lambda yet (IAM is eventually consistent).
+    deadline = time.monotonic() + role_propagation_s
+    while True:
+        try:
+            lam.create_function(FunctionName=name, Code={"ZipFile": zip_bytes}, Tags=tags, **config)
+            break
+        except Exception as exc:
+            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower() \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+
+
+def _wait_updated(lam: Any, name: str) -> None:
+    # The next update is refused while one is in progress.
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+
+
+def function_arn(lam: Any, name: str) -> str:
+    return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+
+def delete_function(lam: Any, name: str) -> None:
+    try:
+        lam.delete_function(FunctionName=name)
+    except Exception as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise

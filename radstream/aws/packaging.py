@@ -1,0 +1,109 @@
+"""Deterministic Lambda artefacts: the same sources always give the same bytes (and sha256), so an
+unchanged function is never re-uploaded. No cloud calls here."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest timestamp a zip entry can hold
+_SKIP_DIRS = {"__pycache__"}
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+
+# Native dependencies of radstream.pipeline, pinned so the layer (and its cache key) is reproducible.
+# Pillow 11.3 still ships manylinux2014 wheels (glibc 2.17), which Lambda python3.11 (Amazon Linux 2) loads.
+LAYER_REQUIREMENTS = ("numpy==1.26.4", "pillow==11.3.0", "pydicom==3.0.2")
+LAMBDA_PLATFORM = "manylinux2014_x86_64"
+LAMBDA_PYTHON = "3.11"
+
+
+def deterministic_zip(files: Mapping[str, bytes]) -> bytes:
+    """Zip entries sorted by name with fixed timestamps and permissions."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3  # unix, so the permission bits are honoured
+            archive.writestr(info, files[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+def tree_files(directory: Path, prefix: str) -> dict[str, bytes]:
+    """Every file under directory (caches excluded), keyed by prefix + its relative posix path."""
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if path.is_dir() or _SKIP_DIRS & set(relative.parts) or path.suffix in _SKIP_SUFFIXES:
+            continue
+        found[prefix + relative.as_posix()] = path.read_bytes()
+    return found
+
+
+def function_files(root: Path, function: str) -> dict[str, bytes]:
+    """handler.py at the zip root (handler "handler.handler") plus the radstream.pipeline package."""
+    handler = root / "lambdas" / function / "handler.py"
+    if not handler.is_file():
+        raise FileNotFoundError(f"{handler} is missing: every Lambda needs lambdas/<name>/handler.py")
+    files = {"handler.py": handler.read_bytes(), "radstream/__init__.py": (root / "radstream/__init__.py").read_bytes()}
+    pipeline = root / "radstream" / "pipeline"
+    if pipeline.is_dir():
+        files.update(tree_files(pipeline, "radstream/pipeline/"))
+    return files
+
+
+def function_zip(root: Path, function: str) -> bytes:
+    return deterministic_zip(function_files(root, function))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def layer_cache_key(requirements: Iterable[str], pip_args: Iterable[str] = ()) -> str:
+    recipe = "\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *sorted(requirements), *pip_args])
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def layer_zip(
+    cache_dir: Path, requirements: Iterable[str] = LAYER_REQUIREMENTS, pip_args: Iterable[str] = ()
+) -> Path:
+    """Build (once per requirements hash) the layer zip for Lambda's platform; returns its path.
+
+    pip installs binary wheels for manylinux/CPython 3.11 into python/, the directory Lambda adds to
+    sys.path for layers, whatever the machine building it runs."""
+    requirements, pip_args = list(requirements), list(pip_args)
+    target = cache_dir / "layers" / f"{layer_cache_key(requirements, pip_args)}.zip"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="radstream-layer-") as work:
+        site = Path(work) / "python"
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-compile", "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
+            "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", "--target", str(site),
+            *pip_args, *requirements,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(
+                "building the Lambda layer failed (pip needs access to PyPI or a --find-links "
+                f"directory):\n{result.stderr.strip()[-2000:]}"
+            )
+        # pip writes a script directory and absolute-path shebangs we do not want in the layer.
+        shutil.rmtree(site / "bin", ignore_errors=True)
+        data = deterministic_zip(tree_files(site, "python/"))
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(data)
+    partial.replace(target)  # atomic: a crash never leaves a truncated cached layer
+    return target

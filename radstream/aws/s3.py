@@ -1,0 +1,163 @@
+"""S3 buckets: encrypted, versioned, private, TLS-only, optionally announcing uploads to EventBridge."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from radstream.aws import error_code
+from radstream.aws.tags import from_list, missing, to_list
+
+_GONE = {"NoSuchBucket", "404", "NotFound"}
+_PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+def tls_only_policy(bucket: str) -> dict[str, Any]:
+    """Deny every request made without TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def bucket_exists(s3: Any, name: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=name)
+        return True
+    except Exception as exc:  # botocore ClientError
+        if error_code(exc) in _GONE:
+            return False
+        raise
+
+
+def _read(call: Any, absent_codes: set[str], **kwargs: Any) -> dict[str, Any] | None:
+    """A bucket sub-resource, or None when it is not configured."""
+    try:
+        return call(**kwargs)
+    except Exception as exc:
+        if error_code(exc) in absent_codes:
+            return None
+        raise
+
+
+def bucket_drift(s3: Any, name: str, tags: dict[str, str], eventbridge: bool = False) -> list[str]:
+    """What differs from the desired bucket; ["missing"] when it does not exist."""
+    if not bucket_exists(s3, name):
+        return ["missing"]
+    drift = []
+    enc = _read(s3.get_bucket_encryption, {"ServerSideEncryptionConfigurationNotFoundError"}, Bucket=name)
+    rules = (enc or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    if not any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules):
+        drift.append("encryption")
+    if s3.get_bucket_versioning(Bucket=name).get("Status") != "Enabled":
+        drift.append("versioning")
+    pab = _read(s3.get_public_access_block, {"NoSuchPublicAccessBlockConfiguration"}, Bucket=name)
+    if (pab or {}).get("PublicAccessBlockConfiguration") != _PUBLIC_ACCESS_BLOCK:
+        drift.append("public-access-block")
+    policy = _read(s3.get_bucket_policy, {"NoSuchBucketPolicy"}, Bucket=name)
+    if policy is None or json.loads(policy["Policy"]) != tls_only_policy(name):
+        drift.append("policy")
+    if eventbridge and "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=name):
+        drift.append("eventbridge")
+    if missing(_bucket_tags(s3, name), tags):
+        drift.append("tags")
+    return drift
+
+
+def _bucket_tags(s3: Any, name: str) -> dict[str, str]:
+    tagging = _read(s3.get_bucket_tagging, {"NoSuchTagSet"}, Bucket=name)
+    return from_list((tagging or {}).get("TagSet", []))
+
+
+def ensure_bucket(s3: Any, name: str, region: str, tags: dict[str, str], eventbridge: bool = False) -> bool:
+    """Create or repair the bucket; returns True when anything was changed."""
+    drift = bucket_drift(s3, name, tags, eventbridge)
+    if "missing" in drift:
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if region != "us-east-1":  # us-east-1 rejects an explicit location constraint
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**kwargs)
+        drift = ["encryption", "versioning", "public-access-block", "policy", "tags"]
+        drift += ["eventbridge"] if eventbridge else []
+    for item in drift:
+        _REPAIRS[item](s3, name, tags)
+    return bool(drift)
+
+
+def _put_encryption(s3: Any, name: str, tags: dict[str, str]) -> None:
+    rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
+    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [rule]})
+
+
+def _put_versioning(s3: Any, name: str, tags: dict[str, str]) -> None:
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _put_public_access_block(s3: Any, name: str, tags: dict[str, str]) -> None:
+    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK)
+
+
+def _put_policy(s3: Any, name: str, tags: dict[str, str]) -> None:
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(tls_only_policy(name)))
+
+
+def _put_eventbridge(s3: Any, name: str, tags: dict[str, str]) -> None:
+    # The put replaces the whole configuration: keep any other notifications already there.
+    current = s3.get_bucket_notification_configuration(Bucket=name)
+    config = {k: v for k, v in current.items() if k != "ResponseMetadata"}
+    config["EventBridgeConfiguration"] = {}
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=config)
+
+
+def _put_tags(s3: Any, name: str, tags: dict[str, str]) -> None:
+    # PutBucketTagging replaces the set: merge so tags added by others survive.
+    merged = {**_bucket_tags(s3, name), **tags}
+    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": to_list(merged)})
+
+
+_REPAIRS = {
+    "encryption": _put_encryption,
+    "versioning": _put_versioning,
+    "public-access-block": _put_public_access_block,
+    "policy": _put_policy,
+    "eventbridge": _put_eventbridge,
+    "tags": _put_tags,
+}
+
+
+def empty_bucket(s3: Any, name: str) -> int:
+    """Delete every object version and delete marker; returns how many were removed."""
+    removed = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        keys = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            s3.delete_objects(Bucket=name, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
+        removed += len(keys)
+    return removed
+
+
+def delete_bucket(s3: Any, name: str) -> None:
+    """Empty (all versions) and delete the bucket; quiet when it is already gone."""
+    try:
+        empty_bucket(s3, name)
+        s3.delete_bucket(Bucket=name)
+    except Exception as exc:
+        if error_code(exc) not in _GONE:
+            raise

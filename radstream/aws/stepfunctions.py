@@ -1,0 +1,74 @@
+"""The pipeline state machine, rendered from the ASL template in manifests/stepfunctions/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from radstream.aws import error_code
+from radstream.aws.tags import from_list, missing, to_list
+
+# Placeholder in the ASL -> the Lambda (radstream.names.LAMBDA_FUNCTIONS) it stands for.
+FUNCTION_PLACEHOLDERS = {
+    "ValidateMetadataArn": "validate_metadata",
+    "PrepareTensorsArn": "prepare_tensors",
+    "InvokeInferenceArn": "invoke_inference",
+    "StoreResultsArn": "store_results",
+    "SendTelemetryArn": "send_telemetry",
+    "StoreFailureArn": "store_failure",
+}
+
+
+def render_definition(template: Path, function_arns: dict[str, str]) -> dict[str, Any]:
+    """The ASL with each ${...Arn} replaced by the ARN of its function (keyed by function name)."""
+    values = {placeholder: function_arns[fn] for placeholder, fn in FUNCTION_PLACEHOLDERS.items()}
+    return json.loads(Template(template.read_text()).substitute(values))
+
+
+def state_machine_arn(region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:states:{region}:{account_id}:stateMachine:{name}"
+
+
+def state_machine_drift(sfn: Any, arn: str, definition: dict, role_arn: str, tags: dict[str, str]) -> list[str]:
+    try:
+        found = sfn.describe_state_machine(stateMachineArn=arn)
+    except Exception as exc:
+        if error_code(exc) == "StateMachineDoesNotExist":
+            return ["missing"]
+        raise
+    drift = []
+    if json.loads(found["definition"]) != definition or found["roleArn"] != role_arn:
+        drift.append("definition")
+    current = from_list(sfn.list_tags_for_resource(resourceArn=arn)["tags"], "key", "value")
+    if missing(current, tags):
+        drift.append("tags")
+    return drift
+
+
+def ensure_state_machine(
+    sfn: Any, arn: str, definition: dict, role_arn: str, tags: dict[str, str]
+) -> bool:
+    """Create or update the STANDARD state machine named by arn."""
+    drift = state_machine_drift(sfn, arn, definition, role_arn, tags)
+    if "missing" in drift:
+        sfn.create_state_machine(
+            name=arn.rsplit(":", 1)[1], definition=json.dumps(definition), roleArn=role_arn,
+            type="STANDARD", tags=to_list(tags, "key", "value"),
+        )
+        return True
+    if "definition" in drift:
+        sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition), roleArn=role_arn)
+    if "tags" in drift:
+        sfn.tag_resource(resourceArn=arn, tags=to_list(tags, "key", "value"))
+    return bool(drift)
+
+
+def delete_state_machine(sfn: Any, arn: str) -> None:
+    """Delete (running executions are stopped by the service); quiet when gone."""
+    try:
+        sfn.delete_state_machine(stateMachineArn=arn)
+    except Exception as exc:
+        if error_code(exc) != "StateMachineDoesNotExist":
+            raise

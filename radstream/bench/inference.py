@@ -1,0 +1,165 @@
+"""Inference throughput and latency: onnxruntime in-process versus a real local Triton.
+
+Every mode runs in the same process on the same machine in one go, so the ratios compare like with
+like. A Triton request carries one image (what the pipeline sends per study). The onnxruntime
+baseline at concurrency c runs batches of c images in one session using all cores: the ideal that
+Triton's dynamic batcher tries to reach, without any network or serialisation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from radstream.inference.model import IMAGE_SIZE, MODEL_NAME
+
+CONCURRENCIES = (1, 4, 8)
+PROTOCOLS = ("http", "grpc")
+
+
+def _measure(workers: int, work: Callable[[int], Callable[[], int]], seconds: float) -> dict[str, Any]:
+    """Run `workers` threads, each calling its own work function until time is up.
+
+    work(i) returns the thread's callable, which processes some images and returns how many."""
+    import numpy as np
+
+    calls = [work(i) for i in range(workers)]
+    latencies: list[list[float]] = [[] for _ in range(workers)]
+    images = [0] * workers
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(workers + 1)
+    go = threading.Event()
+    stop_at = [0.0]
+
+    def run(i: int) -> None:
+        try:
+            calls[i]()  # warm-up in the worker's own thread: the HTTP client is bound to its thread
+        except BaseException as exc:
+            errors.append(exc)
+        barrier.wait()
+        go.wait()
+        while not errors and time.perf_counter() < stop_at[0]:
+            start = time.perf_counter()
+            try:
+                images[i] += calls[i]()
+            except BaseException as exc:
+                errors.append(exc)
+            latencies[i].append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()  # everyone warmed up
+    began = time.perf_counter()
+    stop_at[0] = began + seconds
+    go.set()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    elapsed = time.perf_counter() - began
+    flat = np.array([x for per in latencies for x in per]) * 1000.0
+    return {
+        "images": sum(images),
+        "throughput": round(sum(images) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(flat, 50)), 2),
+        "p95_ms": round(float(np.percentile(flat, 95)), 2),
+    }
+
+
+def _image(seed: int = 0) -> Any:
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 256, (1, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+
+
+def _direct_rows(onnx_path: Path, seconds: float, concurrencies: tuple[int, ...]) -> list[dict[str, Any]]:
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    rows = []
+    for c in concurrencies:
+        batch = np.repeat(_image(), c, axis=0)
+        stats = _measure(1, lambda _i: lambda: len(session.run(None, {name: batch})[0]), seconds)
+        rows.append({"mode": "onnxruntime", "protocol": "in-process", "dynamic_batching": None, "concurrency": c, **stats})
+    return rows
+
+
+def _triton_rows(repo_dir: Path, work_dir: Path, dynamic_batching: bool, seconds: float, concurrencies: tuple[int, ...]) -> list[dict[str, Any]]:
+    from radstream.inference.client import TritonClient
+    from radstream.inference.triton_local import LocalTriton
+
+    rows = []
+    with LocalTriton(repo_dir, work_dir, dynamic_batching=dynamic_batching) as server:
+        for protocol in PROTOCOLS:
+            url = server.endpoints["triton_http" if protocol == "http" else "triton_grpc"]
+            for c in concurrencies:
+                clients = [TritonClient(url, protocol) for _ in range(c)]
+
+                def work(i: int) -> Callable[[], int]:
+                    image = _image(i)
+                    return lambda: len(clients[i].infer(image))
+
+                try:
+                    stats = _measure(c, work, seconds)
+                finally:
+                    for client in clients:
+                        client.close()
+                rows.append({"mode": "triton", "protocol": protocol, "dynamic_batching": dynamic_batching, "concurrency": c, **stats})
+    return rows
+
+
+def run(repo_dir: Path, seconds: float = 3.0, concurrencies: tuple[int, ...] = CONCURRENCIES, model: str = MODEL_NAME) -> dict[str, Any]:
+    """Benchmark every mode; each Triton row carries its ratio to onnxruntime at the same concurrency."""
+    from radstream.inference.repository import latest_model
+
+    onnx_path = latest_model(Path(repo_dir) / model)
+    rows = _direct_rows(onnx_path, seconds, concurrencies)
+    with tempfile.TemporaryDirectory(prefix="radstream-bench-") as tmp:
+        for dynamic in (True, False):
+            rows += _triton_rows(Path(repo_dir), Path(tmp) / f"triton-{'dyn' if dynamic else 'nodyn'}", dynamic, seconds, concurrencies)
+
+    direct = {r["concurrency"]: r["throughput"] for r in rows if r["mode"] == "onnxruntime"}
+    for row in rows:
+        row["ratio"] = round(row["throughput"] / direct[row["concurrency"]], 3) if direct[row["concurrency"]] else None
+    best_direct = max(direct.values())
+    best = max((r for r in rows if r["mode"] == "triton"), key=lambda r: r["throughput"])
+    return {
+        "model": model,
+        "model_path": str(onnx_path),
+        "cores": os.cpu_count(),
+        "seconds_per_row": seconds,
+        "rows": rows,
+        "best": {
+            "onnxruntime_throughput": best_direct,
+            "triton_throughput": best["throughput"],
+            "triton_mode": f"{best['protocol']}, concurrency {best['concurrency']}, dynamic batching {'on' if best['dynamic_batching'] else 'off'}",
+            "ratio": round(best["throughput"] / best_direct, 3) if best_direct else None,
+        },
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of the rows and the headline ratio."""
+    header = f"{'mode':<12}{'protocol':<11}{'dyn.batch':<11}{'conc.':>6}{'img/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'ratio':>8}"
+    lines = [header, "-" * len(header)]
+    for r in result["rows"]:
+        dyn = "-" if r["dynamic_batching"] is None else ("on" if r["dynamic_batching"] else "off")
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        lines.append(
+            f"{r['mode']:<12}{r['protocol']:<11}{dyn:<11}{r['concurrency']:>6}{r['throughput']:>9.1f}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{ratio:>8}"
+        )
+    best = result["best"]
+    lines.append(
+        f"\nbest Triton ({best['triton_mode']}): {best['triton_throughput']} img/s = "
+        f"{best['ratio']} x best onnxruntime ({best['onnxruntime_throughput']} img/s) on {result['cores']} cores"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,382 @@
+"""The `radstream` command line. Thin: parse options, call the engine or a module, render.
+
+Heavy libraries (boto3, kubernetes, numpy, onnx…) are imported inside the commands that use them so
+`radstream --help` stays instant."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, Callable
+
+import typer
+
+from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit
+from radstream.session import Options, confirm, fail, open_context
+
+app = typer.Typer(
+    name="radstream",
+    help="Turn an AWS account (or the local sandbox) into a chest X-ray inference pipeline, and back to zero cost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+phase_app = typer.Typer(help="List, run and destroy single phases.", no_args_is_help=True)
+app.add_typer(phase_app, name="phase")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    ctx.obj = Options(config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
+
+
+def _opts(ctx: typer.Context, **local: Any) -> Options:
+    return (ctx.obj or Options()).merged(**local)
+
+
+def _run(opts: Options, body: Callable[[], int]) -> None:
+    """Run a command body; every error becomes a message and an exit code scripts can trust."""
+    try:
+        code = body()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        code = fail(RuntimeError("interrupted; run the same command again to resume"), opts)
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary
+        code = fail(exc, opts)
+    raise typer.Exit(code)
+
+
+def _run_payload(ctx, result) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "target": ctx.config.target,
+        "deployment": ctx.config.deployment,
+        "mutations": result.mutations,
+        "phases": [p.to_dict() for p in result.phases],
+        "error": result.error,
+    }
+
+
+def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None) -> int:
+    from radstream import phases as registry
+    from radstream.engine import Engine
+    from radstream.render import render_run
+
+    with open_context(opts, command, lock=not opts.dry_run) as ctx:
+        engine = Engine(ctx, registry.all_phases())
+        if opts.dry_run:
+            result = engine.plan(numbers)
+            emit(_run_payload(ctx, result) | {"ok": True, "dry_run": True}, opts.json, render_run)
+            return 0
+        if ask:
+            confirm(ask, opts)
+        _prepare_target(ctx)
+        result = engine.run(numbers)
+        emit(_run_payload(ctx, result), opts.json, render_run)
+        return 0 if result.ok else 1
+
+
+def _prepare_target(ctx) -> None:
+    """The sandbox target starts its daemon when it is not running."""
+    if ctx.config.target != "sandbox":
+        return
+    from radstream.sandbox import daemon
+
+    if not daemon.status(ctx.state_dir).get("running"):
+        ctx.log("starting the local sandbox (emulated AWS, Kubernetes API emulator, Triton)…")
+        daemon.start(ctx.state_dir, aws_endpoint_url=ctx.config.aws.endpoint_url)
+
+
+# -- project setup --------------------------------------------------------------------------------
+@app.command()
+def init(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Write a commented radstream.yaml with every setting and its default."""
+    opts = _opts(ctx, config=config, json=json_output)
+
+    def body() -> int:
+        from radstream import config as config_mod
+        from radstream.errors import ConfigError
+
+        path = config_mod.resolve_path(opts.config)
+        if path.exists() and not force:
+            raise ConfigError(f"{path} already exists", hint="use --force to overwrite it")
+        path.write_text(config_mod.template())
+        emit({"ok": True, "path": str(path)}, opts.json, lambda r: print(f"wrote {r['path']}", file=sys.stderr))
+        return 0
+
+    _run(opts, body)
+
+
+@app.command()
+def doctor(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
+    """Check what the chosen target needs, and say how to get what is missing."""
+    opts = _opts(ctx, config=config, json=json_output)
+
+    def body() -> int:
+        from radstream import config as config_mod
+        from radstream.doctor import run_checks
+        from radstream.render import render_doctor
+
+        loaded = config_mod.load(opts.config)
+        checks = run_checks(loaded)
+        ok = all(c["ok"] or not c["required"] for c in checks)
+        emit({"ok": ok, "target": loaded.settings.target, "checks": checks}, opts.json, render_doctor)
+        return 0 if ok else 1
+
+    _run(opts, body)
+
+
+# -- the lifecycle --------------------------------------------------------------------------------
+@app.command()
+def plan(
+    ctx: typer.Context,
+    phase: Annotated[list[str] | None, typer.Argument(help="Phases to plan (default: those `up` applies).")] = None,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show what `up` would change, step by step, without changing anything."""
+    opts = _opts(ctx, config=config, json=json_output, dry_run=True)
+
+    def body() -> int:
+        from radstream import phases as registry
+
+        numbers = [registry.resolve(p) for p in phase] if phase else list(registry.UP_PHASES)
+        return _apply(opts, "plan", numbers)
+
+    _run(opts, body)
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Apply phases 0–5: from nothing (or anything in between) to a running pipeline. Resumable."""
+    opts = _opts(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
+
+    def body() -> int:
+        from radstream import config as config_mod
+        from radstream import phases as registry
+
+        target = config_mod.load(opts.config).settings.target
+        ask = "Create (or update) RadStream resources in your AWS account? They cost money." if target == "aws" else None
+        return _apply(opts, "up", list(registry.UP_PHASES), ask)
+
+    _run(opts, body)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    yes: YesOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Bring the pipeline up if needed, then run real studies through it (phase 6)."""
+    opts = _opts(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
+
+    def body() -> int:
+        from radstream import phases as registry
+
+        return _apply(opts, "demo", [*registry.UP_PHASES, registry.DEMO_PHASE])
+
+    _run(opts, body)
+
+
+@app.command()
+def teardown(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    yes: YesOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Destroy every phase in reverse order, then prove nothing tagged with this deployment is left."""
+    opts = _opts(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
+
+    def body() -> int:
+        from radstream import phases as registry
+        from radstream.engine import Engine
+        from radstream.render import render_run
+
+        with open_context(opts, "teardown", lock=True) as rctx:
+            confirm(f"Destroy every resource of deployment {rctx.config.deployment!r} ({rctx.config.target})?", opts)
+            _prepare_target(rctx)
+            result = Engine(rctx, registry.all_phases()).destroy([n for n, *_ in registry.REGISTRY])
+            from radstream.aws.inventory import tagged_resources
+
+            leftovers = tagged_resources(rctx)
+            payload = _run_payload(rctx, result) | {"leftovers": leftovers}
+            payload["ok"] = result.ok and not leftovers
+            if leftovers and not payload["error"]:
+                payload["error"] = f"{len(leftovers)} resource(s) still carry this deployment's tag"
+            emit(payload, opts.json, render_run)
+            return 0 if payload["ok"] else 1
+
+    _run(opts, body)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Re-run every check against the real world to find drift.")] = False,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Phases, outputs (endpoint, state machine, buckets) and, with --refresh, drift."""
+    opts = _opts(ctx, config=config, json=json_output)
+
+    def body() -> int:
+        from radstream import phases as registry
+        from radstream.engine import Engine
+        from radstream.render import render_status
+
+        with open_context(opts, "status", lock=False) as sctx:
+            payload = status_payload(sctx)
+            if refresh:
+                payload["drift"] = Engine(sctx, registry.all_phases()).refresh([n for n, *_ in registry.REGISTRY])
+            emit(payload, opts.json, render_status)
+            return 1 if refresh and any(d["drift"] for d in payload["drift"]) else 0
+
+    _run(opts, body)
+
+
+def status_payload(ctx) -> dict[str, Any]:
+    outputs = ctx.state.all_outputs()
+    return {
+        "ok": True,
+        "deployment": ctx.config.deployment,
+        "target": ctx.config.target,
+        "phases": _phase_rows(ctx.state),
+        "outputs": {
+            "endpoint": outputs.get("endpoint"),
+            "state_machine_arn": outputs.get("state_machine_arn"),
+            "buckets": outputs.get("buckets", {}),
+            **{k: v for k, v in outputs.items() if k not in ("endpoint", "state_machine_arn", "buckets")},
+        },
+        "updated_at": ctx.state.data.get("updated_at"),
+    }
+
+
+def _phase_rows(state) -> list[dict[str, Any]]:
+    from radstream import phases as registry
+
+    rows = []
+    for phase in registry.all_phases():
+        status_value = state.phase_status(phase.number) if phase.implemented else "not built"
+        rows.append({"number": phase.number, "name": phase.name, "status": status_value, "summary": phase.summary})
+    return rows
+
+
+@app.command()
+def unlock(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
+    """Remove a lock left behind by a run that is gone."""
+    opts = _opts(ctx, config=config, json=json_output)
+
+    def body() -> int:
+        from radstream import config as config_mod
+        from radstream.state import DeploymentLock, force_unlock
+
+        state_dir = config_mod.load(opts.config).state_dir
+        # Taking the lock proves no live run holds it; a live holder makes this exit 3.
+        with DeploymentLock(state_dir, "unlock") as lock:
+            previous = lock.taken_over
+        force_unlock(state_dir)
+        emit({"ok": True, "removed": previous}, opts.json,
+             lambda r: print(f"removed lock of {r['removed']}" if r["removed"] else "no lock was held", file=sys.stderr))
+        return 0
+
+    _run(opts, body)
+
+
+# -- single phases --------------------------------------------------------------------------------
+@phase_app.command("list")
+def phase_list(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
+    """The eight phases, in order, with their status."""
+    opts = _opts(ctx, config=config, json=json_output)
+
+    def body() -> int:
+        from radstream import config as config_mod
+        from radstream.render import render_phase_list
+        from radstream.state import State
+
+        loaded = config_mod.load(opts.config)
+        state = State.load(loaded.state_dir, loaded.settings.deployment, loaded.settings.target)
+        emit({"phases": _phase_rows(state)}, opts.json, render_phase_list)
+        return 0
+
+    _run(opts, body)
+
+
+@phase_app.command("run")
+def phase_run(
+    ctx: typer.Context,
+    phase: Annotated[str, typer.Argument(help="Phase number or name.")],
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Apply one phase (resuming where a previous run stopped)."""
+    opts = _opts(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
+
+    def body() -> int:
+        from radstream import phases as registry
+
+        return _apply(opts, f"phase run {phase}", [registry.resolve(phase)])
+
+    _run(opts, body)
+
+
+@phase_app.command("destroy")
+def phase_destroy(
+    ctx: typer.Context,
+    phase: Annotated[str, typer.Argument(help="Phase number or name.")],
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    yes: YesOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Undo one phase (quiet about what is already gone)."""
+    opts = _opts(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
+
+    def body() -> int:
+        from radstream import phases as registry
+        from radstream.engine import Engine
+        from radstream.render import render_run
+
+        number = registry.resolve(phase)
+        with open_context(opts, f"phase destroy {phase}", lock=True) as dctx:
+            confirm(f"Destroy phase {number} of deployment {dctx.config.deployment!r} ({dctx.config.target})?", opts)
+            _prepare_target(dctx)
+            result = Engine(dctx, registry.all_phases()).destroy([number])
+            emit(_run_payload(dctx, result), opts.json, render_run)
+            return 0 if result.ok else 1
+
+    _run(opts, body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

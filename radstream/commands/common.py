@@ -1,0 +1,47 @@
+"""Options shared by every command and the one way results leave the CLI.
+
+With --json a command prints exactly one JSON object on stdout and nothing else; human output,
+progress and logs go to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable
+
+import typer
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Path to radstream.yaml (default: ./radstream.yaml).", envvar="RADSTREAM_CONFIG"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail (repeat for more).")]
+
+# Exit codes scripts can trust.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Print a command's result: one JSON object on stdout, or a human rendering on stderr/stdout."""
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str, sort_keys=False) + "\n")
+        sys.stdout.flush()
+    elif render is not None:
+        render(result)
+    else:
+        from rich.pretty import pprint
+
+        pprint(result)

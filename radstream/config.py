@@ -1,0 +1,200 @@
+"""Settings from radstream.yaml plus RADSTREAM_* environment overrides, validated before anything runs.
+
+An error names the field, the file and what is allowed; nothing is changed when the config is bad."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from radstream.errors import ConfigError
+
+CONFIG_FILE = "radstream.yaml"
+ENV_PREFIX = "RADSTREAM_"
+# Environment variables with this prefix that are not settings.
+_ENV_NOT_SETTINGS = {"RADSTREAM_CONFIG"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AwsSettings(_Section):
+    endpoint_url: str | None = Field(None, description="Point at an external emulator (e.g. LocalStack).")
+    profile: str | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class ClusterSettings(_Section):
+    name: str | None = Field(None, description="Defaults to <deployment>-cluster.")
+    mode: Literal["create", "adopt"] = "create"
+    version: str = Field("1.32", pattern=r"^1\.\d{2}$")
+    subnet_ids: list[str] = Field(default_factory=list)
+
+
+class NodegroupSettings(_Section):
+    name: str = Field("cpu-ng", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+    instance_type: str = Field("t3.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    min_size: int = Field(1, ge=0, le=100)
+    desired_size: int = Field(1, ge=0, le=100)
+    max_size: int = Field(2, ge=1, le=100)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[dict[str, str]] = Field(default_factory=list)
+    drain_timeout_seconds: int = Field(300, ge=10, le=3600)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodegroupSettings:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("need min_size <= desired_size <= max_size")
+        return self
+
+
+class TritonSettings(_Section):
+    model_name: str = Field("radstream_cxr", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    namespace: str = Field("radstream", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    replicas: int = Field(1, ge=1, le=20)
+    base_image: str = "nvcr.io/nvidia/tritonserver:24.08-py3"
+    builder: Literal["daemonless", "docker", "buildah", "podman"] = "daemonless"
+    rollout_timeout_seconds: int = Field(600, ge=30, le=7200)
+
+
+class PipelineSettings(_Section):
+    max_image_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(64_000_000, ge=224 * 224)
+    sidecar_wait_seconds: int = Field(30, ge=0, le=600)
+    firehose_buffer_seconds: int = Field(60, ge=0, le=900)
+    firehose_buffer_mb: int = Field(1, ge=1, le=128)
+
+
+class Config(_Section):
+    target: Literal["sandbox", "aws"] = "sandbox"
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    deployment: str = Field(
+        "radstream",
+        pattern=r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$",
+        description="Id every resource name derives from.",
+    )
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    nodegroup: NodegroupSettings = Field(default_factory=NodegroupSettings)
+    triton: TritonSettings = Field(default_factory=TritonSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name or f"{self.deployment}-cluster"
+
+
+class LoadedConfig(BaseModel):
+    """A validated config and where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    settings: Config
+    path: Path
+    exists: bool
+
+    @property
+    def project_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project_dir / ".radstream"
+
+
+def resolve_path(path: Path | None) -> Path:
+    return (path or Path.cwd() / CONFIG_FILE).expanduser().resolve()
+
+
+def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """RADSTREAM_TARGET=aws, RADSTREAM_NODEGROUP__INSTANCE_TYPE=t3.large → nested dict.
+    Values are read as YAML scalars so numbers and booleans keep their type."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS:
+            continue
+        parts = key[len(ENV_PREFIX):].lower().split("__")
+        node = overrides
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            node[parts[-1]] = raw
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        what = "is not a known setting (check the spelling; `radstream init` writes every setting with a comment)"
+    elif kind == "literal_error":
+        what = f"must be one of {error.get('ctx', {}).get('expected', '')}, got {error.get('input')!r}"
+    elif kind == "string_pattern_mismatch":
+        what = f"must match {error['ctx']['pattern']}, got {error.get('input')!r}"
+    else:
+        what = f"{error['msg']} (got {error.get('input')!r})"
+    return f"{field}: {what} [{source}]"
+
+
+def validate(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e, source) for e in exc.errors()]
+        raise ConfigError(
+            "invalid configuration:\n  " + "\n  ".join(lines),
+            hint="fix the field(s) above; nothing was changed",
+        ) from None
+
+
+def load(path: Path | None = None, environ: dict[str, str] | None = None) -> LoadedConfig:
+    """Read radstream.yaml (optional: defaults apply when absent), apply RADSTREAM_* overrides, validate."""
+    import yaml
+
+    config_path = resolve_path(path)
+    environ = dict(os.environ) if environ is None else environ
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            loaded = yaml.safe_load(config_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_path}: not valid YAML: {exc}", hint="fix the syntax; nothing was changed") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_path}: the top level must be a mapping of settings")
+        data = loaded
+    elif path is not None:
+        raise ConfigError(f"config file {config_path} does not exist", hint="run `radstream init` to write one")
+    overrides = env_overrides(environ)
+    source = str(config_path) + (" + RADSTREAM_* environment" if overrides else "")
+    return LoadedConfig(settings=validate(_merge(data, overrides), source), path=config_path, exists=config_path.exists())
+
+
+def template() -> str:
+    from importlib.resources import files
+
+    return files("radstream").joinpath("radstream.template.yaml").read_text()

@@ -1,0 +1,48 @@
+"""Counts the calls that change the world: mutating AWS API calls (through a botocore event hook)
+and Kubernetes writes. A converged deployment re-applied must count zero."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+# Operation-name prefixes of AWS calls that change state. Reads (Get/List/Describe/Head…) never match.
+MUTATING_PREFIXES = (
+    "Abort", "Add", "Apply", "Associate", "Attach", "Authorize", "BatchCreate", "BatchDelete",
+    "BatchPut", "BatchUpdate", "BatchWrite", "Cancel", "Change", "Complete", "Copy", "Create",
+    "Deactivate", "Decrease", "Delete", "Deregister", "Detach", "Disable", "Disassociate", "Enable",
+    "Import", "Increase", "Invoke", "Merge", "Modify", "Publish", "Purge", "Put", "Reboot",
+    "Register", "Remove", "Replace", "Reset", "Restore", "Revoke", "Rotate", "Run", "Send", "Set",
+    "Split", "Start", "Stop", "Tag", "Terminate", "Untag", "Update", "Upload",
+)
+KUBE_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_mutating(operation: str) -> bool:
+    return operation.startswith(MUTATING_PREFIXES)
+
+
+class MutationCounter:
+    """Thread-safe tally of mutations by `service:Operation` (or `k8s:METHOD`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.calls.values())
+
+    def record(self, key: str) -> None:
+        with self._lock:
+            self.calls[key] += 1
+
+    def botocore_hook(self, model=None, **_: object) -> None:
+        """Register on `before-call`: fires once per API call, not once per retry."""
+        if model is not None and is_mutating(model.name):
+            self.record(f"{model.service_model.service_name}:{model.name}")
+
+    def record_kube(self, method: str, path: str) -> None:
+        if method.upper() in KUBE_WRITE_METHODS:
+            self.record(f"k8s:{method.upper()}")

@@ -1,0 +1,232 @@
+"""Runs phases: resume from the first step not done, plan, apply, verify, destroy in reverse.
+
+The state file is written after every step, so a run killed at any point resumes at the step it
+was in. Each step is timed and its mutating calls counted."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from radstream.context import Context
+from radstream.errors import RadstreamError
+from radstream.phases.base import Phase, PhaseNotImplemented
+from radstream.state import now_iso
+
+
+@dataclass
+class PhaseResult:
+    number: int
+    name: str
+    status: str  # done | skipped | failed | destroyed | planned
+    mutations: int = 0
+    seconds: float = 0.0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        if not self.changes:
+            data.pop("changes")
+        return data
+
+
+@dataclass
+class RunResult:
+    phases: list[PhaseResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(p.status != "failed" for p in self.phases)
+
+    @property
+    def mutations(self) -> int:
+        return sum(p.mutations for p in self.phases)
+
+    @property
+    def error(self) -> str | None:
+        return next((f"phase {p.number} ({p.name}): {p.error}" for p in self.phases if p.error), None)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, RadstreamError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Engine:
+    def __init__(self, ctx: Context, phases: Sequence[Phase]):
+        self.ctx = ctx
+        self.phases = {p.number: p for p in phases}
+
+    # -- apply ----------------------------------------------------------------------------------
+    def run(self, numbers: Sequence[int], dry_run: bool = False, stop_on_failure: bool = True) -> RunResult:
+        results = []
+        for number in numbers:
+            result = self._plan_phase(number) if dry_run else self._run_phase(number)
+            results.append(result)
+            if result.status == "failed" and stop_on_failure:
+                break
+        return RunResult(results)
+
+    def _run_phase(self, number: int) -> PhaseResult:
+        ctx, state, phase = self.ctx, self.ctx.state, self.phases[number]
+        result = PhaseResult(number, phase.name, "skipped")
+        start, before = time.monotonic(), ctx.counter.total
+        ctx.current_phase = number
+        try:
+            if not phase.implemented:
+                raise PhaseNotImplemented(f"phase {number} ({phase.name}) is not built yet")
+            steps = phase.steps(ctx)
+            interrupted = next(
+                (s.name for s in steps if state.step_status(number, s.name) in ("in_progress", "failed")), None
+            )
+            ctx.reporter.phase_started(number, phase.name, resumed_at=interrupted)
+            entry = state.phase(number, phase.name)
+            entry.update(status="in_progress", started_at=now_iso())
+            state.save()
+            for step in steps:
+                step_result = self._run_step(number, step)
+                result.steps.append(step_result)
+                if step_result["status"] == "done":
+                    result.status = "done"
+            entry.update(status="done", finished_at=now_iso())
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported
+            result.status, result.error = "failed", describe_error(exc)
+            state.phase(number, phase.name).update(status="failed", error=result.error, finished_at=now_iso())
+            if not isinstance(exc, RadstreamError):
+                ctx.reporter.log("".join(traceback.format_exception(exc)[-3:]).rstrip())
+        finally:
+            result.seconds = time.monotonic() - start
+            result.mutations = ctx.counter.total - before
+            phase_entry = state.phase(number, phase.name)
+            phase_entry["seconds"] = round(result.seconds, 3)
+            phase_entry["mutations"] = result.mutations
+            state.save()
+            ctx.current_phase = None
+            ctx.reporter.phase_finished(number, phase.name, result.status, result.seconds, result.mutations)
+        return result
+
+    def _run_step(self, number: int, step) -> dict[str, Any]:
+        ctx, state = self.ctx, self.ctx.state
+        start, before = time.monotonic(), ctx.counter.total
+        ctx.reporter.step_started(number, step.name)
+        previously = state.step_status(number, step.name)
+        try:
+            if step.check(ctx):
+                status = "skipped"
+            else:
+                if previously == "done":
+                    ctx.warn(f"phase {number} step {step.name}: the world drifted from the state file; repairing")
+                # Recorded before apply: a crash from here on resumes at this very step.
+                state.set_step(number, step.name, status="in_progress", started_at=now_iso())
+                state.save()
+                outputs = step.apply(ctx)
+                if outputs:
+                    state.add_outputs(number, outputs)
+                step.verify(ctx)
+                status = "done"
+        except Exception as exc:
+            seconds = time.monotonic() - start
+            state.set_step(number, step.name, status="failed", error=describe_error(exc), seconds=round(seconds, 3))
+            ctx.reporter.step_finished(number, step.name, "failed", seconds)
+            raise
+        seconds = time.monotonic() - start
+        mutations = ctx.counter.total - before
+        state.set_step(
+            number, step.name, status="done", finished_at=now_iso(), seconds=round(seconds, 3), mutations=mutations
+        )
+        state.phase(number)["steps"][step.name].pop("error", None)
+        state.save()
+        ctx.reporter.step_finished(number, step.name, status, seconds)
+        return {"name": step.name, "status": status, "seconds": round(seconds, 3), "mutations": mutations}
+
+    # -- plan -----------------------------------------------------------------------------------
+    def _plan_phase(self, number: int) -> PhaseResult:
+        ctx, phase = self.ctx, self.phases[number]
+        result = PhaseResult(number, phase.name, "planned")
+        if not phase.implemented:
+            result.status, result.error = "failed", f"phase {number} ({phase.name}) is not built yet"
+            return result
+        try:
+            for step in phase.steps(ctx):
+                if step.check(ctx):
+                    result.steps.append({"name": step.name, "status": "up to date"})
+                    continue
+                changes = step.plan(ctx)
+                result.steps.append({"name": step.name, "status": "would change"})
+                result.changes.extend(c.to_dict() | {"step": step.name} for c in changes)
+        except Exception as exc:  # noqa: BLE001
+            # A later phase often cannot be planned before the earlier ones exist.
+            result.error = f"cannot plan yet: {describe_error(exc)}"
+        return result
+
+    def plan(self, numbers: Sequence[int]) -> RunResult:
+        return RunResult([self._plan_phase(n) for n in numbers])
+
+    # -- drift ----------------------------------------------------------------------------------
+    def refresh(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
+        """Re-run every check and compare with what the state file believes."""
+        report = []
+        for number in numbers:
+            phase = self.phases[number]
+            if not phase.implemented:
+                continue
+            steps = phase.steps(self.ctx)
+            for step in steps:
+                recorded = self.ctx.state.step_status(number, step.name)
+                try:
+                    actual = "present" if step.check(self.ctx) else "absent"
+                except Exception as exc:  # noqa: BLE001
+                    actual = f"unknown ({describe_error(exc)})"
+                drift = (recorded == "done") != (actual == "present")
+                report.append(
+                    {"phase": number, "step": step.name, "recorded": recorded, "actual": actual, "drift": drift}
+                )
+        return report
+
+    # -- destroy --------------------------------------------------------------------------------
+    def destroy(self, numbers: Sequence[int]) -> RunResult:
+        results = []
+        for number in sorted(numbers, reverse=True):
+            results.append(self._destroy_phase(number))
+        return RunResult(results)
+
+    def _destroy_phase(self, number: int) -> PhaseResult:
+        ctx, state, phase = self.ctx, self.ctx.state, self.phases[number]
+        result = PhaseResult(number, phase.name, "destroyed")
+        start, before = time.monotonic(), ctx.counter.total
+        ctx.current_phase = number
+        try:
+            if not phase.implemented:
+                result.status = "skipped"
+                return result
+            ctx.reporter.phase_started(number, f"{phase.name} (destroy)")
+            for step in reversed(phase.steps(ctx)):
+                step_start = time.monotonic()
+                ctx.reporter.step_started(number, step.name)
+                try:
+                    step.destroy(ctx)
+                except Exception:
+                    ctx.reporter.step_finished(number, step.name, "failed", time.monotonic() - step_start)
+                    raise
+                state.set_step(number, step.name, status="destroyed", finished_at=now_iso())
+                state.save()
+                ctx.reporter.step_finished(number, step.name, "done", time.monotonic() - step_start)
+            entry = state.phase(number, phase.name)
+            entry.update(status="destroyed", outputs={}, resources=[], finished_at=now_iso())
+        except Exception as exc:  # noqa: BLE001
+            result.status, result.error = "failed", describe_error(exc)
+            state.phase(number, phase.name).update(status="failed", error=result.error)
+        finally:
+            result.seconds = time.monotonic() - start
+            result.mutations = ctx.counter.total - before
+            state.save()
+            ctx.current_phase = None
+            if phase.implemented:
+                ctx.reporter.phase_finished(number, f"{phase.name} (destroy)", result.status, result.seconds, result.mutations)
+        return result

@@ -1,0 +1,1 @@
+"""The model: its repository, a local Triton server, and the client that talks to Triton."""

@@ -1,0 +1,81 @@
+"""Every resource name derives from the deployment id, so two deployments never collide and
+teardown can find everything by name as well as by tag. Pure: no client in here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TAG_DEPLOYMENT = "radstream:deployment"
+TAG_PHASE = "radstream:phase"
+
+BUCKET_KINDS = ("images", "results", "telemetry", "artifacts")
+LAMBDA_FUNCTIONS = (
+    "validate_metadata",
+    "prepare_tensors",
+    "invoke_inference",
+    "store_results",
+    "send_telemetry",
+    "store_failure",
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    deployment: str
+    account_id: str
+    region: str
+
+    def bucket(self, kind: str) -> str:
+        # S3 names are global: the account id keeps them unique across accounts.
+        return f"{self.deployment}-{kind}-{self.account_id}"
+
+    def buckets(self) -> dict[str, str]:
+        return {kind: self.bucket(kind) for kind in BUCKET_KINDS}
+
+    def lambda_function(self, handler: str) -> str:
+        return f"{self.deployment}-{handler.replace('_', '-')}"
+
+    def role(self, purpose: str) -> str:
+        return f"{self.deployment}-{purpose}-role"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.deployment}-pipeline"
+
+    @property
+    def kinesis_stream(self) -> str:
+        return f"{self.deployment}-telemetry"
+
+    @property
+    def firehose_stream(self) -> str:
+        return f"{self.deployment}-telemetry-firehose"
+
+    @property
+    def ecr_repository(self) -> str:
+        return f"{self.deployment}-triton"
+
+    @property
+    def glue_database(self) -> str:
+        return f"{self.deployment.replace('-', '_')}_analytics"
+
+    @property
+    def glue_table(self) -> str:
+        return "raw_telemetry"
+
+    @property
+    def glue_crawler(self) -> str:
+        return f"{self.deployment}-telemetry-crawler"
+
+    @property
+    def athena_workgroup(self) -> str:
+        return f"{self.deployment}-analytics"
+
+    @property
+    def lambda_layer(self) -> str:
+        return f"{self.deployment}-pipeline-deps"
+
+    def event_rule(self, purpose: str) -> str:
+        return f"{self.deployment}-{purpose}"
+
+    def tags(self, phase: int) -> dict[str, str]:
+        return {TAG_DEPLOYMENT: self.deployment, TAG_PHASE: str(phase)}

@@ -1,0 +1,248 @@
+"""The study metadata schema: the JSON sidecar next to a JPEG/PNG, or the DICOM tags standing in for it.
+
+Only non-identifying fields are allowed and free text is deliberately absent (notes are where
+names and dates leak). Unknown fields, oversized values and duplicate keys are refused with the
+field named; offending values are never echoed back, since they may be identifying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from radstream.pipeline.errors import InvalidMetadata
+
+STUDY_ID_MAX_LENGTH = 64
+SIDECAR_MAX_BYTES = 4096
+# ASCII only (no look-alike unicode), starts with a letter or digit (no ".", "..", "-x" names).
+_STUDY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_HASH_SUFFIX_LENGTH = 8
+
+
+class View(str, Enum):
+    """Projection of the radiograph; the DICOM View Position (0018,5101) terms plus LATERAL."""
+
+    PA = "PA"
+    AP = "AP"
+    LATERAL = "LATERAL"
+    LL = "LL"
+    RL = "RL"
+    LLD = "LLD"
+    RLD = "RLD"
+    LLO = "LLO"
+    RLO = "RLO"
+
+
+def check_study_id(value: object) -> str:
+    """Return `value` if it is a safe study id (usable verbatim in an S3 key), else raise ValueError."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not 1 <= len(value) <= STUDY_ID_MAX_LENGTH:
+        raise ValueError(f"must be 1 to {STUDY_ID_MAX_LENGTH} characters")
+    if not _STUDY_ID.fullmatch(value) or ".." in value:
+        raise ValueError(
+            "may hold only ASCII letters, digits, '-', '_' and '.', must start with a letter or digit "
+            "and must not contain '..'"
+        )
+    return value
+
+
+def is_valid_study_id(value: object) -> bool:
+    try:
+        check_study_id(value)
+    except ValueError:
+        return False
+    return True
+
+
+def study_id_from_key(key: str) -> str:
+    """The study id for an object key when no valid id is given: the file name without extension if
+    it is already a safe id, else a sanitised form of it plus a short hash of the whole key (so two
+    keys that sanitise alike stay apart)."""
+    name = key.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    if is_valid_study_id(stem):
+        return stem
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_SUFFIX_LENGTH]
+    safe = _UNSAFE_ID_CHARS.sub("_", stem)
+    safe = re.sub(r"\.{2,}", "_", safe).lstrip("._-")
+    safe = safe[: STUDY_ID_MAX_LENGTH - _HASH_SUFFIX_LENGTH - 1] or "study"
+    return check_study_id(f"{safe}-{digest}")
+
+
+def parse_timestamp(value: object) -> datetime:
+    """An ISO-8601 date-time string (or a datetime); one without an offset is read as UTC so all
+    stored times compare."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("must be an ISO-8601 date-time string such as 2024-01-15T10:00:00Z")
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("is not an ISO-8601 date-time such as 2024-01-15T10:00:00Z") from None
+    if "T" not in text and " " not in text:
+        raise ValueError("needs a time as well as a date, e.g. 2024-01-15T10:00:00Z")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class StudyMetadata(BaseModel):
+    """What the pipeline knows about a study besides its pixels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    study_id: str
+    view: View
+    timestamp: datetime
+    # Ages above 89 identify people and are only allowed as "90+" (HIPAA safe harbour).
+    age_band: str | None = Field(default=None, max_length=7, pattern=r"^[0-9]{1,3}(-[0-9]{1,3}|\+)$")
+    sex: Literal["F", "M", "O", "U"] | None = None  # DICOM Patient's Sex terms
+    site_code: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")
+    modality: str | None = Field(default=None, max_length=4, pattern=r"^[A-Z]{2,4}$")
+
+    @field_validator("study_id", mode="before")
+    @classmethod
+    def _study_id(cls, value: object) -> str:
+        return check_study_id(value)
+
+    @field_validator("view", mode="before")
+    @classmethod
+    def _view(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) and len(value) <= 16 else value
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: object) -> datetime:
+        return parse_timestamp(value)
+
+    @field_validator("age_band")
+    @classmethod
+    def _age_band(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.endswith("+"):
+            if int(value[:-1]) > 90:
+                raise ValueError("an open band must start at 90 or below, e.g. '90+'")
+            return value
+        low, high = (int(part) for part in value.split("-"))
+        if low > high or high > 89:
+            raise ValueError("must be 'low-high' with low <= high <= 89, or '90+'")
+        return value
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(p) for p in item["loc"])[:64] or "(sidecar)"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"field '{field}': {message}")
+    return "; ".join(parts)
+
+
+def validate_metadata(fields: dict[str, Any]) -> StudyMetadata:
+    """Validate an already-parsed mapping (e.g. the Step Functions input's `metadata`)."""
+    if not isinstance(fields, dict):
+        raise InvalidMetadata("metadata must be a JSON object")
+    try:
+        return StudyMetadata.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidMetadata(f"invalid metadata: {_describe(exc)}") from None
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidMetadata(f"invalid metadata: field '{key[:64]}' appears twice")
+        seen[key] = value
+    return seen
+
+
+def parse_sidecar(data: bytes) -> StudyMetadata:
+    """Parse and validate a sidecar's raw bytes."""
+    if len(data) > SIDECAR_MAX_BYTES:
+        raise InvalidMetadata(f"sidecar is {len(data)} bytes; the limit is {SIDECAR_MAX_BYTES}")
+    if not data.strip():
+        raise InvalidMetadata("sidecar is empty; it must be a JSON object with study_id, view and timestamp")
+    try:
+        fields = json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
+    except UnicodeDecodeError:
+        raise InvalidMetadata("sidecar is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidMetadata(f"sidecar is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return validate_metadata(fields)
+
+
+# DICOM attributes the reader hands over (by keyword) for `metadata_from_dicom`.
+DICOM_METADATA_KEYWORDS = (
+    "ViewPosition",
+    "Modality",
+    "PatientSex",
+    "PatientAge",
+    "AcquisitionDate",
+    "AcquisitionTime",
+    "ContentDate",
+    "ContentTime",
+    "StudyDate",
+    "StudyTime",
+)
+_DICOM_DATE_PAIRS = (("AcquisitionDate", "AcquisitionTime"), ("ContentDate", "ContentTime"), ("StudyDate", "StudyTime"))
+
+
+def _dicom_datetime(date: str, time: str) -> datetime | None:
+    """DA + TM to a datetime; None when missing, malformed or a de-identification dummy (year 0001)."""
+    if not re.fullmatch(r"[0-9]{8}", date):
+        return None
+    digits = re.sub(r"[^0-9.]", "", time).split(".")[0].ljust(6, "0")[:6]
+    try:
+        parsed = datetime.strptime(date + digits, "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.year >= 1900 else None
+
+
+def _age_band(age: str) -> str | None:
+    """DICOM Age String ('047Y') to a ten-year band; months/weeks/days mean under a year."""
+    match = re.fullmatch(r"([0-9]{3})([DWMY])", age)
+    if not match:
+        return None
+    years = int(match.group(1)) if match.group(2) == "Y" else 0
+    if years >= 90:
+        return "90+"
+    low = years - years % 10
+    return f"{low}-{low + 9}"
+
+
+def metadata_from_dicom(tags: dict[str, str], key: str, received_at: datetime) -> StudyMetadata:
+    """Metadata for a DICOM study: the id from its object key, the view from View Position, the time
+    from the acquisition/content/study date (absent after de-identification, then `received_at`)."""
+    view = tags.get("ViewPosition", "").strip().upper()
+    if not view:
+        raise InvalidMetadata(
+            "the DICOM has no View Position (0018,5101); set it (PA, AP, LL, ...) before uploading"
+        )
+    timestamp = next(
+        (t for d, tm in _DICOM_DATE_PAIRS if (t := _dicom_datetime(tags.get(d, ""), tags.get(tm, "")))),
+        received_at,
+    )
+    fields: dict[str, Any] = {"study_id": study_id_from_key(key), "view": view, "timestamp": timestamp}
+    sex = tags.get("PatientSex", "").strip().upper()
+    if sex in ("F", "M", "O"):
+        fields["sex"] = sex
+    if band := _age_band(tags.get("PatientAge", "").strip()):
+        fields["age_band"] = band
+    modality = tags.get("Modality", "").strip()
+    if re.fullmatch(r"[A-Z]{2,4}", modality):
+        fields["modality"] = modality
+    return validate_metadata(fields)

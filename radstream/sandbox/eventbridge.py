@@ -1,0 +1,135 @@
+"""EventBridge delivery to Step Functions (and Lambda) targets, which moto does not do.
+
+moto matches rules for both PutEvents and S3's EventBridge notifications and then calls
+`Rule.send_to_targets`, which raises for Step Functions targets. `install()` wraps it: targets
+moto cannot deliver to are handled here, the others are passed on to moto unchanged. The input a
+target receives follows EventBridge: `Input` verbatim, `InputPath` as a JSONPath into the event,
+`InputTransformer` rendered, otherwise the whole event."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+
+
+def normalise_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as a target sees it: ISO time, no moto-internal fields."""
+    event = {k: v for k, v in event.items() if k != "ingestion-time"}
+    if isinstance(event.get("time"), (int, float)):
+        event["time"] = datetime.fromtimestamp(event["time"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return event
+
+
+def json_path(event: Any, path: str) -> Any:
+    from jsonpath_ng.ext import parse
+
+    matches = parse(path).find(event)
+    return matches[0].value if matches else None
+
+
+def render_template(template: str, values: dict[str, Any]) -> str:
+    """Fill `<name>` placeholders: inside a JSON string the value is inserted as text, elsewhere as
+    JSON (so objects stay objects). Unknown placeholders are left as they are, like EventBridge."""
+    out: list[str] = []
+    in_string = False
+    i = 0
+    while i < len(template):
+        char = template[i]
+        if char == '"' and (i == 0 or template[i - 1] != "\\"):
+            in_string = not in_string
+        match = _PLACEHOLDER.match(template, i) if char == "<" else None
+        if match and match.group(1) in values:
+            value = values[match.group(1)]
+            if in_string:
+                text = value if isinstance(value, str) else json.dumps(value)
+                out.append(json.dumps(text)[1:-1])
+            else:
+                out.append(json.dumps(value))
+            i = match.end()
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any], rule_name: str, rule_arn: str) -> str:
+    if "Input" in target:
+        return target["Input"]
+    if "InputPath" in target:
+        return json.dumps(json_path(event, target["InputPath"]))
+    transformer = target.get("InputTransformer")
+    if transformer:
+        values = {name: json_path(event, path) for name, path in transformer.get("InputPathsMap", {}).items()}
+        values.update({
+            "aws.events.event": event,
+            "aws.events.event.json": event,
+            "aws.events.rule-name": rule_name,
+            "aws.events.rule-arn": rule_arn,
+        })
+        return render_template(transformer["InputTemplate"], values)
+    return json.dumps(event)
+
+
+def _service_of(arn: str) -> str:
+    return arn.split(":")[2]
+
+
+def _start_execution(arn: str, payload: str) -> None:
+    from moto.stepfunctions.responses import get_backend
+
+    _, _, _, region, account, *_ = arn.split(":")
+    execution = get_backend(account, region).start_execution(arn, name=str(uuid.uuid4()), execution_input=payload)
+    log.info("event started %s", execution.execution_arn)
+
+
+def _invoke_function(arn: str, payload: str) -> None:
+    from moto.awslambda.models import get_backend
+
+    _, _, _, region, account, *_ = arn.split(":")
+    function = get_backend(account, region).get_function(arn)
+    # EventBridge invokes asynchronously: the put that raised the event must not wait for it.
+    threading.Thread(
+        target=function.invoke, args=(payload, {"x-amz-invocation-type": "Event"}, {}), daemon=True
+    ).start()
+
+
+_DELIVERIES = {"states": _start_execution, "lambda": _invoke_function}
+
+
+def install() -> None:
+    from moto.events.models import Rule
+
+    moto_send = Rule.send_to_targets
+    if getattr(moto_send, "radstream_patched", False):
+        return
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+            return
+        ours = [t for t in self.targets if _service_of(t["Arn"]) in _DELIVERIES]
+        theirs = [t for t in self.targets if t not in ours]
+        if theirs:
+            rest = copy.copy(self)
+            rest.targets = theirs
+            moto_send(rest, original_event, transform_input)
+        event = normalise_event(original_event)
+        for target in ours:
+            # Delivery is asynchronous in AWS: a failing target must not fail the caller.
+            try:
+                payload = target_input(target, event, self.name, self.arn)
+                _DELIVERIES[_service_of(target["Arn"])](target["Arn"], payload)
+            except Exception:
+                log.exception("rule %s could not deliver to %s", self.name, target["Arn"])
+
+    send_to_targets.radstream_patched = True  # type: ignore[attr-defined]
+    Rule.send_to_targets = send_to_targets

@@ -1,0 +1,452 @@
+"""Runs the uploaded Lambda code for moto, which without Docker never executes a handler.
+
+moto calls `LambdaFunction._invoke_lambda(event) -> (payload_text, errored, logs)` for direct
+invokes, Step Functions tasks and event sources alike; `install()` replaces it. Each function
+version gets warm worker processes (a small pool, so concurrent executions do not queue behind one
+another) that import the handler once and then answer one JSON line per invocation. A worker runs
+with the function's environment, boto3 pointed at the sandbox, and sys.path = [extracted code,
+layers' python dirs, this venv]. Errors come back as Lambda reports them
+(`{"errorType", "errorMessage", "stackTrace"}` with FunctionError set), which is what moto's Step
+Functions reads `errorType` from to match Retry/Catch. A function that outlives its Timeout is
+killed and reported as `Sandbox.Timedout`, the name AWS uses."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_ERROR = "Sandbox.Timedout"
+# Lambda gives init 10 s outside the function timeout; a loaded 2-core machine needs more slack.
+INIT_TIMEOUT_SECONDS = 60.0
+MAX_WORKERS_PER_FUNCTION = 4
+
+# The worker's entry point. It runs with `python -I -c`, so nothing from radstream is imported
+# before the handler: a `radstream` package shipped inside the zip wins over the repository's.
+_BOOTSTRAP = r'''
+import importlib, json, logging, os, sys, time, traceback
+
+class Capture:
+    """Collects what the handler prints for the invocation's log tail; also copies it to stderr."""
+    def __init__(self, sink):
+        self.sink, self.parts = sink, []
+    def write(self, text):
+        self.parts.append(text)
+        self.sink.write(text)
+        return len(text)
+    def flush(self):
+        self.sink.flush()
+    def isatty(self):
+        return False
+    def take(self):
+        text, self.parts = "".join(self.parts), []
+        return text
+
+class Context:
+    def __init__(self, info, deadline):
+        self.__dict__.update(info)
+        self._deadline = deadline
+    def get_remaining_time_in_millis(self):
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+def error_of(exc, tb=True):
+    stack = traceback.format_tb(exc.__traceback__) if tb else []
+    return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": stack}
+
+def main():
+    handler, extra_paths = sys.argv[1], json.loads(sys.argv[2])
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray C-level output must not corrupt the protocol
+    sys.path[:0] = extra_paths
+    capture = Capture(sys.__stderr__)
+    sys.stdout = sys.stderr = capture
+    root = logging.getLogger()
+    handler_ = logging.StreamHandler(capture)
+    handler_.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(message)s"))
+    root.addHandler(handler_)
+
+    def send(message):
+        protocol.write(json.dumps(message) + "\n")
+
+    module_name, _, func_name = handler.rpartition(".")
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except Exception as exc:
+        err = error_of(exc)
+        err.update(errorType="Runtime.ImportModuleError",
+                   errorMessage=f"Unable to import module '{module_name}': {exc}")
+        send({"init_error": err, "logs": capture.take()})
+        return
+    func = getattr(module, func_name, None)
+    if func is None:
+        send({"init_error": {"errorType": "Runtime.HandlerNotFound",
+                             "errorMessage": f"Handler '{func_name}' missing on module '{module_name}'",
+                             "stackTrace": []}, "logs": capture.take()})
+        return
+    send({"ready": True, "logs": capture.take()})
+    for line in sys.stdin:
+        request = json.loads(line)
+        context = Context(request["context"], time.monotonic() + request["timeout"])
+        try:
+            result = func(request["event"], context)
+            try:
+                reply = {"payload": json.dumps(result)}
+            except (TypeError, ValueError) as exc:
+                reply = {"error": {"errorType": "Runtime.MarshalError",
+                                   "errorMessage": f"Unable to marshal response: {exc}",
+                                   "stackTrace": []}}
+        except Exception as exc:
+            reply = {"error": error_of(exc)}
+        reply["logs"] = capture.take()
+        send(reply)
+
+main()
+'''
+
+
+class WorkerGone(Exception):
+    """The worker died or stopped answering; it has been killed."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """Everything that, when changed, needs a fresh worker."""
+
+    account: str
+    region: str
+    name: str
+    version: str
+    arn: str
+    handler: str
+    runtime: str
+    memory: int
+    timeout: float
+    code_hash: str
+    layer_hashes: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...]
+
+    @property
+    def pool_key(self) -> tuple[str, str, str, str]:
+        return (self.account, self.region, self.name, self.version)
+
+
+def _hex_of(aws_sha256: str) -> str:
+    # Lambda reports CodeSha256 base64-encoded; hex makes a path-safe cache key.
+    return base64.b64decode(aws_sha256).hex()
+
+
+class CodeCache:
+    """Zips extracted once per content hash; concurrent extractions race safely via rename."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def extract(self, kind: str, code_hash: str, zip_bytes: bytes) -> Path:
+        target = self.root / kind / code_hash
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{code_hash[:12]}-", dir=target.parent))
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            archive.extractall(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another thread extracted the same code first
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+def layer_paths(layer_root: Path) -> list[str]:
+    """The directories Lambda's Python runtime puts on sys.path for a layer mounted at /opt."""
+    python = layer_root / "python"
+    candidates = sorted(python.glob("lib/python3*/site-packages")) + [python]
+    return [str(path) for path in candidates if path.is_dir()]
+
+
+class Worker:
+    def __init__(self, spec: FunctionSpec, code_dir: Path, paths: list[str], env: dict[str, str], log_file: Path) -> None:
+        self.spec = spec
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOTSTRAP, spec.handler, json.dumps(paths)],
+                cwd=code_dir,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        self._pending = b""
+        started = time.monotonic()
+        reply = self._read(INIT_TIMEOUT_SECONDS)
+        self.init_seconds = time.monotonic() - started
+        self.init_logs = reply.get("logs", "")
+        self.init_error: dict[str, Any] | None = reply.get("init_error")
+        if self.init_error:
+            self.kill()
+
+    def invoke(self, event: Any, context: dict[str, Any]) -> dict[str, Any]:
+        request = {"event": event, "context": context, "timeout": self.spec.timeout}
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self.kill()
+            raise WorkerGone(f"worker exited before the invocation (code {self.process.poll()})") from exc
+        return self._read(self.spec.timeout)
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        """One protocol line within `timeout` seconds; kills the worker otherwise."""
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.kill()
+                    raise WorkerGone(f"worker exited (code {self.process.poll()})")
+                self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+@dataclass
+class Pool:
+    """The warm workers of one function version with one configuration."""
+
+    spec: FunctionSpec
+    idle: list[Worker] = field(default_factory=list)
+    slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(MAX_WORKERS_PER_FUNCTION))
+    retired: bool = False
+
+
+class LambdaRunner:
+    def __init__(self, endpoint_url: str, cache_dir: Path, log_dir: Path) -> None:
+        self.endpoint_url = endpoint_url
+        self.cache = CodeCache(cache_dir)
+        self.log_dir = log_dir
+        self._pools: dict[tuple[str, str, str, str], Pool] = {}
+        self._workers: set[Worker] = set()  # every live worker, idle or busy, for close()
+        self._lock = threading.Lock()
+
+    # --- the hook -------------------------------------------------------------------------------
+    def run(self, fn: Any, event: Any) -> tuple[str, bool, str]:
+        """Invoke moto's LambdaFunction `fn`; returns what `_invoke_lambda` must return."""
+        if isinstance(event, (str, bytes)):
+            try:
+                event = json.loads(event)
+            except ValueError:
+                pass
+        spec = self._spec_of(fn)
+        request_id = str(uuid.uuid4())
+        started = time.monotonic()
+        try:
+            reply = self._invoke(fn, spec, event, request_id)
+        except Exception as exc:  # the runner itself failed: surface it like Lambda's service errors
+            log.exception("lambda runner failed for %s", spec.name)
+            reply = {"error": {"errorType": "Sandbox.RunnerError", "errorMessage": str(exc),
+                               "stackTrace": traceback.format_tb(exc.__traceback__)}, "logs": ""}
+        duration_ms = (time.monotonic() - started) * 1000
+        logs = (
+            f"START RequestId: {request_id} Version: {spec.version}\n{reply.get('logs', '')}"
+            f"END RequestId: {request_id}\n"
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tMemory Size: {spec.memory} MB\n"
+        )
+        self._save_logs(fn, logs)
+        if "error" in reply:
+            return json.dumps(reply["error"]), True, logs
+        return reply["payload"], False, logs
+
+    def _invoke(self, fn: Any, spec: FunctionSpec, event: Any, request_id: str) -> dict[str, Any]:
+        pool = self._pool_for(spec)
+        with pool.slots:
+            worker = self._take_worker(fn, pool)
+            if worker.init_error:
+                return {"error": worker.init_error, "logs": worker.init_logs}
+            context = {
+                "function_name": spec.name,
+                "function_version": spec.version,
+                "invoked_function_arn": spec.arn,
+                "memory_limit_in_mb": spec.memory,
+                "aws_request_id": request_id,
+                "log_group_name": f"/aws/lambda/{spec.name}",
+                "log_stream_name": f"{datetime.now(timezone.utc):%Y/%m/%d}/[{spec.version}]{request_id.replace('-', '')}",
+            }
+            try:
+                reply = worker.invoke(event, context)
+            except TimeoutError:
+                stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                return {"error": {"errorType": TIMEOUT_ERROR,
+                                  "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
+                                  "stackTrace": []},
+                        "logs": f"{stamp} {request_id} Task timed out after {spec.timeout:.2f} seconds\n"}
+            except WorkerGone as exc:
+                return {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc), "stackTrace": []},
+                        "logs": ""}
+            if worker.init_logs:
+                reply["logs"] = worker.init_logs + reply.get("logs", "")
+                worker.init_logs = ""
+            self._release(pool, worker)
+            return reply
+
+    # --- pools and workers ----------------------------------------------------------------------
+    def _pool_for(self, spec: FunctionSpec) -> Pool:
+        with self._lock:
+            pool = self._pools.get(spec.pool_key)
+            if pool is not None and pool.spec == spec:
+                return pool
+            if pool is not None:  # code or configuration changed: the old workers must go
+                self._retire(pool)
+            pool = self._pools[spec.pool_key] = Pool(spec)
+            return pool
+
+    def _take_worker(self, fn: Any, pool: Pool) -> Worker:
+        with self._lock:
+            while pool.idle:
+                worker = pool.idle.pop()
+                if worker.alive:
+                    return worker
+        return self._start_worker(fn, pool.spec)
+
+    def _release(self, pool: Pool, worker: Worker) -> None:
+        with self._lock:
+            if pool.retired or not worker.alive:
+                worker.kill()
+            else:
+                pool.idle.append(worker)
+
+    @staticmethod
+    def _retire(pool: Pool) -> None:
+        pool.retired = True
+        for worker in pool.idle:
+            worker.kill()
+        pool.idle.clear()
+
+    def _start_worker(self, fn: Any, spec: FunctionSpec) -> Worker:
+        code_dir = self.cache.extract("code", spec.code_hash, fn.code_bytes)
+        paths = [str(code_dir)]
+        for layer in self._layers_of(fn):
+            layer_dir = self.cache.extract("layers", _hex_of(layer.code_sha_256), layer.code_bytes)
+            paths += layer_paths(layer_dir)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            "PYTHONUNBUFFERED": "1",
+            **dict(spec.environment),
+            # Lambda reserves these; the function cannot override them.
+            "LAMBDA_TASK_ROOT": str(code_dir),
+            "_HANDLER": spec.handler,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            # Never let a developer's real AWS profile or endpoint settings leak into the sandbox.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+        log_file = self.log_dir / f"{spec.name}.log"
+        worker = Worker(spec, code_dir, paths, env, log_file)
+        with self._lock:
+            self._workers = {w for w in self._workers if w.alive} | {worker}
+        log.info("started worker for %s:%s in %.0f ms", spec.name, spec.version, worker.init_seconds * 1000)
+        return worker
+
+    @staticmethod
+    def _layers_of(fn: Any) -> list[Any]:
+        from moto.awslambda.models import get_backend
+
+        backend = get_backend(fn.account_id, fn.region)
+        return [backend.layers_versions_by_arn(layer["Arn"]) for layer in fn.layers]
+
+    def _spec_of(self, fn: Any) -> FunctionSpec:
+        layers = self._layers_of(fn)
+        return FunctionSpec(
+            account=fn.account_id,
+            region=fn.region,
+            name=fn.function_name,
+            version=str(fn.version),
+            arn=fn.function_arn,
+            handler=fn.handler or "",
+            runtime=fn.run_time or "python3.11",
+            memory=int(fn.memory_size),
+            timeout=float(fn.timeout),
+            code_hash=_hex_of(fn.code_sha_256),
+            layer_hashes=tuple(_hex_of(layer.code_sha_256) for layer in layers),
+            environment=tuple(sorted((k, str(v)) for k, v in (fn.environment_vars or {}).items())),
+        )
+
+    @staticmethod
+    def _save_logs(fn: Any, logs: str) -> None:
+        try:
+            fn.logs_backend.ensure_log_group(fn.logs_group_name)
+            fn.save_logs(logs)
+        except Exception:  # logs are a convenience; never fail an invocation over them
+            log.exception("could not store logs for %s", fn.function_name)
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.retired = True
+            self._pools.clear()
+            for worker in self._workers:
+                worker.kill()
+            self._workers.clear()
+
+
+def install(endpoint_url: str, cache_dir: Path, log_dir: Path) -> LambdaRunner:
+    """Route every moto Lambda invocation in this process through a new runner."""
+    from moto.awslambda.models import LambdaFunction
+
+    runner = LambdaRunner(endpoint_url, cache_dir, log_dir)
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        return runner.run(self, {} if event is None else event)
+
+    LambdaFunction._invoke_lambda = _invoke_lambda
+    return runner

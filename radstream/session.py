@@ -1,0 +1,83 @@
+"""One CLI invocation: load and validate the config, open the state, take the lock when the command
+changes anything, build the context, and turn every failure into a clear message and exit code."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from radstream.errors import Aborted, ConfigError, RadstreamError
+
+
+@dataclass
+class Options:
+    """The global options, merged from the root callback and the command itself."""
+
+    config: Path | None = None
+    json: bool = False
+    yes: bool = False
+    dry_run: bool = False
+    verbose: int = 0
+
+    def merged(self, **local: Any) -> Options:
+        merged = Options(**self.__dict__)
+        for key, value in local.items():
+            if value:
+                setattr(merged, key, value)
+        return merged
+
+
+def fail(exc: BaseException, opts: Options, extra: dict[str, Any] | None = None) -> int:
+    """Report an error (one JSON object with --json) and return the exit code."""
+    from radstream.commands.common import emit, stderr_console
+
+    code = exc.exit_code if isinstance(exc, RadstreamError) else 1
+    message = str(exc) if isinstance(exc, RadstreamError) else f"{type(exc).__name__}: {exc}"
+    if opts.json:
+        emit({"ok": False, "error": message, **(extra or {})}, True)
+    else:
+        stderr_console().print(f"[red]error:[/] {message}", highlight=False)
+    return code
+
+
+def confirm(question: str, opts: Options) -> None:
+    """Ask before destroying; with --yes, proceed. Without a terminal, refuse instead of hanging."""
+    if opts.yes:
+        return
+    if opts.json or not sys.stdin.isatty():
+        raise ConfigError(f"{question} needs confirmation", hint="re-run with --yes")
+    import typer
+
+    if not typer.confirm(question, default=False, err=True):
+        raise Aborted("aborted; nothing was changed")
+
+
+@contextmanager
+def open_context(opts: Options, command: str, lock: bool) -> Iterator[Any]:
+    """Yield a ready Context; hold the deployment lock for commands that change things."""
+    from radstream import config as config_mod
+    from radstream.context import Context
+    from radstream.reporting import RichReporter
+    from radstream.state import DeploymentLock, State
+
+    loaded = config_mod.load(opts.config)
+    reporter = RichReporter(opts.verbose)
+    guard = DeploymentLock(loaded.state_dir, command) if lock else None
+    try:
+        if guard is not None:
+            guard.acquire()
+            if guard.taken_over:
+                held = guard.taken_over
+                reporter.warn(
+                    f"took over a stale lock left by `{held.get('command')}` (PID {held.get('pid')} on "
+                    f"{held.get('host')}, since {held.get('since')}): that process is gone"
+                )
+        state = State.load(loaded.state_dir, loaded.settings.deployment, loaded.settings.target)
+        yield Context(loaded, state, reporter)
+    finally:
+        reporter.close()
+        if guard is not None:
+            guard.release()

@@ -1,0 +1,51 @@
+"""Shared fixtures: a throwaway project directory and a way to run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADSTREAM_")}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project directory with a minimal valid radstream.yaml."""
+    (tmp_path / "radstream.yaml").write_text("target: sandbox\ndeployment: rs-test\n")
+    return tmp_path
+
+
+@pytest.fixture
+def run_cli(project: Path):
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "radstream.cli", *args],
+            cwd=project, env=cli_env(env), capture_output=True, text=True, timeout=timeout,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

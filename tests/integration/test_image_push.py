@@ -1,0 +1,567 @@
+"""The serving image: reference parsing and layer determinism (pure), then the daemonless builder
+pushing to real registries — Debian's `docker-registry` (the reference implementation of the
+distribution API) started on loopback by these fixtures."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from radstream.errors import ConfigError
+from radstream.inference import image as image_mod
+from radstream.inference.image import build_and_push, compose_image, ecr_credentials, model_layer
+from radstream.inference.oci import (
+    DOCKER_HUB,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Credentials,
+    ImageRef,
+    RegistryClient,
+    RegistryError,
+    parse_reference,
+    registry_url,
+    sha256_digest,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Pure: references and the layer
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ubuntu", ImageRef(DOCKER_HUB, "library/ubuntu")),
+        ("ubuntu:22.04", ImageRef(DOCKER_HUB, "library/ubuntu", "22.04")),
+        ("docker.io/ubuntu", ImageRef(DOCKER_HUB, "library/ubuntu")),
+        ("index.docker.io/bitnami/redis:7", ImageRef(DOCKER_HUB, "bitnami/redis", "7")),
+        ("bitnami/redis", ImageRef(DOCKER_HUB, "bitnami/redis")),
+        ("nvcr.io/nvidia/tritonserver:24.08-py3", ImageRef("nvcr.io", "nvidia/tritonserver", "24.08-py3")),
+        ("localhost/app", ImageRef("localhost", "app")),
+        ("127.0.0.1:5000/team/app:v1", ImageRef("127.0.0.1:5000", "team/app", "v1")),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/rs-triton",
+         ImageRef("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "rs-triton")),
+        ("reg.example:8443/a/b:t@sha256:" + "a" * 64,
+         ImageRef("reg.example:8443", "a/b", "t", "sha256:" + "a" * 64)),
+        ("reg.example/a/b@sha256:" + "b" * 64, ImageRef("reg.example", "a/b", None, "sha256:" + "b" * 64)),
+    ],
+)
+def test_parse_reference(text: str, expected: ImageRef) -> None:
+    assert parse_reference(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Upper/Case", "reg.example/a/b@sha256:short", "a:bad!tag", "reg.example/"])
+def test_parse_reference_rejects_invalid(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_reference(text)
+
+
+def test_reference_defaults_and_urls() -> None:
+    ref = parse_reference("ubuntu")
+    assert ref.reference == "latest"
+    assert str(ref.with_tag("x")) == "docker.io/library/ubuntu:x"
+    assert parse_reference("a.io/b:t@sha256:" + "c" * 64).reference == "sha256:" + "c" * 64
+    assert registry_url(DOCKER_HUB) == "https://registry-1.docker.io"
+    assert registry_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert registry_url("localhost:5000") == "http://localhost:5000"
+    assert registry_url("[::1]:5000") == "http://[::1]:5000"
+    assert registry_url("1.dkr.ecr.us-east-1.amazonaws.com") == "https://1.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def test_credentials_repr_hides_password() -> None:
+    assert "s3cret" not in repr(Credentials("AWS", "s3cret"))
+
+
+def _fake_model_repo(root: Path, weights: bytes = b"\x00\x01weights" * 100) -> Path:
+    repo = root / "model_repo"
+    (repo / "radstream_cxr" / "1").mkdir(parents=True)
+    (repo / "radstream_cxr" / "config.pbtxt").write_text('name: "radstream_cxr"\nplatform: "onnxruntime_onnx"\n')
+    (repo / "radstream_cxr" / "labels.txt").write_text("Atelectasis\nCardiomegaly\n")
+    (repo / "radstream_cxr" / "1" / "model.onnx").write_bytes(weights)
+    return repo
+
+
+def _members(blob: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return tar.getmembers()
+
+
+def test_layer_is_bit_for_bit_deterministic(tmp_path: Path) -> None:
+    first = _fake_model_repo(tmp_path / "a")
+    second = _fake_model_repo(tmp_path / "b")
+    # Different mtimes, permissions and creation order must not matter; junk files are ignored.
+    os.utime(second / "radstream_cxr" / "labels.txt", (1_000_000, 1_000_000))
+    (second / "radstream_cxr" / "1" / "model.onnx").chmod(0o600)
+    (second / ".DS_Store").write_bytes(b"junk")
+    (second / "radstream_cxr" / "__pycache__").mkdir()
+    (second / "radstream_cxr" / "__pycache__" / "m.pyc").write_bytes(b"junk")
+    layer_a, layer_b = model_layer(first), model_layer(first)
+    assert layer_a.blob == layer_b.blob
+    assert model_layer(second).blob == layer_a.blob
+    assert layer_a.digest == sha256_digest(layer_a.blob)
+    assert layer_a.diff_id == sha256_digest(gzip.decompress(layer_a.blob))
+    assert layer_a.tag == "model-" + layer_a.diff_id[7:19]
+    assert layer_a.blob[4:8] == b"\x00\x00\x00\x00"  # gzip header mtime
+
+    members = _members(layer_a.blob)
+    assert [m.name for m in members] == [
+        "models", "models/radstream_cxr", "models/radstream_cxr/1", "models/radstream_cxr/1/model.onnx",
+        "models/radstream_cxr/config.pbtxt", "models/radstream_cxr/labels.txt",
+    ]
+    assert {(m.uid, m.gid, m.mtime, m.uname) for m in members} == {(0, 0, 0, "")}
+    assert {m.mode for m in members if m.isfile()} == {0o644}
+    assert {m.mode for m in members if m.isdir()} == {0o755}
+
+
+def test_layer_changes_with_content(tmp_path: Path) -> None:
+    layer = model_layer(_fake_model_repo(tmp_path / "a"))
+    other = model_layer(_fake_model_repo(tmp_path / "b", weights=b"other weights"))
+    assert other.tag != layer.tag
+
+
+def test_layer_refuses_missing_or_empty_repository(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        model_layer(tmp_path / "nope")
+    (tmp_path / "empty" / "radstream_cxr").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="no files"):
+        model_layer(tmp_path / "empty")
+
+
+def test_compose_keeps_base_and_sets_serving_command(tmp_path: Path) -> None:
+    layer = model_layer(_fake_model_repo(tmp_path))
+    base_manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 1,
+                                "digest": "sha256:" + "0" * 64},
+                     "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 3,
+                                 "digest": "sha256:" + "1" * 64}]}
+    base_config = {"os": "linux", "architecture": "amd64", "config": {"Env": ["A=1"]},
+                   "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "2" * 64]},
+                   "history": [{"created_by": "base"}]}
+    manifest_bytes, config_bytes = compose_image(base_manifest, OCI_MANIFEST, base_config, layer)
+    assert (manifest_bytes, config_bytes) == compose_image(base_manifest, OCI_MANIFEST, base_config, layer)
+    manifest, config = json.loads(manifest_bytes), json.loads(config_bytes)
+    assert manifest["layers"][0] == base_manifest["layers"][0]
+    assert manifest["layers"][1] == {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                     "size": len(layer.blob), "digest": layer.digest}
+    assert manifest["config"]["digest"] == sha256_digest(config_bytes)
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + "2" * 64, layer.diff_id]
+    assert config["config"] == {"Env": ["A=1"], "Cmd": ["tritonserver", "--model-repository=/models"],
+                                "User": "1000:1000"}
+    assert len([h for h in config["history"] if not h.get("empty_layer")]) == 2
+    assert base_config["rootfs"]["diff_ids"] == ["sha256:" + "2" * 64]  # the input is left alone
+
+
+def test_dockerfile_matches_daemonless_image() -> None:
+    dockerfile = image_mod.DOCKERFILE.read_text()
+    assert f"CMD {json.dumps(image_mod.SERVE_CMD)}" in dockerfile
+    assert f"USER {image_mod.SERVE_USER}" in dockerfile
+    assert "COPY ${MODEL_REPO}/ /models/" in dockerfile
+
+
+def test_ecr_credentials_from_moto() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        host, username, password = ecr_credentials(boto3.client("ecr", region_name="eu-west-1"))
+    assert re.fullmatch(r"\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com", host)
+    assert username == "AWS"
+    assert password
+
+
+def test_build_rejects_tagged_target_and_unknown_builder(tmp_path: Path) -> None:
+    repo = _fake_model_repo(tmp_path)
+    with pytest.raises(ConfigError, match="without tag"):
+        build_and_push(repo, "127.0.0.1:1/base:1", "127.0.0.1:1/target:latest")
+    with pytest.raises(ConfigError, match="unknown image builder"):
+        build_and_push(repo, "127.0.0.1:1/base:1", "127.0.0.1:1/target", builder="kaniko")
+
+
+# ---------------------------------------------------------------------------------------------
+# Real registries
+# ---------------------------------------------------------------------------------------------
+
+
+def _registry_binary() -> str:
+    found = shutil.which("docker-registry") or shutil.which("registry")
+    if not found and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "docker-registry"], capture_output=True, timeout=600)
+        found = shutil.which("docker-registry")
+    if not found:
+        pytest.skip("Debian's docker-registry is not installed and could not be: apt-get install docker-registry")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Registry:
+    """A docker-registry process on loopback, with its storage and log in a temp directory."""
+
+    def __init__(self, root: Path, auth: str | None = None, tokens: TokenServer | None = None):
+        self.root = root
+        self.storage = root / "storage"
+        self.port = _free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.credentials: tuple[str, str] | None = None
+        auth_block = ""
+        if auth == "htpasswd":
+            # With a missing htpasswd file the registry provisions a user and logs its password.
+            auth_block = f"auth:\n  htpasswd:\n    realm: radstream-test\n    path: {root / 'htpasswd'}\n"
+        elif auth == "token":
+            auth_block = (f"auth:\n  token:\n    realm: {tokens.realm}\n    service: {TOKEN_SERVICE}\n"
+                          f"    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {tokens.ca_path}\n")
+            self.credentials = TOKEN_USER
+        (root / "config.yml").write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n  secret: radstream-test-secret\n" + auth_block
+        )
+        self.log_path = root / "registry.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen([_registry_binary(), "serve", str(root / "config.yml")],
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready(auth)
+
+    def _wait_ready(self, auth: str | None) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                status = requests.get(f"{self.url}/v2/", timeout=2).status_code
+            except requests.ConnectionError:
+                status = None
+            if status in (200, 401):
+                if auth == "htpasswd":
+                    found = re.search(r"password=(\S+) user=(\S+)", self.log_path.read_text())
+                    assert found, "the registry did not log the provisioned password"
+                    self.credentials = (found.group(2), found.group(1))
+                return
+            time.sleep(0.1)
+        raise RuntimeError("docker-registry did not answer within 30 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+    def client(self) -> RegistryClient:
+        return RegistryClient(self.host, Credentials(*self.credentials) if self.credentials else None)
+
+    def stored_files(self) -> set[str]:
+        return {str(p.relative_to(self.storage)) for p in self.storage.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def secured_registry(tmp_path_factory: pytest.TempPathFactory):
+    registry = Registry(tmp_path_factory.mktemp("secured"), auth="htpasswd")
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def open_registry(tmp_path_factory: pytest.TempPathFactory):
+    registry = Registry(tmp_path_factory.mktemp("open"))
+    yield registry
+    registry.stop()
+
+
+TOKEN_SERVICE = "radstream-test-registry"
+TOKEN_ISSUER = "radstream-test-issuer"
+TOKEN_USER = ("builder", "token-password")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A minimal token service for the registry's Bearer flow: RS256 JWTs whose x5c certificate the
+    registry trusts. Anonymous callers get pull only; TOKEN_USER gets what it asks for."""
+
+    def __init__(self, root: Path):
+        import datetime
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TOKEN_ISSUER)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        self.ca_path = root / "token-ca.pem"
+        self.ca_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        x5c = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+        header = _b64url(json.dumps({"typ": "JWT", "alg": "RS256", "x5c": x5c}).encode())
+        self.requests: list[tuple[str | None, list[str]]] = []
+        server_self = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                query = parse_qs(urlsplit(self.path).query)
+                user = None
+                if self.headers.get("Authorization", "").startswith("Basic "):
+                    given = base64.b64decode(self.headers["Authorization"][6:]).decode()
+                    if given != ":".join(TOKEN_USER):
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    user = TOKEN_USER[0]
+                scopes = query.get("scope", [])
+                server_self.requests.append((user, scopes))
+                access = []
+                for scope in scopes:
+                    kind, repo, actions = scope.split(":")
+                    granted = actions.split(",") if user else [a for a in actions.split(",") if a == "pull"]
+                    access.append({"type": kind, "name": repo, "actions": granted})
+                issued = int(time.time())
+                claims = {"iss": TOKEN_ISSUER, "sub": user or "", "aud": query["service"][0], "exp": issued + 300,
+                          "nbf": issued - 10, "iat": issued, "jti": os.urandom(8).hex(), "access": access}
+                signing_input = f"{header}.{_b64url(json.dumps(claims).encode())}"
+                signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+                body = json.dumps({"token": f"{signing_input}.{_b64url(signature)}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory):
+    tokens = TokenServer(tmp_path_factory.mktemp("tokens"))
+    yield tokens
+    tokens.stop()
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory, token_server: TokenServer):
+    registry = Registry(tmp_path_factory.mktemp("token"), auth="token", tokens=token_server)
+    yield registry
+    registry.stop()
+
+
+def _tar_gz(files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A tiny base layer: (gzip blob, diff_id)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0), sha256_digest(raw.getvalue())
+
+
+def _push_base(client: RegistryClient, repo: str, tag: str, arch: str, media_type: str) -> dict:
+    """Push a one-layer synthetic base image; returns its manifest's descriptor."""
+    oci = media_type == OCI_MANIFEST
+    blob, diff_id = _tar_gz({"etc/os-release": f"ID=synthetic\nARCH={arch}\n".encode()})
+    config = json.dumps({"architecture": arch, "os": "linux",
+                         "config": {"Entrypoint": ["/entrypoint.sh"], "Env": ["PATH=/usr/bin"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                         "history": [{"created_by": "synthetic base"}]}).encode()
+    for data in (blob, config):
+        client.upload_blob(repo, sha256_digest(data), data, len(data))
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": media_type,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json" if oci
+                   else "application/vnd.docker.container.image.v1+json",
+                   "size": len(config), "digest": sha256_digest(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip" if oci
+                    else "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": len(blob), "digest": sha256_digest(blob)}],
+    }).encode()
+    digest = client.put_manifest(repo, tag, manifest, media_type)
+    return {"mediaType": media_type, "size": len(manifest), "digest": digest,
+            "platform": {"os": "linux", "architecture": arch}}
+
+
+@pytest.fixture(scope="module")
+def docker_base(secured_registry: Registry) -> str:
+    client = secured_registry.client()
+    _push_base(client, "base/triton", "1", "amd64", DOCKER_MANIFEST)
+    client.close()
+    return f"{secured_registry.host}/base/triton:1"
+
+
+@pytest.fixture(scope="module")
+def multi_arch_base(open_registry: Registry) -> tuple[str, dict]:
+    """An OCI index with arm64 first, so picking linux/amd64 is not luck."""
+    client = open_registry.client()
+    arm = _push_base(client, "base/multi", "arm64", "arm64", OCI_MANIFEST)
+    amd = _push_base(client, "base/multi", "amd64", "amd64", OCI_MANIFEST)
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [arm, amd]}).encode()
+    client.put_manifest("base/multi", "2", index, OCI_INDEX)
+    client.close()
+    return f"{open_registry.host}/base/multi:2", amd
+
+
+def _pull(client: RegistryClient, repo: str, reference: str) -> tuple[dict, dict]:
+    manifest_bytes, _ = client.get_manifest(repo, reference)
+    manifest = json.loads(manifest_bytes)
+    return manifest, json.loads(client.get_blob(repo, manifest["config"]["digest"]))
+
+
+@pytest.mark.slow
+def test_push_then_second_run_uploads_nothing(secured_registry: Registry, docker_base: str, tmp_path: Path) -> None:
+    repo = _fake_model_repo(tmp_path)
+    target = f"{secured_registry.host}/radstream/triton"
+    first = build_and_push(repo, docker_base, target, credentials=secured_registry.credentials)
+
+    layer = model_layer(repo)
+    assert first["tag"] == layer.tag
+    assert first["image"] == f"{target}:{layer.tag}@{first['digest']}"
+    assert (first["pushed_blobs"], first["mounted_blobs"], first["skipped"]) == (2, 1, False)
+
+    client = secured_registry.client()
+    assert client.manifest_digest("radstream/triton", layer.tag) == first["digest"]
+    manifest, config = _pull(client, "radstream/triton", layer.tag)
+    base_manifest, base_config = _pull(client, "base/triton", "1")
+    assert manifest["mediaType"] == DOCKER_MANIFEST
+    assert manifest["layers"][:-1] == base_manifest["layers"]
+    assert manifest["layers"][-1]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    pushed_layer = client.get_blob("radstream/triton", manifest["layers"][-1]["digest"])
+    assert pushed_layer == layer.blob
+    assert config["rootfs"]["diff_ids"] == [*base_config["rootfs"]["diff_ids"],
+                                            sha256_digest(gzip.decompress(pushed_layer))]
+    assert config["config"]["Entrypoint"] == ["/entrypoint.sh"]
+    assert config["config"]["Cmd"] == ["tritonserver", "--model-repository=/models"]
+    assert {m.name for m in _members(pushed_layer)} >= {"models/radstream_cxr/1/model.onnx"}
+
+    before = secured_registry.stored_files()
+    second = build_and_push(repo, docker_base, target, credentials=secured_registry.credentials)
+    assert (second["pushed_blobs"], second["mounted_blobs"], second["skipped"]) == (0, 0, True)
+    assert second["digest"] == first["digest"]
+    assert secured_registry.stored_files() == before  # no upload session was even opened
+
+    (repo / "radstream_cxr" / "1" / "model.onnx").write_bytes(b"retrained weights")
+    third = build_and_push(repo, docker_base, target, credentials=secured_registry.credentials)
+    assert third["tag"] != first["tag"]
+    assert (third["pushed_blobs"], third["mounted_blobs"], third["skipped"]) == (2, 0, False)
+    assert client.manifest_digest("radstream/triton", first["tag"]) == first["digest"]
+    assert client.manifest_digest("radstream/triton", third["tag"]) == third["digest"]
+    client.close()
+
+
+@pytest.mark.slow
+def test_index_base_from_another_registry(secured_registry: Registry, open_registry: Registry,
+                                          multi_arch_base: tuple[str, dict], tmp_path: Path) -> None:
+    base_ref, amd64 = multi_arch_base
+    result = build_and_push(_fake_model_repo(tmp_path), base_ref, f"{secured_registry.host}/radstream/multi",
+                            credentials=secured_registry.credentials)
+    # The base layer is copied across registries (no mount possible), then the layer and config.
+    assert (result["pushed_blobs"], result["mounted_blobs"]) == (3, 0)
+
+    client, source = secured_registry.client(), open_registry.client()
+    manifest, config = _pull(client, "radstream/multi", result["tag"])
+    amd_manifest, _ = _pull(source, "base/multi", amd64["digest"])
+    assert manifest["mediaType"] == OCI_MANIFEST
+    assert manifest["layers"][0] == amd_manifest["layers"][0]
+    assert manifest["layers"][1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    assert config["architecture"] == "amd64"
+    assert client.get_blob("radstream/multi", amd_manifest["layers"][0]["digest"])
+    client.close()
+    source.close()
+
+    with pytest.raises(RegistryError, match="no linux/s390x variant"):
+        build_and_push(_fake_model_repo(tmp_path / "other"), base_ref, f"{secured_registry.host}/radstream/multi",
+                       credentials=secured_registry.credentials, platform="linux/s390x")
+
+
+@pytest.mark.slow
+def test_chunked_upload_round_trips(open_registry: Registry) -> None:
+    client = open_registry.client()
+    data = hashlib.sha256(b"seed").digest() * 400  # 12.8 kB in 4 kB chunks
+    digest = sha256_digest(data)
+    client.upload_blob("chunks/test", digest, io.BytesIO(data), len(data), chunk_size=4096)
+    assert client.blob_exists("chunks/test", digest)
+    assert client.get_blob("chunks/test", digest) == data
+    client.close()
+
+
+@pytest.mark.slow
+def test_wrong_password_is_reported(secured_registry: Registry, docker_base: str, tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="HTTP 401") as raised:
+        build_and_push(_fake_model_repo(tmp_path), docker_base, f"{secured_registry.host}/radstream/triton",
+                       credentials=(secured_registry.credentials[0], "wrong-password"))
+    assert "wrong-password" not in str(raised.value)
+    assert "refresh" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_missing_tool_falls_back_to_daemonless(secured_registry: Registry, docker_base: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    messages: list[str] = []
+    result = build_and_push(_fake_model_repo(tmp_path), docker_base, f"{secured_registry.host}/radstream/fallback",
+                            credentials=secured_registry.credentials, builder="podman", log=messages.append)
+    assert result["builder"] == "daemonless"
+    assert any("podman is not installed" in m for m in messages)
+
+
+@pytest.mark.slow
+def test_bearer_token_flow(token_registry: Registry, token_server: TokenServer, tmp_path: Path) -> None:
+    client = token_registry.client()
+    _push_base(client, "base/token", "1", "amd64", DOCKER_MANIFEST)
+    client.close()
+    base, target = f"{token_registry.host}/base/token:1", f"{token_registry.host}/radstream/token"
+    repo = _fake_model_repo(tmp_path)
+
+    first = build_and_push(repo, base, target, credentials=TOKEN_USER)
+    assert (first["pushed_blobs"], first["mounted_blobs"]) == (2, 1)
+    # The mount asked for one token covering both repositories.
+    assert (TOKEN_USER[0], ["repository:radstream/token:pull,push", "repository:base/token:pull"]) \
+        in token_server.requests
+    assert build_and_push(repo, base, target, credentials=TOKEN_USER)["skipped"] is True
+
+    # Anonymous callers may pull (the public-base-image case) but not push.
+    anonymous = RegistryClient(token_registry.host)
+    assert anonymous.manifest_digest("radstream/token", first["tag"]) == first["digest"]
+    with pytest.raises(RegistryError, match="HTTP 401"):
+        anonymous.upload_blob("radstream/token", sha256_digest(b"x"), b"x", 1)
+    anonymous.close()
