@@ -6,12 +6,15 @@ Heavy libraries (boto3, kubernetes, numpy, onnx…) are imported inside the comm
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import typer
 
-from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit
-from radstream.session import Options, confirm, fail, open_context
+from radstream.commands import bench as bench_commands
+from radstream.commands import model as model_commands
+from radstream.commands import sandbox as sandbox_commands
+from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
+from radstream.session import Options, confirm, open_context
 
 app = typer.Typer(
     name="radstream",
@@ -22,6 +25,9 @@ app = typer.Typer(
 )
 phase_app = typer.Typer(help="List, run and destroy single phases.", no_args_is_help=True)
 app.add_typer(phase_app, name="phase")
+app.add_typer(sandbox_commands.app, name="sandbox")
+app.add_typer(model_commands.app, name="model")
+app.add_typer(bench_commands.app, name="bench")
 
 
 @app.callback()
@@ -34,23 +40,6 @@ def root(
     verbose: VerboseOpt = 0,
 ) -> None:
     ctx.obj = Options(config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
-
-
-def _opts(ctx: typer.Context, **local: Any) -> Options:
-    return (ctx.obj or Options()).merged(**local)
-
-
-def _run(opts: Options, body: Callable[[], int]) -> None:
-    """Run a command body; every error becomes a message and an exit code scripts can trust."""
-    try:
-        code = body()
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        code = fail(RuntimeError("interrupted; run the same command again to resume"), opts)
-    except Exception as exc:  # noqa: BLE001 - the CLI boundary
-        code = fail(exc, opts)
-    raise typer.Exit(code)
 
 
 def _run_payload(ctx, result) -> dict[str, Any]:
@@ -91,7 +80,7 @@ def _prepare_target(ctx) -> None:
 
     if not daemon.status(ctx.state_dir).get("running"):
         ctx.log("starting the local sandbox (emulated AWS, Kubernetes API emulator, Triton)…")
-        daemon.start(ctx.state_dir, aws_endpoint_url=ctx.config.aws.endpoint_url)
+        daemon.start(ctx.state_dir, region=ctx.config.region, aws_endpoint_url=ctx.config.aws.endpoint_url)
 
 
 # -- project setup --------------------------------------------------------------------------------
@@ -103,7 +92,7 @@ def init(
     json_output: JsonOpt = False,
 ) -> None:
     """Write a commented radstream.yaml with every setting and its default."""
-    opts = _opts(ctx, config=config, json=json_output)
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream import config as config_mod
@@ -116,13 +105,13 @@ def init(
         emit({"ok": True, "path": str(path)}, opts.json, lambda r: print(f"wrote {r['path']}", file=sys.stderr))
         return 0
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 @app.command()
 def doctor(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
     """Check what the chosen target needs, and say how to get what is missing."""
-    opts = _opts(ctx, config=config, json=json_output)
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream import config as config_mod
@@ -135,7 +124,7 @@ def doctor(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = 
         emit({"ok": ok, "target": loaded.settings.target, "checks": checks}, opts.json, render_doctor)
         return 0 if ok else 1
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 # -- the lifecycle --------------------------------------------------------------------------------
@@ -147,7 +136,7 @@ def plan(
     json_output: JsonOpt = False,
 ) -> None:
     """Show what `up` would change, step by step, without changing anything."""
-    opts = _opts(ctx, config=config, json=json_output, dry_run=True)
+    opts = options(ctx, config=config, json=json_output, dry_run=True)
 
     def body() -> int:
         from radstream import phases as registry
@@ -155,7 +144,7 @@ def plan(
         numbers = [registry.resolve(p) for p in phase] if phase else list(registry.UP_PHASES)
         return _apply(opts, "plan", numbers)
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 @app.command()
@@ -168,7 +157,7 @@ def up(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Apply phases 0–5: from nothing (or anything in between) to a running pipeline. Resumable."""
-    opts = _opts(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
+    opts = options(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
 
     def body() -> int:
         from radstream import config as config_mod
@@ -178,7 +167,7 @@ def up(
         ask = "Create (or update) RadStream resources in your AWS account? They cost money." if target == "aws" else None
         return _apply(opts, "up", list(registry.UP_PHASES), ask)
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 @app.command()
@@ -190,14 +179,14 @@ def demo(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Bring the pipeline up if needed, then run real studies through it (phase 6)."""
-    opts = _opts(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
+    opts = options(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
 
     def body() -> int:
         from radstream import phases as registry
 
         return _apply(opts, "demo", [*registry.UP_PHASES, registry.DEMO_PHASE])
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 @app.command()
@@ -209,7 +198,7 @@ def teardown(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Destroy every phase in reverse order, then prove nothing tagged with this deployment is left."""
-    opts = _opts(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
+    opts = options(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
 
     def body() -> int:
         from radstream import phases as registry
@@ -230,7 +219,7 @@ def teardown(
             emit(payload, opts.json, render_run)
             return 0 if payload["ok"] else 1
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 @app.command()
@@ -241,7 +230,7 @@ def status(
     json_output: JsonOpt = False,
 ) -> None:
     """Phases, outputs (endpoint, state machine, buckets) and, with --refresh, drift."""
-    opts = _opts(ctx, config=config, json=json_output)
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream import phases as registry
@@ -255,7 +244,7 @@ def status(
             emit(payload, opts.json, render_status)
             return 1 if refresh and any(d["drift"] for d in payload["drift"]) else 0
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 def status_payload(ctx) -> dict[str, Any]:
@@ -288,7 +277,7 @@ def _phase_rows(state) -> list[dict[str, Any]]:
 @app.command()
 def unlock(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
     """Remove a lock left behind by a run that is gone."""
-    opts = _opts(ctx, config=config, json=json_output)
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream import config as config_mod
@@ -303,14 +292,14 @@ def unlock(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = 
              lambda r: print(f"removed lock of {r['removed']}" if r["removed"] else "no lock was held", file=sys.stderr))
         return 0
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 # -- single phases --------------------------------------------------------------------------------
 @phase_app.command("list")
 def phase_list(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
     """The eight phases, in order, with their status."""
-    opts = _opts(ctx, config=config, json=json_output)
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream import config as config_mod
@@ -322,7 +311,7 @@ def phase_list(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOp
         emit({"phases": _phase_rows(state)}, opts.json, render_phase_list)
         return 0
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 @phase_app.command("run")
@@ -336,14 +325,14 @@ def phase_run(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Apply one phase (resuming where a previous run stopped)."""
-    opts = _opts(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
+    opts = options(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
 
     def body() -> int:
         from radstream import phases as registry
 
         return _apply(opts, f"phase run {phase}", [registry.resolve(phase)])
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 @phase_app.command("destroy")
@@ -356,7 +345,7 @@ def phase_destroy(
     verbose: VerboseOpt = 0,
 ) -> None:
     """Undo one phase (quiet about what is already gone)."""
-    opts = _opts(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
+    opts = options(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
 
     def body() -> int:
         from radstream import phases as registry
@@ -371,7 +360,7 @@ def phase_destroy(
             emit(_run_payload(dctx, result), opts.json, render_run)
             return 0 if result.ok else 1
 
-    _run(opts, body)
+    run_command(opts, body)
 
 
 def main() -> None:

@@ -9,24 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-# Operation-name prefixes that change state; used to count mutations (a converged `up` makes none).
-MUTATING_PREFIXES = (
-    "Create", "Put", "Update", "Delete", "Tag", "Untag", "Attach", "Detach", "Add", "Remove",
-    "Publish", "Start", "Stop", "Enable", "Disable", "Set", "Register", "Deregister", "Upload",
-    "Associate", "Disassociate", "Modify", "Increase", "Decrease", "Merge", "Split", "Reset",
-    "Abort", "Complete", "Copy", "Restore", "Cancel", "Run", "Send", "Invoke", "Batch",
-)
-
-
-def is_mutating(operation_name: str) -> bool:
-    """True for API operations that change state (BatchGet* is a read)."""
-    if operation_name.startswith(("BatchGet", "BatchDescribe")):
-        return False
-    return operation_name.startswith(MUTATING_PREFIXES)
-
 
 def record_mutations(client: Any) -> list[str]:
-    """Attach a hook to a boto3 client; the returned list grows with each mutating call's name."""
+    """Attach a hook to one boto3 client; the returned list grows with each mutating call's name
+    (in order), which is how the tests prove a converged ensure_* makes no change."""
+    from radstream.counters import is_mutating
+
     seen: list[str] = []
 
     def before_call(model: Any, **_: Any) -> None:
@@ -41,3 +29,11 @@ def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    """Replace ${Name} placeholders in a manifest. Other dollar signs (JSONPath "$.x") are left
+    alone; an unknown ${Name} raises KeyError rather than shipping a literal placeholder."""
+    import re
+
+    return re.sub(r"\$\{(\w+)\}", lambda m: variables[m.group(1)], text)

@@ -121,11 +121,17 @@ def delete_log_group(logs: Any, name: str) -> None:
             raise
 
 
-def ensure_logs_resource_policy(logs: Any, name: str, document: dict) -> bool:
-    """An account-level CloudWatch Logs resource policy (how EventBridge gets write access)."""
+def logs_resource_policy_drift(logs: Any, name: str, document: dict) -> list[str]:
     policies = logs.describe_resource_policies()["resourcePolicies"]
     current = next((p for p in policies if p["policyName"] == name), None)
-    if current is not None and json.loads(current["policyDocument"]) == document:
+    if current is None:
+        return ["missing"]
+    return [] if json.loads(current["policyDocument"]) == document else ["policy"]
+
+
+def ensure_logs_resource_policy(logs: Any, name: str, document: dict) -> bool:
+    """An account-level CloudWatch Logs resource policy (how EventBridge gets write access)."""
+    if not logs_resource_policy_drift(logs, name, document):
         return False
     logs.put_resource_policy(policyName=name, policyDocument=json.dumps(document))
     return True

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from string import Template
 from typing import Any
 from urllib.parse import unquote
 
-from radstream.aws import error_code
+from radstream.aws import error_code, substitute
 from radstream.aws.tags import from_list, missing, to_list
 
 ROLE_PURPOSES = ("lambda", "sfn", "events", "firehose", "glue-crawler", "eks-cluster", "eks-nodes")
@@ -26,7 +25,7 @@ UNSCOPABLE_ACTIONS = frozenset({"ecr:GetAuthorizationToken"})
 
 def render_document(path: Path, variables: dict[str, str]) -> dict[str, Any]:
     """Load a JSON policy template, substituting ${Name} placeholders (an unknown one raises)."""
-    return json.loads(Template(path.read_text()).substitute(variables))
+    return json.loads(substitute(path.read_text(), variables))
 
 
 def role_documents(manifest_dir: Path, purpose: str, variables: dict[str, str]) -> tuple[dict, dict | None]:

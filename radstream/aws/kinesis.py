@@ -34,8 +34,8 @@ def ensure_stream(kinesis: Any, name: str, tags: dict[str, str], shards: int = 1
     return bool(drift)
 
 
-def stream_arn(kinesis: Any, name: str) -> str:
-    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+def stream_arn(region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:kinesis:{region}:{account_id}:stream/{name}"
 
 
 def delete_stream(kinesis: Any, name: str) -> None:

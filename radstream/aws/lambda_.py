@@ -20,14 +20,21 @@ def code_sha256(zip_bytes: bytes) -> str:
     return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
 
 
-def ensure_layer(lam: Any, name: str, zip_bytes: bytes, description: str = "") -> tuple[str, bool]:
-    """(layer version ARN, changed): reuse the newest version whose code matches, else publish."""
-    wanted = code_sha256(zip_bytes)
+def current_layer_version(lam: Any, name: str, zip_bytes: bytes) -> str | None:
+    """The ARN of the newest layer version if it holds exactly these bytes, else None."""
     versions = lam.list_layer_versions(LayerName=name).get("LayerVersions", [])
-    for version in sorted(versions, key=lambda v: v["Version"], reverse=True)[:1]:
-        found = lam.get_layer_version(LayerName=name, VersionNumber=version["Version"])
-        if found["Content"]["CodeSha256"] == wanted:
-            return found["LayerVersionArn"], False
+    newest = max(versions, key=lambda v: v["Version"], default=None)
+    if newest is None:
+        return None
+    found = lam.get_layer_version(LayerName=name, VersionNumber=newest["Version"])
+    return found["LayerVersionArn"] if found["Content"]["CodeSha256"] == code_sha256(zip_bytes) else None
+
+
+def ensure_layer(lam: Any, name: str, zip_bytes: bytes, description: str = "") -> tuple[str, bool]:
+    """(layer version ARN, changed): reuse the newest version when its code matches, else publish."""
+    current = current_layer_version(lam, name, zip_bytes)
+    if current is not None:
+        return current, False
     published = lam.publish_layer_version(
         LayerName=name, Description=description, Content={"ZipFile": zip_bytes}, CompatibleRuntimes=[RUNTIME]
     )
@@ -129,8 +136,8 @@ def _wait_updated(lam: Any, name: str) -> None:
     lam.get_waiter("function_updated_v2").wait(FunctionName=name)
 
 
-def function_arn(lam: Any, name: str) -> str:
-    return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+def function_arn(region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
 
 
 def delete_function(lam: Any, name: str) -> None:

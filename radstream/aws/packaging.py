@@ -74,6 +74,12 @@ def layer_cache_key(requirements: Iterable[str], pip_args: Iterable[str] = ()) -
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
+def layer_cache_path(
+    cache_dir: Path, requirements: Iterable[str] = LAYER_REQUIREMENTS, pip_args: Iterable[str] = ()
+) -> Path:
+    return cache_dir / "layers" / f"{layer_cache_key(requirements, pip_args)}.zip"
+
+
 def layer_zip(
     cache_dir: Path, requirements: Iterable[str] = LAYER_REQUIREMENTS, pip_args: Iterable[str] = ()
 ) -> Path:
@@ -82,7 +88,7 @@ def layer_zip(
     pip installs binary wheels for manylinux/CPython 3.11 into python/, the directory Lambda adds to
     sys.path for layers, whatever the machine building it runs."""
     requirements, pip_args = list(requirements), list(pip_args)
-    target = cache_dir / "layers" / f"{layer_cache_key(requirements, pip_args)}.zip"
+    target = layer_cache_path(cache_dir, requirements, pip_args)
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

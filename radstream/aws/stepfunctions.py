@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from string import Template
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, substitute
 from radstream.aws.tags import from_list, missing, to_list
 
 # Placeholder in the ASL -> the Lambda (radstream.names.LAMBDA_FUNCTIONS) it stands for.
@@ -24,7 +23,7 @@ FUNCTION_PLACEHOLDERS = {
 def render_definition(template: Path, function_arns: dict[str, str]) -> dict[str, Any]:
     """The ASL with each ${...Arn} replaced by the ARN of its function (keyed by function name)."""
     values = {placeholder: function_arns[fn] for placeholder, fn in FUNCTION_PLACEHOLDERS.items()}
-    return json.loads(Template(template.read_text()).substitute(values))
+    return json.loads(substitute(template.read_text(), values))
 
 
 def state_machine_arn(region: str, account_id: str, name: str) -> str:

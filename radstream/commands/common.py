@@ -45,3 +45,26 @@ def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]
         from rich.pretty import pprint
 
         pprint(result)
+
+
+def options(ctx: typer.Context | None, **local: Any):
+    """The root callback's global options merged with the command's own."""
+    from radstream.session import Options
+
+    root = ctx.obj if ctx is not None and isinstance(ctx.obj, Options) else Options()
+    return root.merged(**local)
+
+
+def run_command(opts: Any, body: Callable[[], int]) -> None:
+    """Run a command body; every error becomes a clear message and an exit code scripts can trust."""
+    from radstream.session import fail
+
+    try:
+        code = body()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        code = fail(RuntimeError("interrupted; run the same command again to resume"), opts)
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary
+        code = fail(exc, opts)
+    raise typer.Exit(code)

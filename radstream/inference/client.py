@@ -123,9 +123,14 @@ class TritonClient:
         return bool(self._call(f"model '{self.model}' readiness check", lambda: self.client.is_model_ready(self.model)))
 
     def metadata(self) -> dict[str, Any]:
+        """Model name, versions, inputs and outputs; the same types over either protocol."""
         if self.protocol == "http":
             return self._call("model metadata", lambda: self.client.get_model_metadata(self.model))
-        return self._call("model metadata", lambda: self.client.get_model_metadata(self.model, as_json=True))
+        meta = self._call("model metadata", lambda: self.client.get_model_metadata(self.model, as_json=True))
+        # protobuf's JSON form spells int64 as strings
+        for tensor in meta.get("inputs", []) + meta.get("outputs", []):
+            tensor["shape"] = [int(d) for d in tensor.get("shape", [])]
+        return meta
 
     def config(self) -> dict[str, Any]:
         if self.protocol == "http":

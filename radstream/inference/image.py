@@ -209,18 +209,16 @@ def _build_daemonless(layer: Layer, base: ImageRef, base_client: RegistryClient,
     for blob in manifest.get("layers", []):
         if target_client.blob_exists(target.repository, blob["digest"]):
             continue
+        location = None
         if same_registry:
             location = target_client.mount_blob(target.repository, blob["digest"], base.repository)
             if location is None:
                 result["mounted_blobs"] += 1
                 continue
-            # The registry could not mount: upload through the session it opened.
-            target_client.upload_blob(target.repository, blob["digest"],
-                                      base_client.get_blob(base.repository, blob["digest"]), blob["size"], location)
-        else:
-            log(f"copying base layer {blob['digest'][:19]} ({blob['size'] / 1e6:.1f} MB)")
-            copy_blob(base_client, base.repository, target_client, target.repository, blob["digest"],
-                      blob["size"], work_dir)
+        # No mount possible: copy (into the upload session a refused mount opened, if any).
+        log(f"copying base layer {blob['digest'][:19]} ({blob['size'] / 1e6:.1f} MB)")
+        copy_blob(base_client, base.repository, target_client, target.repository, blob["digest"], blob["size"],
+                  work_dir, location)
         result["pushed_blobs"] += 1
     for data in (layer.blob, new_config):
         blob_digest = sha256_digest(data)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 MODEL_NAME = "radstream_cxr"
+# Marks models this module generated, whatever their seed or generator version.
+PRODUCER = "radstream-default-model"
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 IMAGE_SIZE = 224
@@ -40,6 +42,7 @@ class _GraphBuilder:
         self.initializers: list[Any] = []
         self.macs = 0
         self._count = 0
+        self._clip = (self.const("zero", np.array(0.0, "float32")), self.const("six", np.array(6.0, "float32")))
 
     def _name(self, kind: str) -> str:
         self._count += 1
@@ -78,8 +81,6 @@ class _GraphBuilder:
         return out, out_size
 
     def relu6(self, x: str) -> str:
-        if not hasattr(self, "_clip"):
-            self._clip = (self.const("zero", self.np.array(0.0, "float32")), self.const("six", self.np.array(6.0, "float32")))
         return self.node("Clip", [x, *self._clip])
 
     def inverted_residual(self, x: str, cin: int, cout: int, expand: int, stride: int, size: int) -> tuple[str, int]:
@@ -137,7 +138,7 @@ def build_model(labels_count: int = 14, seed: int = SEED) -> Any:
     )
     model = helper.make_model(
         graph,
-        producer_name="radstream",
+        producer_name=PRODUCER,
         opset_imports=[helper.make_opsetid("", OPSET)],
         doc_string=f"MobileNetV2-shaped, UNTRAINED random weights (seed {seed}); {g.macs} multiply-adds per image.",
     )

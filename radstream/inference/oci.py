@@ -6,7 +6,9 @@ Passwords and tokens live only in memory on the client object; they are never lo
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import re
 import tempfile
@@ -148,7 +150,8 @@ class RegistryClient:
         self._credentials = credentials
         self._session = requests.Session()
         self._timeout = timeout
-        self._auth: dict[tuple[str, ...], str] = {}  # scopes -> Authorization header value
+        self._auth: dict[tuple[str, ...], str] = {}  # scopes -> Bearer Authorization header
+        self._basic: str | None = None  # once a registry asks for Basic, it wants it on every request
 
     def close(self) -> None:
         self._session.close()
@@ -160,10 +163,12 @@ class RegistryClient:
         url = urljoin(self.base, path_or_url)
         headers = dict(kwargs.pop("headers", {}))
         for attempt in range(2):
-            if scopes in self._auth:
-                headers["Authorization"] = self._auth[scopes]
+            authorization = self._auth.get(scopes) or self._basic
+            if authorization:
+                headers["Authorization"] = authorization
             response = self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
             if response.status_code == 401 and attempt == 0 and self._authenticate(response, scopes):
+                response.close()
                 continue
             break
         if response.status_code not in ok:
@@ -174,12 +179,10 @@ class RegistryClient:
         """Answer a 401 challenge; False when there is nothing more we could try."""
         scheme, params = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
         if scheme == "basic":
-            if self._credentials is None:
-                return False
-            import base64
-
+            if self._credentials is None or self._basic is not None:
+                return False  # nothing to offer, or the credentials were already refused
             raw = f"{self._credentials.username}:{self._credentials.password}".encode()
-            self._auth[scopes] = "Basic " + base64.b64encode(raw).decode()
+            self._basic = "Basic " + base64.b64encode(raw).decode()
             return True
         if scheme == "bearer" and params.get("realm"):
             query = [("service", params["service"])] if params.get("service") else []
@@ -275,8 +278,8 @@ class RegistryClient:
         """Ask the registry to link a blob it already holds in `source_repo`. None when mounted;
         otherwise the upload URL of the session the registry opened instead."""
         scopes = self._push(repo) + self._pull(source_repo)
-        response = self._request("POST", _with_query(f"/v2/{repo}/blobs/uploads/", mount=digest, **{"from": source_repo}),
-                                 scopes, (201, 202))
+        url = _with_query(f"/v2/{repo}/blobs/uploads/", mount=digest, **{"from": source_repo})
+        response = self._request("POST", url, scopes, (201, 202))
         return None if response.status_code == 201 else urljoin(self.base, response.headers["Location"])
 
     def upload_blob(self, repo: str, digest: str, source: bytes | IO[bytes], size: int,
@@ -303,8 +306,6 @@ class RegistryClient:
 
 
 def _as_stream(source: bytes | IO[bytes]) -> IO[bytes]:
-    import io
-
     return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
@@ -314,12 +315,13 @@ def _chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
 
 
 def copy_blob(source: RegistryClient, source_repo: str, target: RegistryClient, target_repo: str,
-              digest: str, size: int, work_dir: Path | None = None) -> None:
-    """Copy a blob between registries through a temporary file (base layers can be gigabytes)."""
+              digest: str, size: int, work_dir: Path | None = None, location: str | None = None) -> None:
+    """Copy a blob between repositories through a temporary file (base layers can be gigabytes).
+    `location` continues an upload session the target already opened (a refused mount)."""
     with tempfile.TemporaryFile(dir=work_dir) as spool:
         source.download_blob(source_repo, digest, spool)
         spool.seek(0)
-        target.upload_blob(target_repo, digest, spool, size)
+        target.upload_blob(target_repo, digest, spool, size, location)
 
 
 def select_platform(index: dict[str, Any], platform: str) -> str:

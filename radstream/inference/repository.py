@@ -8,14 +8,13 @@ built as Triton's own ModelConfig protobuf, so what we write is what Triton pars
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from radstream.errors import RadstreamError
 from radstream.inference.labels import CHESTXRAY14_LABELS
-from radstream.inference.model import IMAGE_SIZE, MODEL_NAME
+from radstream.inference.model import IMAGE_SIZE, MODEL_NAME, PRODUCER
 
 MAX_BATCH_SIZE = 8
 PREFERRED_BATCH_SIZES = (4, 8)
@@ -188,12 +187,29 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_card(model_dir: Path, default_sha: str) -> None:
+def _place(path: Path, data: bytes) -> None:
+    """Write via a temporary name and rename, so a crash never leaves a truncated model behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def is_generated_default(onnx_path: Path) -> bool:
+    """True for a model `build` generated (untrained), told by its metadata rather than its hash,
+    so a default from an older RadStream is still recognised."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return model.producer_name == PRODUCER and {p.key: p.value for p in model.metadata_props}.get("trained") == "false"
+
+
+def _write_card(model_dir: Path) -> None:
     """The model card, derived from what is on disk so `build` and `import` never disagree."""
     rows = []
     for v in versions(model_dir):
         sha = _sha256(model_dir / str(v) / MODEL_FILE)
-        origin = "generated default, UNTRAINED random weights" if sha == default_sha else "imported"
+        origin = "generated default, UNTRAINED random weights" if is_generated_default(model_dir / str(v) / MODEL_FILE) else "imported"
         rows.append(f"| {v} | {origin} | `{sha[:16]}` |")
     card = f"""# {model_dir.name}
 
@@ -226,22 +242,19 @@ def build_repository(repo_root: Path) -> dict[str, Any]:
     """Write the default model as version 1 with its labels, config and card. Same bytes every run."""
     model_dir = repo_root / MODEL_NAME
     v1 = model_dir / "1" / MODEL_FILE
-    data = default_model_bytes()
-    default_sha = hashlib.sha256(data).hexdigest()
-    if v1.exists() and _sha256(v1) != default_sha:
+    if v1.exists() and not is_generated_default(v1):
         raise RadstreamError(
             f"{v1} holds an imported model; building the default would overwrite it.",
             "Build into another directory (--repo) or move that version away first.",
         )
-    v1.parent.mkdir(parents=True, exist_ok=True)
-    v1.write_bytes(data)
+    _place(v1, default_model_bytes())
     if versions(model_dir)[-1] == 1:
         # A newer imported version owns labels and config; leave them alone.
         (model_dir / LABELS_FILE).write_text("\n".join(CHESTXRAY14_LABELS) + "\n", encoding="utf-8")
         sig = inspect_onnx(v1, len(CHESTXRAY14_LABELS))
         (model_dir / CONFIG_FILE).write_text(config_text(model_config(sig)), encoding="utf-8")
-    _write_card(model_dir, default_sha)
-    return _summary(model_dir, default_sha, created=True)
+    _write_card(model_dir)
+    return _summary(model_dir, created=True)
 
 
 def import_model(onnx_path: Path, labels_path: Path, repo_root: Path) -> dict[str, Any]:
@@ -252,20 +265,17 @@ def import_model(onnx_path: Path, labels_path: Path, repo_root: Path) -> dict[st
     sig = inspect_onnx(onnx_path, len(labels))
     smoke_test(onnx_path, sig)
     model_dir = repo_root / MODEL_NAME
-    default_sha = hashlib.sha256(default_model_bytes()).hexdigest()
     found = versions(model_dir)
     if found and _sha256(latest_model(model_dir)) == _sha256(onnx_path) and read_labels(model_dir / LABELS_FILE) == labels:
-        return _summary(model_dir, default_sha, created=False)
-    target = model_dir / str((found or [0])[-1] + 1) / MODEL_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(onnx_path, target)
+        return _summary(model_dir, created=False)
+    _place(model_dir / str((found or [0])[-1] + 1) / MODEL_FILE, onnx_path.read_bytes())
     (model_dir / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
     (model_dir / CONFIG_FILE).write_text(config_text(model_config(sig)), encoding="utf-8")
-    _write_card(model_dir, default_sha)
-    return _summary(model_dir, default_sha, created=True)
+    _write_card(model_dir)
+    return _summary(model_dir, created=True)
 
 
-def _summary(model_dir: Path, default_sha: str, created: bool) -> dict[str, Any]:
+def _summary(model_dir: Path, created: bool) -> dict[str, Any]:
     latest = latest_model(model_dir)
     sha = _sha256(latest)
     return {
@@ -278,5 +288,5 @@ def _summary(model_dir: Path, default_sha: str, created: bool) -> dict[str, Any]
         "bytes": latest.stat().st_size,
         "labels": read_labels(model_dir / LABELS_FILE),
         # The generated default is known to be untrained; for an imported model we cannot tell.
-        "model_trained": False if sha == default_sha else None,
+        "model_trained": False if is_generated_default(latest) else None,
     }

@@ -107,6 +107,7 @@ class LocalTriton:
         self.log_path = self.work_dir / "tritonserver.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoints: dict[str, str] = {}
+        self.metrics_url: str | None = None
 
     def _prepare_backend(self, dist: Path) -> Path:
         """Copy the python backend next to the stub built for this interpreter's Python version."""

@@ -105,3 +105,8 @@ _LEAF_ERRORS: tuple[type[PipelineError], ...] = (
 )
 ERROR_TYPES = tuple(cls.__name__ for cls in _LEAF_ERRORS)
 RETRYABLE_ERROR_TYPES = tuple(cls.__name__ for cls in _LEAF_ERRORS if cls.retryable)
+
+
+def stage_of(error_type: str) -> str | None:
+    """The stage an error type is raised in, or None for types not defined here (States.Timeout, ...)."""
+    return next((cls.default_stage for cls in _LEAF_ERRORS if cls.__name__ == error_type), None)

@@ -8,12 +8,14 @@ header before any pixel is decoded, so bombs are refused without allocating them
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from radstream.pipeline.errors import CorruptImage, ImageTooLarge, UnsupportedImage
+from radstream.pipeline.errors import CorruptImage, ImageTooLarge, InvalidInput, UnsupportedImage
 from radstream.pipeline.metadata import DICOM_METADATA_KEYWORDS
 
 if TYPE_CHECKING:
@@ -90,39 +92,50 @@ def read_image(data: bytes, *, target: int | None = None, limits: Limits = DEFAU
 # --- DICOM -------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _corrupt_on_error(what: str) -> Iterator[None]:
+    """Turn any decoder failure into CorruptImage, keeping the pipeline's own errors as they are."""
+    try:
+        yield
+    except InvalidInput:
+        raise
+    except Exception as exc:  # parsers raise many types on damaged input (EOF, struct, VR, value...)
+        raise CorruptImage(f"{what}: {exc}") from None
+    except BaseException as exc:
+        # The Rust RLE decoder panics on damaged data, and pyo3 panics are BaseExceptions.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise CorruptImage(f"{what}: {exc}") from None
+
+
 def _read_dicom(data: bytes, limits: Limits) -> DecodedImage:
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
-    try:
+    # pydicom converts elements lazily, so damage may surface at any attribute access below.
+    with _corrupt_on_error("the DICOM file cannot be read"):
         ds = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise CorruptImage(f"the DICOM file cannot be parsed: {exc}") from None
-    if "PixelData" not in ds:
-        kind = "Float Pixel Data" if ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds) else "no pixel data"
-        raise UnsupportedImage(f"the DICOM has {kind}; an integer Pixel Data (7FE0,0010) image is required")
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise UnsupportedImage(
-            f"the DICOM is {photometric or 'missing Photometric Interpretation'}; only greyscale "
-            "(MONOCHROME1/MONOCHROME2) radiographs are accepted"
-        )
-    try:
+        if "PixelData" not in ds:
+            kind = "Float Pixel Data" if ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds) else "no pixel data"
+            raise UnsupportedImage(f"the DICOM has {kind}; an integer Pixel Data (7FE0,0010) image is required")
+        photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+        if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise UnsupportedImage(
+                f"the DICOM is {photometric or 'missing Photometric Interpretation'}; only greyscale "
+                "(MONOCHROME1/MONOCHROME2) radiographs are accepted"
+            )
         rows, columns = int(ds.Rows), int(ds.Columns)
         frames = int(ds.get("NumberOfFrames") or 1)
-    except (AttributeError, TypeError, ValueError):
-        raise CorruptImage("the DICOM lacks a valid Rows/Columns/Number of Frames") from None
-    limits.check_shape(columns, rows, frames)
-    if frames != 1:
-        raise UnsupportedImage(f"the DICOM has {frames} frames; a single-frame radiograph is required")
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:  # decoders raise many types (ValueError, RuntimeError, plugin errors)
-        raise CorruptImage(f"the DICOM pixel data cannot be decoded: {exc}") from None
-    if stored.ndim != 2:
-        raise UnsupportedImage(f"the DICOM pixel array has shape {stored.shape}; a 2-D image is required")
-    tags = {kw: str(ds.get(kw, "") or "") for kw in DICOM_METADATA_KEYWORDS}
-    return DecodedImage(grayscale_display(stored, ds), "dicom", (columns, rows), tags)
+        limits.check_shape(columns, rows, frames)
+        if frames != 1:
+            raise UnsupportedImage(f"the DICOM has {frames} frames; a single-frame radiograph is required")
+        with _corrupt_on_error("the DICOM pixel data cannot be decoded"):
+            stored = ds.pixel_array
+        if stored.ndim != 2:
+            raise UnsupportedImage(f"the DICOM pixel array has shape {stored.shape}; a 2-D image is required")
+        with _corrupt_on_error("the DICOM's grayscale attributes (bits, rescale, window, LUTs) are invalid"):
+            pixels = grayscale_display(stored, ds)
+        tags = {kw: str(ds.get(kw, "") or "") for kw in DICOM_METADATA_KEYWORDS}
+    return DecodedImage(pixels, "dicom", (columns, rows), tags)
 
 
 def grayscale_display(stored: np.ndarray, ds: Any) -> np.ndarray:
@@ -145,9 +158,9 @@ def _display_values(values: np.ndarray, ds: Any) -> np.ndarray:
     modality = apply_modality_lut(values, ds)
     has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)
     shown = apply_voi_lut(modality, ds, index=0, prefer_lut=True) if has_voi else modality
-    low, high = _output_range(ds, modality) if has_voi else (float(np.min(modality)), float(np.max(modality)))
-    span = high - low
-    scaled = (shown - low) * (255.0 / span) if span > 0 else np.zeros_like(shown, dtype=np.float64)
+    low, high = _output_range(ds) if has_voi else (float(np.min(modality)), float(np.max(modality)))
+    span = high - low  # negative for a negative rescale slope, which the division then undoes
+    scaled = (shown - low) * (255.0 / span) if span else np.zeros_like(shown, dtype=np.float64)
     scaled = np.clip(scaled, 0.0, 255.0)
     # MONOCHROME1 shows its minimum as white; a Presentation LUT Shape of INVERSE asks for the same
     # on MONOCHROME2. For MONOCHROME1 the standard pairs it with INVERSE: still a single inversion.
@@ -155,8 +168,8 @@ def _display_values(values: np.ndarray, ds: Any) -> np.ndarray:
     return (255.0 - scaled if inverse else scaled).astype(np.float32)
 
 
-def _output_range(ds: Any, modality: np.ndarray) -> tuple[float, float]:
-    """The value range the VOI stage maps onto, as pydicom's apply_voi_lut defines it."""
+def _output_range(ds: Any) -> tuple[float, float]:
+    """The (first, last) output values of the VOI stage, exactly as pydicom's apply_voi_lut uses them."""
     if "VOILUTSequence" in ds:
         item = ds.VOILUTSequence[0]
         entries = _lut_entries(item)
@@ -171,8 +184,8 @@ def _output_range(ds: Any, modality: np.ndarray) -> tuple[float, float]:
     else:
         low, high = float(-(1 << (int(ds.BitsStored) - 1))), float((1 << (int(ds.BitsStored) - 1)) - 1)
     slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if slope is not None and intercept is not None and "ModalityLUTSequence" not in ds:
-        low, high = sorted((low * float(slope) + float(intercept), high * float(slope) + float(intercept)))
+    if slope is not None and intercept is not None:
+        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
     return low, high
 
 
@@ -194,24 +207,21 @@ def _read_raster(data: bytes, kind: str, target: int | None, limits: Limits) -> 
     from PIL import Image, ImageOps
 
     pil_format = "JPEG" if kind == "jpeg" else "PNG"
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its bomb threshold and twice it; make that a refusal too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[pil_format])
-            width, height = image.size
-            limits.check_shape(width, height, getattr(image, "n_frames", 1))
-            if kind == "jpeg" and target:
-                image.draft("L", (target, target))
-            image.load()
-            image = ImageOps.exif_transpose(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"the {kind.upper()} is a decompression bomb: {exc}") from None
-    except (ImageTooLarge, CorruptImage):
-        raise
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
-        raise CorruptImage(f"the {kind.upper()} cannot be decoded: {exc}") from None
-    return DecodedImage(_to_grey(image, np), kind, (width, height))
+    with _corrupt_on_error(f"the {pil_format} cannot be decoded"):
+        try:
+            with warnings.catch_warnings():
+                # Pillow only warns between its bomb threshold and twice it; make that a refusal too.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data), formats=[pil_format])
+                width, height = image.size
+                limits.check_shape(width, height, getattr(image, "n_frames", 1))
+                if kind == "jpeg" and target:
+                    image.draft("L", (target, target))
+                image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageTooLarge(f"the {pil_format} is a decompression bomb: {exc}") from None
+        pixels = _to_grey(ImageOps.exif_transpose(image), np)
+    return DecodedImage(pixels, kind, (width, height))
 
 
 def _to_grey(image: Any, np: Any) -> np.ndarray:

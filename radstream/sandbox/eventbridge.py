@@ -1,10 +1,14 @@
-"""EventBridge delivery to Step Functions (and Lambda) targets, which moto does not do.
+"""EventBridge in the sandbox: what moto leaves out.
 
-moto matches rules for both PutEvents and S3's EventBridge notifications and then calls
-`Rule.send_to_targets`, which raises for Step Functions targets. `install()` wraps it: targets
-moto cannot deliver to are handled here, the others are passed on to moto unchanged. The input a
-target receives follows EventBridge: `Input` verbatim, `InputPath` as a JSONPath into the event,
-`InputTransformer` rendered, otherwise the whole event."""
+1. Delivery to Step Functions (and Lambda) targets. moto matches rules for both PutEvents and S3's
+   EventBridge notifications and then calls `Rule.send_to_targets`, which raises for Step
+   Functions targets. `install()` wraps it: targets moto cannot deliver to are handled here, the
+   others are passed on to moto unchanged. The input a target receives follows EventBridge:
+   `Input` verbatim, `InputPath` as a JSONPath into the event, `InputTransformer` rendered,
+   otherwise the whole event.
+2. "Step Functions Execution Status Change" events (source aws.states), which moto never emits,
+   for executions that end (SUCCEEDED, FAILED, TIMED_OUT, ABORTED), so rules that record failed
+   executions work."""
 
 from __future__ import annotations
 
@@ -106,7 +110,61 @@ def _invoke_function(arn: str, payload: str) -> None:
 _DELIVERIES = {"states": _start_execution, "lambda": _invoke_function}
 
 
+def _epoch_ms(moment: datetime | None) -> int | None:
+    return int(moment.timestamp() * 1000) if moment else None
+
+
+def status_change_event(execution: Any) -> dict[str, Any]:
+    """The PutEvents entry AWS emits when an execution ends."""
+    def as_text(value: Any) -> str | None:
+        return value if value is None or isinstance(value, str) else json.dumps(value)
+
+    detail = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": execution.status,
+        "startDate": _epoch_ms(execution.start_date),
+        "stopDate": _epoch_ms(execution.stop_date),
+        "input": as_text(execution.input_data),
+        "output": as_text(execution.output),
+        "error": execution.error,
+        "cause": execution.cause,
+    }
+    return {
+        "Source": "aws.states",
+        "DetailType": "Step Functions Execution Status Change",
+        "Detail": json.dumps(detail),
+        "Resources": [execution.exec_arn],
+    }
+
+
+def _emit_status_changes() -> None:
+    from moto.events.models import events_backends
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    moto_terminated = BaseExecutionWorkerCommunication.terminated
+    if getattr(moto_terminated, "radstream_patched", False):
+        return
+
+    def terminated(self: Any) -> None:
+        moto_terminated(self)
+        execution = self.execution
+        try:
+            events_backends[execution.account_id][execution.region_name].put_events([status_change_event(execution)])
+        except Exception:
+            log.exception("could not emit the status change of %s", execution.exec_arn)
+
+    terminated.radstream_patched = True  # type: ignore[attr-defined]
+    BaseExecutionWorkerCommunication.terminated = terminated
+
+
 def install() -> None:
+    _deliver_to_all_targets()
+    _emit_status_changes()
+
+
+def _deliver_to_all_targets() -> None:
     from moto.events.models import Rule
 
     moto_send = Rule.send_to_targets

@@ -33,6 +33,7 @@ from radstream.inference.oci import (
     ImageRef,
     RegistryClient,
     RegistryError,
+    copy_blob,
     parse_reference,
     registry_url,
     sha256_digest,
@@ -241,7 +242,11 @@ class Registry:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen([_registry_binary(), "serve", str(root / "config.yml")],
                                         stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready(auth)
+        try:
+            self._wait_ready(auth)
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self, auth: str | None) -> None:
         deadline = time.monotonic() + 30
@@ -521,6 +526,23 @@ def test_chunked_upload_round_trips(open_registry: Registry) -> None:
     client.upload_blob("chunks/test", digest, io.BytesIO(data), len(data), chunk_size=4096)
     assert client.blob_exists("chunks/test", digest)
     assert client.get_blob("chunks/test", digest) == data
+    client.close()
+
+
+@pytest.mark.slow
+def test_mount_or_copy_into_the_opened_session(open_registry: Registry) -> None:
+    client = open_registry.client()
+    data = b"a base layer"
+    digest = sha256_digest(data)
+    client.upload_blob("mount/source", digest, data, len(data))
+    assert client.mount_blob("mount/linked", digest, "mount/source") is None
+    assert client.blob_exists("mount/linked", digest)
+    # A source repository without the blob: the registry opens an upload session instead.
+    location = client.mount_blob("mount/copied", digest, "mount/empty")
+    assert location is not None
+    assert not client.blob_exists("mount/copied", digest)
+    copy_blob(client, "mount/source", client, "mount/copied", digest, len(data), location=location)
+    assert client.get_blob("mount/copied", digest) == data
     client.close()
 
 

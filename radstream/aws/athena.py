@@ -1,0 +1,67 @@
+"""The Athena workgroup: queries over the telemetry table, results kept in our own bucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radstream.aws import error_code
+from radstream.aws.tags import from_list, missing, to_list
+
+
+def workgroup_arn(region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:athena:{region}:{account_id}:workgroup/{name}"
+
+
+def _configuration(output_location: str) -> dict[str, Any]:
+    return {
+        "ResultConfiguration": {
+            "OutputLocation": output_location,
+            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+        },
+        "EnforceWorkGroupConfiguration": True,
+        "PublishCloudWatchMetricsEnabled": True,
+    }
+
+
+def workgroup_drift(athena: Any, name: str, arn: str, output_location: str, tags: dict[str, str]) -> list[str]:
+    try:
+        group = athena.get_work_group(WorkGroup=name).get("WorkGroup")
+    except Exception as exc:
+        if error_code(exc) != "InvalidRequestException":  # Athena's answer for an unknown workgroup
+            raise
+        group = None
+    if group is None:  # moto answers an unknown workgroup with an empty document
+        return ["missing"]
+    wanted = _configuration(output_location)
+    config = group.get("Configuration", {})
+    drift = []
+    if group.get("State") != "ENABLED" or {k: config.get(k) for k in wanted} != wanted:
+        drift.append("configuration")
+    if missing(from_list(athena.list_tags_for_resource(ResourceARN=arn).get("Tags", [])), tags):
+        drift.append("tags")
+    return drift
+
+
+def ensure_workgroup(athena: Any, name: str, arn: str, output_location: str, tags: dict[str, str]) -> bool:
+    """Create the workgroup; a drifted configuration is repaired by re-creating it (the workgroup
+    holds no data of ours, and moto does not implement UpdateWorkGroup)."""
+    drift = workgroup_drift(athena, name, arn, output_location, tags)
+    if "configuration" in drift:
+        delete_workgroup(athena, name)
+    if "missing" in drift or "configuration" in drift:
+        athena.create_work_group(
+            Name=name, Description="RadStream telemetry analytics",
+            Configuration=_configuration(output_location), Tags=to_list(tags),
+        )
+    elif "tags" in drift:
+        athena.tag_resource(ResourceARN=arn, Tags=to_list(tags))
+    return bool(drift)
+
+
+def delete_workgroup(athena: Any, name: str) -> None:
+    """Delete the workgroup and its saved queries; quiet when gone."""
+    try:
+        athena.delete_work_group(WorkGroup=name, RecursiveDeleteOption=True)
+    except Exception as exc:
+        if error_code(exc) != "InvalidRequestException":
+            raise

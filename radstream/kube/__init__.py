@@ -1,0 +1,1 @@
+"""Kubernetes access: client construction (sandbox emulator, kubeconfig or EKS token)."""

@@ -1,0 +1,510 @@
+"""Phase 0: every AWS resource the pipeline needs, created or adopted, tagged, and repaired when it
+drifted. Each step compares the world with the desired state through the radstream.aws helpers:
+check is "no drift", plan lists the drift, apply repairs it, verify re-reads it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from radstream.errors import RadstreamError
+from radstream.names import LAMBDA_FUNCTIONS
+from radstream.phases.base import Change, Phase, Step, VerifyFailed
+
+if TYPE_CHECKING:
+    from radstream.context import Context
+
+PHASE = 0
+TELEMETRY_PREFIX = "raw_telemetry/"
+ATHENA_PREFIX = "athena-results/"
+LAMBDA_TIMEOUT_S = 60
+LAMBDA_MEMORY_MB = 1024  # preprocessing decodes radiographs of several megapixels
+FAILURE_LOGS_POLICY = "events-to-logs"
+
+
+def template_variables(ctx: Context) -> dict[str, str]:
+    """Values for the ${...} placeholders in manifests/iam/."""
+    names = ctx.names
+    buckets = names.buckets()
+    return {
+        "Account": names.account_id,
+        "Region": names.region,
+        "Deployment": names.deployment,
+        "ImagesBucket": buckets["images"],
+        "ResultsBucket": buckets["results"],
+        "TelemetryBucket": buckets["telemetry"],
+        "ArtifactsBucket": buckets["artifacts"],
+        "KinesisStream": names.kinesis_stream,
+        "StateMachine": names.state_machine,
+        "GlueDatabase": names.glue_database,
+        "EcrRepository": names.ecr_repository,
+        "FailureLogGroup": failure_log_group(ctx),
+    }
+
+
+def failure_log_group(ctx: Context) -> str:
+    return f"/aws/events/{ctx.names.deployment}/execution-failed"
+
+
+def _role_arn(ctx: Context, purpose: str) -> str:
+    from radstream.aws.iam import role_arn
+
+    return role_arn(ctx.names.account_id, ctx.names.role(purpose))
+
+
+def _function_arns(ctx: Context) -> dict[str, str]:
+    from radstream.aws.lambda_ import function_arn
+
+    names = ctx.names
+    return {fn: function_arn(names.region, names.account_id, names.lambda_function(fn)) for fn in LAMBDA_FUNCTIONS}
+
+
+def _state_machine_arn(ctx: Context) -> str:
+    from radstream.aws.stepfunctions import state_machine_arn
+
+    return state_machine_arn(ctx.names.region, ctx.names.account_id, ctx.names.state_machine)
+
+
+class _DriftStep(Step):
+    """A step whose desired state is a list of resources, each with a read-only drift report."""
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        """[(resource kind, name, drift)] — an empty drift means that resource is as desired."""
+        raise NotImplementedError
+
+    def check(self, ctx: Context) -> bool:
+        return not any(drift for _, _, drift in self.drifts(ctx))
+
+    def plan(self, ctx: Context) -> list[Change]:
+        return [
+            Change("create" if "missing" in drift else "update", kind, name, ", ".join(drift))
+            for kind, name, drift in self.drifts(ctx)
+            if drift
+        ]
+
+    def verify(self, ctx: Context) -> None:
+        wrong = [f"{kind} {name}: {', '.join(drift)}" for kind, name, drift in self.drifts(ctx) if drift]
+        if wrong:
+            raise VerifyFailed("still not as desired after apply: " + "; ".join(wrong))
+
+
+class BucketsStep(_DriftStep):
+    name = "buckets"
+    description = "images, results, telemetry and artifacts buckets (encrypted, versioned, private, TLS-only)"
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.s3 import bucket_drift
+
+        s3, tags = ctx.client("s3"), ctx.names.tags(PHASE)
+        return [("s3 bucket", name, bucket_drift(s3, name, tags, eventbridge=kind == "images"))
+                for kind, name in ctx.names.buckets().items()]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.s3 import ensure_bucket
+
+        s3, tags = ctx.client("s3"), ctx.names.tags(PHASE)
+        for kind, name in ctx.names.buckets().items():
+            ensure_bucket(s3, name, ctx.names.region, tags, eventbridge=kind == "images")
+        return {"buckets": ctx.names.buckets()}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.s3 import delete_bucket
+
+        s3 = ctx.client("s3")
+        for name in ctx.names.buckets().values():
+            delete_bucket(s3, name)
+
+
+class RolesStep(_DriftStep):
+    name = "iam-roles"
+    description = "least-privilege IAM roles for Lambda, Step Functions, EventBridge, Firehose, Glue and EKS"
+
+    def _specs(self, ctx: Context) -> list[tuple[str, dict, dict | None, list[str]]]:
+        from radstream.aws.iam import MANAGED_POLICIES, ROLE_PURPOSES, role_documents
+
+        variables, manifests = template_variables(ctx), ctx.root / "manifests" / "iam"
+        return [(ctx.names.role(purpose), *role_documents(manifests, purpose, variables),
+                 MANAGED_POLICIES.get(purpose, [])) for purpose in ROLE_PURPOSES]
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.iam import role_drift
+
+        iam, tags = ctx.client("iam"), ctx.names.tags(PHASE)
+        return [("iam role", name, role_drift(iam, name, trust, policy, managed, tags))
+                for name, trust, policy, managed in self._specs(ctx)]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.iam import ROLE_PURPOSES, ensure_role
+
+        iam, tags = ctx.client("iam"), ctx.names.tags(PHASE)
+        for name, trust, policy, managed in self._specs(ctx):
+            ensure_role(iam, name, trust, policy, managed, tags)
+        return {"roles": {purpose: _role_arn(ctx, purpose) for purpose in ROLE_PURPOSES}}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.iam import ROLE_PURPOSES, delete_role
+
+        iam = ctx.client("iam")
+        for purpose in ROLE_PURPOSES:
+            delete_role(iam, ctx.names.role(purpose))
+
+
+class KinesisStep(_DriftStep):
+    name = "kinesis"
+    description = "telemetry Kinesis data stream"
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.kinesis import stream_drift
+
+        name = ctx.names.kinesis_stream
+        return [("kinesis stream", name, stream_drift(ctx.client("kinesis"), name, ctx.names.tags(PHASE)))]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.kinesis import ensure_stream, stream_arn
+
+        names = ctx.names
+        ensure_stream(ctx.client("kinesis"), names.kinesis_stream, names.tags(PHASE))
+        return {"kinesis_stream_arn": stream_arn(names.region, names.account_id, names.kinesis_stream)}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.kinesis import delete_stream
+
+        delete_stream(ctx.client("kinesis"), ctx.names.kinesis_stream)
+
+
+class FunctionsStep(_DriftStep):
+    name = "lambda"
+    description = "dependency layer and the six pipeline functions (deterministic zips)"
+
+    def _layer_zip(self, ctx: Context) -> bytes:
+        from radstream.aws.packaging import layer_cache_path, layer_zip
+
+        if not layer_cache_path(ctx.cache_dir).exists():
+            ctx.log("building the Lambda layer for manylinux/CPython 3.11 (pip, once per requirements set)")
+        return layer_zip(ctx.cache_dir).read_bytes()
+
+    def _environment(self, ctx: Context) -> dict[str, str]:
+        buckets = ctx.names.buckets()
+        return {
+            "DEPLOYMENT": ctx.names.deployment,
+            "IMAGES_BUCKET": buckets["images"],
+            "RESULTS_BUCKET": buckets["results"],
+            "TELEMETRY_BUCKET": buckets["telemetry"],
+            "ARTIFACTS_BUCKET": buckets["artifacts"],
+            "TELEMETRY_STREAM": ctx.names.kinesis_stream,
+            "MODEL_NAME": ctx.config.triton.model_name,
+        }
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.lambda_ import current_layer_version, function_drift
+        from radstream.aws.packaging import function_zip
+
+        layer_arn = current_layer_version(ctx.client("lambda"), ctx.names.lambda_layer, self._layer_zip(ctx))
+        found = [("lambda layer", ctx.names.lambda_layer, [] if layer_arn else ["missing"])]
+        lam, tags, env, role = ctx.client("lambda"), ctx.names.tags(PHASE), self._environment(ctx), \
+            _role_arn(ctx, "lambda")
+        for fn in LAMBDA_FUNCTIONS:
+            name = ctx.names.lambda_function(fn)
+            # Without the layer version the functions cannot be right yet: they will be updated.
+            drift = function_drift(lam, name, role_arn=role, zip_bytes=function_zip(ctx.root, fn), env=env,
+                                   layers=[layer_arn or "(new layer version)"], tags=tags,
+                                   timeout=LAMBDA_TIMEOUT_S, memory=LAMBDA_MEMORY_MB)
+            found.append(("lambda function", name, drift))
+        return found
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.lambda_ import ensure_function, ensure_layer
+        from radstream.aws.packaging import function_zip
+
+        lam, tags, env = ctx.client("lambda"), ctx.names.tags(PHASE), self._environment(ctx)
+        layer_arn, _ = ensure_layer(lam, ctx.names.lambda_layer, self._layer_zip(ctx),
+                                    "numpy, pillow and pydicom for radstream.pipeline")
+        for fn in LAMBDA_FUNCTIONS:
+            ensure_function(lam, ctx.names.lambda_function(fn), role_arn=_role_arn(ctx, "lambda"),
+                            zip_bytes=function_zip(ctx.root, fn), env=env, layers=[layer_arn], tags=tags,
+                            timeout=LAMBDA_TIMEOUT_S, memory=LAMBDA_MEMORY_MB)
+        return {"functions": _function_arns(ctx), "layer_arn": layer_arn}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.lambda_ import delete_function, delete_layer
+
+        lam = ctx.client("lambda")
+        for fn in LAMBDA_FUNCTIONS:
+            delete_function(lam, ctx.names.lambda_function(fn))
+        delete_layer(lam, ctx.names.lambda_layer)
+
+
+class StateMachineStep(_DriftStep):
+    name = "state-machine"
+    description = "the Step Functions pipeline (ASL from manifests/stepfunctions/pipeline.asl.json)"
+
+    def _definition(self, ctx: Context) -> dict:
+        from radstream.aws.stepfunctions import render_definition
+
+        return render_definition(ctx.root / "manifests" / "stepfunctions" / "pipeline.asl.json", _function_arns(ctx))
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.stepfunctions import state_machine_drift
+
+        drift = state_machine_drift(ctx.client("stepfunctions"), _state_machine_arn(ctx), self._definition(ctx),
+                                    _role_arn(ctx, "sfn"), ctx.names.tags(PHASE))
+        return [("state machine", ctx.names.state_machine, drift)]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.stepfunctions import ensure_state_machine
+
+        ensure_state_machine(ctx.client("stepfunctions"), _state_machine_arn(ctx), self._definition(ctx),
+                             _role_arn(ctx, "sfn"), ctx.names.tags(PHASE))
+        return {"state_machine_arn": _state_machine_arn(ctx)}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.stepfunctions import delete_state_machine
+
+        delete_state_machine(ctx.client("stepfunctions"), _state_machine_arn(ctx))
+
+
+class EventRulesStep(_DriftStep):
+    name = "eventbridge"
+    description = "uploads start the pipeline; failed executions are logged"
+
+    def _rules(self, ctx: Context) -> list[tuple[str, dict, list[dict], str]]:
+        from radstream.aws.events import execution_failed_pattern, image_uploaded_pattern, log_group_arn
+
+        names = ctx.names
+        log_arn = log_group_arn(names.region, names.account_id, failure_log_group(ctx))
+        return [
+            (names.event_rule("image-uploaded"), image_uploaded_pattern(names.bucket("images")),
+             [{"Id": "pipeline", "Arn": _state_machine_arn(ctx), "RoleArn": _role_arn(ctx, "events")}],
+             "an image under incoming/ starts the pipeline"),
+            (names.event_rule("execution-failed"), execution_failed_pattern(_state_machine_arn(ctx)),
+             [{"Id": "failure-log", "Arn": log_arn}], "failed, timed-out or aborted executions are logged"),
+        ]
+
+    def _logs_policy(self, ctx: Context) -> tuple[str, dict]:
+        from radstream.aws.iam import render_document
+
+        path = ctx.root / "manifests" / "iam" / "events-to-logs.resource-policy.json"
+        return f"{ctx.names.deployment}-{FAILURE_LOGS_POLICY}", render_document(path, template_variables(ctx))
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.events import log_group_drift, logs_resource_policy_drift, rule_drift
+
+        events, logs, tags = ctx.client("events"), ctx.client("logs"), ctx.names.tags(PHASE)
+        policy_name, document = self._logs_policy(ctx)
+        found = [
+            ("log group", failure_log_group(ctx), log_group_drift(logs, failure_log_group(ctx), tags, 30)),
+            ("logs resource policy", policy_name, logs_resource_policy_drift(logs, policy_name, document)),
+        ]
+        found += [("eventbridge rule", name, rule_drift(events, name, pattern, targets, tags))
+                  for name, pattern, targets, _ in self._rules(ctx)]
+        return found
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.events import ensure_log_group, ensure_logs_resource_policy, ensure_rule
+
+        events, logs, tags = ctx.client("events"), ctx.client("logs"), ctx.names.tags(PHASE)
+        ensure_log_group(logs, failure_log_group(ctx), tags, 30)
+        ensure_logs_resource_policy(logs, *self._logs_policy(ctx))
+        for name, pattern, targets, description in self._rules(ctx):
+            ensure_rule(events, name, pattern, targets, tags, description)
+        return {"event_rules": [name for name, *_ in self._rules(ctx)], "failure_log_group": failure_log_group(ctx)}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.events import delete_log_group, delete_logs_resource_policy, delete_rule
+
+        events, logs = ctx.client("events"), ctx.client("logs")
+        for name, *_ in self._rules(ctx):
+            delete_rule(events, name)
+        delete_logs_resource_policy(logs, self._logs_policy(ctx)[0])
+        delete_log_group(logs, failure_log_group(ctx))
+
+
+class FirehoseStep(_DriftStep):
+    name = "firehose"
+    description = "Firehose: telemetry stream -> telemetry bucket raw_telemetry/"
+
+    def _settings(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.kinesis import stream_arn
+
+        pipeline = ctx.config.pipeline
+        return {
+            "stream_arn": stream_arn(ctx.names.region, ctx.names.account_id, ctx.names.kinesis_stream),
+            "role_arn": _role_arn(ctx, "firehose"),
+            "bucket_arn": f"arn:aws:s3:::{ctx.names.bucket('telemetry')}",
+            "prefix": TELEMETRY_PREFIX,
+            "size_mb": pipeline.firehose_buffer_mb,
+            "interval_s": pipeline.firehose_buffer_seconds,
+            "tags": ctx.names.tags(PHASE),
+        }
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.firehose import delivery_stream_drift
+
+        name = ctx.names.firehose_stream
+        return [("firehose stream", name, delivery_stream_drift(ctx.client("firehose"), name, **self._settings(ctx)))]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.firehose import ensure_delivery_stream
+
+        ensure_delivery_stream(ctx.client("firehose"), ctx.names.firehose_stream, **self._settings(ctx),
+                               wait=lambda what, done: ctx.wait(what, done, timeout=600))
+        return {"firehose_stream": ctx.names.firehose_stream,
+                "telemetry_prefix": f"s3://{ctx.names.bucket('telemetry')}/{TELEMETRY_PREFIX}"}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.firehose import delete_delivery_stream
+
+        delete_delivery_stream(ctx.client("firehose"), ctx.names.firehose_stream)
+
+
+class EcrStep(_DriftStep):
+    name = "ecr"
+    description = "ECR repository for the serving image (scan on push, keep the last 10)"
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.ecr import repository_drift
+
+        name = ctx.names.ecr_repository
+        return [("ecr repository", name, repository_drift(ctx.client("ecr"), name, ctx.names.tags(PHASE)))]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.ecr import ensure_repository, repository_uri
+
+        ecr = ctx.client("ecr")
+        ensure_repository(ecr, ctx.names.ecr_repository, ctx.names.tags(PHASE))
+        return {"ecr_repository_uri": repository_uri(ecr, ctx.names.ecr_repository)}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.ecr import delete_repository
+
+        delete_repository(ctx.client("ecr"), ctx.names.ecr_repository)
+
+
+class GlueStep(_DriftStep):
+    name = "glue"
+    description = "Glue database, JSON telemetry table and its crawler"
+
+    def _arns(self, ctx: Context) -> tuple[str, str]:
+        from radstream.aws.glue import glue_arn
+
+        names = ctx.names
+        return (glue_arn(names.region, names.account_id, "database", names.glue_database),
+                glue_arn(names.region, names.account_id, "crawler", names.glue_crawler))
+
+    def _location(self, ctx: Context) -> str:
+        return f"s3://{ctx.names.bucket('telemetry')}/{TELEMETRY_PREFIX}"
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.glue import crawler_drift, database_drift, table_drift
+
+        glue, names, tags = ctx.client("glue"), ctx.names, ctx.names.tags(PHASE)
+        database_arn, crawler_arn = self._arns(ctx)
+        database = database_drift(glue, names.glue_database, database_arn, tags)
+        table = ["missing"] if "missing" in database else \
+            table_drift(glue, names.glue_database, names.glue_table, self._location(ctx))
+        crawler = crawler_drift(glue, names.glue_crawler, crawler_arn, _role_arn(ctx, "glue-crawler"),
+                                names.glue_database, names.glue_table, tags)
+        return [("glue database", names.glue_database, database),
+                ("glue table", f"{names.glue_database}.{names.glue_table}", table),
+                ("glue crawler", names.glue_crawler, crawler)]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.glue import ensure_crawler, ensure_database, ensure_table
+
+        glue, names, tags = ctx.client("glue"), ctx.names, ctx.names.tags(PHASE)
+        database_arn, crawler_arn = self._arns(ctx)
+        ensure_database(glue, names.glue_database, database_arn, tags)
+        ensure_table(glue, names.glue_database, names.glue_table, self._location(ctx))
+        ensure_crawler(glue, names.glue_crawler, crawler_arn, _role_arn(ctx, "glue-crawler"),
+                       names.glue_database, names.glue_table, tags)
+        return {"glue_database": names.glue_database, "glue_table": names.glue_table,
+                "glue_crawler": names.glue_crawler}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.glue import delete_crawler, delete_database
+
+        glue = ctx.client("glue")
+        delete_crawler(glue, ctx.names.glue_crawler)
+        delete_database(glue, ctx.names.glue_database)
+
+
+class AthenaStep(_DriftStep):
+    name = "athena"
+    description = "Athena workgroup with results in the telemetry bucket"
+
+    def _args(self, ctx: Context) -> tuple[str, str, str, dict[str, str]]:
+        from radstream.aws.athena import workgroup_arn
+
+        names = ctx.names
+        return (names.athena_workgroup, workgroup_arn(names.region, names.account_id, names.athena_workgroup),
+                f"s3://{names.bucket('telemetry')}/{ATHENA_PREFIX}", names.tags(PHASE))
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.athena import workgroup_drift
+
+        drift = workgroup_drift(ctx.client("athena"), *self._args(ctx))
+        return [("athena workgroup", ctx.names.athena_workgroup, drift)]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.athena import ensure_workgroup
+
+        name, _, output, _ = args = self._args(ctx)
+        ensure_workgroup(ctx.client("athena"), *args)
+        return {"athena_workgroup": name, "athena_output": output}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.athena import delete_workgroup
+
+        delete_workgroup(ctx.client("athena"), ctx.names.athena_workgroup)
+
+
+class ClusterStep(_DriftStep):
+    name = "eks-cluster"
+    description = "EKS cluster: adopted by name when it exists, created otherwise"
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.eks import cluster_drift, describe_cluster
+
+        eks, name = ctx.client("eks"), ctx.config.cluster_name
+        drift = cluster_drift(eks, name, ctx.names.tags(PHASE))
+        cluster = describe_cluster(eks, name)
+        if not drift and cluster["status"] != "ACTIVE":
+            drift = [f"status {cluster['status']}"]
+        return [("eks cluster", name, drift)]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.eks import default_vpc_subnets, describe_cluster, ensure_cluster, is_owned
+
+        eks, cluster_config, name = ctx.client("eks"), ctx.config.cluster, ctx.config.cluster_name
+        if describe_cluster(eks, name) is None:
+            if cluster_config.mode == "adopt":
+                raise RadstreamError(f"EKS cluster {name} does not exist, and cluster.mode is adopt",
+                                     hint="create it, fix cluster.name, or set cluster.mode: create")
+            ctx.log(f"creating EKS cluster {name} (about 10 minutes on AWS)")
+        ensure_cluster(eks, name, role_arn=_role_arn(ctx, "eks-cluster"),
+                       subnet_ids=list(cluster_config.subnet_ids) or default_vpc_subnets(ctx.client("ec2")),
+                       version=cluster_config.version, tags=ctx.names.tags(PHASE))
+        cluster = ctx.wait(f"EKS cluster {name} ACTIVE",
+                           lambda: (c := describe_cluster(eks, name)) and c["status"] == "ACTIVE" and c,
+                           timeout=1800, interval=15.0)
+        return {"cluster_name": name, "cluster_arn": cluster["arn"], "cluster_endpoint": cluster.get("endpoint"),
+                "cluster_adopted": not is_owned(cluster, ctx.names.deployment)}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.eks import delete_cluster, describe_cluster
+
+        eks, name = ctx.client("eks"), ctx.config.cluster_name
+        if delete_cluster(eks, name, ctx.names.deployment):
+            ctx.wait(f"EKS cluster {name} deleted", lambda: describe_cluster(eks, name) is None,
+                     timeout=1800, interval=15.0)
+
+
+class FoundationPhase(Phase):
+    number = PHASE
+    name = "foundation"
+    summary = ("buckets, IAM roles, Lambda functions and layer, Step Functions, EventBridge, Kinesis, Firehose, "
+               "ECR, Glue, Athena and the EKS cluster")
+
+    def steps(self, ctx: Context) -> list[Step]:
+        # Dependency order; destroy runs it backwards.
+        return [BucketsStep(), RolesStep(), KinesisStep(), FunctionsStep(), StateMachineStep(), EventRulesStep(),
+                FirehoseStep(), EcrStep(), GlueStep(), AthenaStep(), ClusterStep()]

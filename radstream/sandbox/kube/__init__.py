@@ -1,0 +1,64 @@
+"""The sandbox's Kubernetes: an API server emulator over real HTTP plus a simulated cluster.
+
+`KubeEmulator` is the sandbox daemon's service: `start()` returns the endpoint and bearer token the
+`kubernetes` client needs, `stop()` ends it. Nodes exist only through nodegroups
+(`add_nodegroup` / `resize_nodegroup` / `remove_nodegroup`, called when the sandbox's EKS
+nodegroups change). Hooks connect pods and Services to real local processes; see kubelet.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from radstream.sandbox.kube.kubelet import INSTANCE_TYPES, Kubelet
+from radstream.sandbox.kube.server import Api, ApiHttpServer
+from radstream.sandbox.kube.store import Store
+
+__all__ = ["INSTANCE_TYPES", "KubeEmulator"]
+
+
+class KubeEmulator:
+    """API server + kubelet simulation on 127.0.0.1.
+
+    kubelet_options go to Kubelet: region, readiness_hook, pod_start_hook, pod_stop_hook,
+    load_balancer_hook, node_ready_delay, pod_start_delay, pod_ready_delay, load_balancer_delay,
+    probe_period, system_pods.
+    """
+
+    def __init__(self, token: str | None = None, port: int = 0, **kubelet_options: Any) -> None:
+        self.token = token or secrets.token_urlsafe(32)
+        self.store = Store()
+        self.api = Api(self.store)
+        self.kubelet = Kubelet(self.api, **kubelet_options)
+        self._port = port
+        self._http: ApiHttpServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self._http is None:
+            raise RuntimeError("the Kubernetes emulator is not started; call start() first")
+        return self._http.url
+
+    def start(self) -> dict[str, str]:
+        self._http = ApiHttpServer(self.api, self.token, port=self._port)
+        self._http.start()
+        self.kubelet.start()
+        return {"kubernetes_endpoint": self.endpoint, "kubernetes_token": self.token}
+
+    def stop(self) -> None:
+        """Stop serving and simulating; safe to call twice."""
+        self.kubelet.stop()
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+
+    def add_nodegroup(self, name: str, instance_type: str, count: int, labels: dict[str, str] | None = None,
+                      taints: list[dict[str, str]] | None = None, capacity_type: str = "ON_DEMAND") -> list[str]:
+        return self.kubelet.add_nodegroup(name, instance_type, count, labels, taints, capacity_type)
+
+    def resize_nodegroup(self, name: str, count: int) -> list[str]:
+        return self.kubelet.resize_nodegroup(name, count)
+
+    def remove_nodegroup(self, name: str) -> None:
+        self.kubelet.remove_nodegroup(name)

@@ -1,0 +1,416 @@
+"""The sandbox's Kubernetes API emulator, driven only through the official `kubernetes` client over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, dynamic, watch
+from kubernetes.client.exceptions import ApiException
+
+from radstream.sandbox.kube import KubeEmulator
+
+pytestmark = pytest.mark.slow
+
+FAST = {"node_ready_delay": 0.05, "pod_start_delay": 0.05, "pod_ready_delay": 0.1,
+        "load_balancer_delay": 0.1, "probe_period": 0.05}
+
+
+def wait_for(description: str, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Poll until predicate() is truthy (a liveness bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {description}")
+
+
+def api_client(info: dict[str, str], token: str | None = None) -> client.ApiClient:
+    config = client.Configuration(host=info["kubernetes_endpoint"])
+    config.api_key = {"authorization": token or info["kubernetes_token"]}
+    config.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(config)
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., tuple[KubeEmulator, client.ApiClient]]]:
+    """Start emulators (always stopped afterwards) and return each with a client."""
+    started: list[tuple[KubeEmulator, client.ApiClient]] = []
+
+    def make(**options: Any) -> tuple[KubeEmulator, client.ApiClient]:
+        emulator = KubeEmulator(**{**FAST, **options})
+        pair = (emulator, api_client(emulator.start()))
+        started.append(pair)
+        return pair
+
+    yield make
+    for emulator, api in started:
+        api.close()
+        emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[KubeEmulator, client.ApiClient]]:
+    """One emulator with two roomy nodes, shared by the tests that do not reshape the cluster."""
+    emulator = KubeEmulator(**FAST)
+    api = api_client(emulator.start())
+    emulator.add_nodegroup("workers", "t3.large", 2)
+    yield emulator, api
+    api.close()
+    emulator.stop()
+
+
+@pytest.fixture
+def namespace(cluster: tuple[KubeEmulator, client.ApiClient]) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(cluster[1]).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return name
+
+
+def deployment(name: str, replicas: int, cpu: str = "100m", memory: str = "64Mi") -> client.V1Deployment:
+    labels = {"app": name}
+    container = client.V1Container(
+        name="main", image="nvcr.io/nvidia/tritonserver:24.08-py3",
+        resources=client.V1ResourceRequirements(requests={"cpu": cpu, "memory": memory}),
+        ports=[client.V1ContainerPort(container_port=8000)],
+    )
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas, selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=labels),
+                                              spec=client.V1PodSpec(containers=[container])),
+        ),
+    )
+
+
+def ready_pods(core: client.CoreV1Api, ns: str, app: str) -> list[client.V1Pod]:
+    pods = core.list_namespaced_pod(ns, label_selector=f"app={app}").items
+    return [p for p in pods if p.status.phase == "Running"
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+
+
+def status_body(error: ApiException) -> dict[str, Any]:
+    return json.loads(error.body)
+
+
+# --- API surface --------------------------------------------------------------------------------
+
+
+def test_requests_without_the_bearer_token_are_refused(cluster):
+    emulator, _ = cluster
+    info = {"kubernetes_endpoint": emulator.endpoint, "kubernetes_token": "wrong"}
+    with pytest.raises(ApiException) as caught:
+        client.CoreV1Api(api_client(info)).list_namespace()
+    assert caught.value.status == 401
+    assert status_body(caught.value)["reason"] == "Unauthorized"
+
+
+def test_version_and_discovery_serve_the_dynamic_client(cluster, tmp_path):
+    _, api = cluster
+    assert client.VersionApi(api).get_code().major == "1"
+    dyn = dynamic.DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    assert deployments.namespaced and deployments.name == "deployments"
+    assert dyn.resources.get(api_version="policy/v1", kind="PodDisruptionBudget").name == "poddisruptionbudgets"
+    names = {ns.metadata.name for ns in dyn.resources.get(api_version="v1", kind="Namespace").get().items}
+    assert {"default", "kube-system"} <= names
+
+
+def test_create_get_list_patch_delete_with_metadata(cluster, namespace):
+    core = client.CoreV1Api(cluster[1])
+    created = core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="settings", labels={"tier": "a"}), data={"k": "v"}))
+    meta = created.metadata
+    assert meta.uid and meta.creation_timestamp and int(meta.resource_version) > 0
+    core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="other", labels={"tier": "b"})))
+
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace, label_selector="tier=a").items] == ["settings"]
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace, label_selector="tier in (a,b),tier!=a").items] == ["other"]
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace, field_selector="metadata.name=other").items] == ["other"]
+
+    patched = core.patch_namespaced_config_map("settings", namespace, {"data": {"k": None, "n": "1"}},
+                                               _content_type="application/merge-patch+json")
+    assert patched.data == {"n": "1"}
+    assert int(patched.metadata.resource_version) > int(meta.resource_version)
+    assert patched.metadata.uid == meta.uid
+
+    core.delete_namespaced_config_map("settings", namespace)
+    with pytest.raises(ApiException) as caught:
+        core.read_namespaced_config_map("settings", namespace)
+    assert caught.value.status == 404
+    assert status_body(caught.value)["reason"] == "NotFound"
+
+
+def test_conflicts_and_invalid_objects_are_status_errors(cluster, namespace):
+    core = client.CoreV1Api(cluster[1])
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name="creds"), string_data={"password": "x"})
+    stale = core.create_namespaced_secret(namespace, secret)
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_secret(namespace, secret)
+    assert (caught.value.status, status_body(caught.value)["reason"]) == (409, "AlreadyExists")
+
+    core.patch_namespaced_secret("creds", namespace, {"metadata": {"labels": {"rotated": "yes"}}})
+    with pytest.raises(ApiException) as caught:
+        core.replace_namespaced_secret("creds", namespace, stale)
+    assert (caught.value.status, status_body(caught.value)["reason"]) == (409, "Conflict")
+
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(labels={"a": "b"})))
+    assert (caught.value.status, status_body(caught.value)["reason"]) == (422, "Invalid")
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="x", labels={"not a key!": "v"})))
+    body = status_body(caught.value)
+    assert caught.value.status == 422 and body["details"]["causes"][0]["field"] == "metadata.labels"
+
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map("no-such-namespace", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x")))
+    assert caught.value.status == 404
+
+
+def test_server_side_apply_creates_then_updates_and_drops_removed_fields(cluster, namespace, tmp_path):
+    _, api = cluster
+    dyn = dynamic.DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
+    services = dyn.resources.get(api_version="v1", kind="Service")
+    manifest = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "triton", "namespace": namespace, "labels": {"app": "triton", "stage": "one"}},
+        "spec": {"selector": {"app": "triton"}, "ports": [{"name": "http", "port": 80, "targetPort": 8000},
+                                                          {"name": "grpc", "port": 8001}]},
+    }
+    created = services.server_side_apply(manifest, field_manager="radstream")
+    assert created.spec.clusterIP and created.spec.type == "ClusterIP"
+
+    again = services.server_side_apply(manifest, field_manager="radstream")
+    assert again.metadata.resourceVersion == created.metadata.resourceVersion  # a no-op apply writes nothing
+
+    manifest["metadata"]["labels"] = {"app": "triton"}
+    manifest["spec"]["ports"] = [{"name": "http", "port": 80, "targetPort": 8000}]
+    updated = services.server_side_apply(manifest, field_manager="radstream")
+    assert dict(updated.metadata.labels) == {"app": "triton"}
+    assert [p.port for p in updated.spec.ports] == [80]
+    assert updated.spec.clusterIP == created.spec.clusterIP
+    assert [f.manager for f in updated.metadata.managedFields] == ["radstream"]
+
+    # The typed API with a dict body: the way radstream.kube applies manifests.
+    apps = client.AppsV1Api(api)
+    body = api.sanitize_for_serialization(deployment("applied", 1))
+    body.update(apiVersion="apps/v1", kind="Deployment")
+    first = apps.patch_namespaced_deployment("applied", namespace, body, field_manager="radstream",
+                                             _content_type="application/apply-patch+yaml")
+    body["spec"]["replicas"] = 2
+    second = apps.patch_namespaced_deployment("applied", namespace, body, field_manager="radstream",
+                                              _content_type="application/apply-patch+yaml")
+    assert (first.spec.replicas, second.spec.replicas) == (1, 2)
+    assert second.metadata.generation == first.metadata.generation + 1
+
+
+def test_json_patch_and_strategic_merge_of_containers(cluster, namespace):
+    apps = client.AppsV1Api(cluster[1])
+    apps.create_namespaced_deployment(namespace, deployment("web", 0))
+    patched = apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "nginx:1.27"}, {"name": "sidecar", "image": "busybox:1.36"}]}}}})
+    containers = patched.spec.template.spec.containers
+    assert [(c.name, c.image) for c in containers] == [("main", "nginx:1.27"), ("sidecar", "busybox:1.36")]
+    assert containers[0].ports[0].container_port == 8000  # merged by name, not replaced
+
+    patched = apps.patch_namespaced_deployment("web", namespace, [
+        {"op": "replace", "path": "/spec/replicas", "value": 0},
+        {"op": "remove", "path": "/spec/template/spec/containers/1"},
+        {"op": "add", "path": "/metadata/labels/team", "value": "radiology"}])
+    assert len(patched.spec.template.spec.containers) == 1 and patched.metadata.labels["team"] == "radiology"
+
+
+# --- the simulated cluster ----------------------------------------------------------------------
+
+
+def test_deployment_gets_running_ready_pods_and_scales(cluster, namespace):
+    emulator, api = cluster
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    apps.create_namespaced_deployment(namespace, deployment("triton", 2))
+
+    status = wait_for("2 ready replicas",
+                      lambda: (s := apps.read_namespaced_deployment_status("triton", namespace).status).ready_replicas == 2 and s)
+    assert status.observed_generation == 1 and status.updated_replicas == 2
+    assert {c.type: c.status for c in status.conditions}["Available"] == "True"
+    pods = ready_pods(core, namespace, "triton")
+    assert len(pods) == 2
+    assert all(p.metadata.name.startswith("triton-") and p.spec.node_name and p.status.pod_ip for p in pods)
+    node = pods[0].spec.node_name
+    on_node = core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}").items
+    assert {p.spec.node_name for p in on_node} == {node}
+
+    apps.patch_namespaced_deployment_scale("triton", namespace, {"spec": {"replicas": 3}})
+    assert apps.read_namespaced_deployment_scale("triton", namespace).spec.replicas == 3
+    wait_for("3 ready pods", lambda: len(ready_pods(core, namespace, "triton")) == 3)
+    apps.replace_namespaced_deployment_scale("triton", namespace, client.V1Scale(
+        metadata=client.V1ObjectMeta(name="triton", namespace=namespace), spec=client.V1ScaleSpec(replicas=1)))
+    wait_for("1 pod left", lambda: len(core.list_namespaced_pod(namespace, label_selector="app=triton").items) == 1)
+
+
+def test_rolling_update_replaces_every_pod(cluster, namespace):
+    core, apps = client.CoreV1Api(cluster[1]), client.AppsV1Api(cluster[1])
+    apps.create_namespaced_deployment(namespace, deployment("roll", 2))
+    wait_for("first rollout", lambda: len(ready_pods(core, namespace, "roll")) == 2)
+    before = {p.metadata.name for p in ready_pods(core, namespace, "roll")}
+    apps.patch_namespaced_deployment("roll", namespace, {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "nvcr.io/nvidia/tritonserver:24.09-py3"}]}}}})
+
+    def rolled_out() -> bool:
+        status = apps.read_namespaced_deployment("roll", namespace).status
+        pods = ready_pods(core, namespace, "roll")
+        return (status.observed_generation == 2 and status.updated_replicas == 2 and status.ready_replicas == 2
+                and len(pods) == 2 and not before & {p.metadata.name for p in pods})
+
+    wait_for("second rollout", rolled_out)
+    images = {p.spec.containers[0].image for p in core.list_namespaced_pod(namespace, label_selector="app=roll").items}
+    assert images == {"nvcr.io/nvidia/tritonserver:24.09-py3"}
+
+
+def test_watch_streams_added_then_modified(cluster, namespace):
+    core = client.CoreV1Api(cluster[1])
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="probe", labels={"app": "probe"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox:1.36")])))
+    seen: list[tuple[str, str]] = []
+    stream = watch.Watch()
+    for event in stream.stream(core.list_namespaced_pod, namespace, label_selector="app=probe", timeout_seconds=10):
+        seen.append((event["type"], event["object"].status.phase))
+        if event["object"].status.phase == "Running":
+            stream.stop()
+    assert seen[0][0] == "ADDED" and ("MODIFIED", "Running") in seen
+
+    latest = core.list_namespaced_pod(namespace).metadata.resource_version
+    core.delete_namespaced_pod("probe", namespace)
+    events = list(watch.Watch().stream(core.list_namespaced_pod, namespace, resource_version=latest, timeout_seconds=1))
+    assert [e["type"] for e in events] == ["DELETED"]
+
+
+def test_load_balancer_service_gets_a_hostname(cluster, namespace):
+    core = client.CoreV1Api(cluster[1])
+    core.create_namespaced_service(namespace, client.V1Service(
+        metadata=client.V1ObjectMeta(name="edge"),
+        spec=client.V1ServiceSpec(type="LoadBalancer", selector={"app": "triton"},
+                                  ports=[client.V1ServicePort(name="http", port=80, target_port=8000)])))
+    ingress = wait_for("a load balancer hostname",
+                       lambda: (core.read_namespaced_service_status("edge", namespace).status.load_balancer.ingress or [None])[0])
+    assert ingress.hostname.endswith(".elb.amazonaws.com")
+    assert core.read_namespaced_service("edge", namespace).spec.ports[0].node_port >= 30000
+
+
+def test_hpa_keeps_its_target_within_bounds(cluster, namespace):
+    apps, autoscaling = client.AppsV1Api(cluster[1]), client.AutoscalingV2Api(cluster[1])
+    apps.create_namespaced_deployment(namespace, deployment("scaled", 1))
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(namespace, client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="scaled"),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            min_replicas=2, max_replicas=4,
+            scale_target_ref=client.V2CrossVersionObjectReference(api_version="apps/v1", kind="Deployment", name="scaled"))))
+    wait_for("the HPA to raise replicas to its minimum",
+             lambda: apps.read_namespaced_deployment("scaled", namespace).spec.replicas == 2)
+    status = wait_for("HPA status", lambda: autoscaling.read_namespaced_horizontal_pod_autoscaler_status("scaled", namespace).status)
+    assert status.desired_replicas == 2
+
+
+def test_cordon_and_eviction_respect_the_disruption_budget(cluster, namespace):
+    _, api = cluster
+    core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
+    apps.create_namespaced_deployment(namespace, deployment("guarded", 2))
+    policy.create_namespaced_pod_disruption_budget(namespace, client.V1PodDisruptionBudget(
+        metadata=client.V1ObjectMeta(name="guarded"),
+        spec=client.V1PodDisruptionBudgetSpec(min_available=2, selector=client.V1LabelSelector(match_labels={"app": "guarded"}))))
+    victim = wait_for("2 ready pods", lambda: len(p := ready_pods(core, namespace, "guarded")) == 2 and p)[0]
+    old_node = victim.spec.node_name
+    core.patch_node(old_node, {"spec": {"unschedulable": True}})
+    try:
+        eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=victim.metadata.name, namespace=namespace))
+        with pytest.raises(ApiException) as caught:
+            core.create_namespaced_pod_eviction(victim.metadata.name, namespace, eviction)
+        assert caught.value.status == 429
+        body = status_body(caught.value)
+        assert body["reason"] == "TooManyRequests" and "guarded" in body["details"]["causes"][0]["message"]
+
+        policy.patch_namespaced_pod_disruption_budget("guarded", namespace, {"spec": {"minAvailable": 1}})
+        wait_for("the budget to allow a disruption", lambda: policy.read_namespaced_pod_disruption_budget_status(
+            "guarded", namespace).status.disruptions_allowed == 1)
+        core.create_namespaced_pod_eviction(victim.metadata.name, namespace, eviction)
+
+        def replaced() -> list[client.V1Pod]:
+            pods = ready_pods(core, namespace, "guarded")
+            return len(pods) == 2 and victim.metadata.name not in {p.metadata.name for p in pods} and pods
+
+        pods = wait_for("a replacement on a schedulable node", replaced)
+        newcomer = next(p for p in pods if p.metadata.creation_timestamp >= victim.metadata.creation_timestamp
+                        and p.metadata.name != victim.metadata.name)
+        assert newcomer.spec.node_name != old_node
+    finally:
+        core.patch_node(old_node, {"spec": {"unschedulable": False}})
+
+
+def test_a_t3_micro_leaves_a_triton_pod_pending_until_a_bigger_nodegroup_arrives(make_emulator):
+    emulator, api = make_emulator()
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    [node] = emulator.add_nodegroup("old", "t3.micro", 1)
+    assert core.read_node(node).status.allocatable["pods"] == "4"
+    wait_for("coredns on the micro node", lambda: apps.read_namespaced_deployment("coredns", "kube-system").status.ready_replicas == 2)
+
+    apps.create_namespaced_deployment("default", deployment("triton", 1, cpu="500m", memory="256Mi"))
+    pod = wait_for("a FailedScheduling condition", lambda: next(
+        (p for p in core.list_namespaced_pod("default", label_selector="app=triton").items
+         if any(c.type == "PodScheduled" and c.status == "False" for c in p.status.conditions or [])), None))
+    condition = next(c for c in pod.status.conditions if c.type == "PodScheduled")
+    assert pod.status.phase == "Pending" and condition.reason == "Unschedulable"
+    assert "Too many pods" in condition.message
+    events = core.list_namespaced_event("default").items
+    assert any(e.reason == "FailedScheduling" and e.involved_object.name == pod.metadata.name for e in events)
+
+    emulator.add_nodegroup("new", "t3.medium", 1)
+    assert wait_for("the pod to run on the new node", lambda: ready_pods(core, "default", "triton"))[0].spec.node_name != node
+
+
+def test_hooks_drive_readiness_pod_start_and_the_load_balancer(make_emulator):
+    model_ready = threading.Event()
+    started: list[str] = []
+    stopped: list[str] = []
+    emulator, api = make_emulator(
+        readiness_hook=lambda pod: pod["metadata"]["namespace"] == "kube-system" or model_ready.is_set(),
+        pod_start_hook=lambda pod: started.append(pod["metadata"]["name"]),
+        pod_stop_hook=lambda pod: stopped.append(pod["metadata"]["name"]),
+        load_balancer_hook=lambda service: {"hostname": "localhost", "ports": [{"port": 18000, "protocol": "TCP"}]},
+    )
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    emulator.add_nodegroup("gpu", "g4dn.xlarge", 1, labels={"role": "inference"},
+                           taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}])
+    spec = deployment("triton", 1)
+    spec.spec.template.spec.tolerations = [client.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
+    spec.spec.template.spec.node_selector = {"role": "inference"}
+    apps.create_namespaced_deployment("default", spec)
+
+    wait_for("coredns to be kept off the tainted node", lambda: any(
+        "untolerated taint {nvidia.com/gpu: present}" in (c.message or "")
+        for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
+        for c in p.status.conditions or [] if c.type == "PodScheduled" and c.status == "False"))
+    running = wait_for("the pod to run", lambda: next(
+        (p for p in core.list_namespaced_pod("default").items if p.status.phase == "Running"), None))
+    assert running.metadata.name in started
+    assert not ready_pods(core, "default", "triton")  # the hook says the model is not ready yet
+    model_ready.set()
+    wait_for("readiness through the hook", lambda: ready_pods(core, "default", "triton"))
+
+    core.create_namespaced_service("default", client.V1Service(
+        metadata=client.V1ObjectMeta(name="edge"),
+        spec=client.V1ServiceSpec(type="LoadBalancer", ports=[client.V1ServicePort(port=80)])))
+    ingress = wait_for("the hook's hostname", lambda: (core.read_namespaced_service("edge", "default")
+                                                       .status.load_balancer.ingress or [None])[0])
+    assert (ingress.hostname, ingress.ports[0].port) == ("localhost", 18000)
+
+    apps.delete_namespaced_deployment("triton", "default")
+    wait_for("the stop hook", lambda: running.metadata.name in stopped)

@@ -1,0 +1,29 @@
+import boto3
+from moto import mock_aws
+
+from radstream.aws import error_code, record_mutations
+
+
+def test_record_mutations_sees_only_writes():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        seen = record_mutations(s3)
+        s3.list_buckets()
+        s3.create_bucket(Bucket="radstream-mutations")
+        s3.head_bucket(Bucket="radstream-mutations")
+        assert seen == ["CreateBucket"]
+        try:
+            s3.head_bucket(Bucket="radstream-absent")
+        except Exception as exc:
+            assert error_code(exc) == "404"
+    assert error_code(ValueError("not a client error")) == ""
+
+
+def test_substitute_leaves_jsonpath_alone_and_rejects_unknown_names():
+    import pytest
+
+    from radstream.aws import substitute
+
+    assert substitute('{"a": "${X}", "p": "$.failure.${X}"}', {"X": "v"}) == '{"a": "v", "p": "$.failure.v"}'
+    with pytest.raises(KeyError):
+        substitute("${Unknown}", {})

@@ -1,0 +1,129 @@
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from radstream.aws import record_mutations
+from radstream.aws.s3 import bucket_drift, delete_bucket, ensure_bucket, tls_only_policy
+
+REGION = "eu-west-1"
+TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
+
+
+@pytest.fixture
+def moto_s3_eventbridge_readback(monkeypatch):
+    """moto 5.2 stores an EventBridgeConfiguration but omits it from GetBucketNotificationConfiguration;
+    add it back so the emulator answers like S3 (the sandbox applies the same fix)."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.get_bucket_notification
+
+    def patched(self):
+        response = original(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is None or config.event_bridge is None:
+            return response
+        status, headers, body = response
+        body = body.decode() if isinstance(body, bytes) else body
+        if "<EventBridgeConfiguration" not in body:
+            body = body.replace("</NotificationConfiguration>",
+                                "<EventBridgeConfiguration/></NotificationConfiguration>")
+            if "</NotificationConfiguration>" not in body:  # moto answered with an empty result
+                body = ('<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration>'
+                        "<EventBridgeConfiguration/></NotificationConfiguration>")
+        headers = {k: v for k, v in dict(headers).items() if k.lower() != "content-length"}
+        return status, headers, body
+
+    monkeypatch.setattr(S3Response, "get_bucket_notification", patched)
+
+
+@pytest.fixture
+def moto_conditioned_deny(monkeypatch):
+    """moto 5.2 treats a condition it cannot evaluate (here aws:SecureTransport, for which it has no
+    value) as satisfied, so the TLS-only Deny would refuse every object request. A Deny whose
+    condition keys have no value in the request is treated as not applying (the sandbox applies the
+    same fix; its HTTP endpoint is plain HTTP on loopback)."""
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    original = IAMPolicyStatement.is_action_permitted
+
+    def patched(self, action, resource="*", principal=None, incoming_condition_values=None):
+        result = original(self, action, resource, principal, incoming_condition_values)
+        condition = self._statement.get("Condition") or {}
+        keys = {key for values in condition.values() for key in values}
+        if result == PermissionResult.DENIED and self._statement.get("Effect") == "Deny" \
+                and keys - set(incoming_condition_values or {}):
+            return PermissionResult.NEUTRAL
+        return result
+
+    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted", patched)
+
+
+@pytest.fixture
+def s3(moto_s3_eventbridge_readback, moto_conditioned_deny):
+    with mock_aws():
+        yield boto3.client("s3", region_name=REGION)
+
+
+def test_create_then_no_op_then_repair(s3):
+    name = "t1-images-123456789012"
+    assert bucket_drift(s3, name, TAGS, eventbridge=True) == ["missing"]
+    assert ensure_bucket(s3, name, REGION, TAGS, eventbridge=True) is True
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == REGION
+    assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    assert json.loads(s3.get_bucket_policy(Bucket=name)["Policy"]) == tls_only_policy(name)
+    assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket=name)
+    assert bucket_drift(s3, name, TAGS, eventbridge=True) == []
+
+    seen = record_mutations(s3)
+    assert ensure_bucket(s3, name, REGION, TAGS, eventbridge=True) is False
+    assert seen == []
+
+    # Someone suspends versioning, removes the policy and a tag; someone else adds their own tag.
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
+    s3.delete_bucket_policy(Bucket=name)
+    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "owner", "Value": "ops"}]})
+    assert bucket_drift(s3, name, TAGS, eventbridge=True) == ["versioning", "policy", "tags"]
+    seen.clear()
+    assert ensure_bucket(s3, name, REGION, TAGS, eventbridge=True) is True
+    assert sorted(seen) == ["PutBucketPolicy", "PutBucketTagging", "PutBucketVersioning"]
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+    assert tags == {**TAGS, "owner": "ops"}
+    assert bucket_drift(s3, name, TAGS, eventbridge=True) == []
+
+
+def test_tls_policy_denies_insecure_transport_only():
+    statement = tls_only_policy("b")["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]
+
+
+def test_eventbridge_added_without_dropping_other_notifications(s3):
+    name = "t1-other-123456789012"
+    ensure_bucket(s3, name, REGION, TAGS)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=sqs.create_queue(QueueName="q")["QueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    assert bucket_drift(s3, name, TAGS, eventbridge=True) == ["eventbridge"]
+    ensure_bucket(s3, name, REGION, TAGS, eventbridge=True)
+    config = s3.get_bucket_notification_configuration(Bucket=name)
+    assert "EventBridgeConfiguration" in config
+    assert config["QueueConfigurations"][0]["QueueArn"] == queue_arn
+
+
+def test_delete_empties_every_version_and_is_quiet_when_gone(s3):
+    name = "t1-results-123456789012"
+    ensure_bucket(s3, name, REGION, TAGS)
+    for body in (b"1", b"2"):
+        s3.put_object(Bucket=name, Key="results/a.json", Body=body)
+    s3.delete_object(Bucket=name, Key="results/a.json")  # leaves a delete marker
+    delete_bucket(s3, name)
+    assert bucket_drift(s3, name, TAGS) == ["missing"]
+    delete_bucket(s3, name)
