@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from radstream.commands import bench as bench_commands
+from radstream.commands import deid as deid_commands
 from radstream.commands import model as model_commands
 from radstream.commands import sandbox as sandbox_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
@@ -28,6 +29,7 @@ app.add_typer(phase_app, name="phase")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(model_commands.app, name="model")
 app.add_typer(bench_commands.app, name="bench")
+app.command("deid")(deid_commands.deid)
 
 
 @app.callback()
@@ -209,9 +211,9 @@ def teardown(
             confirm(f"Destroy every resource of deployment {rctx.config.deployment!r} ({rctx.config.target})?", opts)
             _prepare_target(rctx)
             result = Engine(rctx, registry.all_phases()).destroy([n for n, *_ in registry.REGISTRY])
-            from radstream.aws.inventory import tagged_resources
+            from radstream.aws.inventory import deployment_resources
 
-            leftovers = tagged_resources(rctx)
+            leftovers = deployment_resources(rctx.client, rctx.config.deployment)
             payload = _run_payload(rctx, result) | {"leftovers": leftovers}
             payload["ok"] = result.ok and not leftovers
             if leftovers and not payload["error"]:

@@ -6,6 +6,7 @@ kubernetes and Triton clients) at real AWS or at the local sandbox."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,12 @@ SANDBOX_FILE = "sandbox.json"
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+def user_cache_dir() -> Path:
+    """Content-addressed caches (Lambda layer builds, fetched objects) shared by every deployment."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "radstream"
+
+
 class Context:
     def __init__(
         self,
@@ -41,7 +48,7 @@ class Context:
         self.counter = counter or MutationCounter()
         self.root = REPO_ROOT
         self.state_dir = loaded.state_dir
-        self.cache_dir = loaded.state_dir / "cache"
+        self.cache_dir = user_cache_dir()
         self.current_phase: int | None = None
         self._clients: dict[str, Any] = {}
 
@@ -74,7 +81,7 @@ class Context:
             session = boto3.Session(region_name=self.config.region, **SANDBOX_CREDENTIALS)
         else:
             session = boto3.Session(region_name=self.config.region, profile_name=self.config.aws.profile)
-        session.events.register("before-call", self.counter.botocore_hook)
+        session.events.register("after-call", self.counter.botocore_hook)
         return session
 
     def client(self, service: str):

@@ -38,10 +38,14 @@ class MutationCounter:
         with self._lock:
             self.calls[key] += 1
 
-    def botocore_hook(self, model=None, **_: object) -> None:
-        """Register on `before-call`: fires once per API call, not once per retry."""
-        if model is not None and is_mutating(model.name):
-            self.record(f"{model.service_model.service_name}:{model.name}")
+    def botocore_hook(self, model=None, http_response=None, **_: object) -> None:
+        """Register on `after-call`: fires once per API call (not per retry), after the answer, so
+        a delete of something already gone — refused by the service — changes nothing and counts 0."""
+        if model is None or not is_mutating(model.name):
+            return
+        if http_response is not None and http_response.status_code >= 300:
+            return
+        self.record(f"{model.service_model.service_name}:{model.name}")
 
     def record_kube(self, method: str, path: str) -> None:
         if method.upper() in KUBE_WRITE_METHODS:

@@ -125,11 +125,14 @@ class Engine:
                 # Recorded before apply: a crash from here on resumes at this very step.
                 state.set_step(number, step.name, status="in_progress", started_at=now_iso())
                 state.save()
-                outputs = step.apply(ctx)
-                if outputs:
-                    state.add_outputs(number, outputs)
+                applied = step.apply(ctx)
+                if applied:
+                    state.add_outputs(number, applied)
                 step.verify(ctx)
                 status = "done"
+            outputs = step.outputs(ctx)
+            if outputs:
+                state.add_outputs(number, outputs)
         except Exception as exc:
             seconds = time.monotonic() - start
             state.set_step(number, step.name, status="failed", error=describe_error(exc), seconds=round(seconds, 3))

@@ -1,18 +1,29 @@
-"""InvokeInference: never pretends. Until phase 4 wires INFERENCE_ENDPOINT (and the pipeline issue
-adds the Triton client) it fails with the error type NotWired, which the state machine catches."""
+"""InvokeInference: the study's tensor to Triton (KServe v2, binary tensors) at INFERENCE_ENDPOINT,
+which phase 4 sets. Until then it raises InferenceNotWired, which ends the study in StoreFailure;
+an unreachable or busy server raises InferenceUnavailable, which the state machine retries."""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
+from radstream.pipeline import lambda_support as support
+from radstream.pipeline.inference_call import infer
+from radstream.pipeline.preprocess import decode_tensor
 
-class NotWired(Exception):
-    """No inference endpoint is connected to this function yet."""
+# Leave this much of the function's time to report a failure rather than be killed mid-retry.
+_RESERVE_S = 2.0
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    endpoint = os.environ.get("INFERENCE_ENDPOINT")
-    if not endpoint:
-        raise NotWired("INFERENCE_ENDPOINT is not set: run phase 4 (radstream phase run 4) to wire inference")
-    raise NotWired(f"endpoint {endpoint} is set but this handler has no inference client yet")
+    timings = support.timings_of(event)
+    with support.stage_timer(timings, "inference"):
+        endpoint = os.environ.get("INFERENCE_ENDPOINT", "")
+        bucket, key = support.split_s3_path(event["tensor"]["s3_path"])
+        tensor = decode_tensor(support.read_object(bucket, key))
+        deadline = None
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - _RESERVE_S
+        outcome = infer(tensor, endpoint=endpoint, model=support.setting("MODEL_NAME"), deadline=deadline)
+    return {**event, "inference_results": outcome.to_dict(), "processing_time_ms": timings}

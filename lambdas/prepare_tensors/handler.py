@@ -1,9 +1,26 @@
-"""PrepareImage: passes the study through until radstream.pipeline's preprocessing lands."""
+"""PrepareImage: decode the study (DICOM, JPEG or PNG, told by content), turn it into the model
+input uint8 [1, 224, 224] and store it as tensors/<study_id>.npy in the artifacts bucket; the next
+step reads it from there (Step Functions payloads are too small to carry pixels)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from radstream.pipeline import lambda_support as support
+from radstream.pipeline.preprocess import encode_tensor, prepare
+from radstream.pipeline.results import tensor_key
+
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return dict(event)
+    timings = support.timings_of(event)
+    with support.stage_timer(timings, "prepare"):
+        bucket, key = support.input_location(event)
+        prepared = prepare(support.read_object(bucket, key))
+        artifacts, tensor = support.setting("ARTIFACTS_BUCKET"), tensor_key(event["study_id"])
+        support.put_object(artifacts, tensor, encode_tensor(prepared.tensor), "application/x-npy")
+    return {
+        **event,
+        "input_sha256": prepared.input_sha256,
+        "tensor": {"s3_path": f"s3://{artifacts}/{tensor}", "shape": list(prepared.tensor.shape)},
+        "processing_time_ms": timings,
+    }

@@ -1,29 +1,29 @@
-"""SendTelemetry: one newline-terminated JSON event per study on the Kinesis stream (Firehose
-concatenates records as they are, so the newline keeps raw_telemetry/ line-delimited)."""
+"""SendTelemetry: one success event (radstream.pipeline.results.TELEMETRY_COLUMNS) on the Kinesis
+stream, partition key = study id. Firehose stores records as they are, so each is one JSON line."""
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from typing import Any
+
+from radstream.pipeline import lambda_support as support
+from radstream.pipeline.results import telemetry_event
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    import boto3
-
-    record = {
-        "event_type": "study_processed",
-        "study_id": event.get("study_id"),
-        "status": "SUCCESS",
-        "processing_time_ms": sum((event.get("processing_time_ms") or {}).values()),
-        "stage_timings_ms": event.get("processing_time_ms") or {},
-        "model_name": os.environ.get("MODEL_NAME"),
-        "deployment": os.environ.get("DEPLOYMENT"),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    boto3.client("kinesis").put_record(
-        StreamName=os.environ["TELEMETRY_STREAM"], Data=(json.dumps(record) + "\n").encode(),
-        PartitionKey=str(event.get("study_id") or "unknown"),
+    _, input_key = support.input_location(event)
+    record = telemetry_event(
+        study_id=event["study_id"],
+        status="SUCCESS",
+        stage_ms=support.timings_of(event),
+        input_key=input_key,
+        view=(event.get("metadata") or {}).get("view"),
+        result=event.get("result"),
     )
-    return dict(event)
+    support.send_telemetry(record)
+    return {
+        "study_id": event["study_id"],
+        "status": "SUCCESS",
+        "results_s3_path": event.get("results_s3_path"),
+        "processing_time_ms": support.timings_of(event),
+        "telemetry_event_id": record["event_id"],
+    }

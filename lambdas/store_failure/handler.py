@@ -1,38 +1,52 @@
-"""StoreFailure: records why a study failed at failed/<study_id>/reason.json in the results bucket.
-The state machine's Catch puts the error at $.failure.<stage>."""
+"""StoreFailure: quarantine a study that could not go through. The original is copied to
+failed/<study_id>/<its name> in the results bucket (it also stays in the images bucket), the reason
+goes to failed/<study_id>/reason.json, and a FAILED telemetry event is sent.
+
+The state machine's Catch puts the error at $.failure.<state name>, next to that state's input, so
+the input is either the trigger event or the contract of the earlier steps. Without a valid study id
+(e.g. the sidecar was the problem) one is derived from the object key."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
 from typing import Any
 
-
-def _study_id(event: dict[str, Any]) -> str:
-    if event.get("study_id"):
-        return str(event["study_id"])
-    # No valid id yet: derive one from the object key, sanitised, plus a short hash.
-    source = str(event.get("s3_path") or event.get("detail", {}).get("object", {}).get("key") or "unknown")
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", source.rsplit("/", 1)[-1])[:64]
-    return f"{stem}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+from radstream.pipeline import lambda_support as support
+from radstream.pipeline.metadata import is_valid_study_id, study_id_from_key
+from radstream.pipeline.results import failure_copy_key, failure_document, failure_reason_key, parse_catch, telemetry_event
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    import boto3
+    state, caught = next(iter((event.get("failure") or {"unknown": {}}).items()))
+    error = parse_catch(caught)
+    stage = support.STATE_STAGES.get(state) or error["stage"]
+    try:
+        bucket, key = support.input_location(event)
+    except ValueError:
+        bucket, key = None, "unknown"
+    study_id = event["study_id"] if is_valid_study_id(event.get("study_id")) else study_id_from_key(key)
+    results = support.setting("RESULTS_BUCKET")
+    document = failure_document(study_id=study_id, input_key=key, stage=stage, error_type=error["error_type"],
+                                message=error["message"])
+    # A study refused for carrying identity is not copied: that would spread the identity further.
+    copy = bucket is not None and error["error_type"] != "IdentifiedDicom"
+    document["copied"] = copy and _copy_original(bucket, key, results, failure_copy_key(study_id, key))
+    support.put_object(results, failure_reason_key(study_id), json.dumps(document, indent=2).encode(), "application/json")
+    support.send_telemetry(telemetry_event(
+        study_id=study_id, status="FAILED", stage_ms=support.timings_of(event), input_key=key,
+        view=(event.get("metadata") or {}).get("view"), error=document,
+    ))
+    return {"study_id": study_id, "status": "FAILED", "failure_s3_path": f"s3://{results}/{failure_reason_key(study_id)}",
+            "error": document}
 
-    stage, error = next(iter((event.get("failure") or {"unknown": {}}).items()))
-    study_id = _study_id(event)
-    reason = {
-        "study_id": study_id,
-        "stage": stage,
-        "error_type": error.get("Error"),
-        "message": error.get("Cause"),
-        "input": event.get("s3_path"),
-    }
-    bucket = os.environ["RESULTS_BUCKET"]
-    key = f"failed/{study_id}/reason.json"
-    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(reason).encode(),
-                                  ContentType="application/json")
-    return {**event, "study_id": study_id, "status": "FAILED", "failure_s3_path": f"s3://{bucket}/{key}"}
+
+def _copy_original(bucket: str, key: str, results: str, copy_key: str) -> bool:
+    """Copy the failed object next to its reason; False when it is already gone (deleted since)."""
+    s3 = support.client("s3")
+    try:
+        s3.copy_object(Bucket=results, Key=copy_key, CopySource={"Bucket": bucket, "Key": key})
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        return False
+    return True

@@ -1,32 +1,84 @@
-"""ValidateInput: turn the trigger (an EventBridge S3 "Object Created" event, or a direct
-{"s3_path": ...} input) into the pipeline contract. Minimal until radstream.pipeline lands."""
+"""ValidateInput: the trigger (an EventBridge S3 "Object Created" event, or a direct start with
+`s3_path` and optionally `metadata`) to the pipeline contract:
+{study_id, s3_path, format, metadata, inference_results, processing_time_ms}.
+
+The format is told by content. A DICOM brings its metadata in its tags and must already be
+de-identified; a JPEG/PNG needs its sidecar (same key, .json). A missing sidecar raises
+MissingMetadata, which the state machine retries for a bounded time since clients may upload late."""
 
 from __future__ import annotations
 
-import posixpath
-import re
+import io
+from datetime import datetime, timezone
 from typing import Any
 
+from radstream.pipeline import lambda_support as support
+from radstream.pipeline.errors import CorruptImage, InvalidMetadata, MissingMetadata, PipelineError
+from radstream.pipeline.metadata import DICOM_METADATA_KEYWORDS, metadata_from_dicom, parse_sidecar, validate_metadata
+from radstream.pipeline.readers import DEFAULT_LIMITS, sniff
 
-def _s3_path(event: dict[str, Any]) -> str:
-    if "s3_path" in event:
-        return event["s3_path"]
-    detail = event.get("detail", {})
-    bucket, key = detail.get("bucket", {}).get("name"), detail.get("object", {}).get("key")
-    if not bucket or not key:
-        raise ValueError("event has neither s3_path nor an S3 Object Created detail")
-    return f"s3://{bucket}/{key}"
+_SNIFF_BYTES = 132  # the DICOM preamble and magic; PNG and JPEG magics are shorter
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    s3_path = _s3_path(event)
-    stem = posixpath.splitext(posixpath.basename(s3_path))[0]
-    metadata = dict(event.get("metadata") or {})
-    study_id = event.get("study_id") or metadata.get("study_id") or re.sub(r"[^A-Za-z0-9._-]", "_", stem)
+    timings: dict[str, float] = {}
+    with support.stage_timer(timings, "validate"):
+        bucket, key = support.input_location(event)
+        obj = support.client("s3").get_object(Bucket=bucket, Key=key)
+        DEFAULT_LIMITS.check_bytes(obj["ContentLength"])
+        head = obj["Body"].read(_SNIFF_BYTES)
+        kind = sniff(head)
+        if kind == "dicom":
+            metadata = _dicom_metadata(head + obj["Body"].read(), key, obj["LastModified"])
+        else:
+            obj["Body"].close()  # the pixels are PrepareImage's business
+            metadata = validate_metadata(event["metadata"]) if event.get("metadata") else _sidecar(bucket, key)
+            _check_matches_key(metadata.study_id, key)
     return {
-        "study_id": study_id,
-        "s3_path": s3_path,
-        "metadata": metadata,
+        "study_id": metadata.study_id,
+        "s3_path": f"s3://{bucket}/{key}",
+        "format": kind,
+        "metadata": metadata.to_json_dict(),
         "inference_results": None,
-        "processing_time_ms": {},
+        "processing_time_ms": timings,
     }
+
+
+def sidecar_key(key: str) -> str:
+    stem = key.rsplit(".", 1)[0] if "." in key.rsplit("/", 1)[-1] else key
+    return f"{stem}.json"
+
+
+def _check_matches_key(study_id: str, key: str) -> None:
+    """A sidecar names the image it belongs to; one claiming another study's id would overwrite that
+    study's results."""
+    stem = sidecar_key(key).rsplit("/", 1)[-1][: -len(".json")]
+    if study_id != stem:
+        raise InvalidMetadata(
+            f"the sidecar's study_id does not match the image name {stem[:64]!r}; upload the image as "
+            "incoming/<study_id>.<png|jpg>"
+        )
+
+
+def _sidecar(bucket: str, key: str):
+    try:
+        data = support.read_object(bucket, sidecar_key(key))
+    except support.client("s3").exceptions.NoSuchKey:
+        raise MissingMetadata(f"no sidecar {sidecar_key(key)} next to {key}; upload the sidecar before the image") from None
+    return parse_sidecar(data)
+
+
+def _dicom_metadata(data: bytes, key: str, received_at: datetime):
+    import pydicom
+
+    from radstream.pipeline.deid import require_deidentified
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        tags = {kw: str(ds.get(kw, "") or "") for kw in DICOM_METADATA_KEYWORDS}
+        require_deidentified(ds)
+    except PipelineError:
+        raise
+    except Exception as exc:  # pydicom converts lazily and raises many types on a damaged header
+        raise CorruptImage(f"the DICOM header cannot be read: {exc}", stage="validate") from None
+    return metadata_from_dicom(tags, key, received_at.astimezone(timezone.utc))

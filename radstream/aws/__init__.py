@@ -10,21 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def record_mutations(client: Any) -> list[str]:
-    """Attach a hook to one boto3 client; the returned list grows with each mutating call's name
-    (in order), which is how the tests prove a converged ensure_* makes no change."""
-    from radstream.counters import is_mutating
-
-    seen: list[str] = []
-
-    def before_call(model: Any, **_: Any) -> None:
-        if is_mutating(model.name):
-            seen.append(model.name)
-
-    client.meta.events.register("before-call.*.*", before_call)
-    return seen
-
-
 def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     response = getattr(exc, "response", None) or {}

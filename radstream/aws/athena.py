@@ -23,14 +23,19 @@ def _configuration(output_location: str) -> dict[str, Any]:
     }
 
 
-def workgroup_drift(athena: Any, name: str, arn: str, output_location: str, tags: dict[str, str]) -> list[str]:
+def get_workgroup(athena: Any, name: str) -> dict[str, Any] | None:
     try:
-        group = athena.get_work_group(WorkGroup=name).get("WorkGroup")
+        # moto answers an unknown workgroup with an empty document
+        return athena.get_work_group(WorkGroup=name).get("WorkGroup")
     except Exception as exc:
         if error_code(exc) != "InvalidRequestException":  # Athena's answer for an unknown workgroup
             raise
-        group = None
-    if group is None:  # moto answers an unknown workgroup with an empty document
+        return None
+
+
+def workgroup_drift(athena: Any, name: str, arn: str, output_location: str, tags: dict[str, str]) -> list[str]:
+    group = get_workgroup(athena, name)
+    if group is None:
         return ["missing"]
     wanted = _configuration(output_location)
     config = group.get("Configuration", {})
@@ -60,6 +65,8 @@ def ensure_workgroup(athena: Any, name: str, arn: str, output_location: str, tag
 
 def delete_workgroup(athena: Any, name: str) -> None:
     """Delete the workgroup and its saved queries; quiet when gone."""
+    if get_workgroup(athena, name) is None:
+        return
     try:
         athena.delete_work_group(WorkGroup=name, RecursiveDeleteOption=True)
     except Exception as exc:

@@ -7,20 +7,7 @@ from typing import Any
 
 from radstream.aws import error_code
 from radstream.aws.tags import missing
-
-# One telemetry event (newline-delimited JSON written by the pipeline's telemetry stage).
-TELEMETRY_COLUMNS = (
-    ("event_type", "string"),
-    ("study_id", "string"),
-    ("status", "string"),
-    ("stage", "string"),
-    ("error_type", "string"),
-    ("processing_time_ms", "double"),
-    ("stage_timings_ms", "map<string,double>"),
-    ("model_name", "string"),
-    ("deployment", "string"),
-    ("timestamp", "string"),
-)
+from radstream.pipeline.results import TELEMETRY_COLUMNS
 
 
 def glue_arn(region: str, account_id: str, kind: str, name: str) -> str:

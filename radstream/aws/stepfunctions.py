@@ -30,13 +30,19 @@ def state_machine_arn(region: str, account_id: str, name: str) -> str:
     return f"arn:aws:states:{region}:{account_id}:stateMachine:{name}"
 
 
-def state_machine_drift(sfn: Any, arn: str, definition: dict, role_arn: str, tags: dict[str, str]) -> list[str]:
+def describe_state_machine(sfn: Any, arn: str) -> dict[str, Any] | None:
     try:
-        found = sfn.describe_state_machine(stateMachineArn=arn)
+        return sfn.describe_state_machine(stateMachineArn=arn)
     except Exception as exc:
         if error_code(exc) == "StateMachineDoesNotExist":
-            return ["missing"]
+            return None
         raise
+
+
+def state_machine_drift(sfn: Any, arn: str, definition: dict, role_arn: str, tags: dict[str, str]) -> list[str]:
+    found = describe_state_machine(sfn, arn)
+    if found is None:
+        return ["missing"]
     drift = []
     if json.loads(found["definition"]) != definition or found["roleArn"] != role_arn:
         drift.append("definition")
@@ -66,6 +72,8 @@ def ensure_state_machine(
 
 def delete_state_machine(sfn: Any, arn: str) -> None:
     """Delete (running executions are stopped by the service); quiet when gone."""
+    if describe_state_machine(sfn, arn) is None:
+        return
     try:
         sfn.delete_state_machine(stateMachineArn=arn)
     except Exception as exc:

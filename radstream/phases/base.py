@@ -31,6 +31,8 @@ class Step:
     - apply: make it so, safe to re-run after a crash at any point. May return outputs (a dict)
       that the engine merges into the phase's outputs in the state file.
     - verify: the post-condition read from the real world; raise VerifyFailed when it does not hold.
+    - outputs: read-only; what later phases need (names, ARNs, URLs). Recorded whether the step
+      was applied or found already done, so a lost state file or an adopted resource still yields them.
     - destroy: undo; silent when already gone.
     """
 
@@ -47,6 +49,9 @@ class Step:
         return None
 
     def verify(self, ctx: Context) -> None:
+        return None
+
+    def outputs(self, ctx: Context) -> dict[str, Any] | None:
         return None
 
     def destroy(self, ctx: Context) -> None:

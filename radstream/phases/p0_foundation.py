@@ -98,12 +98,14 @@ class BucketsStep(_DriftStep):
         return [("s3 bucket", name, bucket_drift(s3, name, tags, eventbridge=kind == "images"))
                 for kind, name in ctx.names.buckets().items()]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
+    def apply(self, ctx: Context) -> None:
         from radstream.aws.s3 import ensure_bucket
 
         s3, tags = ctx.client("s3"), ctx.names.tags(PHASE)
         for kind, name in ctx.names.buckets().items():
             ensure_bucket(s3, name, ctx.names.region, tags, eventbridge=kind == "images")
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
         return {"buckets": ctx.names.buckets()}
 
     def destroy(self, ctx: Context) -> None:
@@ -132,12 +134,16 @@ class RolesStep(_DriftStep):
         return [("iam role", name, role_drift(iam, name, trust, policy, managed, tags))
                 for name, trust, policy, managed in self._specs(ctx)]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
-        from radstream.aws.iam import ROLE_PURPOSES, ensure_role
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.iam import ensure_role
 
         iam, tags = ctx.client("iam"), ctx.names.tags(PHASE)
         for name, trust, policy, managed in self._specs(ctx):
             ensure_role(iam, name, trust, policy, managed, tags)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.iam import ROLE_PURPOSES
+
         return {"roles": {purpose: _role_arn(ctx, purpose) for purpose in ROLE_PURPOSES}}
 
     def destroy(self, ctx: Context) -> None:
@@ -158,11 +164,15 @@ class KinesisStep(_DriftStep):
         name = ctx.names.kinesis_stream
         return [("kinesis stream", name, stream_drift(ctx.client("kinesis"), name, ctx.names.tags(PHASE)))]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
-        from radstream.aws.kinesis import ensure_stream, stream_arn
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.kinesis import ensure_stream
+
+        ensure_stream(ctx.client("kinesis"), ctx.names.kinesis_stream, ctx.names.tags(PHASE))
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.kinesis import stream_arn
 
         names = ctx.names
-        ensure_stream(ctx.client("kinesis"), names.kinesis_stream, names.tags(PHASE))
         return {"kinesis_stream_arn": stream_arn(names.region, names.account_id, names.kinesis_stream)}
 
     def destroy(self, ctx: Context) -> None:
@@ -211,7 +221,7 @@ class FunctionsStep(_DriftStep):
             found.append(("lambda function", name, drift))
         return found
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
+    def apply(self, ctx: Context) -> None:
         from radstream.aws.lambda_ import ensure_function, ensure_layer
         from radstream.aws.packaging import function_zip
 
@@ -222,7 +232,12 @@ class FunctionsStep(_DriftStep):
             ensure_function(lam, ctx.names.lambda_function(fn), role_arn=_role_arn(ctx, "lambda"),
                             zip_bytes=function_zip(ctx.root, fn), env=env, layers=[layer_arn], tags=tags,
                             timeout=LAMBDA_TIMEOUT_S, memory=LAMBDA_MEMORY_MB)
-        return {"functions": _function_arns(ctx), "layer_arn": layer_arn}
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.lambda_ import current_layer_version
+
+        return {"functions": _function_arns(ctx),
+                "layer_arn": current_layer_version(ctx.client("lambda"), ctx.names.lambda_layer, self._layer_zip(ctx))}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.lambda_ import delete_function, delete_layer
@@ -249,11 +264,13 @@ class StateMachineStep(_DriftStep):
                                     _role_arn(ctx, "sfn"), ctx.names.tags(PHASE))
         return [("state machine", ctx.names.state_machine, drift)]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
+    def apply(self, ctx: Context) -> None:
         from radstream.aws.stepfunctions import ensure_state_machine
 
         ensure_state_machine(ctx.client("stepfunctions"), _state_machine_arn(ctx), self._definition(ctx),
                              _role_arn(ctx, "sfn"), ctx.names.tags(PHASE))
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
         return {"state_machine_arn": _state_machine_arn(ctx)}
 
     def destroy(self, ctx: Context) -> None:
@@ -298,7 +315,7 @@ class EventRulesStep(_DriftStep):
                   for name, pattern, targets, _ in self._rules(ctx)]
         return found
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
+    def apply(self, ctx: Context) -> None:
         from radstream.aws.events import ensure_log_group, ensure_logs_resource_policy, ensure_rule
 
         events, logs, tags = ctx.client("events"), ctx.client("logs"), ctx.names.tags(PHASE)
@@ -306,6 +323,8 @@ class EventRulesStep(_DriftStep):
         ensure_logs_resource_policy(logs, *self._logs_policy(ctx))
         for name, pattern, targets, description in self._rules(ctx):
             ensure_rule(events, name, pattern, targets, tags, description)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
         return {"event_rules": [name for name, *_ in self._rules(ctx)], "failure_log_group": failure_log_group(ctx)}
 
     def destroy(self, ctx: Context) -> None:
@@ -342,11 +361,13 @@ class FirehoseStep(_DriftStep):
         name = ctx.names.firehose_stream
         return [("firehose stream", name, delivery_stream_drift(ctx.client("firehose"), name, **self._settings(ctx)))]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
+    def apply(self, ctx: Context) -> None:
         from radstream.aws.firehose import ensure_delivery_stream
 
         ensure_delivery_stream(ctx.client("firehose"), ctx.names.firehose_stream, **self._settings(ctx),
                                wait=lambda what, done: ctx.wait(what, done, timeout=600))
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
         return {"firehose_stream": ctx.names.firehose_stream,
                 "telemetry_prefix": f"s3://{ctx.names.bucket('telemetry')}/{TELEMETRY_PREFIX}"}
 
@@ -366,12 +387,15 @@ class EcrStep(_DriftStep):
         name = ctx.names.ecr_repository
         return [("ecr repository", name, repository_drift(ctx.client("ecr"), name, ctx.names.tags(PHASE)))]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
-        from radstream.aws.ecr import ensure_repository, repository_uri
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.ecr import ensure_repository
 
-        ecr = ctx.client("ecr")
-        ensure_repository(ecr, ctx.names.ecr_repository, ctx.names.tags(PHASE))
-        return {"ecr_repository_uri": repository_uri(ecr, ctx.names.ecr_repository)}
+        ensure_repository(ctx.client("ecr"), ctx.names.ecr_repository, ctx.names.tags(PHASE))
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.ecr import repository_uri
+
+        return {"ecr_repository_uri": repository_uri(ctx.client("ecr"), ctx.names.ecr_repository)}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.ecr import delete_repository
@@ -407,7 +431,7 @@ class GlueStep(_DriftStep):
                 ("glue table", f"{names.glue_database}.{names.glue_table}", table),
                 ("glue crawler", names.glue_crawler, crawler)]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
+    def apply(self, ctx: Context) -> None:
         from radstream.aws.glue import ensure_crawler, ensure_database, ensure_table
 
         glue, names, tags = ctx.client("glue"), ctx.names, ctx.names.tags(PHASE)
@@ -416,6 +440,9 @@ class GlueStep(_DriftStep):
         ensure_table(glue, names.glue_database, names.glue_table, self._location(ctx))
         ensure_crawler(glue, names.glue_crawler, crawler_arn, _role_arn(ctx, "glue-crawler"),
                        names.glue_database, names.glue_table, tags)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        names = ctx.names
         return {"glue_database": names.glue_database, "glue_table": names.glue_table,
                 "glue_crawler": names.glue_crawler}
 
@@ -444,11 +471,13 @@ class AthenaStep(_DriftStep):
         drift = workgroup_drift(ctx.client("athena"), *self._args(ctx))
         return [("athena workgroup", ctx.names.athena_workgroup, drift)]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
+    def apply(self, ctx: Context) -> None:
         from radstream.aws.athena import ensure_workgroup
 
-        name, _, output, _ = args = self._args(ctx)
-        ensure_workgroup(ctx.client("athena"), *args)
+        ensure_workgroup(ctx.client("athena"), *self._args(ctx))
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        name, _, output, _ = self._args(ctx)
         return {"athena_workgroup": name, "athena_output": output}
 
     def destroy(self, ctx: Context) -> None:
@@ -471,8 +500,8 @@ class ClusterStep(_DriftStep):
             drift = [f"status {cluster['status']}"]
         return [("eks cluster", name, drift)]
 
-    def apply(self, ctx: Context) -> dict[str, Any]:
-        from radstream.aws.eks import default_vpc_subnets, describe_cluster, ensure_cluster, is_owned
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.eks import default_vpc_subnets, describe_cluster, ensure_cluster
 
         eks, cluster_config, name = ctx.client("eks"), ctx.config.cluster, ctx.config.cluster_name
         if describe_cluster(eks, name) is None:
@@ -483,9 +512,15 @@ class ClusterStep(_DriftStep):
         ensure_cluster(eks, name, role_arn=_role_arn(ctx, "eks-cluster"),
                        subnet_ids=list(cluster_config.subnet_ids) or default_vpc_subnets(ctx.client("ec2")),
                        version=cluster_config.version, tags=ctx.names.tags(PHASE))
-        cluster = ctx.wait(f"EKS cluster {name} ACTIVE",
-                           lambda: (c := describe_cluster(eks, name)) and c["status"] == "ACTIVE" and c,
-                           timeout=1800, interval=15.0)
+        ctx.wait(f"EKS cluster {name} ACTIVE",
+                 lambda: (c := describe_cluster(eks, name)) and c["status"] == "ACTIVE",
+                 timeout=1800, interval=15.0)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.eks import describe_cluster, is_owned
+
+        name = ctx.config.cluster_name
+        cluster = describe_cluster(ctx.client("eks"), name)
         return {"cluster_name": name, "cluster_arn": cluster["arn"], "cluster_endpoint": cluster.get("endpoint"),
                 "cluster_adopted": not is_owned(cluster, ctx.names.deployment)}
 

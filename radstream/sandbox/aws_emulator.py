@@ -30,24 +30,6 @@ def configure_moto(endpoint: str) -> None:
             raise RuntimeError(f"moto refused its configuration (HTTP {response.status})")
 
 
-def name_unnamed_executions() -> None:
-    """moto's executing Step Functions backend names an unnamed execution "None", so a second
-    StartExecution without a name collides. AWS generates a UUID; do the same."""
-    import uuid
-
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    moto_start = StepFunctionsParserBackend.start_execution
-    if getattr(moto_start, "radstream_patched", False):
-        return
-
-    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):  # type: ignore[no-untyped-def]
-        return moto_start(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
-
-    start_execution.radstream_patched = True  # type: ignore[attr-defined]
-    StepFunctionsParserBackend.start_execution = start_execution
-
-
 class EmbeddedAws:
     name = "aws"
 
@@ -63,9 +45,10 @@ class EmbeddedAws:
     def start(self) -> dict[str, str]:
         from moto.server import ThreadedMotoServer
 
-        from radstream.sandbox import eventbridge, lambda_runner
+        from radstream.sandbox import eventbridge, lambda_runner, moto_fixes
         from radstream.sandbox.firehose_pump import FirehosePump
 
+        moto_fixes.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         _, port = self._server.get_host_and_port()
@@ -77,7 +60,6 @@ class EmbeddedAws:
             endpoint_url=endpoint, cache_dir=self.cache_dir / "lambda", log_dir=self.log_dir / "lambda"
         )
         eventbridge.install()
-        name_unnamed_executions()
         self._pump = FirehosePump(endpoint_url=endpoint, regions=(self.region,))
         self._pump.start()
         log.info("moto serving on %s", endpoint)

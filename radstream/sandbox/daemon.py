@@ -1,7 +1,8 @@
 """The sandbox daemon: one detached process hosting every sandbox service.
 
 `start` launches `python -m radstream.sandbox` in its own session and returns once the daemon has
-written `<state_dir>/sandbox.json` (endpoints, pid, log paths). The daemon holds an exclusive lock
+written `<state_dir>/sandbox.json` (endpoints, pid, log paths, and the Kubernetes bearer token —
+hence mode 0600; clients must not print it). The daemon holds an exclusive lock
 on `<state_dir>/sandbox.pid` for its whole life, so "running" means "the lock is held" — immune to
 PID reuse and to zombies. `stop` sends SIGTERM, waits, then SIGKILLs the daemon's session."""
 
@@ -23,6 +24,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ENDPOINT_KEYS = ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc")
+# Everything services publish into sandbox.json: endpoints, the OCI registry ("127.0.0.1:P") with the
+# base image seeded in it, and the emulator's bearer token (a secret: never print it).
+PUBLISHED_KEYS = (*ENDPOINT_KEYS, "registry", "base_image", "kubernetes_token")
 STATE_FILE = "sandbox.json"
 PID_FILE = "sandbox.pid"
 DAEMON_LOG = "sandbox.log"
@@ -34,9 +38,11 @@ class SandboxError(RuntimeError):
 
 # --- files -----------------------------------------------------------------------------------------
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Readers never see a half-written file: temp file, fsync, rename."""
+    """Readers never see a half-written file: temp file, fsync, rename. Owner-only (0600): it
+    holds a bearer token."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
+    tmp.unlink(missing_ok=True)  # O_CREAT's mode only applies to a new file
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
         json.dump(data, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
@@ -75,7 +81,8 @@ def _pid_of(state_dir: Path) -> int | None:
 def status(state_dir: Path) -> dict[str, Any]:
     state_dir = Path(state_dir)
     recorded = _read_json(state_dir / STATE_FILE) or {}
-    result: dict[str, Any] = {"running": False, "pid": None, **{key: None for key in ENDPOINT_KEYS}, "logs": {}, "started_at": None}
+    result: dict[str, Any] = {"running": False, "pid": None, **{key: None for key in PUBLISHED_KEYS},
+                              "logs": {}, "started_at": None}
     result.update(recorded)
     result["running"] = bool(recorded.get("running")) and _lock_held(state_dir / PID_FILE)
     return result
@@ -189,7 +196,7 @@ def serve(options: Any) -> int:
     from radstream.sandbox.services import build_services
 
     state_dir = Path(options.state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "logs").mkdir(parents=True, exist_ok=True)  # also when run in the foreground
     pid_handle = open(state_dir / PID_FILE, "a+")
     try:
         fcntl.flock(pid_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -209,24 +216,26 @@ def serve(options: Any) -> int:
     state_file = state_dir / STATE_FILE
     code = 0
     try:
-        endpoints: dict[str, str] = {}
+        endpoints: dict[str, str] = {}  # filled as services start; later services read earlier ones'
         logs = {"daemon": str(state_dir / "logs" / DAEMON_LOG)}
-        for service in build_services(options):
+        for service in build_services(options, endpoints):
             if stopping.is_set():
                 break
             log.info("starting %s", service.name)
+            began = time.monotonic()
+            started.append(service)  # before start(): one failing halfway is still stopped
             endpoints.update(service.start())
-            started.append(service)
+            log.info("started %s in %.1f s", service.name, time.monotonic() - began)
             logs.update(getattr(service, "logs", {}))
         if not stopping.is_set():
             _write_json(state_file, {
                 "pid": os.getpid(),
                 "running": True,
-                **{key: endpoints.get(key) for key in ENDPOINT_KEYS},
+                **{key: endpoints.get(key) for key in PUBLISHED_KEYS},
                 "logs": logs,
                 "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             })
-            log.info("sandbox ready: %s", endpoints)
+            log.info("sandbox ready: %s", {k: v for k, v in endpoints.items() if k != "kubernetes_token"})
         while not stopping.wait(1.0):
             pass
     except Exception:
@@ -235,7 +244,9 @@ def serve(options: Any) -> int:
     finally:
         for service in reversed(started):
             try:
+                began = time.monotonic()
                 service.stop()
+                log.info("stopped %s in %.1f s", service.name, time.monotonic() - began)
             except Exception:
                 log.exception("stopping %s failed", service.name)
         recorded = _read_json(state_file)

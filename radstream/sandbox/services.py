@@ -1,14 +1,23 @@
 """What the sandbox daemon hosts: a list of services started in order and stopped in reverse.
 
 A service is anything with a `name`, `start() -> endpoints` and `stop()`; it may also expose a
-`logs` dict (label -> path) that the daemon publishes in sandbox.json. The endpoint keys are the
-ones sandbox.json carries: aws_endpoint, kubernetes_endpoint, triton_http, triton_grpc."""
+`logs` dict (label -> path) that the daemon publishes in sandbox.json. What start() returns goes
+into `published` (the daemon's map, see daemon.PUBLISHED_KEYS), where services started later find
+the endpoints of earlier ones. Order: AWS, the OCI registry, Triton, then Kubernetes (its EKS sync
+reads the AWS endpoint, its Triton hooks the Triton ones). The registry and Triton are skipped with
+a warning when their software is missing; their keys are then null in sandbox.json."""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -53,13 +62,57 @@ class ExternalAws:
         return None
 
 
-def build_services(options: SandboxOptions) -> list[Service]:
-    """The daemon's services, in start order. Append new ones here (Kubernetes emulator, Triton)."""
+class SandboxTriton:
+    """The local Triton on the repository's model_repo/ (the default model is built if missing)."""
+
+    name = "triton"
+
+    def __init__(self, repo_dir: Path, work_dir: Path, log_dir: Path) -> None:
+        self.repo_dir, self.work_dir, self.log_dir = Path(repo_dir), Path(work_dir), Path(log_dir)
+        self.logs: dict[str, str] = {}
+        self._triton = None
+
+    def start(self) -> dict[str, str]:
+        from radstream.inference.model import MODEL_NAME
+        from radstream.inference.repository import build_repository, versions
+        from radstream.inference.triton_local import LocalTriton
+
+        if importlib.util.find_spec("pytriton") is None:
+            log.warning("no Triton in the sandbox: nvidia-pytriton is not installed; pip install 'radstream[sandbox]'")
+            return {}
+        if not versions(self.repo_dir / MODEL_NAME):
+            log.info("building the default model into %s", self.repo_dir)
+            build_repository(self.repo_dir)
+        self._triton = LocalTriton(self.repo_dir, self.work_dir)
+        endpoints = self._triton.start()
+        # `radstream sandbox logs` reads logs/*.log; Triton writes its log in its work dir.
+        link = self.log_dir / "triton.log"
+        link.unlink(missing_ok=True)
+        os.symlink(self._triton.log_path, link)
+        self.logs = {"triton": str(link)}
+        log.info("Triton serving %s on %s", MODEL_NAME, endpoints["triton_http"])
+        return endpoints
+
+    def stop(self) -> None:
+        if self._triton is not None:
+            self._triton.stop()
+
+
+def build_services(options: SandboxOptions, published: Mapping[str, str]) -> list[Service]:
+    """The daemon's services, in start order; `published` fills up as they start."""
+    from radstream.context import REPO_ROOT
     from radstream.sandbox.aws_emulator import EmbeddedAws
+    from radstream.sandbox.cluster import SandboxKubernetes
+    from radstream.sandbox.registry import SandboxRegistry
 
     aws: Service = (
         ExternalAws(options.aws_endpoint_url)
         if options.aws_endpoint_url
         else EmbeddedAws(cache_dir=options.cache_dir, log_dir=options.log_dir, region=options.region)
     )
-    return [aws]
+    return [
+        aws,
+        SandboxRegistry(options.state_dir / "registry", options.log_dir),
+        SandboxTriton(REPO_ROOT / "model_repo", options.state_dir / "triton", options.log_dir),
+        SandboxKubernetes(published, options.region),
+    ]

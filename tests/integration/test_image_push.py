@@ -12,14 +12,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from radstream.errors import ConfigError
 from radstream.inference import image as image_mod
@@ -38,6 +36,8 @@ from radstream.inference.oci import (
     registry_url,
     sha256_digest,
 )
+from radstream.sandbox.base_image import push_synthetic_base
+from radstream.sandbox.registry import INSTALL_HINT, RegistryServer, registry_binary
 
 # ---------------------------------------------------------------------------------------------
 # Pure: references and the layer
@@ -199,32 +199,21 @@ def test_build_rejects_tagged_target_and_unknown_builder(tmp_path: Path) -> None
 
 
 def _registry_binary() -> str:
-    found = shutil.which("docker-registry") or shutil.which("registry")
+    found = registry_binary()
     if not found and shutil.which("apt-get") and os.geteuid() == 0:
         subprocess.run(["apt-get", "install", "-y", "-q", "docker-registry"], capture_output=True, timeout=600)
-        found = shutil.which("docker-registry")
+        found = registry_binary()
     if not found:
-        pytest.skip("Debian's docker-registry is not installed and could not be: apt-get install docker-registry")
+        pytest.skip(f"Debian's docker-registry is not installed and could not be: {INSTALL_HINT}")
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Registry:
+class Registry(RegistryServer):
     """A docker-registry process on loopback, with its storage and log in a temp directory."""
 
     def __init__(self, root: Path, auth: str | None = None, tokens: TokenServer | None = None):
-        self.root = root
-        self.storage = root / "storage"
-        self.port = _free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
-        self.credentials: tuple[str, str] | None = None
         auth_block = ""
+        self.credentials: tuple[str, str] | None = None
         if auth == "htpasswd":
             # With a missing htpasswd file the registry provisions a user and logs its password.
             auth_block = f"auth:\n  htpasswd:\n    realm: radstream-test\n    path: {root / 'htpasswd'}\n"
@@ -232,48 +221,12 @@ class Registry:
             auth_block = (f"auth:\n  token:\n    realm: {tokens.realm}\n    service: {TOKEN_SERVICE}\n"
                           f"    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {tokens.ca_path}\n")
             self.credentials = TOKEN_USER
-        (root / "config.yml").write_text(
-            "version: 0.1\n"
-            "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n  secret: radstream-test-secret\n" + auth_block
-        )
-        self.log_path = root / "registry.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen([_registry_binary(), "serve", str(root / "config.yml")],
-                                        stdout=self._log, stderr=subprocess.STDOUT)
-        try:
-            self._wait_ready(auth)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self, auth: str | None) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                status = requests.get(f"{self.url}/v2/", timeout=2).status_code
-            except requests.ConnectionError:
-                status = None
-            if status in (200, 401):
-                if auth == "htpasswd":
-                    found = re.search(r"password=(\S+) user=(\S+)", self.log_path.read_text())
-                    assert found, "the registry did not log the provisioned password"
-                    self.credentials = (found.group(2), found.group(1))
-                return
-            time.sleep(0.1)
-        raise RuntimeError("docker-registry did not answer within 30 s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
+        super().__init__(root, _registry_binary(), auth_block)
+        self.start()
+        if auth == "htpasswd":
+            found = re.search(r"password=(\S+) user=(\S+)", self.log_path.read_text())
+            assert found, "the registry did not log the provisioned password"
+            self.credentials = (found.group(2), found.group(1))
 
     def client(self) -> RegistryClient:
         return RegistryClient(self.host, Credentials(*self.credentials) if self.credentials else None)
@@ -391,45 +344,10 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory, token_server: Token
     registry.stop()
 
 
-def _tar_gz(files: dict[str, bytes]) -> tuple[bytes, str]:
-    """A tiny base layer: (gzip blob, diff_id)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0), sha256_digest(raw.getvalue())
-
-
-def _push_base(client: RegistryClient, repo: str, tag: str, arch: str, media_type: str) -> dict:
-    """Push a one-layer synthetic base image; returns its manifest's descriptor."""
-    oci = media_type == OCI_MANIFEST
-    blob, diff_id = _tar_gz({"etc/os-release": f"ID=synthetic\nARCH={arch}\n".encode()})
-    config = json.dumps({"architecture": arch, "os": "linux",
-                         "config": {"Entrypoint": ["/entrypoint.sh"], "Env": ["PATH=/usr/bin"]},
-                         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                         "history": [{"created_by": "synthetic base"}]}).encode()
-    for data in (blob, config):
-        client.upload_blob(repo, sha256_digest(data), data, len(data))
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": media_type,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json" if oci
-                   else "application/vnd.docker.container.image.v1+json",
-                   "size": len(config), "digest": sha256_digest(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip" if oci
-                    else "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": len(blob), "digest": sha256_digest(blob)}],
-    }).encode()
-    digest = client.put_manifest(repo, tag, manifest, media_type)
-    return {"mediaType": media_type, "size": len(manifest), "digest": digest,
-            "platform": {"os": "linux", "architecture": arch}}
-
-
 @pytest.fixture(scope="module")
 def docker_base(secured_registry: Registry) -> str:
     client = secured_registry.client()
-    _push_base(client, "base/triton", "1", "amd64", DOCKER_MANIFEST)
+    push_synthetic_base(client, "base/triton", "1", "amd64", DOCKER_MANIFEST)
     client.close()
     return f"{secured_registry.host}/base/triton:1"
 
@@ -438,8 +356,8 @@ def docker_base(secured_registry: Registry) -> str:
 def multi_arch_base(open_registry: Registry) -> tuple[str, dict]:
     """An OCI index with arm64 first, so picking linux/amd64 is not luck."""
     client = open_registry.client()
-    arm = _push_base(client, "base/multi", "arm64", "arm64", OCI_MANIFEST)
-    amd = _push_base(client, "base/multi", "amd64", "amd64", OCI_MANIFEST)
+    arm = push_synthetic_base(client, "base/multi", "arm64", "arm64", OCI_MANIFEST)
+    amd = push_synthetic_base(client, "base/multi", "amd64", "amd64", OCI_MANIFEST)
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [arm, amd]}).encode()
     client.put_manifest("base/multi", "2", index, OCI_INDEX)
     client.close()
@@ -569,7 +487,7 @@ def test_missing_tool_falls_back_to_daemonless(secured_registry: Registry, docke
 @pytest.mark.slow
 def test_bearer_token_flow(token_registry: Registry, token_server: TokenServer, tmp_path: Path) -> None:
     client = token_registry.client()
-    _push_base(client, "base/token", "1", "amd64", DOCKER_MANIFEST)
+    push_synthetic_base(client, "base/token", "1", "amd64", DOCKER_MANIFEST)
     client.close()
     base, target = f"{token_registry.host}/base/token:1", f"{token_registry.host}/radstream/token"
     repo = _fake_model_repo(tmp_path)

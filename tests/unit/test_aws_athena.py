@@ -2,7 +2,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.athena import delete_workgroup, ensure_workgroup, workgroup_arn, workgroup_drift
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}

@@ -1,16 +1,21 @@
 import boto3
 from moto import mock_aws
 
-from radstream.aws import error_code, record_mutations
+from radstream.aws import error_code
+from tests.support.aws import record_mutations
 
 
-def test_record_mutations_sees_only_writes():
+def test_mutation_counting_sees_only_successful_writes():
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         seen = record_mutations(s3)
         s3.list_buckets()
         s3.create_bucket(Bucket="radstream-mutations")
         s3.head_bucket(Bucket="radstream-mutations")
+        try:
+            s3.delete_bucket(Bucket="radstream-already-gone")
+        except Exception as exc:
+            assert error_code(exc) == "NoSuchBucket"
         assert seen == ["CreateBucket"]
         try:
             s3.head_bucket(Bucket="radstream-absent")

@@ -4,7 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.ecr import delete_repository, ensure_repository, lifecycle_policy, repository_drift, repository_uri
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}

@@ -4,7 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.eks import (
     cluster_drift, default_vpc_subnets, delete_cluster, describe_cluster, ensure_cluster, is_owned,
 )

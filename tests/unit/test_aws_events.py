@@ -6,7 +6,7 @@ import pytest
 from moto import mock_aws
 from moto.events.models import EventPattern
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.events import (
     delete_log_group, delete_logs_resource_policy, delete_rule, ensure_log_group, ensure_logs_resource_policy,
     ensure_rule, execution_failed_pattern, image_uploaded_pattern, log_group_drift, logs_resource_policy_drift,

@@ -2,7 +2,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.firehose import delete_delivery_stream, delivery_stream_drift, ensure_delivery_stream
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}

@@ -2,7 +2,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.glue import (
     TELEMETRY_COLUMNS, crawler_drift, database_drift, delete_crawler, delete_database, ensure_crawler,
     ensure_database, ensure_table, glue_arn, json_table_input, table_drift,
@@ -32,7 +32,7 @@ def test_json_table_reads_newline_delimited_json():
     sd = json_table_input(TABLE, LOCATION)["StorageDescriptor"]
     assert sd["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
     assert sd["Location"] == LOCATION
-    assert [c["Name"] for c in sd["Columns"]][:2] == ["event_type", "study_id"]
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == list(TELEMETRY_COLUMNS)
 
 
 def test_create_no_op_repair_delete(glue):
@@ -66,7 +66,7 @@ def test_create_no_op_repair_delete(glue):
     assert table_drift(glue, DB, TABLE, LOCATION) == []
     assert crawler_drift(glue, CRAWLER, CRAWLER_ARN, ROLE, DB, TABLE, TAGS) == []
     assert database_drift(glue, DB, DB_ARN, TAGS) == []
-    assert table["StorageDescriptor"]["Columns"][0] == {"Name": TELEMETRY_COLUMNS[0][0], "Type": "string"}
+    assert table["StorageDescriptor"]["Columns"][0] == {"Name": TELEMETRY_COLUMNS[0][0], "Type": TELEMETRY_COLUMNS[0][1]}
 
     delete_crawler(glue, CRAWLER)
     delete_database(glue, DB)

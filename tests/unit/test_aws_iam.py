@@ -5,7 +5,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.iam import (
     INLINE_POLICY, MANAGED_POLICIES, ROLE_PURPOSES, UNSCOPABLE_ACTIONS, delete_role, ensure_role, role_documents,
     role_drift,

@@ -2,7 +2,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.kinesis import delete_stream, ensure_stream, stream_arn, stream_drift
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.lambda_ import (
     RUNTIME, code_sha256, delete_function, delete_layer, ensure_function, ensure_layer, function_drift,
 )

@@ -4,7 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.s3 import bucket_drift, delete_bucket, ensure_bucket, tls_only_policy
 
 REGION = "eu-west-1"
@@ -13,51 +13,22 @@ TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 
 @pytest.fixture
 def moto_s3_eventbridge_readback(monkeypatch):
-    """moto 5.2 stores an EventBridgeConfiguration but omits it from GetBucketNotificationConfiguration;
-    add it back so the emulator answers like S3 (the sandbox applies the same fix)."""
     from moto.s3.responses import S3Response
 
-    original = S3Response.get_bucket_notification
+    from radstream.sandbox.moto_fixes import bucket_notification_reports_eventbridge
 
-    def patched(self):
-        response = original(self)
-        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
-        if config is None or config.event_bridge is None:
-            return response
-        status, headers, body = response
-        body = body.decode() if isinstance(body, bytes) else body
-        if "<EventBridgeConfiguration" not in body:
-            body = body.replace("</NotificationConfiguration>",
-                                "<EventBridgeConfiguration/></NotificationConfiguration>")
-            if "</NotificationConfiguration>" not in body:  # moto answered with an empty result
-                body = ('<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration>'
-                        "<EventBridgeConfiguration/></NotificationConfiguration>")
-        headers = {k: v for k, v in dict(headers).items() if k.lower() != "content-length"}
-        return status, headers, body
-
-    monkeypatch.setattr(S3Response, "get_bucket_notification", patched)
+    monkeypatch.setattr(S3Response, "get_bucket_notification",
+                        bucket_notification_reports_eventbridge(S3Response.get_bucket_notification))
 
 
 @pytest.fixture
 def moto_conditioned_deny(monkeypatch):
-    """moto 5.2 treats a condition it cannot evaluate (here aws:SecureTransport, for which it has no
-    value) as satisfied, so the TLS-only Deny would refuse every object request. A Deny whose
-    condition keys have no value in the request is treated as not applying (the sandbox applies the
-    same fix; its HTTP endpoint is plain HTTP on loopback)."""
-    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+    from moto.iam.access_control import IAMPolicyStatement
 
-    original = IAMPolicyStatement.is_action_permitted
+    from radstream.sandbox.moto_fixes import deny_needs_its_condition_keys
 
-    def patched(self, action, resource="*", principal=None, incoming_condition_values=None):
-        result = original(self, action, resource, principal, incoming_condition_values)
-        condition = self._statement.get("Condition") or {}
-        keys = {key for values in condition.values() for key in values}
-        if result == PermissionResult.DENIED and self._statement.get("Effect") == "Deny" \
-                and keys - set(incoming_condition_values or {}):
-            return PermissionResult.NEUTRAL
-        return result
-
-    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted", patched)
+    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted",
+                        deny_needs_its_condition_keys(IAMPolicyStatement.is_action_permitted))
 
 
 @pytest.fixture

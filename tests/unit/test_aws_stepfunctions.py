@@ -5,7 +5,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws import record_mutations
+from tests.support.aws import record_mutations
 from radstream.aws.stepfunctions import (
     delete_state_machine, ensure_state_machine, render_definition, state_machine_arn,
     state_machine_drift,

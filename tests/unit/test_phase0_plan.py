@@ -13,6 +13,7 @@ from radstream import config
 from radstream.aws.inventory import deployment_resources
 from radstream.aws.packaging import deterministic_zip, layer_cache_path
 from radstream.context import Context
+from radstream.engine import Engine
 from radstream.phases.base import VerifyFailed
 from radstream.phases.p0_foundation import FoundationPhase
 from radstream.state import State
@@ -24,6 +25,7 @@ DEPLOYMENT = "rs-p0"
 @pytest.fixture
 def ctx(tmp_path: Path, monkeypatch, moto_s3_eventbridge_readback, moto_conditioned_deny):  # noqa: F811
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "radstream.yaml").write_text(f"target: aws\ndeployment: {DEPLOYMENT}\nregion: us-east-1\n")
     loaded = config.load(tmp_path / "radstream.yaml", environ={})
     context = Context(loaded, State.load(loaded.state_dir, DEPLOYMENT, "aws"))
@@ -36,12 +38,9 @@ def ctx(tmp_path: Path, monkeypatch, moto_s3_eventbridge_readback, moto_conditio
 
 
 def run_apply(ctx: Context) -> dict:
-    outputs: dict = {}
-    for step in FoundationPhase().steps(ctx):
-        if not step.check(ctx):
-            outputs.update(step.apply(ctx) or {})
-        step.verify(ctx)
-    return outputs
+    result = Engine(ctx, [FoundationPhase()]).run([0])
+    assert result.ok, result.error
+    return ctx.state.outputs(0)
 
 
 def test_plan_from_nothing_creates_every_resource(ctx):

@@ -1,0 +1,274 @@
+"""What the deployment costs: a built-in us-east-1 price table, the idle cost of what is deployed,
+the marginal cost per 1000 images from measured durations, and (on aws) Cost Explorer by tag.
+
+Pure arithmetic on plain dicts, except `cost_explorer`, which takes a Cost Explorer client."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from radstream.names import TAG_DEPLOYMENT
+
+PRICES_AS_OF = "2025-01-15"
+PRICE_SOURCE = "AWS public on-demand prices, us-east-1, Linux, shared tenancy (USD)"
+HOURS_PER_MONTH = 730  # AWS's own convention for monthly estimates
+GIB = 1024**3
+
+# USD. Per-unit prices (a request, a transition) are the published per-million/-thousand prices divided.
+PRICES: dict[str, Any] = {
+    "eks_cluster_hour": 0.10,  # standard Kubernetes version support
+    "ec2_hour": {
+        "t3.nano": 0.0052, "t3.micro": 0.0104, "t3.small": 0.0208, "t3.medium": 0.0416,
+        "t3.large": 0.0832, "t3.xlarge": 0.1664, "t3.2xlarge": 0.3328,
+        "t3a.medium": 0.0376, "t3a.large": 0.0752,
+        "m5.large": 0.096, "m5.xlarge": 0.192, "m5.2xlarge": 0.384,
+        "m6i.large": 0.096, "m6i.xlarge": 0.192,
+        "c5.large": 0.085, "c5.xlarge": 0.17, "c5.2xlarge": 0.34,
+        "c6i.large": 0.085, "c6i.xlarge": 0.17,
+        "r5.large": 0.126,
+        "g4dn.xlarge": 0.526, "g4dn.2xlarge": 0.752,
+        "g5.xlarge": 1.006,
+        "p3.2xlarge": 3.06,
+    },
+    "ebs_gp3_gb_month": 0.08,  # node root volumes
+    "public_ipv4_hour": 0.005,  # every public IPv4 address, in use or not
+    "lambda_gb_second": 0.0000166667,  # x86
+    "lambda_request": 0.20 / 1e6,
+    "stepfunctions_transition": 0.025 / 1000,  # standard workflows
+    "kinesis_shard_hour": 0.015,  # provisioned mode
+    "kinesis_put_unit": 0.014 / 1e6,
+    "kinesis_put_unit_bytes": 25 * 1024,
+    "firehose_gb": 0.029,  # first 500 TB/month
+    "firehose_record_rounding_bytes": 5 * 1024,  # each record is billed as a multiple of 5 KB
+    "s3_gb_month": 0.023,  # Standard, first 50 TB
+    "s3_put_request": 0.005 / 1000,  # PUT, COPY, POST, LIST
+    "s3_get_request": 0.0004 / 1000,  # GET, HEAD, SELECT
+    "elb_hour": {"clb": 0.025, "nlb": 0.0225, "alb": 0.0225},
+    "elb_capacity_unit_hour": {"clb": 0.0, "nlb": 0.006, "alb": 0.008},  # CLB bills $0.008/GB instead
+    "ecr_gb_month": 0.10,
+    "athena_tb_scanned": 5.0,  # 10 MB minimum per query
+}
+
+
+def _line(item: str, quantity: float, unit: str, unit_price: float | None, *, monthly: bool = False) -> dict[str, Any]:
+    """One priced item; hourly prices and GB-month prices both end up per hour and per month."""
+    cost = 0.0 if unit_price is None else quantity * unit_price
+    per_hour, per_month = (cost / HOURS_PER_MONTH, cost) if monthly else (cost, cost * HOURS_PER_MONTH)
+    return {"item": item, "quantity": quantity, "unit": unit, "unit_price": unit_price,
+            "per_hour": round(per_hour, 6), "per_month": round(per_month, 4)}
+
+
+def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) -> dict[str, Any]:
+    """What the deployed resources cost with no traffic at all.
+
+    inventory: {"clusters": n, "nodegroups": [{"instance_type", "count", "disk_gb", "capacity_type"}],
+    "kinesis_shards": n, "load_balancers": {"clb"|"nlb"|"alb": n}, "public_ipv4": n,
+    "ecr_gb": x, "s3_gb": x} — absent keys count as none."""
+    lines, notes = [], []
+    if inventory.get("clusters"):
+        lines.append(_line("EKS control plane", inventory["clusters"], "cluster-hour", prices["eks_cluster_hour"]))
+    for group in inventory.get("nodegroups", []):
+        kind, count = group["instance_type"], group.get("count", 0)
+        if not count:
+            continue
+        price = prices["ec2_hour"].get(kind)
+        if price is None:
+            notes.append(f"no built-in price for instance type {kind}: its {count} node(s) are not counted")
+        elif group.get("capacity_type") == "SPOT":
+            notes.append(f"{kind} nodes are spot: priced at on-demand, an upper bound")
+        lines.append(_line(f"EC2 {kind} nodes", count, "instance-hour", price))
+        if group.get("disk_gb"):
+            lines.append(_line(f"EBS gp3 root volumes ({kind})", count * group["disk_gb"], "GB-month",
+                               prices["ebs_gp3_gb_month"], monthly=True))
+    if inventory.get("public_ipv4"):
+        lines.append(_line("Public IPv4 addresses", inventory["public_ipv4"], "address-hour", prices["public_ipv4_hour"]))
+    if inventory.get("kinesis_shards"):
+        lines.append(_line("Kinesis shards", inventory["kinesis_shards"], "shard-hour", prices["kinesis_shard_hour"]))
+    for kind, count in sorted((inventory.get("load_balancers") or {}).items()):
+        if count:
+            lines.append(_line(f"Load balancer ({kind.upper()})", count, "LB-hour", prices["elb_hour"][kind]))
+    if inventory.get("ecr_gb"):
+        lines.append(_line("ECR image storage", inventory["ecr_gb"], "GB-month", prices["ecr_gb_month"], monthly=True))
+    if inventory.get("s3_gb"):
+        lines.append(_line("S3 storage", inventory["s3_gb"], "GB-month", prices["s3_gb_month"], monthly=True))
+    return {
+        "lines": lines,
+        "per_hour": round(sum(line["per_hour"] for line in lines), 6),
+        "per_month": round(sum(line["per_month"] for line in lines), 2),
+        "notes": notes,
+        "prices_as_of": PRICES_AS_OF,
+        "price_source": PRICE_SOURCE,
+    }
+
+
+def inventory_from_state(config: Any, phases: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What is deployed, from the config and the state file's phases ({"0": {"status", "outputs"}…}).
+
+    Phase 7 (cost control) scales the nodegroup to zero and stops the stream; a load balancer
+    exists from phase 3 on; the Kubernetes default for a LoadBalancer Service is a Classic LB."""
+    def done(n: int) -> bool:
+        return phases.get(str(n), {}).get("status") == "done"
+
+    def outputs(n: int) -> Mapping[str, Any]:
+        return phases.get(str(n), {}).get("outputs") or {}
+
+    parked = done(7)
+    nodes = config.nodegroup.desired_size if done(1) and not parked else 0
+    image_bytes = outputs(2).get("image_bytes") or 0
+    return {
+        "clusters": 1 if done(0) else 0,
+        "nodegroups": [{"instance_type": config.nodegroup.instance_type, "count": nodes,
+                        "disk_gb": 20, "capacity_type": config.nodegroup.capacity_type}],  # 20 GB: EKS default
+        "public_ipv4": nodes,  # nodes in public subnets each hold one
+        "kinesis_shards": 1 if done(0) and not parked else 0,
+        "load_balancers": {outputs(3).get("load_balancer_type", "clb"): 1 if done(3) else 0},
+        "ecr_gb": image_bytes / GIB,
+    }
+
+
+@dataclass
+class ImageWorkload:
+    """What one image costs to push through the pipeline, in billable units.
+
+    lambda_ms: mean billed duration of each Lambda invocation, by stage (measured from telemetry).
+    The request counts follow the pipeline: the client PUTs image and sidecar; validate GETs the
+    sidecar and HEADs the image; prepare GETs the image and PUTs the tensor; inference GETs the
+    tensor; store PUTs the result."""
+
+    lambda_ms: dict[str, float]
+    lambda_memory_mb: int = 1024
+    lambda_invocations: int = 5
+    transitions: int = 5
+    s3_puts: int = 4
+    s3_gets: int = 4
+    telemetry_records: int = 1
+    telemetry_record_bytes: int = 700
+    notes: list[str] = field(default_factory=list)
+
+
+def cost_per_1000_images(work: ImageWorkload, prices: Mapping[str, Any] = PRICES, *,
+                         fixed_per_hour: float | None = None, images_per_hour: float | None = None) -> dict[str, Any]:
+    """Marginal cost of 1000 images; with a measured throughput, also the fixed infrastructure's
+    share (idle cost per hour spread over the images one hour carries)."""
+    n = 1000
+    gb_seconds = n * sum(work.lambda_ms.values()) / 1000 * work.lambda_memory_mb / 1024
+    record_units = math.ceil(work.telemetry_record_bytes / prices["kinesis_put_unit_bytes"])
+    billed_record = math.ceil(work.telemetry_record_bytes / prices["firehose_record_rounding_bytes"]) \
+        * prices["firehose_record_rounding_bytes"]
+    items = [
+        ("Lambda duration", gb_seconds, "GB-second", prices["lambda_gb_second"]),
+        ("Lambda requests", n * work.lambda_invocations, "request", prices["lambda_request"]),
+        ("Step Functions transitions", n * work.transitions, "transition", prices["stepfunctions_transition"]),
+        ("S3 PUT requests", n * work.s3_puts, "request", prices["s3_put_request"]),
+        ("S3 GET requests", n * work.s3_gets, "request", prices["s3_get_request"]),
+        ("Kinesis PUT payload units", n * work.telemetry_records * record_units, "unit", prices["kinesis_put_unit"]),
+        ("Firehose ingestion", n * work.telemetry_records * billed_record / GIB, "GB", prices["firehose_gb"]),
+    ]
+    lines = [{"item": item, "quantity": round(q, 9), "unit": unit, "unit_price": price, "cost": round(q * price, 8)}
+             for item, q, unit, price in items]
+    notes = list(work.notes)
+    if fixed_per_hour is not None and images_per_hour:
+        share = fixed_per_hour * n / images_per_hour
+        lines.append({"item": f"fixed infrastructure at {images_per_hour:.0f} images/hour", "quantity": n / images_per_hour,
+                      "unit": "hour", "unit_price": fixed_per_hour, "cost": round(share, 8)})
+    else:
+        notes.append("fixed costs (cluster, nodes, shards, load balancer) are in the idle cost, not here")
+    total = sum(line["cost"] for line in lines)
+    return {"lines": lines, "per_1000_images": round(total, 6), "per_image": round(total / n, 9), "notes": notes,
+            "prices_as_of": PRICES_AS_OF}
+
+
+def success_path(asl: Mapping[str, Any]) -> list[str]:
+    """The states a successful execution enters, in order (following Next from StartAt)."""
+    states, path = asl["States"], []
+    current: str | None = asl["StartAt"]
+    while current is not None:
+        if current in path:
+            raise ValueError(f"the state machine loops back to {current!r}; cannot count transitions")
+        path.append(current)
+        state = states[current]
+        current = None if state.get("End") or state["Type"] in ("Succeed", "Fail") else state.get("Next")
+    return path
+
+
+def workload_from_measurements(stage_rows: list[Mapping[str, Any]], asl: Mapping[str, Any],
+                               lambda_memory_mb: int) -> ImageWorkload:
+    """An ImageWorkload from the `events_by_stage` rows (mean ms per stage) and the state machine."""
+    path = success_path(asl)
+    tasks = sum(1 for s in path if asl["States"][s]["Type"] == "Task")
+    measured = {row["stage"]: float(row["avg_ms"]) for row in stage_rows if row.get("avg_ms") is not None}
+    return ImageWorkload(
+        lambda_ms=measured, lambda_memory_mb=lambda_memory_mb, lambda_invocations=tasks, transitions=len(path),
+        notes=["the telemetry stage does not time itself: its Lambda duration is not counted"],
+    )
+
+
+def cost_explorer(ce: Any, deployment: str, start: date, end: date, granularity: str = "DAILY") -> dict[str, Any]:
+    """Unblended cost of everything tagged with this deployment, per service and per period.
+
+    Works once radstream:deployment is activated as a cost allocation tag; the data lags about a
+    day; each Cost Explorer request is billed ($0.01)."""
+    request: dict[str, Any] = {
+        "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
+        "Granularity": granularity,
+        "Metrics": ["UnblendedCost"],
+        "Filter": {"Tags": {"Key": TAG_DEPLOYMENT, "Values": [deployment], "MatchOptions": ["EQUALS"]}},
+        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }
+    by_service: dict[str, float] = {}
+    periods = []
+    currency = "USD"
+    while True:
+        page = ce.get_cost_and_usage(**request)
+        for result in page.get("ResultsByTime", []):
+            period_total = 0.0
+            for group in result.get("Groups", []):
+                metric = group["Metrics"]["UnblendedCost"]
+                amount, currency = float(metric["Amount"]), metric.get("Unit", currency)
+                by_service[group["Keys"][0]] = by_service.get(group["Keys"][0], 0.0) + amount
+                period_total += amount
+            periods.append({"start": result["TimePeriod"]["Start"], "end": result["TimePeriod"]["End"],
+                            "cost": round(period_total, 6)})
+        token = page.get("NextPageToken")
+        if not token:
+            break
+        request["NextPageToken"] = token
+    return {
+        "start": start.isoformat(), "end": end.isoformat(), "currency": currency,
+        "total": round(sum(by_service.values()), 6),
+        "by_service": {k: round(v, 6) for k, v in sorted(by_service.items(), key=lambda kv: -kv[1])},
+        "by_period": periods,
+    }
+
+
+# -- from a live deployment -----------------------------------------------------------------------
+def deployment_cost(ctx: Any, *, images_per_hour: float | None = None, explorer_days: int | None = None) -> dict[str, Any]:
+    """Idle cost from the state file; cost per 1000 images from the telemetry's measured stage
+    times (when there are any); Cost Explorer over the last `explorer_days` days on aws."""
+    from radstream.analytics.runner import run_query
+    from radstream.phases.p0_foundation import LAMBDA_MEMORY_MB
+
+    idle = idle_cost(inventory_from_state(ctx.config, ctx.state.data.get("phases", {})))
+    summary: dict[str, Any] = {"idle": idle, "per_1000_images": None, "cost_explorer": None, "notes": []}
+    try:
+        stages = run_query(ctx, name="events_by_stage").rows
+    except Exception as exc:  # noqa: BLE001 - the idle cost stands without telemetry
+        stages = []
+        summary["notes"].append(f"telemetry could not be read ({str(exc).splitlines()[0]}): no cost per image")
+    if any(row.get("timed_events") for row in stages):
+        asl = json.loads((ctx.root / "manifests" / "stepfunctions" / "pipeline.asl.json").read_text())
+        summary["per_1000_images"] = cost_per_1000_images(
+            workload_from_measurements(stages, asl, LAMBDA_MEMORY_MB),
+            fixed_per_hour=idle["per_hour"], images_per_hour=images_per_hour,
+        )
+    elif not summary["notes"]:
+        summary["notes"].append("no telemetry yet: `radstream demo` or `radstream load` measures the cost per image")
+    if explorer_days and ctx.config.target == "aws":
+        end = date.today()
+        summary["cost_explorer"] = cost_explorer(ctx.client("ce"), ctx.config.deployment, end - timedelta(days=explorer_days), end)
+    return summary

@@ -1,0 +1,216 @@
+"""Reading and writing Kubernetes objects as plain dicts, through the official client's ApiClient.
+
+Writes use server-side apply (field manager "radstream", forced: RadStream owns what it applies).
+An object whose live state already holds every applied field is not written again, so a converged
+cluster sees no write at all. Deletes are quiet when the object is already gone. The wait helpers
+take the context's `wait(description, predicate, timeout, interval)` so progress is shown."""
+
+from __future__ import annotations
+
+import json
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from radstream.context import Context
+
+FIELD_MANAGER = "radstream"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+# EKS bearer tokens live 15 minutes: a client older than this is rebuilt with a fresh one.
+CLIENT_REUSE_SECONDS = 600.0
+
+Obj = dict[str, Any]
+Wait = Callable[..., Any]
+_clients: weakref.WeakKeyDictionary[Any, tuple[float, Any]] = weakref.WeakKeyDictionary()
+
+
+def kube_api(ctx: Context) -> Any:
+    """The context's counting ApiClient, shared by the steps of a run."""
+    from radstream.kube.client import api_client
+
+    made, api = _clients.get(ctx, (0.0, None))
+    if api is None or time.monotonic() - made > CLIENT_REUSE_SECONDS:
+        api = api_client(ctx)
+        _clients[ctx] = (time.monotonic(), api)
+    return api
+
+
+@dataclass(frozen=True)
+class Resource:
+    api_version: str
+    plural: str
+    namespaced: bool
+
+
+# The kinds RadStream touches.
+RESOURCES: dict[str, Resource] = {
+    "Namespace": Resource("v1", "namespaces", False),
+    "Node": Resource("v1", "nodes", False),
+    "Pod": Resource("v1", "pods", True),
+    "Service": Resource("v1", "services", True),
+    "Deployment": Resource("apps/v1", "deployments", True),
+    "DaemonSet": Resource("apps/v1", "daemonsets", True),
+    "HorizontalPodAutoscaler": Resource("autoscaling/v2", "horizontalpodautoscalers", True),
+    "PodDisruptionBudget": Resource("policy/v1", "poddisruptionbudgets", True),
+}
+
+
+def path(kind: str, name: str | None = None, namespace: str | None = None, subresource: str | None = None) -> str:
+    resource = RESOURCES[kind]
+    base = "/api/v1" if resource.api_version == "v1" else f"/apis/{resource.api_version}"
+    if resource.namespaced and namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{resource.plural}"
+    if name:
+        base += f"/{name}"
+    if subresource:
+        base += f"/{subresource}"
+    return base
+
+
+def request(api: Any, method: str, url_path: str, *, body: Any = None, query: dict[str, str] | None = None,
+            content_type: str = "application/json") -> Obj | None:
+    """One call; the decoded JSON answer. Non-2xx raises kubernetes' ApiException (status, body)."""
+    from kubernetes.client.exceptions import ApiException
+
+    method, url, headers, body, _ = api.param_serialize(
+        method=method, resource_path=url_path, query_params=list((query or {}).items()),
+        header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
+        auth_settings=["BearerToken"])
+    response = api.call_api(method, url, header_params=headers, body=body)
+    response.read()
+    text = response.data.decode() if response.data else ""
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=text, data=None)
+    return json.loads(text) if text else None
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a kubernetes ApiException (None for anything else)."""
+    from kubernetes.client.exceptions import ApiException
+
+    return exc.status if isinstance(exc, ApiException) else None
+
+
+def get(api: Any, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+    try:
+        return request(api, "GET", path(kind, name, namespace))
+    except Exception as exc:
+        if status_of(exc) == 404:
+            return None
+        raise
+
+
+def list_objects(api: Any, kind: str, namespace: str | None = None, *, labels: dict[str, str] | None = None,
+                 field_selector: str | None = None) -> list[Obj]:
+    query = {}
+    if labels:
+        query["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    if field_selector:
+        query["fieldSelector"] = field_selector
+    return (request(api, "GET", path(kind, namespace=namespace), query=query) or {}).get("items") or []
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """Does `live` hold every value `desired` sets? Extra fields in live (server defaults, status)
+    are ignored; lists must match item by item."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    return live == desired
+
+
+def _identity(manifest: Obj) -> tuple[str, str, str | None]:
+    meta = manifest["metadata"]
+    return manifest["kind"], meta["name"], meta.get("namespace")
+
+
+def is_applied(api: Any, manifest: Obj) -> bool:
+    live = get(api, *_identity(manifest))
+    return live is not None and contains(live, manifest)
+
+
+def apply(api: Any, manifest: Obj) -> tuple[Obj, bool]:
+    """Server-side apply `manifest` unless the live object already matches; (object, written)."""
+    kind, name, namespace = _identity(manifest)
+    live = get(api, kind, name, namespace)
+    if live is not None and contains(live, manifest):
+        return live, False
+    applied = request(api, "PATCH", path(kind, name, namespace), body=manifest,
+                      query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type=APPLY_CONTENT_TYPE)
+    return applied or {}, True
+
+
+def delete(api: Any, kind: str, name: str, namespace: str | None = None) -> bool:
+    """Delete (children in the background); False when it was already gone."""
+    body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+    try:
+        request(api, "DELETE", path(kind, name, namespace), body=body)
+    except Exception as exc:
+        if status_of(exc) == 404:
+            return False
+        raise
+    return True
+
+
+def wait_deleted(wait: Wait, api: Any, kind: str, name: str, namespace: str | None = None,
+                 timeout: float = 300.0) -> None:
+    where = f"{namespace}/{name}" if namespace else name
+    wait(f"{kind} {where} gone", lambda: get(api, kind, name, namespace) is None, timeout=timeout, interval=1.0)
+
+
+def rollout_state(deployment: Obj) -> tuple[bool, str]:
+    """(complete, what is missing) — complete when the controller has seen the latest spec and every
+    wanted replica runs the new template and is ready."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    generation = deployment["metadata"].get("generation", 0)
+    if status.get("observedGeneration", 0) < generation:
+        return False, "the controller has not seen the latest spec yet"
+    updated, ready, total = (status.get(k, 0) for k in ("updatedReplicas", "readyReplicas", "replicas"))
+    if updated < wanted:
+        return False, f"{updated} of {wanted} replicas updated"
+    if total > updated:
+        return False, f"{total - updated} old replicas still terminating"
+    if ready < wanted:
+        return False, f"{ready} of {wanted} replicas ready"
+    return True, f"{ready} of {wanted} replicas ready"
+
+
+def pod_problems(api: Any, namespace: str, labels: dict[str, str]) -> list[str]:
+    """Why the pods behind a rollout are not ready: scheduling failures and waiting containers."""
+    problems = []
+    for pod in list_objects(api, "Pod", namespace, labels=labels):
+        name, status = pod["metadata"]["name"], pod.get("status") or {}
+        for condition in status.get("conditions") or []:
+            if condition.get("status") == "False" and condition.get("message"):
+                problems.append(f"{name}: {condition['message']}")
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") not in (None, "ContainerCreating"):
+                problems.append(f"{name}: {waiting['reason']} {waiting.get('message', '')}".rstrip())
+    return problems
+
+
+def wait_rollout(wait: Wait, api: Any, namespace: str, name: str, timeout: float) -> Obj:
+    """Wait for the Deployment's rollout; on timeout the error says what the pods are stuck on."""
+    from radstream.errors import WaitTimeout
+
+    def done() -> Obj | None:
+        deployment = get(api, "Deployment", name, namespace)
+        return deployment if deployment and rollout_state(deployment)[0] else None
+
+    try:
+        return wait(f"Deployment {namespace}/{name} rolled out", done, timeout=timeout, interval=1.0)
+    except WaitTimeout as exc:
+        deployment = get(api, "Deployment", name, namespace)
+        state = rollout_state(deployment)[1] if deployment else "the Deployment is gone"
+        selector = ((deployment or {}).get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+        problems = pod_problems(api, namespace, selector) if selector else []
+        detail = "; ".join([state, *problems[:5]])
+        raise WaitTimeout(f"{exc.args[0]} ({detail})",
+                          hint="fix what the pods report, then run the phase again to keep waiting") from None

@@ -1,0 +1,269 @@
+"""Phase 1: replace the undersized nodegroup.
+
+The plan's problem: the cluster's only nodegroup is a t3.micro, whose 4-pod limit is used up by
+the pods every EKS cluster runs, so Triton can never be scheduled. The preflight says so with the
+numbers; then the target nodegroup (t3.medium by default, optionally GPU or spot) is created and
+its nodes awaited, every other nodegroup's nodes are cordoned and drained (PodDisruptionBudgets
+honoured, bounded by nodegroup.drain_timeout_seconds) and those nodegroups are deleted."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from radstream.errors import RadstreamError
+from radstream.phases.base import Change, Phase, Step, VerifyFailed
+
+if TYPE_CHECKING:
+    from radstream.aws.eks import NodegroupSpec
+    from radstream.context import Context
+    from radstream.kube.capacity import Preflight
+
+PHASE = 1
+NODEGROUP_TIMEOUT_S = 1800  # EKS takes 3-10 minutes to create or delete a nodegroup
+NODES_READY_TIMEOUT_S = 900
+
+
+def _spec(ctx: Context) -> NodegroupSpec:
+    from radstream.aws.eks import NodegroupSpec
+    from radstream.kube.capacity import instance_type
+
+    ng = ctx.config.nodegroup
+    return NodegroupSpec(ng.instance_type, ng.capacity_type, ng.min_size, ng.desired_size, ng.max_size,
+                         dict(ng.labels), [dict(t) for t in ng.taints], gpu=instance_type(ng.instance_type).gpus > 0)
+
+
+def _old_nodegroups(ctx: Context) -> list[str]:
+    from radstream.aws.eks import list_nodegroups
+
+    return [n for n in list_nodegroups(ctx.client("eks"), ctx.config.cluster_name) if n != ctx.config.nodegroup.name]
+
+
+def _nodes(ctx: Context, nodegroup: str) -> list[dict[str, Any]]:
+    from radstream.kube.apply import kube_api, list_objects
+    from radstream.kube.manifests import NODEGROUP_LABEL
+
+    return list_objects(kube_api(ctx), "Node", labels={NODEGROUP_LABEL: nodegroup})
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def preflight(ctx: Context, instance: str, nodes: int, node_labels: dict[str, str]) -> Preflight:
+    """Would the pods this cluster must run fit on `nodes` nodes of `instance`, read from the cluster:
+    one pod per DaemonSet that selects such nodes, every other unfinished pod (Triton's excepted) and
+    the Triton replicas."""
+    from radstream.kube.apply import kube_api, list_objects
+    from radstream.kube.capacity import Preflight
+    from radstream.kube.drain import must_move
+    from radstream.kube.manifests import APP_NAME, DEVICE_PLUGIN, is_gpu
+
+    api = kube_api(ctx)
+    daemonsets = list_objects(api, "DaemonSet")
+    selecting = [ds for ds in daemonsets
+                 if ((ds["spec"]["template"].get("spec") or {}).get("nodeSelector") or {}).items() <= node_labels.items()]
+    per_node = len(selecting)
+    if is_gpu(ctx.config) and not any(ds["metadata"]["name"] == DEVICE_PLUGIN for ds in daemonsets):
+        per_node += 1
+    others = [p for p in list_objects(api, "Pod")
+              if must_move(p) and (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") != APP_NAME]
+    return Preflight(instance, nodes, per_node, len(others), ctx.config.triton.replicas)
+
+
+def _target_preflight(ctx: Context) -> Preflight:
+    from radstream.kube.manifests import NODEGROUP_LABEL
+
+    ng = ctx.config.nodegroup
+    return preflight(ctx, ng.instance_type, ng.desired_size, {**ng.labels, NODEGROUP_LABEL: ng.name})
+
+
+def _current_preflights(ctx: Context) -> list[tuple[str, Preflight]]:
+    """How the nodegroups being replaced fare: the t3.micro explanation."""
+    from radstream.aws.eks import describe_nodegroup
+    from radstream.kube.capacity import INSTANCE_TYPES
+    from radstream.kube.manifests import NODEGROUP_LABEL
+
+    found = []
+    for name in _old_nodegroups(ctx):
+        ng = describe_nodegroup(ctx.client("eks"), ctx.config.cluster_name, name) or {}
+        instance = (ng.get("instanceTypes") or ["?"])[0]
+        if instance in INSTANCE_TYPES:
+            size = (ng.get("scalingConfig") or {}).get("desiredSize", 0)
+            found.append((name, preflight(ctx, instance, size, {**(ng.get("labels") or {}), NODEGROUP_LABEL: name})))
+    return found
+
+
+class TargetNodegroupStep(Step):
+    name = "target-nodegroup"
+    description = "create the target nodegroup and wait for its nodes to be Ready"
+
+    def _drift(self, ctx: Context) -> list[str]:
+        from radstream.aws.eks import describe_nodegroup, nodegroup_drift
+
+        eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
+        drift = nodegroup_drift(eks, cluster, name, _spec(ctx), ctx.names.tags(PHASE))
+        if not drift and (status := describe_nodegroup(eks, cluster, name)["status"]) != "ACTIVE":
+            drift = [f"status {status}"]
+        return drift
+
+    def _ready_nodes(self, ctx: Context) -> list[str]:
+        return [n["metadata"]["name"] for n in _nodes(ctx, ctx.config.nodegroup.name) if _ready(n)]
+
+    def check(self, ctx: Context) -> bool:
+        return not self._drift(ctx) and len(self._ready_nodes(ctx)) >= ctx.config.nodegroup.desired_size
+
+    def plan(self, ctx: Context) -> list[Change]:
+        ng, drift = ctx.config.nodegroup, self._drift(ctx)
+        fit = _target_preflight(ctx).explain()
+        if "missing" in drift:
+            detail = (f"{ng.instance_type} x{ng.desired_size} ({ng.min_size}-{ng.max_size}), {ng.capacity_type}; {fit}")
+            changes = [Change("create", "eks nodegroup", ng.name, detail)]
+        elif drift:
+            changes = [Change("update", "eks nodegroup", ng.name, ", ".join(drift))]
+        else:
+            changes = [Change("run", "eks nodegroup", ng.name, f"wait for {ng.desired_size} Ready node(s)")]
+        return changes + [Change("replace", "eks nodegroup", old, check.explain())
+                          for old, check in _current_preflights(ctx)]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.eks import describe_cluster, describe_nodegroup, ensure_nodegroup
+        from radstream.aws.iam import role_arn
+        from radstream.kube.capacity import smallest_fitting
+
+        ng, cluster, eks = ctx.config.nodegroup, ctx.config.cluster_name, ctx.client("eks")
+        for old, check in _current_preflights(ctx):
+            ctx.log(f"current nodegroup {old}: {check.explain()}")
+        fit = _target_preflight(ctx)
+        if not fit.fits:
+            better = smallest_fitting(fit)
+            raise RadstreamError(f"nodegroup {ng.name} would be too small: {fit.explain()}",
+                                 hint=f"set nodegroup.instance_type to {better} or larger" if better
+                                 else "raise nodegroup.desired_size")
+        ctx.log(f"target nodegroup {ng.name}: {fit.explain()}")
+        found = describe_cluster(eks, cluster)
+        if found is None:
+            raise RadstreamError(f"EKS cluster {cluster} does not exist", hint="run phase 0 first (radstream phase run 0)")
+        node_role = (ctx.outputs(0).get("roles") or {}).get("eks-nodes") or \
+            role_arn(ctx.names.account_id, ctx.names.role("eks-nodes"))
+        if ensure_nodegroup(eks, cluster, ng.name, _spec(ctx), node_role_arn=node_role,
+                            subnet_ids=found["resourcesVpcConfig"]["subnetIds"], tags=ctx.names.tags(PHASE)):
+            ctx.record("eks nodegroup", ng.name)
+        ctx.wait(f"nodegroup {ng.name} ACTIVE",
+                 lambda: (describe_nodegroup(eks, cluster, ng.name) or {}).get("status") == "ACTIVE",
+                 timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
+        if ng.desired_size:
+            ctx.wait(f"{ng.desired_size} node(s) of {ng.name} Ready",
+                     lambda: len(self._ready_nodes(ctx)) >= ng.desired_size, timeout=NODES_READY_TIMEOUT_S, interval=2.0)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.kube.capacity import instance_type
+
+        ng = ctx.config.nodegroup
+        return {"nodegroup": ng.name, "instance_type": ng.instance_type, "capacity_type": ng.capacity_type,
+                "nodes": sorted(self._ready_nodes(ctx)), "pods_per_node": instance_type(ng.instance_type).max_pods}
+
+    def verify(self, ctx: Context) -> None:
+        drift = self._drift(ctx)
+        if drift:
+            raise VerifyFailed(f"nodegroup {ctx.config.nodegroup.name}: {', '.join(drift)}")
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.eks import delete_nodegroup, describe_nodegroup
+
+        eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
+        if delete_nodegroup(eks, cluster, name):
+            ctx.wait(f"nodegroup {name} deleted", lambda: describe_nodegroup(eks, cluster, name) is None,
+                     timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
+
+
+class DevicePluginStep(Step):
+    name = "nvidia-device-plugin"
+    description = "NVIDIA device plugin DaemonSet (GPU profiles)"
+
+    def _manifest(self, ctx: Context) -> dict[str, Any]:
+        from radstream.kube.manifests import device_plugin, template_dir
+
+        return device_plugin(ctx.config, template_dir(ctx.root))
+
+    def check(self, ctx: Context) -> bool:
+        from radstream.kube.apply import is_applied, kube_api
+
+        return is_applied(kube_api(ctx), self._manifest(ctx))
+
+    def plan(self, ctx: Context) -> list[Change]:
+        return [Change("create", "k8s daemonset", "kube-system/nvidia-device-plugin", "exposes nvidia.com/gpu")]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.kube.apply import apply, kube_api
+
+        apply(kube_api(ctx), self._manifest(ctx))
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.kube.apply import delete, kube_api
+        from radstream.kube.manifests import DEVICE_PLUGIN
+
+        delete(kube_api(ctx), "DaemonSet", DEVICE_PLUGIN, "kube-system")
+
+
+class DrainOldNodesStep(Step):
+    name = "drain-old-nodes"
+    description = "cordon the other nodegroups' nodes and evict their pods (PodDisruptionBudgets honoured)"
+
+    def _old_nodes(self, ctx: Context) -> list[dict[str, Any]]:
+        return [node for ng in _old_nodegroups(ctx) for node in _nodes(ctx, ng)]
+
+    def check(self, ctx: Context) -> bool:
+        from radstream.kube.apply import kube_api
+        from radstream.kube.drain import pods_to_move
+
+        api = kube_api(ctx)
+        return all((n.get("spec") or {}).get("unschedulable") and not pods_to_move(api, n["metadata"]["name"])
+                   for n in self._old_nodes(ctx))
+
+    def plan(self, ctx: Context) -> list[Change]:
+        timeout = ctx.config.nodegroup.drain_timeout_seconds
+        return [Change("run", "k8s node", n["metadata"]["name"], f"cordon and drain (up to {timeout}s)")
+                for n in self._old_nodes(ctx)]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.kube.apply import kube_api
+        from radstream.kube.drain import drain
+
+        nodes = [n["metadata"]["name"] for n in self._old_nodes(ctx)]
+        report = drain(kube_api(ctx), nodes, ctx.config.nodegroup.drain_timeout_seconds, wait=ctx.wait,
+                       log=ctx.log)
+        return {"drained_nodes": nodes, "evicted_pods": len(report.evicted)}
+
+
+class DeleteOldNodegroupsStep(Step):
+    name = "delete-old-nodegroups"
+    description = "delete every other nodegroup of the cluster and wait until it is gone"
+
+    def check(self, ctx: Context) -> bool:
+        return not _old_nodegroups(ctx)
+
+    def plan(self, ctx: Context) -> list[Change]:
+        return [Change("delete", "eks nodegroup", name, "its nodes are drained first") for name in _old_nodegroups(ctx)]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.eks import delete_nodegroup
+
+        eks, cluster, old = ctx.client("eks"), ctx.config.cluster_name, _old_nodegroups(ctx)
+        for name in old:
+            delete_nodegroup(eks, cluster, name)
+        ctx.wait(f"nodegroup(s) {', '.join(old)} deleted", lambda: not set(old) & set(_old_nodegroups(ctx)),
+                 timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
+        return {"replaced_nodegroups": old}
+
+
+class NodegroupPhase(Phase):
+    number = PHASE
+    name = "nodegroup"
+    summary = "replace the undersized nodegroup: create, wait Ready, cordon and drain, delete the old"
+
+    def steps(self, ctx: Context) -> list[Step]:
+        from radstream.kube.manifests import is_gpu
+
+        gpu = [DevicePluginStep()] if is_gpu(ctx.config) else []
+        return [TargetNodegroupStep(), *gpu, DrainOldNodesStep(), DeleteOldNodegroupsStep()]

@@ -1,0 +1,224 @@
+"""Phase 2: the serving image and the Triton workload.
+
+The image is the stock Triton image plus the model repository as one layer, tagged by the
+repository's content, so an unchanged model is never rebuilt or pushed (radstream.inference.image).
+It goes to ECR on AWS and to the sandbox's own OCI registry on the sandbox. The Deployment runs it by
+digest, with a PodDisruptionBudget and a CPU HorizontalPodAutoscaler, and the phase waits for the
+rollout. The registry, not the state file, says which image is current."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radstream.errors import ConfigError, RadstreamError
+from radstream.phases.base import Change, Phase, Step, VerifyFailed
+
+if TYPE_CHECKING:
+    from radstream.context import Context
+
+PHASE = 2
+# Hashing the model layer takes a moment: a found image is remembered for the rest of the run.
+_found_images: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def model_repository(ctx: Context) -> Path:
+    return ctx.root / "model_repo"
+
+
+@dataclass(frozen=True)
+class Registry:
+    repository: str  # host/name, no tag
+    base_image: str
+    credentials: tuple[str, str] | None  # kept in memory only
+
+
+def registry(ctx: Context) -> Registry:
+    """Where the image goes: ECR (with a fresh authorization token) or the sandbox's registry."""
+    if ctx.config.target == "sandbox":
+        host = ctx.sandbox.get("registry")
+        if not host:
+            raise RadstreamError(
+                "the sandbox has no image registry to push the serving image to",
+                hint="install Debian's registry (apt-get install -y docker-registry), then restart the sandbox: "
+                     "radstream sandbox stop && radstream sandbox start",
+            )
+        return Registry(f"{host}/{ctx.names.ecr_repository}", ctx.sandbox["base_image"], None)
+    from radstream.inference.image import ecr_credentials
+
+    host, username, password = ecr_credentials(ctx.client("ecr"))
+    return Registry(f"{host}/{ctx.names.ecr_repository}", ctx.config.triton.base_image, (username, password))
+
+
+def pushed_image(ctx: Context) -> str | None:
+    """repository:tag@digest of the image for the current model repository, if the registry has it."""
+    if ctx in _found_images:
+        return _found_images[ctx]
+    from radstream.inference.image import model_layer
+    from radstream.inference.oci import Credentials, RegistryClient, parse_reference
+
+    try:
+        layer = model_layer(model_repository(ctx))
+    except ConfigError:
+        return None  # no model yet: apply builds it
+    target = registry(ctx)
+    ref = parse_reference(target.repository)
+    client = RegistryClient(ref.registry, Credentials(*target.credentials) if target.credentials else None)
+    try:
+        digest = client.manifest_digest(ref.repository, layer.tag)
+    finally:
+        client.close()
+    if digest is None:
+        return None
+    _found_images[ctx] = str(ref.with_tag(layer.tag).with_digest(digest))
+    return _found_images[ctx]
+
+
+class ServingImageStep(Step):
+    name = "serving-image"
+    description = "build the Triton image with the model repository and push it (skipped when present)"
+
+    def check(self, ctx: Context) -> bool:
+        return pushed_image(ctx) is not None
+
+    def plan(self, ctx: Context) -> list[Change]:
+        target = registry(ctx)
+        return [Change("create", "container image", target.repository,
+                       f"{target.base_image} + {model_repository(ctx)} as /models")]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.inference.image import build_and_push
+        from radstream.inference.repository import build_repository, versions
+        from radstream.inference.model import MODEL_NAME
+
+        repo = model_repository(ctx)
+        if not versions(repo / MODEL_NAME):
+            ctx.log(f"no model in {repo}: building the default one")
+            build_repository(repo)
+        target = registry(ctx)
+        ctx.cache_dir.mkdir(parents=True, exist_ok=True)
+        result = build_and_push(repo, target.base_image, target.repository, credentials=target.credentials,
+                                builder=ctx.config.triton.builder, work_dir=ctx.cache_dir, log=ctx.log)
+        if not result["skipped"]:
+            ctx.counter.record("registry:push")
+
+    def verify(self, ctx: Context) -> None:
+        if pushed_image(ctx) is None:
+            raise VerifyFailed(f"the registry does not list the pushed image in {registry(ctx).repository}")
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        image = pushed_image(ctx)
+        return {"image": image, "image_digest": image.rpartition("@")[2] if image else None}
+
+
+class NamespaceStep(Step):
+    name = "namespace"
+    description = "the namespace Triton runs in"
+
+    def _manifest(self, ctx: Context) -> dict[str, Any]:
+        from radstream.kube.manifests import namespace, template_dir
+
+        return namespace(ctx.config, template_dir(ctx.root))
+
+    def check(self, ctx: Context) -> bool:
+        from radstream.kube.apply import is_applied, kube_api
+
+        return is_applied(kube_api(ctx), self._manifest(ctx))
+
+    def plan(self, ctx: Context) -> list[Change]:
+        return [Change("create", "k8s namespace", ctx.config.triton.namespace)]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.kube.apply import apply, kube_api
+
+        apply(kube_api(ctx), self._manifest(ctx))
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.kube.apply import delete, kube_api, wait_deleted
+
+        api, name = kube_api(ctx), ctx.config.triton.namespace
+        if delete(api, "Namespace", name):
+            wait_deleted(ctx.wait, api, "Namespace", name)
+
+
+class WorkloadsStep(Step):
+    name = "workloads"
+    description = "Triton Deployment, PodDisruptionBudget and HorizontalPodAutoscaler; wait for the rollout"
+
+    def _manifests(self, ctx: Context, image: str) -> list[dict[str, Any]]:
+        from radstream.kube.manifests import template_dir, workloads
+
+        return workloads(ctx.config, template_dir(ctx.root), image)
+
+    def _image(self, ctx: Context) -> str:
+        image = pushed_image(ctx)
+        if image is None:
+            raise RadstreamError("the serving image is not in the registry", hint="run phase 2 from its first step")
+        return image
+
+    def _rolled_out(self, ctx: Context) -> bool:
+        from radstream.kube.apply import get, kube_api, rollout_state
+        from radstream.kube.manifests import DEPLOYMENT
+
+        live = get(kube_api(ctx), "Deployment", DEPLOYMENT, ctx.config.triton.namespace)
+        return live is not None and rollout_state(live)[0]
+
+    def check(self, ctx: Context) -> bool:
+        from radstream.kube.apply import is_applied, kube_api
+
+        image = pushed_image(ctx)
+        return image is not None and all(is_applied(kube_api(ctx), m) for m in self._manifests(ctx, image)) \
+            and self._rolled_out(ctx)
+
+    def plan(self, ctx: Context) -> list[Change]:
+        from radstream.kube.apply import get, kube_api
+
+        image = pushed_image(ctx) or f"{registry(ctx).repository}:<built in this phase>"
+        changes = []
+        for manifest in self._manifests(ctx, image):
+            kind, meta = manifest["kind"], manifest["metadata"]
+            exists = get(kube_api(ctx), kind, meta["name"], meta["namespace"]) is not None
+            detail = f"image {image}" if kind == "Deployment" else ""
+            changes.append(Change("update" if exists else "create", f"k8s {kind.lower()}",
+                                  f"{meta['namespace']}/{meta['name']}", detail))
+        return changes
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.kube.apply import apply, kube_api, wait_rollout
+        from radstream.kube.manifests import DEPLOYMENT
+
+        api, image, namespace = kube_api(ctx), self._image(ctx), ctx.config.triton.namespace
+        for manifest in self._manifests(ctx, image):
+            apply(api, manifest)
+        wait_rollout(ctx.wait, api, namespace, DEPLOYMENT, timeout=ctx.config.triton.rollout_timeout_seconds)
+
+    def verify(self, ctx: Context) -> None:
+        if not self._rolled_out(ctx):
+            raise VerifyFailed("the Triton Deployment is not rolled out")
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.kube.manifests import DEPLOYMENT
+
+        return {"namespace": ctx.config.triton.namespace, "deployment": DEPLOYMENT}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.kube.apply import delete, kube_api, list_objects, wait_deleted
+        from radstream.kube.manifests import DEPLOYMENT, selector
+
+        api, namespace = kube_api(ctx), ctx.config.triton.namespace
+        for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment"):
+            delete(api, kind, DEPLOYMENT, namespace)
+        wait_deleted(ctx.wait, api, "Deployment", DEPLOYMENT, namespace)
+        ctx.wait("Triton pods gone", lambda: not list_objects(api, "Pod", namespace, labels=selector(ctx.config)),
+                 timeout=300, interval=1.0)
+
+
+class TritonPhase(Phase):
+    number = PHASE
+    name = "triton"
+    summary = "build and push the Triton image, deploy it with PDB and HPA"
+
+    def steps(self, ctx: Context) -> list[Step]:
+        return [ServingImageStep(), NamespaceStep(), WorkloadsStep()]

@@ -1,0 +1,164 @@
+"""One study's tensor to Triton and back, for the InvokeInference Lambda. Standard library only, so
+the layer stays small.
+
+The request uses the KServe v2 binary tensor extension (the JSON header followed by the raw uint8
+bytes; JSON tensors are 30-50 times slower). The output is asked for through Triton's
+classification extension, which returns "probability:index:label" for every class, so the labels
+come from the model's own label file and cannot drift from the model.
+
+Failures worth retrying (no answer, timeouts, 5xx, 429, the model not loaded or not ready yet) are
+retried here with exponential backoff and then raised as InferenceUnavailable, which the state
+machine retries again; a request the server refuses is InvalidModelOutput and is not retried.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from radstream.pipeline.errors import InferenceNotWired, InferenceUnavailable, InvalidModelOutput
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_RETRIES = 2
+DEFAULT_BACKOFF_S = 0.5
+# Never start an attempt with less time than this left before the caller's deadline.
+_MIN_ATTEMPT_S = 1.0
+_ERROR_BODY_LIMIT = 300
+# Model config parameter a model repository may set to "true" for a trained model.
+TRAINED_PARAMETER = "model_trained"
+
+# Per container: (endpoint, model) -> (input name, output name, number of classes, trained).
+_signatures: dict[tuple[str, str], tuple[str, str, int, bool]] = {}
+
+
+@dataclass(frozen=True)
+class InferenceOutcome:
+    model_name: str
+    model_version: str
+    model_trained: bool
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way another attempt may not."""
+
+
+def base_url(endpoint: str | None) -> str:
+    """The server's base URL; an empty endpoint means phase 4 has not wired inference yet."""
+    endpoint = (endpoint or "").strip()
+    if not endpoint:
+        raise InferenceNotWired(
+            "no inference endpoint is configured (INFERENCE_ENDPOINT is empty): run phase 4 "
+            "(`radstream phase run 4`) to wire the pipeline to Triton"
+        )
+    if "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    return endpoint.rstrip("/")
+
+
+def infer(
+    tensor: np.ndarray,
+    *,
+    endpoint: str | None,
+    model: str,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF_S,
+    deadline: float | None = None,
+) -> InferenceOutcome:
+    """Probabilities per label for one uint8 [1, H, W] tensor. `deadline` is a time.monotonic()
+    value (the Lambda's remaining time) that no attempt or backoff may run past."""
+    url = base_url(endpoint)
+    batch = tensor[None, ...]
+    attempts, last = 0, ""
+    while True:
+        budget = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if attempts and budget < _MIN_ATTEMPT_S:
+            break
+        attempts += 1
+        try:
+            signature = _signature(url, model, max(budget, _MIN_ATTEMPT_S))
+            return _infer_once(url, model, batch, signature, max(budget, _MIN_ATTEMPT_S))
+        except _Retryable as exc:
+            last = str(exc)
+        pause = backoff * 2 ** (attempts - 1)
+        if attempts > retries or (deadline is not None and time.monotonic() + pause + _MIN_ATTEMPT_S > deadline):
+            break
+        time.sleep(pause)
+    raise InferenceUnavailable(f"Triton at {url} did not answer for model '{model}' after {attempts} attempt(s): {last}")
+
+
+def _signature(url: str, model: str, timeout: float) -> tuple[str, str, int, bool]:
+    """Input name, output name, class count and trained flag, read once from the model config."""
+    key = (url, model)
+    if key not in _signatures:
+        config = json.loads(_request(f"{url}/v2/models/{model}/config", None, {}, timeout))
+        try:
+            output = config["output"][0]
+            classes = int(output["dims"][-1])
+            parameter = (config.get("parameters") or {}).get(TRAINED_PARAMETER) or {}
+            trained = str(parameter.get("string_value", "")).lower() == "true"
+            _signatures[key] = (config["input"][0]["name"], output["name"], classes, trained)
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise InvalidModelOutput(f"the config of model '{model}' at {url} has no usable input/output") from None
+    return _signatures[key]
+
+
+def _infer_once(url: str, model: str, batch: np.ndarray, signature: tuple[str, str, int, bool], timeout: float) -> InferenceOutcome:
+    input_name, output_name, classes, trained = signature
+    data = batch.tobytes()
+    header = json.dumps({
+        "inputs": [{"name": input_name, "shape": list(batch.shape), "datatype": "UINT8",
+                    "parameters": {"binary_data_size": len(data)}}],
+        "outputs": [{"name": output_name, "parameters": {"classification": classes, "binary_data": False}}],
+    }).encode()
+    headers = {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"}
+    raw = _request(f"{url}/v2/models/{model}/infer", header + data, headers, timeout)
+    try:
+        answer = json.loads(raw)
+        output = next(o for o in answer["outputs"] if o["name"] == output_name)
+        probabilities = parse_classification(output["data"])
+        return InferenceOutcome(str(answer.get("model_name", model)), str(answer.get("model_version", "")), trained,
+                                probabilities)
+    except (ValueError, KeyError, TypeError, StopIteration):
+        raise InvalidModelOutput(f"model '{model}' answered with something other than one classification per label") from None
+
+
+def parse_classification(entries: list[Any]) -> dict[str, float]:
+    """Triton classification strings "0.83:2:Effusion" to {label: probability}."""
+    probabilities = {}
+    for entry in entries:
+        parts = str(entry).split(":", 2)
+        if len(parts) != 3 or not parts[2]:
+            raise InvalidModelOutput(
+                f"the model output {str(entry)[:64]!r} has no label: give the model's output a label_filename"
+            )
+        probabilities[parts[2]] = float(parts[0])
+    return probabilities
+
+
+def _request(url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> bytes:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
+        # 404 / "not ready": the model is (re)loading; 429 and 5xx: the server is busy or broken.
+        if exc.code in (404, 429) or exc.code >= 500 or "not at ready state" in detail or "unknown model" in detail:
+            raise _Retryable(f"HTTP {exc.code} {detail}") from None
+        raise InvalidModelOutput(f"Triton refused the request (HTTP {exc.code}): {detail}") from None
+    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, TimeoutError) as exc:
+        raise _Retryable(f"{type(exc).__name__}: {exc}") from None

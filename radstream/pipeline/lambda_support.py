@@ -1,0 +1,99 @@
+"""Glue the thin Lambda handlers share: configuration from the environment, AWS clients built once
+per container, where a study lives, stage timing and the telemetry send.
+
+Only the handlers import this module; everything else in radstream.pipeline stays cloud-free.
+boto3 comes from the Lambda runtime (or the sandbox's interpreter), not from the layer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from radstream.pipeline.results import telemetry_line
+
+# The state names of manifests/stepfunctions/pipeline.asl.json -> the stage they run.
+STATE_STAGES = {
+    "ValidateInput": "validate",
+    "PrepareImage": "prepare",
+    "InvokeInference": "inference",
+    "StoreResults": "store",
+    "SendTelemetry": "telemetry",
+}
+
+_clients: dict[str, Any] = {}
+
+
+def client(service: str) -> Any:
+    """A boto3 client reused by every invocation of this container (creating one costs ~25 ms)."""
+    if service not in _clients:
+        import boto3
+        from botocore.config import Config
+
+        # Standard retries absorb S3/Kinesis throttling; short timeouts leave time to report failure.
+        config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=20)
+        _clients[service] = boto3.client(service, config=config)
+    return _clients[service]
+
+
+def setting(name: str) -> str:
+    """A required environment variable; phase 0 sets them all on every function."""
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set: re-run phase 0 (`radstream phase run 0`)")
+    return value
+
+
+def split_s3_path(s3_path: str) -> tuple[str, str]:
+    """s3://bucket/key -> (bucket, key)."""
+    parts = urlsplit(s3_path)
+    if parts.scheme != "s3" or not parts.netloc or not parts.path.lstrip("/"):
+        raise ValueError(f"not an s3://bucket/key path: {s3_path[:200]!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def input_location(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(bucket, key) of the study: `s3_path` once ValidateInput ran (or in a direct start), else the
+    EventBridge S3 "Object Created" detail that started the execution."""
+    if event.get("s3_path"):
+        return split_s3_path(str(event["s3_path"]))
+    detail = event.get("detail") or {}
+    bucket = (detail.get("bucket") or {}).get("name")
+    key = (detail.get("object") or {}).get("key")
+    if not bucket or not key:
+        raise ValueError("the input has neither s3_path nor an S3 Object Created detail (detail.bucket.name, detail.object.key)")
+    return str(bucket), str(key)
+
+
+@contextmanager
+def stage_timer(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the milliseconds the block takes as timings[stage]."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round((time.perf_counter() - started) * 1000, 3)
+
+
+def timings_of(event: Mapping[str, Any]) -> dict[str, float]:
+    """A copy of the per-stage latencies the earlier states recorded."""
+    return dict(event.get("processing_time_ms") or {})
+
+
+def read_object(bucket: str, key: str) -> bytes:
+    return client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def put_object(bucket: str, key: str, body: bytes, content_type: str) -> None:
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def send_telemetry(event: Mapping[str, Any]) -> None:
+    """One record on the telemetry stream, partitioned by study id (a study's events stay in order)."""
+    client("kinesis").put_record(
+        StreamName=setting("TELEMETRY_STREAM"), Data=telemetry_line(event), PartitionKey=str(event["study_id"])
+    )

@@ -1,0 +1,300 @@
+"""The sandbox's Kubernetes service: the API emulator, fed by the emulated EKS and wired to the
+local Triton, so the cluster phases run the same code as on AWS.
+
+EKS → Kubernetes. A thread lists the emulated account's EKS clusters and nodegroups about once a
+second (boto3 against the sandbox's own AWS endpoint) and mirrors them into the emulator's kubelet
+simulation: a new ACTIVE nodegroup launches `desiredSize` nodes of its first instance type with its
+labels, taints and capacity type; a new desiredSize adds or removes nodes; a nodegroup that is gone
+(or DELETING) takes its nodes and pods with it, so pods are evicted and rescheduled as on EKS.
+moto creates nodegroups ACTIVE and deletes them at once, so no status patch is needed. The whole
+emulated account is one Kubernetes cluster; label, taint and instance-type changes of an existing
+nodegroup are not mirrored (EKS cannot change the instance type either).
+
+Which pods are Triton. Exactly the pods labelled `app.kubernetes.io/name=triton`, whatever their
+image (the serving image is never run: the sandbox has no container runtime). Such a running pod is
+Ready once the local Triton reports its model ready (GET <triton_http>/v2/models/radstream_cxr/ready,
+cached for a second) and turns unready after 3 failed checks in a row, as a readinessProbe with
+failureThreshold 3 would; every other pod keeps the emulator's default readiness.
+
+Load balancers. A LoadBalancer Service is Triton's when its selector selects a Triton pod or itself
+asks for `app.kubernetes.io/name=triton`. Its ingress entry is
+    {"hostname": "127.0.0.1", "ports": [{"port": <local port>, "protocol": "TCP"}, ...]}
+with one `ports` entry per Service port, in the Service's port order: a Service port whose target is
+Triton's HTTP port (8000, or a port named `http`) gets the local Triton's HTTP port, one targeting
+gRPC (8001 / `grpc`) its gRPC port; any other keeps its own number and carries
+`"error": "NoLocalEndpoint"`. The convention for clients, true on EKS too (where `ports` is absent):
+Service port i is reached at <hostname>:<ports[i].port if ports is present else the Service port> —
+the HTTP endpoint URL is http://<hostname>:<ports[0].port, or 80> when HTTP is the first port.
+The local Triton runs from the sandbox's start, whether Triton pods exist or not. Other
+LoadBalancer Services get the emulator's made-up ELB hostname."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from radstream.inference.model import MODEL_NAME
+
+log = logging.getLogger(__name__)
+
+TRITON_LABEL = ("app.kubernetes.io/name", "triton")
+# Triton's container ports, and the names manifests conventionally give them.
+TRITON_HTTP_PORT, TRITON_GRPC_PORT = 8000, 8001
+TRITON_PORT_NAMES = {"http": TRITON_HTTP_PORT, "grpc": TRITON_GRPC_PORT}
+LOCAL_HOSTNAME = "127.0.0.1"
+READY_CACHE_SECONDS = 1.0
+# Like a kubelet's readinessProbe failureThreshold: one slow answer under load does not unready pods.
+READY_FAILURE_THRESHOLD = 3
+SYNC_INTERVAL = 1.0
+# EKS statuses in which a nodegroup has nodes (CREATING has none yet, DELETING none any more).
+_RUNNING_STATUSES = ("ACTIVE", "UPDATING", "DEGRADED")
+
+Obj = dict[str, Any]
+
+
+# --- EKS → Kubernetes (pure part) -----------------------------------------------------------------
+@dataclass(frozen=True)
+class NodegroupSpec:
+    """What the emulator needs of an EKS nodegroup."""
+
+    instance_type: str
+    size: int
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, EKS effect)
+    capacity_type: str = "ON_DEMAND"
+
+
+def nodegroup_spec(described: Obj) -> NodegroupSpec | None:
+    """The spec of a `describe_nodegroup()["nodegroup"]`, or None when it has no nodes to mirror."""
+    if described.get("status") not in _RUNNING_STATUSES:
+        return None
+    return NodegroupSpec(
+        instance_type=(described.get("instanceTypes") or ["t3.medium"])[0],
+        size=int((described.get("scalingConfig") or {}).get("desiredSize", 0)),
+        labels=tuple(sorted((described.get("labels") or {}).items())),
+        taints=tuple((t["key"], t.get("value", ""), t["effect"]) for t in described.get("taints") or []),
+        capacity_type=described.get("capacityType") or "ON_DEMAND",
+    )
+
+
+Action = tuple[str, str, NodegroupSpec | None]  # (remove|add|resize, nodegroup name, wanted spec)
+
+
+def sync_plan(mirrored: Mapping[str, NodegroupSpec], wanted: Mapping[str, NodegroupSpec]) -> list[Action]:
+    """Actions turning the mirrored nodegroups into the wanted ones: removals first (their pods
+    reschedule onto what remains or is added), then additions, then size changes."""
+    plan: list[Action] = [("remove", name, None) for name in sorted(mirrored) if name not in wanted]
+    plan += [("add", name, spec) for name, spec in sorted(wanted.items()) if name not in mirrored]
+    plan += [("resize", name, spec) for name, spec in sorted(wanted.items())
+             if name in mirrored and mirrored[name].size != spec.size]
+    return plan
+
+
+# --- EKS → Kubernetes (the thread) ----------------------------------------------------------------
+class EksSync:
+    """Mirrors the emulated account's EKS nodegroups into a KubeEmulator, every `interval` seconds."""
+
+    def __init__(self, kube: Any, aws_endpoint: str, region: str, interval: float = SYNC_INTERVAL) -> None:
+        self.kube, self.aws_endpoint, self.region, self.interval = kube, aws_endpoint, region, interval
+        self.mirrored: dict[str, NodegroupSpec] = {}
+        self._refused: dict[str, NodegroupSpec] = {}  # specs the emulator rejected, not retried unchanged
+        self._failing = False
+        self._client: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="eks-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync_once()
+                if self._failing:
+                    log.info("EKS sync: %s answers again", self.aws_endpoint)
+                self._failing = False
+            except Exception as error:  # the endpoint may be down or busy: keep the cluster as it is
+                if not self._failing:
+                    log.warning("EKS sync: cannot read nodegroups from %s (%s); retrying", self.aws_endpoint, error)
+                self._failing = True
+            self._stop.wait(self.interval)
+
+    def _eks(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            from radstream.context import SANDBOX_CREDENTIALS
+
+            self._client = boto3.client(
+                "eks", region_name=self.region, endpoint_url=self.aws_endpoint, **SANDBOX_CREDENTIALS,
+                config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+            )
+        return self._client
+
+    def read_nodegroups(self) -> dict[str, NodegroupSpec]:
+        """Every running nodegroup of every cluster, by nodegroup name."""
+        eks = self._eks()
+        found: dict[str, NodegroupSpec] = {}
+        for page in eks.get_paginator("list_clusters").paginate():
+            for cluster in page["clusters"]:
+                for ng_page in eks.get_paginator("list_nodegroups").paginate(clusterName=cluster):
+                    for name in ng_page["nodegroups"]:
+                        try:
+                            described = eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+                        except eks.exceptions.ResourceNotFoundException:
+                            continue  # deleted between the list and the describe
+                        spec = nodegroup_spec(described)
+                        if spec is not None and found.setdefault(name, spec) is not spec:
+                            log.warning("EKS sync: nodegroup %s exists in two clusters; mirroring one", name)
+        return found
+
+    def sync_once(self) -> None:
+        wanted = self.read_nodegroups()
+        self._refused = {n: s for n, s in self._refused.items() if wanted.get(n) == s}
+        wanted = {n: s for n, s in wanted.items() if n not in self._refused}
+        for action, name, spec in sync_plan(self.mirrored, wanted):
+            if action == "remove":
+                self.kube.remove_nodegroup(name)
+                del self.mirrored[name]
+                log.info("EKS sync: nodegroup %s deleted; its nodes are gone", name)
+            elif action == "add":
+                assert spec is not None
+                try:
+                    self.kube.add_nodegroup(name, spec.instance_type, spec.size, dict(spec.labels),
+                                            [{"key": k, "value": v, "effect": e} for k, v, e in spec.taints],
+                                            spec.capacity_type)
+                except ValueError as error:
+                    log.warning("EKS sync: nodegroup %s cannot be emulated: %s", name, error)
+                    self._refused[name] = spec
+                    continue
+                self.mirrored[name] = spec
+                log.info("EKS sync: nodegroup %s launched %d x %s", name, spec.size, spec.instance_type)
+            else:
+                assert spec is not None
+                self.kube.resize_nodegroup(name, spec.size)
+                self.mirrored[name] = replace(self.mirrored[name], size=spec.size)
+                log.info("EKS sync: nodegroup %s resized to %d", name, spec.size)
+
+
+# --- Triton pods and their load balancers ---------------------------------------------------------
+def is_triton_pod(pod: Obj) -> bool:
+    key, value = TRITON_LABEL
+    return (pod.get("metadata", {}).get("labels") or {}).get(key) == value
+
+
+def _port_of(address: str | None) -> int | None:
+    if not address:
+        return None
+    return urlsplit(address if "://" in address else f"//{address}").port
+
+
+class TritonBridge:
+    """Kubelet hooks: Triton pods follow the local Triton's model readiness, and their LoadBalancer
+    Services get an ingress reaching it. `published` is the daemon's endpoint map, read at call time."""
+
+    def __init__(self, store: Any, published: Mapping[str, str], model_name: str = MODEL_NAME) -> None:
+        self.store, self.published, self.model_name = store, published, model_name
+        self._ready = False
+        self._failures = 0
+        self._checked_at = float("-inf")
+
+    def install(self, kubelet: Any) -> None:
+        """Wrap the kubelet's hooks: Triton objects are handled here, all others as before."""
+        default_ready, default_lb = kubelet.readiness_hook, kubelet.load_balancer_hook
+        kubelet.readiness_hook = lambda pod: self.model_ready() if is_triton_pod(pod) else default_ready(pod)
+        kubelet.load_balancer_hook = lambda service: (
+            self.ingress(service) if self.is_triton_service(service) else default_lb(service))
+
+    def model_ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at < READY_CACHE_SECONDS:
+            return self._ready
+        answered = False
+        http = self.published.get("triton_http")
+        if http:
+            try:
+                with urllib.request.urlopen(f"{http}/v2/models/{self.model_name}/ready", timeout=0.5) as response:
+                    answered = response.status == 200
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                answered = False
+        self._failures = 0 if answered else self._failures + 1
+        self._ready = answered or (self._ready and self._failures < READY_FAILURE_THRESHOLD)
+        self._checked_at = now
+        return self._ready
+
+    def _selected_triton_pods(self, service: Obj) -> list[Obj]:
+        selector = service["spec"].get("selector") or {}
+        if not selector:
+            return []
+        pods = self.store.list("v1", "Pod", service["metadata"]["namespace"],
+                               label_selector=[(k, "In", (v,)) for k, v in selector.items()])
+        return [p for p in pods if is_triton_pod(p)]
+
+    def is_triton_service(self, service: Obj) -> bool:
+        key, value = TRITON_LABEL
+        return (service["spec"].get("selector") or {}).get(key) == value or bool(self._selected_triton_pods(service))
+
+    def ingress(self, service: Obj) -> Obj | None:
+        """The ingress entry, or None (not provisioned yet) while the local Triton has no endpoint."""
+        local = {TRITON_HTTP_PORT: _port_of(self.published.get("triton_http")),
+                 TRITON_GRPC_PORT: _port_of(self.published.get("triton_grpc"))}
+        if local[TRITON_HTTP_PORT] is None:
+            return None
+        pods = self._selected_triton_pods(service)
+        named = {p["name"]: p["containerPort"] for pod in pods[:1] for c in pod["spec"].get("containers") or []
+                 for p in c.get("ports") or [] if p.get("name")}
+        ports = []
+        for port in service["spec"].get("ports") or []:
+            target = port.get("targetPort", port["port"])
+            if isinstance(target, str):
+                target = int(target) if target.isdigit() else named.get(target, TRITON_PORT_NAMES.get(target))
+            entry: Obj = {"port": local.get(target) or port["port"], "protocol": port.get("protocol", "TCP")}
+            if local.get(target) is None:
+                entry["error"] = "NoLocalEndpoint"
+            ports.append(entry)
+        return {"hostname": LOCAL_HOSTNAME, "ports": ports}
+
+
+# --- the daemon's service -------------------------------------------------------------------------
+class SandboxKubernetes:
+    """The Kubernetes API emulator with the EKS sync and the Triton hooks. Publishes
+    `kubernetes_endpoint` and `kubernetes_token`; reads `aws_endpoint` and the Triton endpoints
+    from `published` (services started before it)."""
+
+    name = "kubernetes"
+
+    def __init__(self, published: Mapping[str, str], region: str, sync_interval: float = SYNC_INTERVAL) -> None:
+        self.published, self.region, self.sync_interval = published, region, sync_interval
+        self.emulator: Any = None
+        self.sync: EksSync | None = None
+
+    def start(self) -> dict[str, str]:
+        from radstream.sandbox.kube import KubeEmulator
+
+        self.emulator = KubeEmulator(region=self.region)
+        TritonBridge(self.emulator.store, self.published).install(self.emulator.kubelet)
+        endpoints = self.emulator.start()
+        self.sync = EksSync(self.emulator, self.published["aws_endpoint"], self.region, self.sync_interval)
+        self.sync.start()
+        log.info("Kubernetes emulator serving on %s", endpoints["kubernetes_endpoint"])
+        return endpoints
+
+    def stop(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
+        if self.emulator is not None:
+            self.emulator.stop()

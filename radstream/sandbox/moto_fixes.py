@@ -1,0 +1,84 @@
+"""Where moto 5.2 answers differently from AWS in ways RadStream depends on, make it answer like AWS.
+
+Each fix wraps moto's original function; `install()` applies them all once, in the daemon's process.
+Tests apply single fixes with monkeypatch through the same wrappers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Callable
+
+_MARK = "radstream_fixed"
+
+
+def unnamed_executions_get_a_uuid(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto names an unnamed execution "None", so a second unnamed StartExecution collides.
+    AWS generates a UUID; do the same."""
+
+    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):  # type: ignore[no-untyped-def]
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+
+    return start_execution
+
+
+def bucket_notification_reports_eventbridge(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto stores a bucket's EventBridgeConfiguration but leaves it out of
+    GetBucketNotificationConfiguration; put it back so drift checks see what S3 would show."""
+
+    def get_bucket_notification(self):  # type: ignore[no-untyped-def]
+        response = original(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is None or config.event_bridge is None:
+            return response
+        status, headers, body = response
+        body = body.decode() if isinstance(body, bytes) else body
+        if "<EventBridgeConfiguration" not in body:
+            if "</NotificationConfiguration>" in body:
+                body = body.replace("</NotificationConfiguration>", "<EventBridgeConfiguration/></NotificationConfiguration>")
+            else:  # moto answered with an empty result
+                body = ('<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration>'
+                        "<EventBridgeConfiguration/></NotificationConfiguration>")
+        headers = {k: v for k, v in dict(headers).items() if k.lower() != "content-length"}
+        return status, headers, body
+
+    return get_bucket_notification
+
+
+def deny_needs_its_condition_keys(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto treats a condition key it has no value for (aws:SecureTransport on its plain-HTTP
+    endpoint) as satisfied, so a TLS-only bucket policy would deny every request. A Deny whose
+    condition keys are absent from the request does not apply, as on AWS."""
+    from moto.iam.access_control import PermissionResult
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):  # type: ignore[no-untyped-def]
+        result = original(self, action, resource, principal, incoming_condition_values)
+        condition = self._statement.get("Condition") or {}
+        keys = {key for values in condition.values() for key in values}
+        if (result == PermissionResult.DENIED and self._statement.get("Effect") == "Deny"
+                and keys - set(incoming_condition_values or {})):
+            return PermissionResult.NEUTRAL
+        return result
+
+    return is_action_permitted
+
+
+def _wrap(owner: type, attribute: str, fix: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    original = getattr(owner, attribute)
+    if getattr(original, _MARK, False):
+        return
+    fixed = fix(original)
+    setattr(fixed, _MARK, True)
+    setattr(owner, attribute, fixed)
+
+
+def install() -> None:
+    # EKS roles attach AWS managed policies, which moto only knows when told to load them.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    from moto.iam.access_control import IAMPolicyStatement
+    from moto.s3.responses import S3Response
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    _wrap(StepFunctionsParserBackend, "start_execution", unnamed_executions_get_a_uuid)
+    _wrap(S3Response, "get_bucket_notification", bucket_notification_reports_eventbridge)
+    _wrap(IAMPolicyStatement, "is_action_permitted", deny_needs_its_condition_keys)

@@ -1,0 +1,165 @@
+"""Phases 1-3 end to end through a real sandbox daemon: boto3 against the emulated EKS, the official
+kubernetes client against the API emulator, the sandbox's OCI registry and its real Triton.
+
+A t3.micro nodegroup made beforehand shows the preflight problem; phase 1 swaps it for a t3.medium
+and drains and deletes the old one; phase 2 pushes the image and rolls Triton out; phase 3 exposes
+it and answers a real inference. A second run changes nothing and destroy leaves nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from radstream import config
+from radstream.context import Context
+from radstream.engine import Engine
+from radstream.kube.apply import get, kube_api, list_objects
+from radstream.kube.manifests import NODEGROUP_LABEL, SERVICE
+from radstream.phases.p1_nodegroup import NodegroupPhase
+from radstream.phases.p2_triton import TritonPhase
+from radstream.phases.p3_expose import ExposePhase
+from radstream.state import State
+
+pytestmark = pytest.mark.slow
+
+DEPLOYMENT = "rs-clu"
+CLUSTER = f"{DEPLOYMENT}-cluster"
+LEGACY = "ng-legacy"
+
+
+def phases() -> list[Any]:
+    return [NodegroupPhase(), TritonPhase(), ExposePhase()]
+
+
+def make_ctx(project: Path) -> Context:
+    """A fresh context per run, as each CLI invocation makes one."""
+    loaded = config.load(project / "radstream.yaml", environ={})
+    return Context(loaded, State.load(loaded.state_dir, DEPLOYMENT, "sandbox"))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from radstream.sandbox import daemon
+
+    root = tmp_path_factory.mktemp("cluster-phases")
+    (root / "radstream.yaml").write_text(
+        f"target: sandbox\ndeployment: {DEPLOYMENT}\nnodegroup:\n  drain_timeout_seconds: 60\n"
+        "triton:\n  rollout_timeout_seconds: 120\n")
+    info = daemon.start(root / ".radstream", timeout=120)
+    try:
+        if not info.get("registry"):
+            pytest.skip("the sandbox has no registry: apt-get install -y docker-registry")
+        yield root
+    finally:
+        daemon.stop(root / ".radstream")
+
+
+@pytest.fixture(scope="module")
+def legacy_cluster(project: Path) -> Context:
+    """What the plan started from: an EKS cluster whose only nodegroup is one t3.micro, full."""
+    ctx = make_ctx(project)
+    eks = ctx.client("eks")
+    eks.create_cluster(name=CLUSTER, roleArn="arn:aws:iam::123456789012:role/eks",
+                       resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]})
+    eks.create_nodegroup(clusterName=CLUSTER, nodegroupName=LEGACY, nodeRole="arn:aws:iam::123456789012:role/n",
+                         subnets=["subnet-1"], instanceTypes=["t3.micro"],
+                         scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1})
+    api = kube_api(ctx)
+
+    def coredns_on_legacy() -> bool:
+        pods = list_objects(api, "Pod", "kube-system", labels={"k8s-app": "kube-dns"})
+        nodes = {n["metadata"]["name"] for n in list_objects(api, "Node", labels={NODEGROUP_LABEL: LEGACY})}
+        return len(pods) == 2 and all(p["spec"].get("nodeName") in nodes for p in pods)
+
+    ctx.wait("coredns on the t3.micro", coredns_on_legacy, timeout=60, interval=0.5)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def first_run(project: Path, legacy_cluster: Context) -> dict[str, Any]:
+    ctx = make_ctx(project)
+    plan = Engine(ctx, phases()).plan([1])
+    result = Engine(ctx, phases()).run([1, 2, 3])
+    for phase in result.phases:
+        print(f"\nphase {phase.number} ({phase.name}): {phase.status} in {phase.seconds:.1f}s, "
+              f"{phase.mutations} mutations; steps {[(s['name'], s['seconds']) for s in phase.steps]}")
+    assert result.ok, result.error
+    return {"plan": plan, "result": result, "ctx": ctx}
+
+
+def test_plan_explains_why_the_t3_micro_cannot_run_triton(first_run: dict[str, Any]):
+    changes = first_run["plan"].phases[0].changes
+    replace = next(c for c in changes if c["action"] == "replace")
+    assert replace["name"] == LEGACY
+    assert "t3.micro takes 4 pods per node" in replace["detail"] and "only 4 fit" in replace["detail"]
+    create = next(c for c in changes if c["action"] == "create")
+    assert create["name"] == "cpu-ng" and "t3.medium" in create["detail"] and "fits" in create["detail"]
+
+
+def test_phase1_swaps_the_nodegroup_and_the_old_nodes_are_drained_and_gone(first_run: dict[str, Any]):
+    ctx = first_run["ctx"]
+    assert ctx.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"] == ["cpu-ng"]
+    api = kube_api(ctx)
+    ctx.wait("legacy nodes gone", lambda: not list_objects(api, "Node", labels={NODEGROUP_LABEL: LEGACY}),
+             timeout=30, interval=0.5)
+    new_nodes = {n["metadata"]["name"] for n in list_objects(api, "Node", labels={NODEGROUP_LABEL: "cpu-ng"})}
+    dns = list_objects(api, "Pod", "kube-system", labels={"k8s-app": "kube-dns"})
+    assert {p["spec"]["nodeName"] for p in dns} <= new_nodes
+    outputs = ctx.state.outputs(1)
+    assert outputs["instance_type"] == "t3.medium" and outputs["pods_per_node"] == 17
+    assert outputs["replaced_nodegroups"] == [LEGACY] and outputs["evicted_pods"] >= 2
+
+
+def test_phase2_pushes_the_image_and_rolls_triton_out_by_digest(first_run: dict[str, Any]):
+    ctx = first_run["ctx"]
+    outputs = ctx.state.outputs(2)
+    assert outputs["image"].startswith(ctx.sandbox["registry"] + f"/{DEPLOYMENT}-triton:model-")
+    assert outputs["image"].endswith("@" + outputs["image_digest"])
+    deployment = get(kube_api(ctx), "Deployment", "triton", "radstream")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == outputs["image"]
+    assert deployment["status"]["readyReplicas"] == deployment["spec"]["replicas"] == 1
+    assert get(kube_api(ctx), "HorizontalPodAutoscaler", "triton", "radstream") is not None
+    assert get(kube_api(ctx), "PodDisruptionBudget", "triton", "radstream")["spec"]["maxUnavailable"] == 1
+
+
+def test_phase3_endpoint_answers_a_real_inference(first_run: dict[str, Any]):
+    import numpy as np
+
+    from radstream.inference.client import TritonClient
+    from radstream.phases.p3_expose import smoke_input
+
+    outputs = first_run["ctx"].state.outputs(3)
+    assert outputs["endpoint"].startswith("http://127.0.0.1:")
+    assert outputs["smoke_test"]["probabilities"] == 14
+    with TritonClient(outputs["endpoint"]) as client:
+        probabilities = client.infer(smoke_input())
+    assert probabilities.shape == (1, 14) and np.all((probabilities >= 0) & (probabilities <= 1))
+    with TritonClient(outputs["grpc_endpoint"], protocol="grpc") as client:
+        assert client.is_model_ready()
+
+
+def test_second_run_makes_no_mutation(project: Path, first_run: dict[str, Any]):
+    again = Engine(make_ctx(project), phases()).run([1, 2, 3])
+    for phase in again.phases:
+        print(f"\nsecond run, phase {phase.number}: {phase.status} in {phase.seconds:.2f}s")
+    assert again.ok, again.error
+    assert again.mutations == 0
+    assert [p.status for p in again.phases] == ["skipped", "skipped", "skipped"]
+
+
+def test_destroy_in_reverse_leaves_nothing(project: Path, first_run: dict[str, Any]):
+    ctx = make_ctx(project)
+    result = Engine(ctx, phases()).destroy([1, 2, 3])
+    for phase in result.phases:
+        print(f"\ndestroy phase {phase.number}: {phase.status} in {phase.seconds:.1f}s")
+    assert result.ok, result.error
+    api = kube_api(ctx)
+    assert get(api, "Service", SERVICE, "radstream") is None
+    assert get(api, "Namespace", "radstream") is None
+    assert ctx.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"] == []
+    ctx.wait("nodes gone", lambda: not list_objects(api, "Node"), timeout=30, interval=0.5)
+    # Destroying again finds nothing to do and does not fail.
+    assert Engine(make_ctx(project), phases()).destroy([1, 2, 3]).ok

@@ -1,0 +1,103 @@
+"""The evidence report: both files written, HTML self-contained, every section and chart present."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from radstream.analytics import report
+from radstream.analytics.cost import ImageWorkload, cost_per_1000_images, idle_cost
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _data(leftovers=None) -> dict:
+    state = {"phases": {
+        "0": {"name": "foundation", "status": "done", "seconds": 12.5, "started_at": "2025-03-01T10:00:00+00:00",
+              "finished_at": "2025-03-01T10:00:12+00:00", "steps": {"buckets": {"status": "done", "seconds": 1.2, "mutations": 8}}},
+        "1": {"name": "nodegroup", "status": "failed", "seconds": 3.0, "steps": {}},
+    }}
+    telemetry = {
+        "latency_percentiles": [{"studies": 3, "p50_ms": 200.0, "p95_ms": 290.0, "p99_ms": 298.0}],
+        "processing_times": [{"study_id": f"S{i}", "processing_time_ms": 100.0 * i} for i in range(1, 4)],
+        "stage_latency_percentiles": [{"stage": "validate", "events": 3, "avg_ms": 5.0, "p50_ms": 5.0, "p95_ms": 6.0, "p99_ms": 7.0},
+                                      {"stage": "inference", "events": 3, "avg_ms": 90.0, "p50_ms": 80.0, "p95_ms": 150.0, "p99_ms": 160.0}],
+        "success_rate": [{"events": 4, "succeeded": 3, "failed": 1, "success_rate_percent": 75.0}],
+        "throughput_per_minute": [{"minute": "2025-03-01T10:00:00Z", "events": 2, "succeeded": 2, "failed": 0},
+                                  {"minute": "2025-03-01T10:01:00Z", "events": 2, "succeeded": 1, "failed": 1}],
+        "failure_reasons": [{"error_stage": "validate", "error_type": "InvalidMetadata", "failures": 1,
+                             "example_message": "view <script>alert(1)</script> | missing"}],
+    }
+    cost = {"idle": idle_cost({"clusters": 1, "kinesis_shards": 1}),
+            "per_1000_images": cost_per_1000_images(ImageWorkload(lambda_ms={"validate": 5.0})), "notes": []}
+    return {"deployment": "rs-test", "target": "sandbox", "generated_at": "2025-03-01T12:00:00+00:00", "state": state,
+            "telemetry": telemetry, "cost": cost, "leftovers": leftovers}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("report")
+    return report.write(_data(leftovers=[]), out), out
+
+
+def test_both_files_and_the_charts_are_written(written):
+    result, out = written
+    assert Path(result["markdown"]) == out / "report.md" and Path(result["html"]) == out / "report.html"
+    names = {Path(p).name for p in result["images"]}
+    assert names == {"architecture.png", "latency_histogram.png", "stage_latency.png", "throughput.png"}
+    for name in names:
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_the_html_is_self_contained_with_embedded_images(written):
+    _, out = written
+    page = (out / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", page)  # nothing fetched from elsewhere
+    assert "<link" not in page and "<script" not in page
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 4
+    assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+
+
+def test_the_sections_and_their_facts(written):
+    result, out = written
+    assert result["sections"] == ["Architecture", "Phases", "Latency", "Throughput", "Failures", "Cost", "Teardown proof"]
+    for text in ((out / "report.md").read_text(), (out / "report.html").read_text()):
+        for section in result["sections"]:
+            assert section in text
+        assert "foundation" in text and "12.50" in text and "InvalidMetadata" in text
+        assert "75.00 % success" in text
+        assert "EKS control plane" in text and "per 1000 images" in text
+        assert "nothing of this deployment is left" in text
+
+
+def test_markdown_links_its_pngs_and_escapes_tables(written):
+    _, out = written
+    markdown = (out / "report.md").read_text()
+    assert "![RadStream architecture](architecture.png)" in markdown
+    assert "\\| missing" in markdown  # a pipe inside a cell does not break the table
+
+
+def test_html_escapes_what_came_from_telemetry(written):
+    _, out = written
+    page = (out / "report.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_leftovers_and_missing_sections_are_reported(tmp_path: Path):
+    data = _data(leftovers=[{"service": "s3", "arn": "arn:aws:s3:::rs-test-images-1"}]) | {
+        "telemetry": {}, "errors": {"Latency": "the sandbox is not running"}}
+    result = report.write(data, tmp_path)
+    markdown = Path(result["markdown"]).read_text()
+    assert "1 resource(s) still carry the tag" in markdown and "arn:aws:s3:::rs-test-images-1" in markdown
+    assert "Could not be gathered: the sandbox is not running" in markdown
+    assert "No successful study" in markdown and "No failed study" in markdown
+    assert {Path(p).name for p in result["images"]} == {"architecture.png"}
+
+
+def test_no_inventory_says_so(tmp_path: Path):
+    markdown = Path(report.write(_data(leftovers=None), tmp_path)["markdown"]).read_text()
+    assert "inventory was not taken" in markdown
