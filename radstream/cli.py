@@ -10,8 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
+from radstream.commands import analytics as analytics_commands
 from radstream.commands import bench as bench_commands
 from radstream.commands import deid as deid_commands
+from radstream.commands import ingest as ingest_commands
 from radstream.commands import model as model_commands
 from radstream.commands import sandbox as sandbox_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
@@ -30,6 +32,10 @@ app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(model_commands.app, name="model")
 app.add_typer(bench_commands.app, name="bench")
 app.command("deid")(deid_commands.deid)
+app.command("ingest")(ingest_commands.ingest)
+app.command("query")(analytics_commands.query)
+app.command("report")(analytics_commands.report)
+app.command("cost")(analytics_commands.cost)
 
 
 @app.callback()

@@ -90,6 +90,13 @@ class Config(_Section):
     triton: TritonSettings = Field(default_factory=TritonSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
 
+    @model_validator(mode="after")
+    def _sandbox_defaults(self) -> Config:
+        # On one machine there is nothing to save by buffering telemetry for a minute.
+        if self.target == "sandbox" and "firehose_buffer_seconds" not in self.pipeline.model_fields_set:
+            self.pipeline.firehose_buffer_seconds = 5
+        return self
+
     @property
     def cluster_name(self) -> str:
         return self.cluster.name or f"{self.deployment}-cluster"

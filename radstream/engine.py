@@ -186,7 +186,9 @@ class Engine:
                     actual = "present" if step.check(self.ctx) else "absent"
                 except Exception as exc:  # noqa: BLE001
                     actual = f"unknown ({describe_error(exc)})"
-                drift = (recorded == "done") != (actual == "present")
+                # Drift is what the state file promises and the world no longer has; a step that is
+                # already satisfied but never recorded is simply adopted by the next run.
+                drift = recorded == "done" and actual != "present"
                 report.append(
                     {"phase": number, "step": step.name, "recorded": recorded, "actual": actual, "drift": drift}
                 )

@@ -9,6 +9,9 @@ TAG_DEPLOYMENT = "radstream:deployment"
 TAG_PHASE = "radstream:phase"
 
 BUCKET_KINDS = ("images", "results", "telemetry", "artifacts")
+# Where Firehose writes telemetry in the telemetry bucket, and where uploads start the pipeline.
+TELEMETRY_PREFIX = "raw_telemetry/"
+INCOMING_PREFIX = "incoming/"
 LAMBDA_FUNCTIONS = (
     "validate_metadata",
     "prepare_tensors",

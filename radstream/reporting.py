@@ -44,43 +44,57 @@ class RichReporter(Reporter):
         self._started = False
 
     def _ensure(self) -> None:
-        if not self._started:
+        # Without a terminal (CI, pipes, logs) a live display cannot redraw: print plain lines.
+        if not self._started and self.console.is_terminal:
             self.progress.start()
             self._started = True
+
+    def _plain(self, text: str) -> None:
+        self.console.print(text, highlight=False)
 
     def phase_started(self, number: int, name: str, resumed_at: str | None = None) -> None:
         self._ensure()
         suffix = f" [yellow](resuming at {resumed_at})[/]" if resumed_at else ""
-        self.progress.console.print(f"[bold]Phase {number} · {name}[/]{suffix}")
+        self.console.print(f"[bold]Phase {number} · {name}[/]{suffix}")
 
     def phase_finished(self, number: int, name: str, status: str, seconds: float, mutations: int) -> None:
         colour = {"done": "green", "skipped": "cyan", "failed": "red"}.get(status, "white")
-        self.progress.console.print(
+        self.console.print(
             f"  [{colour}]{status}[/] phase {number} · {name} in {seconds:.1f}s, {mutations} change(s)"
         )
 
     def step_started(self, number: int, step: str) -> None:
         self._ensure()
-        self._tasks[(number, step)] = self.progress.add_task(f"  {step}", total=1)
+        if self._started:
+            self._tasks[(number, step)] = self.progress.add_task(f"  {step}", total=1)
 
     def step_finished(self, number: int, step: str, status: str, seconds: float) -> None:
+        label = {"done": "[green]done[/]", "skipped": "[cyan]up to date[/]", "failed": "[red]failed[/]"}.get(status, status)
         task = self._tasks.pop((number, step), None)
         if task is not None:
-            label = {"done": "[green]done[/]", "skipped": "[cyan]up to date[/]", "failed": "[red]failed[/]"}.get(status, status)
             self.progress.update(task, description=f"  {step} · {label}", completed=1)
             self.progress.stop_task(task)
+        elif not self._started:
+            self._plain(f"  {step} · {label} ({seconds:.1f}s)")
 
     def log(self, message: str) -> None:
-        self.progress.console.print(f"    {message}", style="dim", markup=False, highlight=False)
+        self.console.print(f"    {message}", style="dim", markup=False, highlight=False)
 
     def warn(self, message: str) -> None:
-        self.progress.console.print(f"[yellow]warning:[/] {message}")
+        self.console.print(f"[yellow]warning:[/] {message}")
 
     @contextmanager
     def waiting(self, description: str, timeout: float) -> Iterator[None]:
         self._ensure()
-        task = self.progress.add_task(f"    ⏳ {description} (up to {timeout:.0f}s)", total=None)
         start = time.monotonic()
+        if not self._started:
+            self._plain(f"    waiting for {description} (up to {timeout:.0f}s)…")
+            try:
+                yield
+            finally:
+                self._plain(f"    … {description}: {time.monotonic() - start:.1f}s")
+            return
+        task = self.progress.add_task(f"    ⏳ {description} (up to {timeout:.0f}s)", total=None)
         try:
             yield
         finally:

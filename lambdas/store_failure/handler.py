@@ -1,6 +1,7 @@
 """StoreFailure: quarantine a study that could not go through. The original is copied to
 failed/<study_id>/<its name> in the results bucket (it also stays in the images bucket), the reason
-goes to failed/<study_id>/reason.json, and a FAILED telemetry event is sent.
+goes to failed/<study_id>/reason.json, and a FAILED telemetry event is sent. A DICOM refused for
+still carrying identity is not copied, so the identity spreads no further.
 
 The state machine's Catch puts the error at $.failure.<state name>, next to that state's input, so
 the input is either the trigger event or the contract of the earlier steps. Without a valid study id
@@ -13,7 +14,13 @@ from typing import Any
 
 from radstream.pipeline import lambda_support as support
 from radstream.pipeline.metadata import is_valid_study_id, study_id_from_key
-from radstream.pipeline.results import failure_copy_key, failure_document, failure_reason_key, parse_catch, telemetry_event
+from radstream.pipeline.results import (
+    failure_copy_key,
+    failure_document,
+    failure_reason_key,
+    parse_catch,
+    telemetry_event,
+)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -28,7 +35,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     results = support.setting("RESULTS_BUCKET")
     document = failure_document(study_id=study_id, input_key=key, stage=stage, error_type=error["error_type"],
                                 message=error["message"])
-    # A study refused for carrying identity is not copied: that would spread the identity further.
     copy = bucket is not None and error["error_type"] != "IdentifiedDicom"
     document["copied"] = copy and _copy_original(bucket, key, results, failure_copy_key(study_id, key))
     support.put_object(results, failure_reason_key(study_id), json.dumps(document, indent=2).encode(), "application/json")

@@ -13,8 +13,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from radstream.pipeline import lambda_support as support
-from radstream.pipeline.errors import CorruptImage, InvalidMetadata, MissingMetadata, PipelineError
-from radstream.pipeline.metadata import DICOM_METADATA_KEYWORDS, metadata_from_dicom, parse_sidecar, validate_metadata
+from radstream.pipeline.errors import (
+    CorruptImage,
+    InvalidMetadata,
+    MissingMetadata,
+    PipelineError,
+)
+from radstream.pipeline.metadata import (
+    DICOM_METADATA_KEYWORDS,
+    metadata_from_dicom,
+    parse_sidecar,
+    validate_metadata,
+)
 from radstream.pipeline.readers import DEFAULT_LIMITS, sniff
 
 _SNIFF_BYTES = 132  # the DICOM preamble and magic; PNG and JPEG magics are shorter
@@ -79,6 +89,6 @@ def _dicom_metadata(data: bytes, key: str, received_at: datetime):
         require_deidentified(ds)
     except PipelineError:
         raise
-    except Exception as exc:  # pydicom converts lazily and raises many types on a damaged header
+    except Exception as exc:  # noqa: BLE001 - pydicom converts lazily and raises many types on a damaged header
         raise CorruptImage(f"the DICOM header cannot be read: {exc}", stage="validate") from None
     return metadata_from_dicom(tags, key, received_at.astimezone(timezone.utc))

@@ -20,8 +20,8 @@ from typing import Any
 
 from radstream.analytics.sql import Engine, QueryError, get_query, render
 from radstream.errors import RadstreamError, WaitTimeout
+from radstream.names import TELEMETRY_PREFIX
 
-TELEMETRY_PREFIX = "raw_telemetry/"
 ATHENA_TIMEOUT_S = 300.0
 _DOWNLOAD_WORKERS = 8
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -7,8 +7,6 @@ calls when there is none; `delete_*` is quiet when the resource is already gone.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""

@@ -8,11 +8,12 @@ from typing import Any
 
 from radstream.aws import error_code
 from radstream.aws.tags import from_list, missing, to_list
+from radstream.names import INCOMING_PREFIX
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".jpg", ".jpeg", ".png")
 
 
-def image_uploaded_pattern(bucket: str, prefix: str = "incoming/") -> dict[str, Any]:
+def image_uploaded_pattern(bucket: str, prefix: str = INCOMING_PREFIX) -> dict[str, Any]:
     """S3 Object Created events for images under prefix. Patterns cannot AND two conditions on one
     field, so rather than "prefix and not .json" the key must match prefix*.<image extension>;
     JSON sidecars therefore never start an execution."""

@@ -3,7 +3,14 @@
 The Resource Groups Tagging API answers for most services in one paginated call; IAM roles,
 Kinesis streams, ECR repositories, EKS clusters and EventBridge rules are also listed per service
 (neither every emulator nor every AWS partition reports them there). Lambda layers cannot carry
-tags at all: they are found by their name."""
+tags at all: they are found by their name.
+
+Every resource found is then read directly: the tagging API keeps listing a resource for a while
+after its deletion (moto's Glue forever), and Kinesis, Step Functions, Firehose and EKS finish
+deletes in the background, so a resource is "gone", "deleting" or "present". Teardown waits, for a
+bounded time, while anything is still "deleting" (`settled_leftovers`).
+
+Below that, the read-only facts phase 7 prices: what still bills by the hour or by the GB."""
 
 from __future__ import annotations
 
@@ -12,29 +19,15 @@ from typing import Any
 
 from radstream.aws import error_code
 from radstream.aws.tags import from_list
+from radstream.errors import WaitTimeout
 from radstream.names import TAG_DEPLOYMENT
 
 ClientFactory = Callable[[str], Any]
 
-
-def _glue_exists(client: ClientFactory, arn: str) -> bool:
-    kind, _, name = arn.split(":", 5)[5].partition("/")
-    glue = client("glue")
-    read = {"database": lambda: glue.get_database(Name=name), "crawler": lambda: glue.get_crawler(Name=name)}
-    if kind not in read:
-        return True
-    try:
-        read[kind]()
-        return True
-    except Exception as exc:
-        if error_code(exc) == "EntityNotFoundException":
-            return False
-        raise
-
-
-# The tagging API may still list a resource for a while after its deletion (moto's Glue forever):
-# confirm those services' answers with a direct read.
-_STILL_EXISTS = {"glue": _glue_exists}
+GONE, DELETING, PRESENT = "gone", "deleting", "present"
+# Kinesis, Step Functions and EKS take minutes to finish a delete on AWS; the sandbox none at all.
+LEFTOVER_TIMEOUT_S = 900
+LEFTOVER_INTERVAL_S = 10.0
 
 
 def _tagging_api(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
@@ -44,9 +37,7 @@ def _tagging_api(client: ClientFactory, deployment: str) -> Iterator[tuple[str, 
     for page in pages:
         for item in page["ResourceTagMappingList"]:
             arn = item["ResourceARN"]
-            service = arn.split(":")[2]
-            if service not in _STILL_EXISTS or _STILL_EXISTS[service](client, arn):
-                yield service, arn
+            yield arn.split(":")[2], arn
 
 
 def _iam_roles(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
@@ -110,7 +101,155 @@ _SOURCES = (_tagging_api, _iam_roles, _kinesis_streams, _ecr_repositories, _eks_
             _lambda_layers)
 
 
+# -- is it still there? ---------------------------------------------------------------------------
+def _status(read: Callable[[], Any], status: Callable[[Any], str | None] = lambda _: None,
+            missing: tuple[str, ...] = ("ResourceNotFoundException",)) -> str:
+    """GONE when the read answers not-found, DELETING when the resource says so, else PRESENT."""
+    try:
+        answer = read()
+    except Exception as exc:
+        if error_code(exc) in missing:
+            return GONE
+        raise
+    return DELETING if status(answer) == "DELETING" else PRESENT
+
+
+def _resource(arn: str) -> str:
+    """The part after the region and account: "stream/x", "stateMachine:x", "cluster/x"…"""
+    return arn.split(":", 5)[5]
+
+
+def _glue(client: ClientFactory, arn: str) -> str:
+    kind, _, name = _resource(arn).partition("/")
+    glue = client("glue")
+    read = {"database": lambda: glue.get_database(Name=name), "crawler": lambda: glue.get_crawler(Name=name)}.get(kind)
+    return _status(read, missing=("EntityNotFoundException",)) if read else PRESENT
+
+
+def _kinesis(client: ClientFactory, arn: str) -> str:
+    kinesis, name = client("kinesis"), _resource(arn).partition("/")[2]
+    return _status(lambda: kinesis.describe_stream_summary(StreamName=name),
+                   lambda r: r["StreamDescriptionSummary"]["StreamStatus"])
+
+
+def _states(client: ClientFactory, arn: str) -> str:
+    if not _resource(arn).startswith("stateMachine:"):
+        return PRESENT
+    sfn = client("stepfunctions")
+    return _status(lambda: sfn.describe_state_machine(stateMachineArn=arn), lambda r: r.get("status"),
+                   missing=("StateMachineDoesNotExist",))
+
+
+def _firehose(client: ClientFactory, arn: str) -> str:
+    firehose, name = client("firehose"), _resource(arn).partition("/")[2]
+    return _status(lambda: firehose.describe_delivery_stream(DeliveryStreamName=name),
+                   lambda r: r["DeliveryStreamDescription"]["DeliveryStreamStatus"])
+
+
+def _eks(client: ClientFactory, arn: str) -> str:
+    kind, _, rest = _resource(arn).partition("/")
+    eks = client("eks")
+    if kind == "cluster":
+        return _status(lambda: eks.describe_cluster(name=rest), lambda r: r["cluster"]["status"])
+    if kind == "nodegroup":
+        cluster, name = rest.split("/")[:2]
+        return _status(lambda: eks.describe_nodegroup(clusterName=cluster, nodegroupName=name),
+                       lambda r: r["nodegroup"]["status"])
+    return PRESENT
+
+
+def _s3(client: ClientFactory, arn: str) -> str:
+    s3 = client("s3")
+    return _status(lambda: s3.head_bucket(Bucket=_resource(arn)), missing=("404", "NoSuchBucket", "NotFound"))
+
+
+def _lambda(client: ClientFactory, arn: str) -> str:
+    if not _resource(arn).startswith("function:"):
+        return PRESENT  # layer versions come from list_layers itself
+    lam = client("lambda")
+    return _status(lambda: lam.get_function(FunctionName=arn))
+
+
+_STATUS: dict[str, Callable[[ClientFactory, str], str]] = {
+    "glue": _glue, "kinesis": _kinesis, "states": _states, "firehose": _firehose, "eks": _eks, "s3": _s3,
+    "lambda": _lambda,
+}
+
+
 def deployment_resources(client: ClientFactory, deployment: str) -> list[dict[str, str]]:
-    """[{"service", "arn"}] of every resource of this deployment still present, sorted by ARN."""
+    """[{"service", "arn", "status"}] of every resource of this deployment still there, sorted by ARN;
+    status is "deleting" while a delete finishes in the background, else "present"."""
     found = {arn: service for source in _SOURCES for service, arn in source(client, deployment)}
-    return [{"service": found[arn], "arn": arn} for arn in sorted(found)]
+    resources = []
+    for arn in sorted(found):
+        read = _STATUS.get(found[arn])
+        status = read(client, arn) if read else PRESENT
+        if status != GONE:
+            resources.append({"service": found[arn], "arn": arn, "status": status})
+    return resources
+
+
+def settled_leftovers(client: ClientFactory, deployment: str, wait: Callable[..., Any],
+                      timeout: float = LEFTOVER_TIMEOUT_S, interval: float = LEFTOVER_INTERVAL_S) -> list[dict[str, str]]:
+    """What still carries this deployment's tag once background deletes have finished. Polls through
+    `wait` (the context's, which shows progress) while anything is "deleting", at most `timeout`
+    seconds; a resource that is present and not being deleted ends the wait at once."""
+    latest: list[dict[str, str]] = []
+
+    def settled() -> bool:
+        nonlocal latest
+        latest = deployment_resources(client, deployment)
+        return not any(r["status"] == DELETING for r in latest)
+
+    if not settled():
+        deleting = sum(r["status"] == DELETING for r in latest)
+        try:
+            wait(f"{deleting} resource(s) of {deployment} to finish deleting", settled, timeout=timeout,
+                 interval=interval)
+        except WaitTimeout:
+            pass  # reported as leftovers, with their status
+    return latest
+
+
+# -- what still bills (phase 7 prices these) ------------------------------------------------------
+def stream_capacity(kinesis: Any, name: str) -> dict[str, Any] | None:
+    """{"mode": "PROVISIONED"|"ON_DEMAND", "shards": open shards} of a stream, None when it is gone
+    or being deleted."""
+    try:
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    if summary["StreamStatus"] == "DELETING":
+        return None
+    return {"mode": (summary.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED"),
+            "shards": summary.get("OpenShardCount", 0)}
+
+
+def stored_bytes(s3: Any, bucket: str) -> int | None:
+    """Bytes a bucket stores, every object version included (noncurrent versions bill too); None
+    when the bucket is gone."""
+    total = 0
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            total += sum(v.get("Size", 0) for v in page.get("Versions", []))
+    except Exception as exc:
+        if error_code(exc) == "NoSuchBucket":
+            return None
+        raise
+    return total
+
+
+def repository_bytes(ecr: Any, repository: str) -> int | None:
+    """Bytes of the images in an ECR repository (layers shared between images are counted once per
+    image: an upper bound); None when the repository is gone."""
+    total = 0
+    try:
+        for page in ecr.get_paginator("describe_images").paginate(repositoryName=repository):
+            total += sum(image.get("imageSizeInBytes", 0) for image in page.get("imageDetails", []))
+    except Exception as exc:
+        if error_code(exc) == "RepositoryNotFoundException":
+            return None
+        raise
+    return total

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from radstream.commands.common import EXIT_FAILED, EXIT_OK, JsonOpt, emit, stderr_console
+from radstream.commands.common import EXIT_FAILED, EXIT_OK, JsonOpt, emit, options, run_command, stderr_console
 from radstream.errors import ConfigError
 
 InputsArg = Annotated[
@@ -112,12 +112,11 @@ def _render(result: dict[str, Any]) -> None:
 def deid(ctx: typer.Context, inputs: InputsArg, out: OutOpt, json_output: JsonOpt = False) -> None:
     """Write de-identified copies of DICOM files: PS3.15 basic profile, Patient Identity Removed = YES,
     pixel data unchanged."""
-    from radstream.session import Options, fail
+    opts = options(ctx, json=json_output)
 
-    opts = (ctx.obj or Options()).merged(json=json_output)
-    try:
+    def body() -> int:
         result = deidentify_files(inputs, out)
-    except Exception as exc:  # noqa: BLE001 - the CLI boundary
-        raise typer.Exit(fail(exc, opts)) from None
-    emit(result, opts.json, _render)
-    raise typer.Exit(EXIT_OK if result["ok"] else EXIT_FAILED)
+        emit(result, opts.json, _render)
+        return EXIT_OK if result["ok"] else EXIT_FAILED
+
+    run_command(opts, body)

@@ -20,7 +20,14 @@ from typing import Annotated, Any
 
 import typer
 
-from radstream.commands.common import ConfigOpt, JsonOpt, emit, options, run_command, stderr_console
+from radstream.commands.common import (
+    ConfigOpt,
+    JsonOpt,
+    emit,
+    options,
+    run_command,
+    stderr_console,
+)
 from radstream.pipeline.errors import InvalidInput
 
 INCOMING = "incoming/"

@@ -86,6 +86,16 @@ def _pytriton_dirs() -> tuple[Path, Path]:
     return package / "tritonserver", package.parent / "nvidia_pytriton.libs"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: if whoever started Triton is killed (even SIGKILL), Triton gets
+    SIGTERM instead of living on as an orphan holding ports and /dev/shm."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class LocalTriton:
     """Start/stop one `tritonserver` bound to loopback on free ports. Usable as a context manager."""
 
@@ -178,7 +188,8 @@ class LocalTriton:
         ]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._environment(libs), start_new_session=True
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._environment(libs),
+                start_new_session=True, preexec_fn=_die_with_parent,
             )
         self.endpoints = {"triton_http": f"http://127.0.0.1:{http}", "triton_grpc": f"127.0.0.1:{grpc}"}
         self.metrics_url = f"http://127.0.0.1:{metrics}/metrics"

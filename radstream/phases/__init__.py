@@ -10,11 +10,11 @@ from radstream.phases.base import Phase
 # number, name, summary, module holding the Phase subclass (None: not built yet)
 REGISTRY: tuple[tuple[int, str, str, str | None], ...] = (
     (0, "foundation", "buckets, IAM, Lambdas, Step Functions, EventBridge, Kinesis, Firehose, ECR, Glue, Athena, EKS", "radstream.phases.p0_foundation:FoundationPhase"),
-    (1, "nodegroup", "replace the undersized nodegroup: create, wait Ready, cordon and drain, delete the old", None),
-    (2, "triton", "build and push the Triton image, deploy it with PDB and HPA", None),
-    (3, "expose", "LoadBalancer Service, health, model ready and one real inference", None),
-    (4, "wiring", "point InvokeInference at the endpoint, update the state machine, run one execution", None),
-    (5, "telemetry", "Kinesis and Firehose active, a probe record lands in S3 and is queried", None),
+    (1, "nodegroup", "replace the undersized nodegroup: create, wait Ready, cordon and drain, delete the old", "radstream.phases.p1_nodegroup:NodegroupPhase"),
+    (2, "triton", "build and push the Triton image, deploy it with PDB and HPA", "radstream.phases.p2_triton:TritonPhase"),
+    (3, "expose", "LoadBalancer Service, health, model ready and one real inference", "radstream.phases.p3_expose:ExposePhase"),
+    (4, "wiring", "point InvokeInference at the endpoint, run one real execution", "radstream.phases.p4_wiring:WiringPhase"),
+    (5, "telemetry", "Kinesis and Firehose active, a probe record lands in S3 and is queried", "radstream.phases.p5_telemetry:TelemetryPhase"),
     (6, "demo", "real studies through the pipeline, per-stage latency", None),
     (7, "cleanup", "cost control: scale the nodegroup to 0, report what still costs money", None),
 )

@@ -7,14 +7,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from radstream.errors import RadstreamError
-from radstream.names import LAMBDA_FUNCTIONS
+from radstream.names import LAMBDA_FUNCTIONS, TELEMETRY_PREFIX
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
     from radstream.context import Context
 
 PHASE = 0
-TELEMETRY_PREFIX = "raw_telemetry/"
 ATHENA_PREFIX = "athena-results/"
 LAMBDA_TIMEOUT_S = 60
 LAMBDA_MEMORY_MB = 1024  # preprocessing decodes radiographs of several megapixels

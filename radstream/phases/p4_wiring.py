@@ -1,6 +1,6 @@
 """Phase 4: wire the pipeline to Triton and prove it with one study.
 
-The endpoint reaches the pipeline through the invoke_inference Lambda's environment (TRITON_URL);
+The endpoint reaches the pipeline through the invoke_inference Lambda's environment (INFERENCE_ENDPOINT);
 the state machine calls that Lambda by ARN and embeds no endpoint, so its definition stays the one
 phase 0 owns (changing it here would make phase 0 see drift and undo it). The proof is a real
 study: a generated PNG and its JSON sidecar uploaded under incoming/, the execution EventBridge
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from radstream.context import Context
 
 PHASE = 4
-ENDPOINT_VARIABLE = "TRITON_URL"
+ENDPOINT_VARIABLE = "INFERENCE_ENDPOINT"
 INCOMING = "incoming/"
 EXECUTION_START_TIMEOUT_S = 120
 EXECUTION_TIMEOUT_S = 600

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from radstream.pipeline.errors import InferenceNotWired, InferenceUnavailable, InvalidModelOutput
+from radstream.pipeline.errors import (
+    InferenceNotWired,
+    InferenceUnavailable,
+    InvalidModelOutput,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -160,5 +163,5 @@ def _request(url: str, body: bytes | None, headers: dict[str, str], timeout: flo
         if exc.code in (404, 429) or exc.code >= 500 or "not at ready state" in detail or "unknown model" in detail:
             raise _Retryable(f"HTTP {exc.code} {detail}") from None
         raise InvalidModelOutput(f"Triton refused the request (HTTP {exc.code}): {detail}") from None
-    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, TimeoutError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
         raise _Retryable(f"{type(exc).__name__}: {exc}") from None

@@ -163,3 +163,36 @@ def test_destroy_in_reverse_leaves_nothing(project: Path, first_run: dict[str, A
     ctx.wait("nodes gone", lambda: not list_objects(api, "Node"), timeout=30, interval=0.5)
     # Destroying again finds nothing to do and does not fail.
     assert Engine(make_ctx(project), phases()).destroy([1, 2, 3]).ok
+
+
+def test_a_blocking_budget_stops_phase1_at_its_timeout_and_a_rerun_completes(project: Path, first_run: dict[str, Any]):
+    from radstream.kube.apply import apply, path, request
+
+    ctx = make_ctx(project)
+    ctx.client("eks").create_nodegroup(
+        clusterName=CLUSTER, nodegroupName="ng-guarded", nodeRole="arn:aws:iam::123456789012:role/n",
+        subnets=["subnet-1"], instanceTypes=["t3.large"], scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1})
+    api, labels = kube_api(ctx), {"app": "ledger"}
+    apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
+    apply(api, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ledger", "namespace": "apps"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "main", "image": "registry.example/ledger:1"}]}}}})
+    apply(api, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "ledger", "namespace": "apps"},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}})
+    ctx.wait("ledger running", lambda: any(p["status"].get("phase") == "Running"
+                                           for p in list_objects(api, "Pod", "apps", labels=labels)),
+             timeout=30, interval=0.5)
+
+    short = config.load(project / "radstream.yaml", environ={"RADSTREAM_NODEGROUP__DRAIN_TIMEOUT_SECONDS": "10"})
+    blocked = Engine(Context(short, State.load(short.state_dir, DEPLOYMENT, "sandbox")), phases()).run([1])
+    assert not blocked.ok
+    assert "PodDisruptionBudget ledger" in blocked.error and "apps/ledger-" in blocked.error
+    assert "ng-guarded" in ctx.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"]  # nothing deleted
+
+    request(api, "PATCH", path("PodDisruptionBudget", "ledger", "apps"), body={"spec": {"minAvailable": 0}},
+            content_type="application/merge-patch+json")
+    rerun = Engine(make_ctx(project), phases()).run([1])
+    assert rerun.ok, rerun.error
+    assert ctx.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"] == ["cpu-ng"]
+    assert Engine(make_ctx(project), phases()).destroy([1]).ok

@@ -1,6 +1,6 @@
-"""Issue 3's promises through the real CLI against a real sandbox daemon: phase 0 from nothing,
-a converged second run with zero mutations, an upload that runs the deployed pipeline, and a
-destroy that leaves nothing tagged."""
+"""Phases 0 and 5 through the real CLI against a real sandbox daemon: phase 0 from nothing, a
+converged second run with zero mutations, an upload that runs the deployed pipeline, a telemetry
+probe that lands in S3 and is queried back, and a destroy that leaves nothing tagged."""
 
 from __future__ import annotations
 
@@ -105,6 +105,20 @@ def test_an_upload_starts_the_deployed_pipeline_which_reaches_an_end_state(proje
     assert len(executions) == before + 1
     history = sfn.get_execution_history(executionArn=executions[0]["executionArn"])["events"]
     assert any(e["type"] == "LambdaFunctionSucceeded" for e in history), "no handler from the uploaded zip ran"
+
+
+def test_phase5_probe_travels_kinesis_firehose_s3_and_is_queried_back(project: Path, applied: dict):
+    code, result = radstream(project, "phase", "run", "telemetry", "--yes")
+    assert code == 0, result["error"]
+    outputs = json.loads((project / ".radstream" / "state.json").read_text())["phases"]["5"]["outputs"]
+    assert outputs["probe_key"].startswith("raw_telemetry/")
+    body = aws(project, "s3").get_object(Bucket=applied_buckets(project)["telemetry"], Key=outputs["probe_key"])["Body"]
+    events = [json.loads(line) for line in body.read().decode().splitlines()]
+    assert outputs["probe_id"] in {e["study_id"] for e in events}
+    code, query = radstream(project, "query", "study_events", "--param", f"study_id={outputs['probe_id']}")
+    assert code == 0 and query["row_count"] == 1
+    code, again = radstream(project, "phase", "run", "5", "--yes")
+    assert code == 0 and again["mutations"] == 0
 
 
 def test_destroy_leaves_nothing_tagged(project: Path, applied: dict):

@@ -36,7 +36,7 @@ def test_pipeline_shape_retries_and_catches():
         assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried, name
         assert all(r["BackoffRate"] > 1 for r in state["Retry"]), name
     inference_retry = {e for r in states["InvokeInference"]["Retry"] for e in r["ErrorEquals"]}
-    assert "TritonUnavailable" in inference_retry
+    assert "InferenceUnavailable" in inference_retry
     for name in path:
         assert states[name]["Catch"][0]["Next"] == "StoreFailure"
     assert states["StoreFailure"]["Next"] == "PipelineFailed"

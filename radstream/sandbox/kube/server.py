@@ -433,7 +433,7 @@ class Api:
             elif media == "application/strategic-merge-patch+json":
                 patched = strategic_merge(base, document)
             else:
-                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: "
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: "
                                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
             expect_rv = ((document.get("metadata") or {}).get("resourceVersion") if isinstance(document, dict) else None)
             if subresource == "scale":

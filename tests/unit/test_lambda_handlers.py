@@ -1,0 +1,367 @@
+"""The six Lambda handlers called directly, against in-process moto S3 and Kinesis, with real study
+bytes: each step's contract, the typed errors bad inputs raise, and what success and failure leave
+behind in the buckets and on the telemetry stream."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import socket
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from moto import mock_aws
+
+from radstream.aws.packaging import LAYER_REQUIREMENTS
+from radstream.names import LAMBDA_FUNCTIONS
+from radstream.pipeline import errors, lambda_support
+from radstream.pipeline.preprocess import decode_tensor
+from radstream.pipeline.results import TELEMETRY_COLUMNS
+from tests.unit.pipeline_fixtures import (
+    CR_FILES,
+    dataset,
+    dicom_bytes,
+    png_with_header,
+    raster,
+    sample_bytes,
+    smooth_image,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+IMAGES, RESULTS, ARTIFACTS, STREAM = "t-images", "t-results", "t-artifacts", "t-telemetry"
+SIDECAR = {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F"}
+INFERENCE = {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False,
+             "probabilities": {"Effusion": 0.2, "Atelectasis": 0.9, "Mass": 0.2}}
+
+
+def load_handler(function: str) -> ModuleType:
+    path = ROOT / "lambdas" / function / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"lambda_{function}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HANDLERS = {fn: load_handler(fn) for fn in LAMBDA_FUNCTIONS}
+
+
+def run(function: str, event: dict) -> dict:
+    result = HANDLERS[function].handler(event, None)
+    json.dumps(result)  # Lambda must be able to marshal it
+    return result
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "IMAGES_BUCKET": IMAGES, "RESULTS_BUCKET": RESULTS, "ARTIFACTS_BUCKET": ARTIFACTS,
+                        "TELEMETRY_STREAM": STREAM, "MODEL_NAME": "radstream_cxr", "INFERENCE_ENDPOINT": ""}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setattr(lambda_support, "_clients", {})
+    with mock_aws():
+        import boto3
+
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in (IMAGES, RESULTS, ARTIFACTS):
+            s3.create_bucket(Bucket=bucket)
+        kinesis = boto3.client("kinesis", region_name=REGION)
+        kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+        yield s3, kinesis
+
+
+def upload(s3, key: str, body: bytes) -> dict:
+    """Put an object under incoming/ and return the EventBridge event its upload produces."""
+    s3.put_object(Bucket=IMAGES, Key=key, Body=body)
+    return {"detail-type": "Object Created", "source": "aws.s3",
+            "detail": {"bucket": {"name": IMAGES}, "object": {"key": key, "size": len(body)}}}
+
+
+def telemetry_records(kinesis) -> list[tuple[str, dict]]:
+    shard = kinesis.describe_stream(StreamName=STREAM)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=STREAM, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = kinesis.get_records(ShardIterator=iterator)["Records"]
+    for record in records:
+        assert record["Data"].endswith(b"\n") and record["Data"].count(b"\n") == 1  # one JSON line each
+    return [(r["PartitionKey"], json.loads(r["Data"])) for r in records]
+
+
+def read_json(s3, bucket: str, key: str) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def png_study(s3, study_id: str = "S-001", **sidecar) -> dict:
+    s3.put_object(Bucket=IMAGES, Key=f"incoming/{study_id}.json", Body=json.dumps({**SIDECAR, "study_id": study_id, **sidecar}))
+    return upload(s3, f"incoming/{study_id}.png", raster(smooth_image(300, 260), "PNG"))
+
+
+def deidentified_cr(index: int = 0) -> bytes:
+    from radstream.pipeline.deid import deidentify_bytes
+
+    return deidentify_bytes(sample_bytes(CR_FILES[index]))
+
+
+def rgb_dicom() -> bytes:
+    from radstream.pipeline.deid import deidentify
+
+    ds = dataset(CR_FILES[0])
+    ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelData = np.zeros((ds.Rows, ds.Columns, 3), np.uint8).tobytes()
+    return dicom_bytes(deidentify(ds))
+
+
+# --- the good path -------------------------------------------------------------------------------
+
+
+def test_png_with_sidecar_goes_through_every_step(aws):
+    s3, kinesis = aws
+    event = png_study(s3)
+
+    validated = run("validate_metadata", event)
+    assert validated["study_id"] == "S-001" and validated["format"] == "png"
+    assert validated["s3_path"] == f"s3://{IMAGES}/incoming/S-001.png"
+    assert validated["metadata"] == {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F"}
+
+    prepared = run("prepare_tensors", validated)
+    assert prepared["tensor"]["s3_path"] == f"s3://{ARTIFACTS}/tensors/S-001.npy"
+    tensor = decode_tensor(s3.get_object(Bucket=ARTIFACTS, Key="tensors/S-001.npy")["Body"].read())
+    assert tensor.shape == (1, 224, 224) and tensor.std() > 0
+    assert set(prepared["processing_time_ms"]) == {"validate", "prepare"}
+
+    stored = run("store_results", {**prepared, "inference_results": INFERENCE,
+                                   "processing_time_ms": {**prepared["processing_time_ms"], "inference": 12.5}})
+    result = read_json(s3, RESULTS, "results/S-001.json")
+    assert stored["results_s3_path"] == f"s3://{RESULTS}/results/S-001.json"
+    assert result["study_id"] == "S-001" and result["status"] == "SUCCESS"
+    assert (result["model_name"], result["model_version"], result["model_trained"]) == ("radstream_cxr", "1", False)
+    assert [f["label"] for f in result["findings"]] == ["Atelectasis", "Effusion", "Mass"]
+    assert result["top_finding"] == {"label": "Atelectasis", "probability": 0.9}
+    assert set(result["latency_ms"]) == {"validate", "prepare", "inference", "total"}
+    assert result["latency_ms"]["inference"] == 12.5
+    assert result["input_sha256"] == prepared["input_sha256"] and len(result["input_sha256"]) == 64
+    assert result["input_key"] == "incoming/S-001.png" and result["view"] == "PA"
+
+    done = run("send_telemetry", stored)
+    assert done["status"] == "SUCCESS"
+    [(partition, record)] = telemetry_records(kinesis)
+    assert partition == "S-001"
+    assert list(record) == [name for name, _ in TELEMETRY_COLUMNS]
+    assert (record["status"], record["top_finding"], record["model_name"]) == ("SUCCESS", "Atelectasis", "radstream_cxr")
+    assert record["store_ms"] is not None and record["error_type"] is None
+
+
+def test_deidentified_dicom_takes_its_metadata_from_its_tags(aws):
+    s3, _ = aws
+    validated = run("validate_metadata", upload(s3, "incoming/CR-1.dcm", deidentified_cr()))
+    assert validated["format"] == "dicom"
+    assert validated["study_id"] == "CR-1" and validated["metadata"]["view"] == "LL"
+    prepared = run("prepare_tensors", validated)
+    assert prepared["tensor"]["shape"] == [1, 224, 224]
+
+
+def test_sixteen_bit_png_works(aws):
+    s3, _ = aws
+    s3.put_object(Bucket=IMAGES, Key="incoming/S-16.json", Body=json.dumps({**SIDECAR, "study_id": "S-16"}))
+    pixels = (smooth_image(200, 200).astype(np.uint16) * 200)
+    event = upload(s3, "incoming/S-16.png", raster(pixels, "PNG"))
+    prepared = run("prepare_tensors", run("validate_metadata", event))
+    assert decode_tensor(s3.get_object(Bucket=ARTIFACTS, Key="tensors/S-16.npy")["Body"].read()).std() > 0
+    assert prepared["study_id"] == "S-16"
+
+
+def test_a_late_sidecar_is_missing_metadata_then_succeeds(aws):
+    s3, _ = aws
+    event = upload(s3, "incoming/LATE-1.png", raster(smooth_image(64, 64), "PNG"))
+    with pytest.raises(errors.MissingMetadata, match="incoming/LATE-1.json") as caught:
+        run("validate_metadata", event)
+    assert caught.value.retryable and "MissingMetadata" in errors.RETRYABLE_ERROR_TYPES
+    s3.put_object(Bucket=IMAGES, Key="incoming/LATE-1.json", Body=json.dumps({**SIDECAR, "study_id": "LATE-1"}))
+    assert run("validate_metadata", event)["study_id"] == "LATE-1"
+
+
+# --- bad inputs: the typed error each one raises, and where -------------------------------------
+
+
+def _sidecar_then(s3, study_id: str, key: str, body: bytes, **sidecar) -> dict:
+    s3.put_object(Bucket=IMAGES, Key=f"incoming/{study_id}.json", Body=json.dumps({**SIDECAR, "study_id": study_id, **sidecar}))
+    return upload(s3, key, body)
+
+
+BAD_AT_VALIDATE = {
+    "random bytes named .jpg": (lambda s3: _sidecar_then(s3, "R-1", "incoming/R-1.jpg", bytes(range(256)) * 8),
+                                errors.UnsupportedImage, "not a DICOM"),
+    "empty file": (lambda s3: _sidecar_then(s3, "E-1", "incoming/E-1.png", b""), errors.UnsupportedImage, "empty"),
+    "sidecar with ../ in the id": (lambda s3: (s3.put_object(Bucket=IMAGES, Key="incoming/T-1.json",
+                                                             Body=json.dumps({**SIDECAR, "study_id": "../T-1"})),
+                                              upload(s3, "incoming/T-1.png", raster(smooth_image(32, 32), "PNG")))[1],
+                                   errors.InvalidMetadata, "study_id"),
+    "sidecar with a unicode look-alike id": (lambda s3: (s3.put_object(Bucket=IMAGES, Key="incoming/U-1.json",
+                                                                       Body=json.dumps({**SIDECAR, "study_id": "U\u20111"})),
+                                                         upload(s3, "incoming/U-1.png", raster(smooth_image(32, 32), "PNG")))[1],
+                                             errors.InvalidMetadata, "study_id"),
+    "sidecar with wrong types": (lambda s3: _sidecar_then(s3, "W-1", "incoming/W-1.png", raster(smooth_image(32, 32), "PNG"),
+                                                          view=7), errors.InvalidMetadata, "view"),
+    "sidecar with a huge field": (lambda s3: _sidecar_then(s3, "H-1", "incoming/H-1.png", raster(smooth_image(32, 32), "PNG"),
+                                                           site_code="x" * 5000), errors.InvalidMetadata, "4096"),
+    "sidecar naming another study": (lambda s3: (s3.put_object(Bucket=IMAGES, Key="incoming/M-1.json",
+                                                               Body=json.dumps({**SIDECAR, "study_id": "OTHER"})),
+                                                 upload(s3, "incoming/M-1.png", raster(smooth_image(32, 32), "PNG")))[1],
+                                     errors.InvalidMetadata, "does not match"),
+    "DICOM still carrying identity": (lambda s3: upload(s3, "incoming/ID-1.dcm", sample_bytes(CR_FILES[0])),
+                                      errors.IdentifiedDicom, "PatientName"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_AT_VALIDATE))
+def test_bad_inputs_are_refused_by_validate_with_a_typed_error(aws, case):
+    make, error_type, message = BAD_AT_VALIDATE[case]
+    with pytest.raises(error_type, match=message) as caught:
+        run("validate_metadata", make(aws[0]))
+    assert not caught.value.retryable
+
+
+BAD_AT_PREPARE = {
+    "truncated PNG": (lambda: raster(smooth_image(256, 256), "PNG")[:900], "png", errors.CorruptImage),
+    "truncated JPEG": (lambda: raster(smooth_image(256, 256), "JPEG")[:700], "jpg", errors.CorruptImage),
+    "PNG decompression bomb": (lambda: png_with_header(9000, 9000), "png", errors.ImageTooLarge),
+    "image 20 000 px wide": (lambda: png_with_header(20000, 10), "png", errors.ImageTooLarge),
+    "RGB DICOM": (rgb_dicom, "dcm", errors.UnsupportedImage),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_AT_PREPARE))
+def test_bad_images_pass_validate_and_are_refused_by_prepare(aws, case):
+    s3, _ = aws
+    make, extension, error_type = BAD_AT_PREPARE[case]
+    event = _sidecar_then(s3, "B-1", f"incoming/B-1.{extension}", make())
+    validated = run("validate_metadata", event)
+    with pytest.raises(error_type):
+        run("prepare_tensors", validated)
+    assert s3.list_objects_v2(Bucket=ARTIFACTS).get("KeyCount", 0) == 0
+
+
+def test_dicom_without_pixel_data_is_unsupported(aws):
+    from radstream.pipeline.deid import deidentify
+
+    ds = dataset(CR_FILES[1])
+    del ds.PixelData
+    event = upload(aws[0], "incoming/NP-1.dcm", dicom_bytes(deidentify(ds)))
+    with pytest.raises(errors.UnsupportedImage, match="no pixel data"):
+        run("prepare_tensors", run("validate_metadata", event))
+
+
+# --- inference -----------------------------------------------------------------------------------
+
+
+def _prepared(s3) -> dict:
+    return run("prepare_tensors", run("validate_metadata", png_study(s3)))
+
+
+def test_inference_is_not_wired_until_the_endpoint_is_set(aws):
+    with pytest.raises(errors.InferenceNotWired, match="phase 4"):
+        run("invoke_inference", _prepared(aws[0]))
+
+
+def test_an_unreachable_endpoint_is_retryable_inference_unavailable(aws, monkeypatch):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("INFERENCE_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(errors.InferenceUnavailable, match="3 attempt") as caught:
+        run("invoke_inference", _prepared(aws[0]))
+    assert caught.value.retryable
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+
+def _caught(error_type: str, message: str) -> dict:
+    return {"Error": error_type, "Cause": json.dumps({"errorType": error_type, "errorMessage": message})}
+
+
+def test_store_failure_quarantines_the_original_and_reports_why(aws):
+    s3, kinesis = aws
+    validated = run("validate_metadata", _sidecar_then(s3, "C-1", "incoming/C-1.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40))
+    event = {**validated, "failure": {"PrepareImage": _caught("CorruptImage", "the PNG cannot be decoded")}}
+    reply = run("store_failure", event)
+
+    assert reply["status"] == "FAILED" and reply["study_id"] == "C-1"
+    reason = read_json(s3, RESULTS, "failed/C-1/reason.json")
+    assert (reason["stage"], reason["error_type"]) == ("prepare", "CorruptImage")
+    assert reason["message"] == "the PNG cannot be decoded"
+    assert reason["input_key"] == "incoming/C-1.png" and reason["copied"] is True
+    copy = s3.get_object(Bucket=RESULTS, Key="failed/C-1/C-1.png")["Body"].read()
+    assert copy == s3.get_object(Bucket=IMAGES, Key="incoming/C-1.png")["Body"].read()
+    [(partition, record)] = telemetry_records(kinesis)
+    assert partition == "C-1"
+    assert (record["status"], record["error_stage"], record["error_type"]) == ("FAILED", "prepare", "CorruptImage")
+    assert record["validate_ms"] == validated["processing_time_ms"]["validate"]
+
+
+def test_store_failure_without_a_valid_study_id_derives_one_from_the_key(aws):
+    s3, _ = aws
+    event = upload(s3, "incoming/../weird name.png", b"x")
+    reply = run("store_failure", {**event, "failure": {"ValidateInput": _caught("InvalidMetadata", "bad id")}})
+    study_id = reply["study_id"]
+    assert study_id.startswith("weird_name-") and "/" not in study_id
+    reason = read_json(s3, RESULTS, f"failed/{study_id}/reason.json")
+    assert (reason["stage"], reason["input_key"]) == ("validate", "incoming/../weird name.png")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]}
+    assert keys == {f"failed/{study_id}/reason.json", f"failed/{study_id}/weird_name.png"}
+
+
+def test_store_failure_reports_states_errors_and_does_not_copy_identified_dicoms(aws):
+    s3, _ = aws
+    event = upload(s3, "incoming/ID-2.dcm", sample_bytes(CR_FILES[0]))
+    timeout = {"Error": "States.Timeout", "Cause": "The task timed out."}
+    run("store_failure", {**event, "failure": {"ValidateInput": _caught("IdentifiedDicom", "PatientName is present")}})
+    reason = read_json(s3, RESULTS, "failed/ID-2/reason.json")
+    assert reason["copied"] is False
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]] == ["failed/ID-2/reason.json"]
+
+    s3.delete_object(Bucket=IMAGES, Key="incoming/ID-2.dcm")  # the original may be gone by now
+    run("store_failure", {**event, "failure": {"InvokeInference": timeout}})
+    reason = read_json(s3, RESULTS, "failed/ID-2/reason.json")
+    assert (reason["stage"], reason["error_type"], reason["message"]) == ("inference", "States.Timeout", "The task timed out.")
+    assert reason["copied"] is False
+
+
+# --- packaging -----------------------------------------------------------------------------------
+
+# Import names of the distributions in the layer (boto3 and botocore come with the Lambda runtime).
+_PROVIDED = {"numpy", "PIL", "pydicom", "pydantic", "pydantic_core", "pylibjpeg", "libjpeg", "openjpeg", "rle",
+             "annotated_types", "typing_extensions", "typing_inspection", "boto3", "botocore"}
+_LAYER_DISTRIBUTIONS = {"numpy", "pillow", "pydicom", "pydantic", "pydantic-core", "pylibjpeg", "pylibjpeg-libjpeg",
+                        "pylibjpeg-openjpeg", "pylibjpeg-rle", "annotated-types", "typing-extensions", "typing-inspection"}
+# deid.deidentify is the `radstream deid` / `ingest` side; Lambdas only check, never de-identify.
+_CLI_ONLY = {"dicomanonymizer"}
+
+
+def test_the_layer_provides_every_third_party_import_of_the_function_code():
+    assert {r.split("==")[0] for r in LAYER_REQUIREMENTS} == _LAYER_DISTRIBUTIONS
+    assert all("==" in r for r in LAYER_REQUIREMENTS), "pin every layer requirement"
+    sources = [*(ROOT / "radstream" / "pipeline").glob("*.py"), *(ROOT / "lambdas").glob("*/handler.py")]
+    imported = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"radstream", "__future__"}
+    assert third_party - _CLI_ONLY <= _PROVIDED, f"not in the layer: {sorted(third_party - _CLI_ONLY - _PROVIDED)}"
+
+
+def test_lambda_support_rejects_inputs_without_a_location():
+    with pytest.raises(ValueError, match="Object Created"):
+        lambda_support.input_location({"detail": {"bucket": {"name": "b"}}})
+    with pytest.raises(ValueError, match="s3://"):
+        lambda_support.split_s3_path("https://b/k")
+    assert lambda_support.input_location({"s3_path": "s3://b/incoming/x.png", "detail": {}}) == ("b", "incoming/x.png")
