@@ -14,6 +14,7 @@ from radstream.commands import analytics as analytics_commands
 from radstream.commands import bench as bench_commands
 from radstream.commands import deid as deid_commands
 from radstream.commands import ingest as ingest_commands
+from radstream.commands import load as load_commands
 from radstream.commands import model as model_commands
 from radstream.commands import sandbox as sandbox_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
@@ -33,6 +34,7 @@ app.add_typer(model_commands.app, name="model")
 app.add_typer(bench_commands.app, name="bench")
 app.command("deid")(deid_commands.deid)
 app.command("ingest")(ingest_commands.ingest)
+app.command("load")(load_commands.load)
 app.command("query")(analytics_commands.query)
 app.command("report")(analytics_commands.report)
 app.command("cost")(analytics_commands.cost)
@@ -56,6 +58,7 @@ def _run_payload(ctx, result) -> dict[str, Any]:
         "target": ctx.config.target,
         "deployment": ctx.config.deployment,
         "mutations": result.mutations,
+        "retries": ctx.counter.retries(),
         "phases": [p.to_dict() for p in result.phases],
         "error": result.error,
     }
@@ -63,6 +66,7 @@ def _run_payload(ctx, result) -> dict[str, Any]:
 
 def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None) -> int:
     from radstream import phases as registry
+    from radstream.phases import DEMO_PHASE
     from radstream.engine import Engine
     from radstream.render import render_run
 
@@ -76,7 +80,10 @@ def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = No
             confirm(ask, opts)
         _prepare_target(ctx)
         result = engine.run(numbers)
-        emit(_run_payload(ctx, result), opts.json, render_run)
+        payload = _run_payload(ctx, result)
+        if DEMO_PHASE in numbers:
+            payload["demo"] = ctx.outputs(DEMO_PHASE).get("demo")
+        emit(payload, opts.json, render_run)
         return 0 if result.ok else 1
 
 
@@ -200,30 +207,53 @@ def demo(
 @app.command()
 def teardown(
     ctx: typer.Context,
+    stop_sandbox: Annotated[bool, typer.Option(
+        "--stop-sandbox", help="Sandbox target: also stop the local daemon afterwards.")] = False,
     config: ConfigOpt = None,
     json_output: JsonOpt = False,
     yes: YesOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Destroy every phase in reverse order, then prove nothing tagged with this deployment is left."""
+    """Destroy every phase in reverse order, then prove nothing tagged with this deployment is left
+    (waiting a bounded time for deletes AWS finishes in the background). Leftovers exit 1."""
     opts = options(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
 
     def body() -> int:
         from radstream import phases as registry
+        from radstream.aws.inventory import deployment_resources, settled_leftovers
         from radstream.engine import Engine
         from radstream.render import render_run
+        from radstream.sandbox import daemon
 
         with open_context(opts, "teardown", lock=True) as rctx:
-            confirm(f"Destroy every resource of deployment {rctx.config.deployment!r} ({rctx.config.target})?", opts)
+            deployment, sandbox = rctx.config.deployment, rctx.config.target == "sandbox"
+            if stop_sandbox and not sandbox:
+                rctx.warn("--stop-sandbox only applies to the sandbox target; ignored")
+            recorded = [n for n, entry in rctx.state.data["phases"].items()
+                        if entry.get("status") not in ("pending", "destroyed")]
+            # A stopped sandbox has discarded its emulated account: nothing can be left in it.
+            account_gone = sandbox and not rctx.config.aws.endpoint_url \
+                and not daemon.status(rctx.state_dir).get("running")
+            if not recorded and (account_gone or not deployment_resources(rctx.client, deployment)):
+                if stop_sandbox and sandbox:
+                    daemon.stop(rctx.state_dir)
+                emit({"ok": True, "target": rctx.config.target, "deployment": deployment, "mutations": 0,
+                      "phases": [], "error": None, "leftovers": [], "message": "nothing to tear down"},
+                     opts.json, lambda r: print(f"nothing to tear down: deployment {deployment!r} has nothing deployed",
+                                                file=sys.stderr))
+                return 0
+            confirm(f"Destroy every resource of deployment {deployment!r} ({rctx.config.target})?", opts)
             _prepare_target(rctx)
             result = Engine(rctx, registry.all_phases()).destroy([n for n, *_ in registry.REGISTRY])
-            from radstream.aws.inventory import deployment_resources
-
-            leftovers = deployment_resources(rctx.client, rctx.config.deployment)
+            rctx.log(f"checking that nothing tagged radstream:deployment={deployment} is left")
+            leftovers = settled_leftovers(rctx.client, deployment, rctx.wait)
             payload = _run_payload(rctx, result) | {"leftovers": leftovers}
             payload["ok"] = result.ok and not leftovers
             if leftovers and not payload["error"]:
                 payload["error"] = f"{len(leftovers)} resource(s) still carry this deployment's tag"
+            if stop_sandbox and sandbox:
+                daemon.stop(rctx.state_dir)
+                payload["sandbox_stopped"] = True
             emit(payload, opts.json, render_run)
             return 0 if payload["ok"] else 1
 

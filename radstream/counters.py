@@ -1,5 +1,6 @@
 """Counts the calls that change the world: mutating AWS API calls (through a botocore event hook)
-and Kubernetes writes. A converged deployment re-applied must count zero."""
+and Kubernetes writes. A converged deployment re-applied must count zero. Also counts the retries
+the run needed (throttling, 5xx, timeouts), so a run can report what it survived."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class MutationCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()
 
     @property
     def total(self) -> int:
@@ -38,10 +40,25 @@ class MutationCounter:
         with self._lock:
             self.calls[key] += 1
 
-    def botocore_hook(self, model=None, http_response=None, **_: object) -> None:
+    def record_retry(self, key: str, attempts: int = 1) -> None:
+        with self._lock:
+            self.retried[key] += attempts
+
+    def retries(self) -> dict[str, object]:
+        """{"total": n, "calls": {"s3:PutObject": n, "k8s:PATCH": n}} — what this run had to retry."""
+        with self._lock:
+            return {"total": sum(self.retried.values()), "calls": dict(sorted(self.retried.items()))}
+
+    def botocore_hook(self, model=None, http_response=None, parsed=None, **_: object) -> None:
         """Register on `after-call`: fires once per API call (not per retry), after the answer, so
-        a delete of something already gone — refused by the service — changes nothing and counts 0."""
-        if model is None or not is_mutating(model.name):
+        a delete of something already gone — refused by the service — changes nothing and counts 0.
+        botocore reports in the answer how many retries the call took."""
+        if model is None:
+            return
+        attempts = ((parsed or {}).get("ResponseMetadata") or {}).get("RetryAttempts") or 0
+        if attempts:
+            self.record_retry(f"{model.service_model.service_name}:{model.name}", attempts)
+        if not is_mutating(model.name):
             return
         if http_response is not None and http_response.status_code >= 300:
             return

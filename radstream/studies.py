@@ -213,8 +213,13 @@ def _load_image(variant: int) -> bytes:
     return encode(pixels, "JPEG", quality=90) if kind == "jpeg" else encode(pixels, "PNG")
 
 
+def load_id_prefix(run_id: str) -> str:
+    """What every study id of load run `run_id` starts with."""
+    return f"LOAD-{run_id}-"
+
+
 def load_study_id(run_id: str, index: int) -> str:
-    return f"LOAD-{run_id}-{index:05d}"
+    return f"{load_id_prefix(run_id)}{index:05d}"
 
 
 def load_study(run_id: str, index: int) -> GeneratedStudy:

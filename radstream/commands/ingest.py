@@ -28,9 +28,10 @@ from radstream.commands.common import (
     run_command,
     stderr_console,
 )
+from radstream.names import INCOMING_PREFIX
 from radstream.pipeline.errors import InvalidInput
 
-INCOMING = "incoming/"
+
 _EXTENSIONS = {"dicom": ".dcm", "png": ".png", "jpeg": ".jpg"}
 _CONTENT_TYPES = {"dicom": "application/dicom", "png": "image/png", "jpeg": "image/jpeg", "json": "application/json"}
 
@@ -105,7 +106,7 @@ def _dicom_study(path: Path, data: bytes, already_deidentified: bool) -> Study:
     if reasons and not already_deidentified:
         raise Refused("still carries identity after de-identification: " + "; ".join(reasons))
     study_id = study_id_from_key(path.name)
-    key = f"{INCOMING}{study_id}{_EXTENSIONS['dicom']}"
+    key = f"{INCOMING_PREFIX}{study_id}{_EXTENSIONS['dicom']}"
     return Study(path, "dicom", study_id, [(key, data, _CONTENT_TYPES["dicom"])],
                  deidentified=not already_deidentified, warnings=reasons)
 
@@ -119,8 +120,8 @@ def _raster_study(path: Path, data: bytes, kind: str) -> Study:
     sidecar_bytes = sidecar.read_bytes()
     study_id = parse_sidecar(sidecar_bytes).study_id
     objects = [
-        (f"{INCOMING}{study_id}.json", sidecar_bytes, _CONTENT_TYPES["json"]),  # first: it must be there in time
-        (f"{INCOMING}{study_id}{_EXTENSIONS[kind]}", data, _CONTENT_TYPES[kind]),
+        (f"{INCOMING_PREFIX}{study_id}.json", sidecar_bytes, _CONTENT_TYPES["json"]),  # first: it must be there in time
+        (f"{INCOMING_PREFIX}{study_id}{_EXTENSIONS[kind]}", data, _CONTENT_TYPES[kind]),
     ]
     return Study(path, kind, study_id, objects)
 

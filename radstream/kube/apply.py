@@ -21,6 +21,10 @@ FIELD_MANAGER = "radstream"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 # EKS bearer tokens live 15 minutes: a client older than this is rebuilt with a fresh one.
 CLIENT_REUSE_SECONDS = 600.0
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_ATTEMPTS = 6  # 0.2 + 0.4 + … + 3.2 s of backoff at most
+RETRY_BASE_DELAY_S = 0.2
+RETRY_MAX_DELAY_S = 5.0
 
 Obj = dict[str, Any]
 Wait = Callable[..., Any]
@@ -71,21 +75,36 @@ def path(kind: str, name: str | None = None, namespace: str | None = None, subre
     return base
 
 
+def _retryable(method: str, status: int) -> bool:
+    # 5xx: the API server (or what is in front of it) failed. 409 on a read, apply or delete is a
+    # write conflict that a second try resolves; on POST it means "already exists", which never will.
+    return status in TRANSIENT_STATUSES or (status == 409 and method != "POST")
+
+
 def request(api: Any, method: str, url_path: str, *, body: Any = None, query: dict[str, str] | None = None,
             content_type: str = "application/json") -> Obj | None:
-    """One call; the decoded JSON answer. Non-2xx raises kubernetes' ApiException (status, body)."""
+    """One call; the decoded JSON answer. Transient failures (5xx, conflicts) are retried with
+    exponential backoff, a bounded number of times; any other non-2xx raises kubernetes'
+    ApiException (status, body)."""
     from kubernetes.client.exceptions import ApiException
 
     method, url, headers, body, _ = api.param_serialize(
         method=method, resource_path=url_path, query_params=list((query or {}).items()),
         header_params={"Content-Type": content_type, "Accept": "application/json"}, body=body,
         auth_settings=["BearerToken"])
-    response = api.call_api(method, url, header_params=headers, body=body)
-    response.read()
-    text = response.data.decode() if response.data else ""
-    if not 200 <= response.status <= 299:
-        raise ApiException.from_response(http_resp=response, body=text, data=None)
-    return json.loads(text) if text else None
+    for attempt in range(RETRY_ATTEMPTS):
+        response = api.call_api(method, url, header_params=headers, body=body)
+        response.read()
+        text = response.data.decode() if response.data else ""
+        if 200 <= response.status <= 299:
+            return json.loads(text) if text else None
+        if attempt + 1 == RETRY_ATTEMPTS or not _retryable(method, response.status):
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        counter = getattr(api, "counter", None)
+        if counter is not None:
+            counter.record_retry(f"k8s:{method}")
+        time.sleep(min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 def status_of(exc: BaseException) -> int | None:

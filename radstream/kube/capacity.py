@@ -25,6 +25,21 @@ class InstanceType:
         # Each ENI's primary address is the node's own; +2 for the host-network pods (aws-node, kube-proxy).
         return self.enis * (self.ipv4_per_eni - 1) + 2
 
+    def capacity(self) -> dict[str, str]:
+        capacity = {"cpu": str(self.vcpus), "memory": f"{self.memory_gib * 1024 * 1024}Ki",
+                    "pods": str(self.max_pods), "ephemeral-storage": "20959212Ki"}
+        if self.gpus:
+            capacity["nvidia.com/gpu"] = str(self.gpus)
+        return capacity
+
+    def allocatable(self) -> dict[str, str]:
+        # EKS kube-reserved CPU: 6% of the first core, 1% of the second, 0.5% of the next two,
+        # 0.25% of the rest; memory: 255 MiB + 11 MiB per pod, plus a 100 MiB eviction threshold.
+        reserved_mcpu = 60 + (10 if self.vcpus > 1 else 0) + 5 * max(0, min(self.vcpus, 4) - 2) + 2.5 * max(0, self.vcpus - 4)
+        memory_mib = self.memory_gib * 1024 - (255 + 11 * self.max_pods) - 100
+        return {**self.capacity(), "cpu": f"{int(self.vcpus * 1000 - reserved_mcpu)}m", "memory": f"{memory_mib}Mi",
+                "ephemeral-storage": "18242267924"}
+
 
 # ENIs and addresses per ENI as EC2 documents them for the VPC CNI.
 INSTANCE_TYPES: dict[str, InstanceType] = {

@@ -45,12 +45,16 @@ def api_client(ctx: Context):
     """A kubernetes ApiClient for ctx's target whose writes feed ctx.counter."""
     from kubernetes import client as k8s
 
-    counter = ctx.counter
-
     class CountingApiClient(k8s.ApiClient):
+        # radstream.kube.apply records its retries here.
+        counter = ctx.counter
+
         def call_api(self, method, url, *args, **kwargs):
-            counter.record_kube(method, url)
-            return super().call_api(method, url, *args, **kwargs)
+            response = super().call_api(method, url, *args, **kwargs)
+            # Like the AWS hook: a refused or failed write (404 on delete, 409, 5xx) changed nothing.
+            if 200 <= response.status <= 299:
+                self.counter.record_kube(method, url)
+            return response
 
     configuration = k8s.Configuration()
     if ctx.config.target == "sandbox":

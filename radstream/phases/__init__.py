@@ -15,8 +15,8 @@ REGISTRY: tuple[tuple[int, str, str, str | None], ...] = (
     (3, "expose", "LoadBalancer Service, health, model ready and one real inference", "radstream.phases.p3_expose:ExposePhase"),
     (4, "wiring", "point InvokeInference at the endpoint, run one real execution", "radstream.phases.p4_wiring:WiringPhase"),
     (5, "telemetry", "Kinesis and Firehose active, a probe record lands in S3 and is queried", "radstream.phases.p5_telemetry:TelemetryPhase"),
-    (6, "demo", "real studies through the pipeline, per-stage latency", None),
-    (7, "cleanup", "cost control: scale the nodegroup to 0, report what still costs money", None),
+    (6, "demo", "real studies through the pipeline, per-stage latency", "radstream.phases.p6_demo:DemoPhase"),
+    (7, "cleanup", "cost control: scale the nodegroup to 0, report what still costs money", "radstream.phases.p7_cleanup:CleanupPhase"),
 )
 UP_PHASES = (0, 1, 2, 3, 4, 5)
 DEMO_PHASE = 6

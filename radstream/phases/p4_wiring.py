@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from radstream.errors import RadstreamError
+from radstream.names import INCOMING_PREFIX
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 PHASE = 4
 ENDPOINT_VARIABLE = "INFERENCE_ENDPOINT"
-INCOMING = "incoming/"
+
 EXECUTION_START_TIMEOUT_S = 120
 EXECUTION_TIMEOUT_S = 600
 PROBE_SIZE = 256
@@ -103,7 +104,7 @@ class TestExecutionStep(Step):
         from radstream.pipeline.results import result_key
 
         study = probe_study_id(_endpoint(ctx))
-        return study, f"{INCOMING}{study}.png", result_key(study)
+        return study, f"{INCOMING_PREFIX}{study}.png", result_key(study)
 
     def check(self, ctx: Context) -> bool:
         from radstream.aws.wiring import object_exists
@@ -125,7 +126,7 @@ class TestExecutionStep(Step):
         # Clocks of this machine and the service may differ a little.
         since = datetime.now(timezone.utc) - timedelta(seconds=30)
         # The sidecar first: the image's upload is what starts the pipeline.
-        s3.put_object(Bucket=images, Key=f"{INCOMING}{study}.json", Body=probe_sidecar(study),
+        s3.put_object(Bucket=images, Key=f"{INCOMING_PREFIX}{study}.json", Body=probe_sidecar(study),
                       ContentType="application/json")
         s3.put_object(Bucket=images, Key=image_key, Body=probe_png(), ContentType="image/png")
 
@@ -190,8 +191,8 @@ class TestExecutionStep(Step):
         if not endpoint:
             return
         s3, study = ctx.client("s3"), probe_study_id(endpoint)
-        for bucket, key in ((ctx.names.bucket("images"), f"{INCOMING}{study}.png"),
-                            (ctx.names.bucket("images"), f"{INCOMING}{study}.json"),
+        for bucket, key in ((ctx.names.bucket("images"), f"{INCOMING_PREFIX}{study}.png"),
+                            (ctx.names.bucket("images"), f"{INCOMING_PREFIX}{study}.json"),
                             (ctx.names.bucket("results"), result_key(study))):
             if bucket_exists(s3, bucket):
                 s3.delete_object(Bucket=bucket, Key=key)

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from radstream.inference.triton_local import free_port
+from radstream.processes import free_port, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,7 @@ class RegistryServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate, then kill if it hangs; quiet when not running."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout)
 
 
 class SandboxRegistry:

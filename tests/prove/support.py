@@ -58,9 +58,9 @@ class Chain:
 
 
 def crash_chain(project: Path, args: tuple[str, ...], ledger: Path, reference: Path | None = None,
-                phases: str | None = None, max_runs: int = 400) -> Chain:
+                phases: str | None = None, extra: list[str] | None = None, max_runs: int = 400) -> Chain:
     """Run the command under the crash harness until a run is not killed."""
-    harness = ["tests.support.crash_harness", "--ledger", str(ledger)]
+    harness = ["tests.support.crash_harness", "--ledger", str(ledger), *(extra or [])]
     if reference is not None:
         harness += ["--reference", str(reference)]
     if phases:
@@ -100,12 +100,13 @@ def stop_sandbox(project: Path) -> None:
 
 
 def owned(project: Path, deployment: str) -> list[str]:
-    """ARNs of everything tagged with the deployment, the deployment id replaced by `<dep>`, so two
-    deployments can be compared."""
+    """ARNs of everything tagged with the deployment, the deployment id (also in its Glue spelling,
+    with underscores) replaced by `<dep>`, so two deployments can be compared."""
     from radstream.aws.inventory import deployment_resources
 
     found = deployment_resources(lambda service: aws(project, service), deployment)
-    return sorted(r["arn"].replace(deployment, "<dep>") for r in found)
+    glue = deployment.replace("-", "_")
+    return sorted(r["arn"].replace(deployment, "<dep>").replace(glue, "<dep>") for r in found)
 
 
 def resource_types(arns: list[str]) -> Counter[str]:

@@ -1,11 +1,10 @@
 """Run the real `radstream` CLI in this process and SIGKILL it right after a successful mutating call.
 
 usage: python -m tests.support.crash_harness --ledger FILE [--reference FILE] [--record] [--phases 0,1]
-                                             -- <radstream arguments>
+                                             [--each point|call] -- <radstream arguments>
 
-No product hook: the harness wraps `MutationCounter.record` (AWS calls, counted by the product's
-botocore after-call hook once the answer is a success) and the kubernetes client's `call_api` (the
-product counts a Kubernetes write before sending it; the kill waits for its 2xx answer).
+No product hook: the harness wraps `MutationCounter.record`, which the product calls once a mutating
+AWS call (botocore after-call hook) or Kubernetes write (its ApiClient) has answered with success.
 
 A mutation point is (phase, step, call, ident) — ident hashes the call's scalar parameters (bucket,
 key, role name…) or the Kubernetes path, so the same call on another resource is another point.
@@ -16,6 +15,8 @@ key, role name…) or the Kubernetes path, so the same call on another resource 
   run makes that call: a step that redoes a call with fresh random parameters (a probe with a new id)
   cannot loop forever. Run again and again until a run completes: every mutation point of the
   command is then, in turn, the one a run died after.
+- `--each call` kills once per (phase, step, call) instead of once per point: the cheaper sample
+  (the fourth bucket's PutBucketPolicy behaves as the first's).
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ def _ident(values: Any) -> str:
 class Policy:
     """Decides, for each successful mutation, whether this run dies now."""
 
-    def __init__(self, ledger: Path, reference: Path | None, record: bool, phases: set[int] | None):
-        self.ledger, self.record, self.phases = ledger, record, phases
+    def __init__(self, ledger: Path, reference: Path | None, record: bool, phases: set[int] | None,
+                 each: str = "point"):
+        self.ledger, self.record, self.phases, self.each = ledger, record, phases, each
         kills = [e["point"] for e in read_ledger(ledger) if e["event"] == "kill"]
         self.killed = {json.dumps(p, sort_keys=True) for p in kills}
         self.kills_per_call = Counter(triple(p) for p in kills)
@@ -85,6 +87,8 @@ class Policy:
         if self.phases is not None and point["phase"] not in self.phases:
             return False
         if json.dumps(point, sort_keys=True) in self.killed:
+            return False
+        if self.each == "call" and self.kills_per_call[triple(point)]:
             return False
         return self.budget is None or self.kills_per_call[triple(point)] < self.budget[triple(point)]
 
@@ -124,22 +128,18 @@ def install(policy: Policy) -> None:
 
     def record(self, key: str) -> None:
         original_record(self, key)
-        if key.startswith("k8s:"):
-            _local.kube_pending = key  # the write has not been sent yet: decide on its answer
-        else:
-            policy.mutated(key, getattr(_local, "aws_ident", ""))
+        ident = getattr(_local, "kube_ident", "") if key.startswith("k8s:") else getattr(_local, "aws_ident", "")
+        policy.mutated(key, ident)
 
     MutationCounter.record = record
 
     original_call_api = kubernetes.client.ApiClient.call_api
 
     def call_api(self, method, url, *args, **kwargs):
-        response = original_call_api(self, method, url, *args, **kwargs)
-        key, _local.kube_pending = getattr(_local, "kube_pending", None), None
-        if key and 200 <= getattr(response, "status", 0) <= 299:
-            path = url.split("://", 1)[-1].partition("/")[2].partition("?")[0]
-            policy.mutated(key, _ident([method.upper(), path]))
-        return response
+        # The product counts a Kubernetes write once its 2xx answer is back: remember which it was.
+        path = url.split("://", 1)[-1].partition("/")[2].partition("?")[0]
+        _local.kube_ident = _ident([method.upper(), path])
+        return original_call_api(self, method, url, *args, **kwargs)
 
     kubernetes.client.ApiClient.call_api = call_api
 
@@ -152,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path)
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--phases", help="comma-separated phases whose mutations may be kill points")
+    parser.add_argument("--each", choices=("point", "call"), default="point")
     args = parser.parse_args(argv[:split])
     phases = {int(p) for p in args.phases.split(",")} if args.phases else None
-    install(Policy(args.ledger, args.reference, args.record, phases))
+    install(Policy(args.ledger, args.reference, args.record, phases, args.each))
 
     from radstream.cli import main as cli_main
 

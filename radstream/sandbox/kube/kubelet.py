@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from radstream.kube.capacity import INSTANCE_TYPES
 from radstream.sandbox.kube.server import Api, pod_ready
 from radstream.sandbox.kube.store import (
     ApiError,
@@ -56,55 +57,6 @@ NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 _EKS_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 _TERMINAL = ("Succeeded", "Failed")
 
-
-@dataclass(frozen=True)
-class InstanceType:
-    """What EKS derives a node's capacity from."""
-
-    enis: int
-    ipv4_per_eni: int
-    vcpus: int
-    memory_gib: int
-    gpus: int = 0
-
-    @property
-    def max_pods(self) -> int:
-        # The VPC CNI gives each pod a secondary IP: every ENI but its primary address, plus 2
-        # host-network pods (aws-node, kube-proxy).
-        return self.enis * (self.ipv4_per_eni - 1) + 2
-
-    def capacity(self) -> dict[str, str]:
-        capacity = {"cpu": str(self.vcpus), "memory": f"{self.memory_gib * 1024 * 1024}Ki",
-                    "pods": str(self.max_pods), "ephemeral-storage": "20959212Ki"}
-        if self.gpus:
-            capacity["nvidia.com/gpu"] = str(self.gpus)
-        return capacity
-
-    def allocatable(self) -> dict[str, str]:
-        # EKS kube-reserved CPU: 6% of the first core, 1% of the second, 0.5% of the next two,
-        # 0.25% of the rest; memory: 255 MiB + 11 MiB per pod, plus a 100 MiB eviction threshold.
-        reserved_mcpu = 60 + (10 if self.vcpus > 1 else 0) + 5 * max(0, min(self.vcpus, 4) - 2) + 2.5 * max(0, self.vcpus - 4)
-        memory_mib = self.memory_gib * 1024 - (255 + 11 * self.max_pods) - 100
-        return {**self.capacity(), "cpu": f"{int(self.vcpus * 1000 - reserved_mcpu)}m", "memory": f"{memory_mib}Mi",
-                "ephemeral-storage": "18242267924"}
-
-
-INSTANCE_TYPES: dict[str, InstanceType] = {
-    "t3.micro": InstanceType(2, 2, 2, 1),
-    "t3.small": InstanceType(3, 4, 2, 2),
-    "t3.medium": InstanceType(3, 6, 2, 4),
-    "t3.large": InstanceType(3, 12, 2, 8),
-    "t3.xlarge": InstanceType(4, 15, 4, 16),
-    "t3.2xlarge": InstanceType(4, 15, 8, 32),
-    "m5.large": InstanceType(3, 10, 2, 8),
-    "m5.xlarge": InstanceType(4, 15, 4, 16),
-    "m5.2xlarge": InstanceType(4, 15, 8, 32),
-    "c5.large": InstanceType(3, 10, 2, 4),
-    "c5.xlarge": InstanceType(4, 15, 4, 8),
-    "g4dn.xlarge": InstanceType(3, 10, 4, 16, gpus=1),
-    "g4dn.2xlarge": InstanceType(3, 10, 8, 32, gpus=1),
-    "g5.xlarge": InstanceType(4, 15, 4, 16, gpus=1),
-}
 
 _SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3}
 

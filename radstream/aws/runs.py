@@ -1,0 +1,123 @@
+"""Studies going through a deployed pipeline: upload them, find the Step Functions execution each
+upload started, read per-state progress from its history, list the outcomes that landed, and delete
+what they left behind."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from radstream.aws import error_code
+
+_GONE = {"NoSuchBucket", "404", "NotFound", "NoSuchKey"}
+RESULTS_PREFIX = "results/"
+FAILED_PREFIX = "failed/"
+FAILURE_STATE = "StoreFailure"
+
+
+def upload(s3: Any, bucket: str, objects: Iterable[tuple[str, bytes, str]]) -> None:
+    """Put the objects in the order given (a sidecar before its image)."""
+    for key, body, content_type in objects:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def landed(s3: Any, results_bucket: str, id_prefix: str = "") -> dict[str, str]:
+    """study id → "result" | "failure" for every outcome under results/ and failed/ whose id starts
+    with `id_prefix`. A result wins over an older failure of the same study (it was re-run)."""
+    found: dict[str, str] = {}
+    paginator = s3.get_paginator("list_objects_v2")
+    for prefix, kind in ((FAILED_PREFIX, "failure"), (RESULTS_PREFIX, "result")):
+        for page in paginator.paginate(Bucket=results_bucket, Prefix=prefix + id_prefix):
+            for item in page.get("Contents", []):
+                rest = item["Key"][len(prefix):]
+                if kind == "result" and rest.endswith(".json") and "/" not in rest:
+                    found[rest[: -len(".json")]] = kind
+                elif kind == "failure" and rest.endswith("/reason.json"):
+                    found[rest[: -len("/reason.json")]] = kind
+    return found
+
+
+def delete_prefixes(s3: Any, bucket: str, prefixes: Iterable[str]) -> int:
+    """Delete every version and delete marker under each prefix (the buckets are versioned, so a
+    plain delete would keep the bytes); quiet when the bucket is gone. Returns how many went."""
+    removed = 0
+    try:
+        paginator = s3.get_paginator("list_object_versions")
+        for prefix in prefixes:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                versions = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                for start in range(0, len(versions), 1000):  # DeleteObjects takes at most 1000 keys
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": versions[start : start + 1000], "Quiet": True})
+                removed += len(versions)
+    except Exception as exc:
+        if error_code(exc) not in _GONE:
+            raise
+    return removed
+
+
+class ExecutionFinder:
+    """Maps image keys to the execution their upload started. Each execution's input is read once,
+    so following many studies costs one listing per call plus one describe per new execution."""
+
+    def __init__(self, sfn: Any, state_machine_arn: str, bucket: str, since: datetime):
+        self.sfn, self.state_machine_arn, self.bucket, self.since = sfn, state_machine_arn, bucket, since
+        self._key_of: dict[str, str | None] = {}  # execution ARN → image key (None: another bucket)
+        self.found: dict[str, str] = {}  # image key → newest execution ARN
+
+    def find(self) -> dict[str, str]:
+        listed = []
+        for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn):
+            listed += [e for e in page["executions"] if e["startDate"] >= self.since]
+        for execution in sorted(listed, key=lambda e: e["startDate"]):
+            arn = execution["executionArn"]
+            if arn not in self._key_of:
+                described = self.sfn.describe_execution(executionArn=arn)
+                detail = json.loads(described.get("input") or "{}").get("detail") or {}
+                same_bucket = (detail.get("bucket") or {}).get("name") == self.bucket
+                self._key_of[arn] = (detail.get("object") or {}).get("key") if same_bucket else None
+            if self._key_of[arn]:
+                self.found[self._key_of[arn]] = arn  # oldest first, so the newest wins
+        return self.found
+
+
+def execution_progress(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    """{"status": RUNNING|SUCCEEDED|FAILED|…, "states": {state name: {"status", "ms"}}} from the
+    execution's history."""
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events += page["events"]
+    return progress_from_history(events)
+
+
+def progress_from_history(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per state: running once entered, done with its duration once exited. The state whose Catch
+    led to StoreFailure failed, whichever order the service logs its exit and the catch in."""
+    status = "RUNNING"
+    states: dict[str, dict[str, Any]] = {}
+    entered: dict[str, datetime] = {}
+    current: str | None = None
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            if name == FAILURE_STATE and current in states:
+                states[current]["status"] = "failed"
+            entered[name], current = event["timestamp"], name
+            states[name] = {"status": "running", "ms": None}
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            started = entered.get(name)
+            ms = round((event["timestamp"] - started).total_seconds() * 1000, 1) if started else None
+            failed = states.get(name, {}).get("status") == "failed"
+            states[name] = {"status": "failed" if failed else "done", "ms": ms}
+        elif kind.startswith("Execution") and kind != "ExecutionStarted":
+            # ExecutionSucceeded, …Failed, …TimedOut, …Aborted → the API's status names
+            status = {"TimedOut": "TIMED_OUT"}.get(kind.removeprefix("Execution"), kind.removeprefix("Execution").upper())
+    if status != "RUNNING":
+        for state in states.values():
+            if state["status"] == "running":
+                state["status"] = "failed"
+    return {"status": status, "states": states}

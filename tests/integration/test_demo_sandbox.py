@@ -1,0 +1,119 @@
+"""`radstream demo`, `radstream load` and `radstream teardown` through the real CLI against one
+sandbox: from nothing, the demo's good studies get results from the (untrained) model, its bad ones
+are quarantined with a reason, nothing is lost; a second demo changes nothing; a small burst loses
+nothing; teardown leaves nothing tagged. The numbers measured are printed, not asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CliResult, cli_env
+
+pytestmark = pytest.mark.slow
+
+DEPLOYMENT = "rs-demo"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from radstream.sandbox import daemon
+
+    root = tmp_path_factory.mktemp("demo")
+    (root / "radstream.yaml").write_text(f"target: sandbox\ndeployment: {DEPLOYMENT}\n")
+    try:
+        info = daemon.start(root / ".radstream", timeout=120)
+        if not info.get("registry"):
+            pytest.skip("the sandbox has no registry: apt-get install -y docker-registry")
+        yield root
+    finally:
+        daemon.stop(root / ".radstream")
+
+
+def cli(project: Path, *args: str, timeout: float = 900) -> CliResult:
+    proc = subprocess.run([sys.executable, "-m", "radstream.cli", *args], check=False, cwd=project, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def s3(project: Path) -> Any:
+    import boto3
+
+    endpoint = json.loads((project / ".radstream" / "sandbox.json").read_text())["aws_endpoint"]
+    return boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def read_json(project: Path, bucket: str, key: str) -> dict[str, Any]:
+    return json.loads(s3(project).get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+@pytest.fixture(scope="module")
+def first_demo(project: Path) -> dict[str, Any]:
+    result = cli(project, "demo", "--yes", "--json")
+    assert result.code == 0, result.stderr[-3000:]
+    payload = result.json
+    assert payload["ok"] and [p["number"] for p in payload["phases"]] == [0, 1, 2, 3, 4, 5, 6]
+    status = cli(project, "status", "--json").json
+    return {"run": payload, "outputs": status["outputs"], "stderr": result.stderr}
+
+
+def test_demo_from_nothing_gets_every_good_study_a_result_and_quarantines_the_bad(project, first_demo):
+    from radstream.studies import REAL_STUDY_ID, demo_studies
+
+    outputs = first_demo["outputs"]
+    results_bucket = outputs["buckets"]["results"]
+    summary = outputs["demo"]
+    expected = {s.study_id: s for s in demo_studies(include_real=False)}
+    by_id = {s["study_id"]: s for s in summary["studies"]}
+    assert set(by_id) == {*expected, REAL_STUDY_ID}
+    assert summary["lost"] == 0 and summary["unexpected"] == []
+    for study_id, entry in by_id.items():
+        study = expected.get(study_id)
+        if study is None or study.good:
+            document = read_json(project, results_bucket, f"results/{study_id}.json")
+            assert document["status"] == "SUCCESS" and document["model_trained"] is False
+            assert document["top_finding"]["label"] == entry["top_finding"] and len(document["findings"]) == 14
+        else:
+            reason = read_json(project, results_bucket, f"failed/{study_id}/reason.json")
+            assert (reason["stage"], reason["error_type"]) == study.expected_failure
+            assert reason["message"] and reason["input_key"] == study.image_key
+    assert summary["real_radiograph"]["study_id"] == REAL_STUDY_ID and summary["real_radiograph"]["findings"]
+    assert f"real radiograph {REAL_STUDY_ID}:" in first_demo["stderr"]
+    print(f"\ndemo: upload → result p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms; stages {summary['stages']}")
+    print("demo latency per study (ms): " + ", ".join(f"{s['study_id']} {s['latency_ms']}" for s in summary["studies"]))
+
+
+def test_a_second_demo_changes_nothing(project, first_demo):
+    again = cli(project, "demo", "--yes", "--json")
+    assert again.code == 0, again.stderr[-3000:]
+    assert again.json["mutations"] == 0
+    assert next(p for p in again.json["phases"] if p["number"] == 6)["status"] == "skipped"
+
+
+def test_a_burst_of_10_loses_nothing(project, first_demo, tmp_path):
+    from radstream import cli as cli_module
+
+    if "load" not in {c.name for c in cli_module.app.registered_commands}:
+        pytest.skip("`radstream load` is not registered in radstream/cli.py yet")
+    result = cli(project, "load", "--burst", "10", "--window", "10s", "--json", "--out", str(tmp_path))
+    assert result.code == 0, result.stderr[-3000:]
+    report = result.json
+    assert (report["submitted"], report["succeeded"], report["lost"]) == (10, 10, 0)
+    assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+    assert Path(report["exports"]["csv"]).read_text().count("\n") == 11
+    print(f"\nload burst 10/10s: p50 {report['p50_ms']} p95 {report['p95_ms']} p99 {report['p99_ms']} ms; "
+          + ", ".join(f"{k} p50 {v['p50_ms']}" for k, v in report["stages"].items()))
+
+
+def test_teardown_leaves_nothing_behind(project, first_demo):
+    result = cli(project, "teardown", "--yes", "--json")
+    assert result.code == 0, result.stderr[-3000:]
+    assert result.json["ok"] and result.json["leftovers"] == []
+    assert next(p for p in result.json["phases"] if p["number"] == 6)["status"] == "destroyed"

@@ -1,0 +1,188 @@
+"""The whole lifecycle through the real CLI against a real sandbox daemon: `up` from nothing, a
+converged second `up` with zero mutations, phase 7 parking the nodegroup and pricing what still
+costs, `teardown` proving nothing tagged is left, a second teardown with nothing to do; and a dry
+run on a fresh project that lists changes and changes nothing. Timings are printed, not asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import cli_env
+
+pytestmark = pytest.mark.slow
+
+DEPLOYMENT = "rs-uptd"
+
+
+def radstream(project: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    """(exit code, the one JSON object, stderr) of one CLI run, timed on stderr of the test."""
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "radstream.cli", *args, "--json"], cwd=project, env=cli_env(), check=False,
+                          capture_output=True, text=True, timeout=900)
+    print(f"\nradstream {' '.join(args)}: exit {proc.returncode} in {time.monotonic() - started:.1f}s")
+    assert proc.stdout.count("\n") == 1, f"--json must print exactly one line:\n{proc.stdout}\n{proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def aws(project: Path, service: str) -> Any:
+    import boto3
+
+    endpoint = json.loads((project / ".radstream" / "sandbox.json").read_text())["aws_endpoint"]
+    return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def nodegroup_scaling(project: Path) -> dict[str, int]:
+    return aws(project, "eks").describe_nodegroup(clusterName=f"{DEPLOYMENT}-cluster",
+                                                  nodegroupName="cpu-ng")["nodegroup"]["scalingConfig"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from radstream.sandbox import daemon
+
+    path = tmp_path_factory.mktemp("up-teardown")
+    (path / "radstream.yaml").write_text(f"target: sandbox\ndeployment: {DEPLOYMENT}\n")
+    try:
+        yield path
+    finally:
+        daemon.stop(path / ".radstream")
+
+
+@pytest.fixture(scope="module")
+def first_up(project: Path) -> dict[str, Any]:
+    code, result, _ = radstream(project, "up", "--yes")
+    assert code == 0, result["error"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def second_up(first_up: dict[str, Any], project: Path) -> dict[str, Any]:
+    code, result, _ = radstream(project, "up", "--yes")
+    assert code == 0, result["error"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def parked(second_up: dict[str, Any], project: Path) -> dict[str, Any]:
+    code, first, stderr = radstream(project, "phase", "run", "7", "--yes")
+    assert code == 0, first["error"]
+    scaling = nodegroup_scaling(project)
+    code, again, _ = radstream(project, "phase", "run", "7", "--yes")
+    assert code == 0, again["error"]
+    code, status, _ = radstream(project, "status")
+    assert code == 0
+    return {"first": first, "stderr": stderr, "scaling": scaling, "again": again, "outputs": status["outputs"]}
+
+
+@pytest.fixture(scope="module")
+def torn_down(parked: dict[str, Any], project: Path) -> dict[str, Any]:
+    code, result, _ = radstream(project, "teardown", "--yes")
+    return {"code": code, "result": result}
+
+
+def test_up_from_nothing_brings_phases_0_to_5_up_with_their_outputs(project: Path, first_up: dict[str, Any]):
+    assert first_up["ok"] and first_up["mutations"] > 0
+    assert [(p["number"], p["status"]) for p in first_up["phases"]] == [(n, "done") for n in range(6)]
+    code, status, _ = radstream(project, "status")
+    assert code == 0
+    outputs = status["outputs"]
+    assert outputs["endpoint"].startswith("http://")
+    assert outputs["state_machine_arn"].endswith(f":stateMachine:{DEPLOYMENT}-pipeline")
+    assert set(outputs["buckets"]) == {"images", "results", "telemetry", "artifacts"}
+
+
+def test_a_second_up_changes_nothing(second_up: dict[str, Any]):
+    assert second_up["ok"] and second_up["mutations"] == 0
+    assert {p["status"] for p in second_up["phases"]} == {"skipped"}
+
+
+def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked: dict[str, Any]):
+    first = parked["first"]
+    assert first["ok"] and first["mutations"] >= 1
+    assert first["phases"][0]["steps"][0] == first["phases"][0]["steps"][0] | {"name": "nodegroup-to-zero",
+                                                                               "status": "done"}
+    assert parked["scaling"]["minSize"] == 0 and parked["scaling"]["desiredSize"] == 0
+    outputs = parked["outputs"]
+    resources = {row["resource"] for row in outputs["still_costing"]}
+    assert {f"eks cluster {DEPLOYMENT}-cluster", f"kinesis stream {DEPLOYMENT}-telemetry",
+            "load balancer of service radstream/triton-svc"} <= resources
+    assert not any(r.startswith("eks nodegroup") for r in resources)  # parked: no node bills any more
+    assert outputs["idle_usd_per_hour"] > 0 and outputs["idle_usd_per_month"] > outputs["idle_usd_per_hour"]
+    assert "still costing" in parked["stderr"] and "idle cost" in parked["stderr"]
+
+
+def test_a_second_phase7_run_changes_nothing(parked: dict[str, Any]):
+    assert parked["again"]["ok"] and parked["again"]["mutations"] == 0
+
+
+def test_teardown_leaves_nothing_tagged(project: Path, torn_down: dict[str, Any]):
+    from radstream.aws.inventory import deployment_resources
+
+    result = torn_down["result"]
+    assert torn_down["code"] == 0, result["error"]
+    assert result["ok"] and result["leftovers"] == []
+    assert {p["status"] for p in result["phases"] if p["number"] <= 5 or p["number"] == 7} == {"destroyed"}
+    assert deployment_resources(lambda service: aws(project, service), DEPLOYMENT) == []
+
+
+def test_a_second_teardown_has_nothing_to_do(project: Path, torn_down: dict[str, Any]):
+    code, result, _ = radstream(project, "teardown", "--yes")
+    assert code == 0
+    assert result == result | {"ok": True, "mutations": 0, "phases": [], "leftovers": [],
+                               "message": "nothing to tear down"}
+
+
+def test_teardown_stops_the_sandbox_when_asked(project: Path, torn_down: dict[str, Any]):
+    from radstream.sandbox import daemon
+
+    assert daemon.status(project / ".radstream")["running"]
+    code, result, _ = radstream(project, "teardown", "--yes", "--stop-sandbox")
+    assert code == 0 and result["ok"]
+    assert not daemon.status(project / ".radstream")["running"]
+
+
+@pytest.fixture
+def fresh_project(tmp_path: Path) -> Iterator[Path]:
+    from radstream.sandbox import daemon
+
+    (tmp_path / "radstream.yaml").write_text("target: sandbox\ndeployment: rs-fresh\n")
+    try:
+        yield tmp_path
+    finally:
+        daemon.stop(tmp_path / ".radstream")
+
+
+def test_dry_run_on_a_fresh_project_lists_changes_and_changes_nothing(fresh_project: Path):
+    from radstream.aws.inventory import deployment_resources
+
+    # Without a sandbox there is nothing to plan against, and nothing gets started or written.
+    code, offline, _ = radstream(fresh_project, "up", "--dry-run")
+    assert code == 0 and offline["dry_run"] and offline["mutations"] == 0
+    assert not (fresh_project / ".radstream").exists()
+
+    # Against an empty emulated account: every phase 0 resource is to be created.
+    code, started, _ = radstream(fresh_project, "sandbox", "start")
+    assert code == 0 and started["running"]
+    code, plan, _ = radstream(fresh_project, "up", "--dry-run")
+    assert code == 0 and plan["ok"] and plan["dry_run"] and plan["mutations"] == 0
+    foundation = plan["phases"][0]
+    assert foundation["number"] == 0 and foundation["error"] is None
+    assert {c["action"] for c in foundation["changes"]} == {"create"}
+    assert {"s3 bucket", "kinesis stream", "state machine", "eks cluster"} <= {c["resource"] for c in foundation["changes"]}
+    assert not (fresh_project / ".radstream" / "state.json").exists()
+    assert deployment_resources(lambda service: aws(fresh_project, service), "rs-fresh") == []
+
+
+def test_teardown_of_a_project_never_deployed_starts_nothing(fresh_project: Path):
+    code, result, _ = radstream(fresh_project, "teardown", "--yes")
+    assert code == 0 and result["message"] == "nothing to tear down" and result["leftovers"] == []
+    assert not (fresh_project / ".radstream" / "sandbox.json").exists()
