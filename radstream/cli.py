@@ -66,24 +66,21 @@ def _run_payload(ctx, result) -> dict[str, Any]:
 
 def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None) -> int:
     from radstream import phases as registry
-    from radstream.phases import DEMO_PHASE
     from radstream.engine import Engine
     from radstream.render import render_run
 
     with open_context(opts, command, lock=not opts.dry_run) as ctx:
         engine = Engine(ctx, registry.all_phases())
+        # The local sandbox costs nothing and plans need a world to read, even on a dry run.
+        _prepare_target(ctx)
         if opts.dry_run:
             result = engine.plan(numbers)
             emit(_run_payload(ctx, result) | {"ok": True, "dry_run": True}, opts.json, render_run)
             return 0
         if ask:
             confirm(ask, opts)
-        _prepare_target(ctx)
         result = engine.run(numbers)
-        payload = _run_payload(ctx, result)
-        if DEMO_PHASE in numbers:
-            payload["demo"] = ctx.outputs(DEMO_PHASE).get("demo")
-        emit(payload, opts.json, render_run)
+        emit(_run_payload(ctx, result), opts.json, render_run)
         return 0 if result.ok else 1
 
 

@@ -25,13 +25,15 @@ class PhaseResult:
     seconds: float = 0.0
     steps: list[dict[str, Any]] = field(default_factory=list)
     changes: list[dict[str, str]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
-        if not self.changes:
-            data.pop("changes")
+        for optional in ("changes", "outputs"):
+            if not data[optional]:
+                data.pop(optional)
         return data
 
 
@@ -103,6 +105,7 @@ class Engine:
         finally:
             result.seconds = time.monotonic() - start
             result.mutations = ctx.counter.total - before
+            result.outputs = dict(state.outputs(number))
             phase_entry = state.phase(number, phase.name)
             phase_entry["seconds"] = round(result.seconds, 3)
             phase_entry["mutations"] = result.mutations

@@ -108,6 +108,9 @@ def describe_nodegroup(eks: Any, cluster: str, name: str) -> dict[str, Any] | No
 
 
 def list_nodegroups(eks: Any, cluster: str) -> list[str]:
+    """Nodegroup names; none when the cluster does not exist (yet)."""
+    if describe_cluster(eks, cluster) is None:
+        return []
     names: list[str] = []
     for page in eks.get_paginator("list_nodegroups").paginate(clusterName=cluster):
         names.extend(page.get("nodegroups", []))

@@ -70,6 +70,7 @@ def test_demo_from_nothing_gets_every_good_study_a_result_and_quarantines_the_ba
     outputs = first_demo["outputs"]
     results_bucket = outputs["buckets"]["results"]
     summary = outputs["demo"]
+    assert first_demo["run"]["phases"][-1]["outputs"]["demo"] == summary  # --json carries it too
     expected = {s.study_id: s for s in demo_studies(include_real=False)}
     by_id = {s["study_id"]: s for s in summary["studies"]}
     assert set(by_id) == {*expected, REAL_STUDY_ID}
