@@ -52,18 +52,6 @@ def root(
     ctx.obj = Options(config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
 
 
-def _run_payload(ctx, result) -> dict[str, Any]:
-    return {
-        "ok": result.ok,
-        "target": ctx.config.target,
-        "deployment": ctx.config.deployment,
-        "mutations": result.mutations,
-        "retries": ctx.counter.retries(),
-        "phases": [p.to_dict() for p in result.phases],
-        "error": result.error,
-    }
-
-
 def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None) -> int:
     from radstream import phases as registry
     from radstream.engine import Engine
@@ -72,27 +60,16 @@ def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = No
     with open_context(opts, command, lock=not opts.dry_run) as ctx:
         engine = Engine(ctx, registry.all_phases())
         # The local sandbox costs nothing and plans need a world to read, even on a dry run.
-        _prepare_target(ctx)
+        ctx.ensure_target_running()
         if opts.dry_run:
             result = engine.plan(numbers)
-            emit(_run_payload(ctx, result) | {"ok": True, "dry_run": True}, opts.json, render_run)
+            emit(engine.report(result) | {"ok": True, "dry_run": True}, opts.json, render_run)
             return 0
         if ask:
             confirm(ask, opts)
         result = engine.run(numbers)
-        emit(_run_payload(ctx, result), opts.json, render_run)
+        emit(engine.report(result), opts.json, render_run)
         return 0 if result.ok else 1
-
-
-def _prepare_target(ctx) -> None:
-    """The sandbox target starts its daemon when it is not running."""
-    if ctx.config.target != "sandbox":
-        return
-    from radstream.sandbox import daemon
-
-    if not daemon.status(ctx.state_dir).get("running"):
-        ctx.log("starting the local sandbox (emulated AWS, Kubernetes API emulator, Triton)…")
-        daemon.start(ctx.state_dir, region=ctx.config.region, aws_endpoint_url=ctx.config.aws.endpoint_url)
 
 
 # -- project setup --------------------------------------------------------------------------------
@@ -216,41 +193,11 @@ def teardown(
     opts = options(ctx, config=config, json=json_output, yes=yes, verbose=verbose)
 
     def body() -> int:
-        from radstream import phases as registry
-        from radstream.aws.inventory import deployment_resources, settled_leftovers
-        from radstream.engine import Engine
         from radstream.render import render_run
-        from radstream.sandbox import daemon
+        from radstream.teardown import run_teardown
 
         with open_context(opts, "teardown", lock=True) as rctx:
-            deployment, sandbox = rctx.config.deployment, rctx.config.target == "sandbox"
-            if stop_sandbox and not sandbox:
-                rctx.warn("--stop-sandbox only applies to the sandbox target; ignored")
-            recorded = [n for n, entry in rctx.state.data["phases"].items()
-                        if entry.get("status") not in ("pending", "destroyed")]
-            # A stopped sandbox has discarded its emulated account: nothing can be left in it.
-            account_gone = sandbox and not rctx.config.aws.endpoint_url \
-                and not daemon.status(rctx.state_dir).get("running")
-            if not recorded and (account_gone or not deployment_resources(rctx.client, deployment)):
-                if stop_sandbox and sandbox:
-                    daemon.stop(rctx.state_dir)
-                emit({"ok": True, "target": rctx.config.target, "deployment": deployment, "mutations": 0,
-                      "phases": [], "error": None, "leftovers": [], "message": "nothing to tear down"},
-                     opts.json, lambda r: print(f"nothing to tear down: deployment {deployment!r} has nothing deployed",
-                                                file=sys.stderr))
-                return 0
-            confirm(f"Destroy every resource of deployment {deployment!r} ({rctx.config.target})?", opts)
-            _prepare_target(rctx)
-            result = Engine(rctx, registry.all_phases()).destroy([n for n, *_ in registry.REGISTRY])
-            rctx.log(f"checking that nothing tagged radstream:deployment={deployment} is left")
-            leftovers = settled_leftovers(rctx.client, deployment, rctx.wait)
-            payload = _run_payload(rctx, result) | {"leftovers": leftovers}
-            payload["ok"] = result.ok and not leftovers
-            if leftovers and not payload["error"]:
-                payload["error"] = f"{len(leftovers)} resource(s) still carry this deployment's tag"
-            if stop_sandbox and sandbox:
-                daemon.stop(rctx.state_dir)
-                payload["sandbox_stopped"] = True
+            payload = run_teardown(rctx, lambda question: confirm(question, opts), stop_sandbox)
             emit(payload, opts.json, render_run)
             return 0 if payload["ok"] else 1
 
@@ -390,9 +337,10 @@ def phase_destroy(
         number = registry.resolve(phase)
         with open_context(opts, f"phase destroy {phase}", lock=True) as dctx:
             confirm(f"Destroy phase {number} of deployment {dctx.config.deployment!r} ({dctx.config.target})?", opts)
-            _prepare_target(dctx)
-            result = Engine(dctx, registry.all_phases()).destroy([number])
-            emit(_run_payload(dctx, result), opts.json, render_run)
+            dctx.ensure_target_running()
+            engine = Engine(dctx, registry.all_phases())
+            result = engine.destroy([number])
+            emit(engine.report(result), opts.json, render_run)
             return 0 if result.ok else 1
 
     run_command(opts, body)

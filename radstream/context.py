@@ -65,6 +65,17 @@ class Context:
             ) from None
         return info
 
+    def ensure_target_running(self) -> None:
+        """The sandbox target starts its daemon when it is not running; aws needs nothing."""
+        if self.config.target != "sandbox":
+            return
+        from radstream.sandbox import daemon
+
+        if not daemon.status(self.state_dir).get("running"):
+            self.log("starting the local sandbox (emulated AWS, Kubernetes API emulator, Triton)…")
+            daemon.start(self.state_dir, region=self.config.region, aws_endpoint_url=self.config.aws.endpoint_url)
+            self.__dict__.pop("sandbox", None)  # read the new daemon's endpoints, not a stale file's
+
     @property
     def aws_endpoint(self) -> str | None:
         if self.config.aws.endpoint_url:

@@ -65,6 +65,18 @@ class Engine:
         self.ctx = ctx
         self.phases = {p.number: p for p in phases}
 
+    def report(self, result: RunResult) -> dict[str, Any]:
+        """What `up`, `phase run|destroy`, `demo` and `teardown` print with --json."""
+        return {
+            "ok": result.ok,
+            "target": self.ctx.config.target,
+            "deployment": self.ctx.config.deployment,
+            "mutations": result.mutations,
+            "retries": self.ctx.counter.retries(),
+            "phases": [p.to_dict() for p in result.phases],
+            "error": result.error,
+        }
+
     # -- apply ----------------------------------------------------------------------------------
     def run(self, numbers: Sequence[int], dry_run: bool = False, stop_on_failure: bool = True) -> RunResult:
         results = []

@@ -39,6 +39,8 @@ def render_run(result: dict[str, Any]) -> None:
         console.print(f"[red]still tagged with this deployment ({len(result['leftovers'])}):[/]")
         for item in result["leftovers"]:
             console.print(f"  {item}")
+    if result.get("message"):
+        console.print(result["message"])
     console.print(f"{result['mutations']} change(s) made" if not result.get("dry_run") else "dry run: nothing was changed")
 
 

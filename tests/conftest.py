@@ -35,7 +35,11 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 @pytest.fixture(scope="session", autouse=True)
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One content-addressed cache (the Lambda layer build) for the whole run, never the user's."""
-    path = tmp_path_factory.mktemp("cache")
+    # Under pytest-xdist every worker has its own base temp; their common parent is shared, so the
+    # layer is built once per run (its cache write is atomic, so a race only builds it twice).
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-cache"
+    path.mkdir(exist_ok=True)
     previous = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(path)
     yield path

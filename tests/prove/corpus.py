@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tests.unit.pipeline_fixtures import CR_FILES, dataset, dicom_bytes, png_with_header, raster, smooth_image
+from tests.unit.pipeline_fixtures import (
+    CR_FILES,
+    dataset,
+    dicom_bytes,
+    png_with_header,
+    raster,
+    smooth_image,
+)
 
 INCOMING = "incoming/"
 

@@ -40,7 +40,7 @@ def run(project: Path, *args: str, harness: list[str] | None = None, timeout: fl
     """`radstream ARGS` in its own process; under `python -m HARNESS...  -- ARGS` when given."""
     command = [sys.executable, "-m", *harness, "--", *args] if harness else [sys.executable, "-m", "radstream.cli", *args]
     env = cli_env({"PYTHONPATH": str(REPO)})
-    proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 

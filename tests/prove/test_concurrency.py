@@ -1,6 +1,6 @@
 """Two runs at once, with real processes and a real sandbox: a second `up` while one runs exits 3 and
 names the holder; an `up` while `teardown` runs is refused the same way. Both holders are caught
-while starting the sandbox daemon (seconds), when they certainly hold the lock."""
+while they start the sandbox daemon (seconds), holding the lock."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ def wait_holder(project: Path, pid: int, timeout: float = 60) -> None:
     raise AssertionError(f"PID {pid} never took the lock")
 
 
+def wait_phase_recorded(project: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads((project / ".radstream" / "state.json").read_text())["phases"]:
+                return
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the run never recorded a phase")
+
+
 def test_second_up_and_up_during_teardown_exit_3_naming_the_holder(project: Path):
     first = start(project, "up", "--yes", "--json")
     try:
@@ -47,6 +59,7 @@ def test_second_up_and_up_during_teardown_exit_3_naming_the_holder(project: Path
         assert second.code == 3, second.stdout + second.stderr
         error = second.json["error"]
         assert "`up`" in error and f"PID {first.pid}" in error
+        wait_phase_recorded(project)  # so there is something for the teardown to do
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate()

@@ -96,6 +96,7 @@ class Policy:
 def install(policy: Policy) -> None:
     """Patch the counter, the reporter (to know the current step) and the kubernetes client."""
     import kubernetes.client
+
     from radstream import context as context_mod
     from radstream.counters import MutationCounter
     from radstream.reporting import RichReporter
