@@ -8,6 +8,8 @@ import json
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,11 +90,26 @@ def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 60.0) -> d
     raise AssertionError(f"execution {execution_arn} still running after {timeout} s")
 
 
-def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+@contextmanager
+def sandbox_project(root: Path, config_yaml: str) -> Iterator[Path]:
+    """A project directory with its own running sandbox daemon (which has a registry), stopped after."""
+    from radstream.sandbox import daemon
+
+    (root / "radstream.yaml").write_text(config_yaml)
+    info = daemon.start(root / ".radstream", timeout=120)
+    try:
+        if not info.get("registry"):
+            pytest.skip("the sandbox has no registry: apt-get install -y docker-registry")
+        yield root
+    finally:
+        daemon.stop(root / ".radstream")

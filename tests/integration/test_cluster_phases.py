@@ -22,6 +22,7 @@ from radstream.phases.p1_nodegroup import NodegroupPhase
 from radstream.phases.p2_triton import TritonPhase
 from radstream.phases.p3_expose import ExposePhase
 from radstream.state import State
+from tests.integration.sandbox_fixtures import sandbox_project
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +43,10 @@ def make_ctx(project: Path) -> Context:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from radstream.sandbox import daemon
-
-    root = tmp_path_factory.mktemp("cluster-phases")
-    (root / "radstream.yaml").write_text(
-        f"target: sandbox\ndeployment: {DEPLOYMENT}\nnodegroup:\n  drain_timeout_seconds: 60\n"
-        "triton:\n  rollout_timeout_seconds: 120\n")
-    info = daemon.start(root / ".radstream", timeout=120)
-    try:
-        if not info.get("registry"):
-            pytest.skip("the sandbox has no registry: apt-get install -y docker-registry")
+    config_yaml = (f"target: sandbox\ndeployment: {DEPLOYMENT}\nnodegroup:\n  drain_timeout_seconds: 60\n"
+                   "triton:\n  rollout_timeout_seconds: 120\n")
+    with sandbox_project(tmp_path_factory.mktemp("cluster-phases"), config_yaml) as root:
         yield root
-    finally:
-        daemon.stop(root / ".radstream")
 
 
 @pytest.fixture(scope="module")

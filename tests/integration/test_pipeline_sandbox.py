@@ -20,6 +20,7 @@ from radstream.context import Context
 from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase
 from radstream.state import State
+from tests.integration.sandbox_fixtures import wait_for
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
     dataset,
@@ -54,16 +55,6 @@ def deployed(tmp_path_factory):
         yield ctx
     finally:
         daemon.stop(loaded.state_dir)
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def keys(ctx: Context, kind: str, prefix: str) -> set[str]:
@@ -111,7 +102,7 @@ def test_until_phase_4_wires_it_a_good_study_fails_as_not_wired(deployed):
     s3, images = ctx.client("s3"), ctx.names.bucket("images")
     s3.put_object(Bucket=images, Key="incoming/UNWIRED-1.json", Body=sidecar("UNWIRED-1"))
     s3.put_object(Bucket=images, Key="incoming/UNWIRED-1.png", Body=raster(smooth_image(128, 128), "PNG"))
-    wait_until(lambda: "failed/UNWIRED-1/reason.json" in keys(ctx, "results", "failed/UNWIRED-1/"), 120, "reason.json")
+    wait_for(lambda: "failed/UNWIRED-1/reason.json" in keys(ctx, "results", "failed/UNWIRED-1/"), 120, what="reason.json")
     reason = read_json(ctx, "results", "failed/UNWIRED-1/reason.json")
     assert (reason["stage"], reason["error_type"]) == ("inference", "InferenceNotWired")
     assert "phase 4" in reason["message"]
@@ -166,11 +157,11 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
                 finished_at.setdefault(study_id, time.monotonic())
         return len(finished_at) == len(good) + len(bad_uploads)
 
-    wait_until(all_landed, 300, "every study in results/ or failed/", interval=0.05)
+    wait_for(all_landed, 300, what="every study in results/ or failed/", interval=0.05)
 
     # No study lost: one execution per image (sidecars start none), all ended as they should.
-    runs = wait_until(lambda: (e := [x for x in executions(ctx) if x["executionArn"] not in before])
-                      and all(x["status"] != "RUNNING" for x in e) and e, 60, "executions to end")
+    runs = wait_for(lambda: (e := [x for x in executions(ctx) if x["executionArn"] not in before])
+                    and all(x["status"] != "RUNNING" for x in e) and e, 60, what="executions to end")
     assert len(runs) == len(good) + len(bad_uploads)
     statuses = sorted(e["status"] for e in runs)
     assert statuses == ["FAILED"] * len(bad_uploads) + ["SUCCEEDED"] * len(good)
@@ -199,7 +190,7 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
     # Telemetry: one event per study, SUCCESS or FAILED, through Kinesis and Firehose.
     every = good | set(bad_uploads)
 
-    events = wait_until(lambda: telemetry_for(ctx, every), 120, "telemetry for every study in raw_telemetry/", interval=0.5)
+    events = wait_for(lambda: telemetry_for(ctx, every), 120, what="telemetry for every study in raw_telemetry/", interval=0.5)
     assert {events[s]["status"] for s in good} == {"SUCCESS"}
     assert {events[s]["status"] for s in bad_uploads} == {"FAILED"}
     assert events["CORRUPT-1"]["error_type"] == "CorruptImage"
@@ -221,13 +212,13 @@ def test_warm_sequential_latency(deployed):
         s3.put_object(Bucket=images, Key=f"incoming/{study_id}.json", Body=sidecar(study_id))
         started = time.monotonic()
         s3.put_object(Bucket=images, Key=f"incoming/{study_id}.png", Body=raster(smooth_image(1024, 1024, seed=i), "PNG"))
-        wait_until(lambda s=study_id: f"results/{s}.json" in keys(ctx, "results", f"results/{s}"), 120,
-                   f"results/{study_id}.json", interval=0.02)
+        wait_for(lambda s=study_id: f"results/{s}.json" in keys(ctx, "results", f"results/{s}"), 120,
+                 what=f"results/{study_id}.json", interval=0.02)
         end_to_end.append((time.monotonic() - started) * 1000)
         for stage, ms in read_json(ctx, "results", f"results/{study_id}.json")["latency_ms"].items():
             stage_ms.setdefault(stage, []).append(ms)
     warm = {f"WARM-{i}" for i in range(5)}
-    events = wait_until(lambda: telemetry_for(ctx, warm), 120, "telemetry for the warm studies", interval=0.5)
+    events = wait_for(lambda: telemetry_for(ctx, warm), 120, what="telemetry for the warm studies", interval=0.5)
     store_ms = [events[s]["store_ms"] for s in warm]
     report_latency("5 studies one after another (1024x1024 PNG), warm workers", stage_ms, store_ms, end_to_end)
 

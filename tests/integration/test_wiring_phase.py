@@ -19,6 +19,7 @@ from radstream.phases.p2_triton import TritonPhase
 from radstream.phases.p3_expose import ExposePhase
 from radstream.phases.p4_wiring import ENDPOINT_VARIABLE, WiringPhase
 from radstream.state import State
+from tests.integration.sandbox_fixtures import sandbox_project
 
 pytestmark = pytest.mark.slow
 
@@ -36,17 +37,8 @@ def make_ctx(project: Path) -> Context:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from radstream.sandbox import daemon
-
-    root = tmp_path_factory.mktemp("wiring")
-    (root / "radstream.yaml").write_text(f"target: sandbox\ndeployment: {DEPLOYMENT}\n")
-    info = daemon.start(root / ".radstream", timeout=120)
-    try:
-        if not info.get("registry"):
-            pytest.skip("the sandbox has no registry: apt-get install -y docker-registry")
+    with sandbox_project(tmp_path_factory.mktemp("wiring"), f"target: sandbox\ndeployment: {DEPLOYMENT}\n") as root:
         yield root
-    finally:
-        daemon.stop(root / ".radstream")
 
 
 @pytest.fixture(scope="module")
