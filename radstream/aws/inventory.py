@@ -15,6 +15,7 @@ Below that, the read-only facts phase 7 prices: what still bills by the hour or 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from radstream.aws import error_code
@@ -40,35 +41,40 @@ def _tagging_api(client: ClientFactory, deployment: str) -> Iterator[tuple[str, 
             yield arn.split(":")[2], arn
 
 
-def _iam_roles(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
-    iam = client("iam")
-    for page in iam.get_paginator("list_roles").paginate():
-        for role in page["Roles"]:
-            if role["RoleName"].startswith(f"{deployment}-"):
-                tags = from_list(iam.list_role_tags(RoleName=role["RoleName"])["Tags"])
-                if tags.get(TAG_DEPLOYMENT) == deployment:
-                    yield "iam", role["Arn"]
+@dataclass(frozen=True)
+class _Listing:
+    """A service whose resources carry our name prefix and are listed, then checked for our tag."""
+
+    service: str
+    operation: str
+    items: str
+    name: Callable[[dict], str]
+    arn: Callable[[dict], str]
+    tags: Callable[[Any, dict], list]
 
 
-def _kinesis_streams(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
-    kinesis = client("kinesis")
-    for page in kinesis.get_paginator("list_streams").paginate():
-        for summary in page.get("StreamSummaries", []):
-            name = summary["StreamName"]
-            if name.startswith(f"{deployment}-"):
-                tags = from_list(kinesis.list_tags_for_stream(StreamName=name)["Tags"])
-                if tags.get(TAG_DEPLOYMENT) == deployment:
-                    yield "kinesis", summary["StreamARN"]
+_LISTINGS = (
+    _Listing("iam", "list_roles", "Roles", lambda r: r["RoleName"], lambda r: r["Arn"],
+             lambda iam, r: iam.list_role_tags(RoleName=r["RoleName"])["Tags"]),
+    _Listing("kinesis", "list_streams", "StreamSummaries", lambda s: s["StreamName"], lambda s: s["StreamARN"],
+             lambda kinesis, s: kinesis.list_tags_for_stream(StreamName=s["StreamName"])["Tags"]),
+    _Listing("ecr", "describe_repositories", "repositories", lambda r: r["repositoryName"],
+             lambda r: r["repositoryArn"],
+             lambda ecr, r: ecr.list_tags_for_resource(resourceArn=r["repositoryArn"])["tags"]),
+    _Listing("events", "list_rules", "Rules", lambda r: r["Name"], lambda r: r["Arn"],
+             lambda events, r: events.list_tags_for_resource(ResourceARN=r["Arn"])["Tags"]),
+)
 
 
-def _ecr_repositories(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
-    ecr = client("ecr")
-    for page in ecr.get_paginator("describe_repositories").paginate():
-        for repo in page["repositories"]:
-            if repo["repositoryName"].startswith(f"{deployment}-"):
-                tags = from_list(ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"])
-                if tags.get(TAG_DEPLOYMENT) == deployment:
-                    yield "ecr", repo["repositoryArn"]
+def _listed(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
+    for listing in _LISTINGS:
+        service = client(listing.service)
+        for page in service.get_paginator(listing.operation).paginate():
+            for item in page.get(listing.items, []):
+                if not listing.name(item).startswith(f"{deployment}-"):
+                    continue
+                if from_list(listing.tags(service, item)).get(TAG_DEPLOYMENT) == deployment:
+                    yield listing.service, listing.arn(item)
 
 
 def _eks_clusters(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
@@ -80,15 +86,6 @@ def _eks_clusters(client: ClientFactory, deployment: str) -> Iterator[tuple[str,
                 yield "eks", cluster["arn"]
 
 
-def _event_rules(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
-    events = client("events")
-    for page in events.get_paginator("list_rules").paginate(NamePrefix=f"{deployment}-"):
-        for rule in page["Rules"]:
-            tags = from_list(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"])
-            if tags.get(TAG_DEPLOYMENT) == deployment:
-                yield "events", rule["Arn"]
-
-
 def _lambda_layers(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
     lam = client("lambda")
     for page in lam.get_paginator("list_layers").paginate():
@@ -97,8 +94,7 @@ def _lambda_layers(client: ClientFactory, deployment: str) -> Iterator[tuple[str
                 yield "lambda", layer["LatestMatchingVersion"]["LayerVersionArn"]
 
 
-_SOURCES = (_tagging_api, _iam_roles, _kinesis_streams, _ecr_repositories, _eks_clusters, _event_rules,
-            _lambda_layers)
+_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers)
 
 
 # -- is it still there? ---------------------------------------------------------------------------
