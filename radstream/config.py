@@ -14,8 +14,10 @@ from radstream.errors import ConfigError
 
 CONFIG_FILE = "radstream.yaml"
 ENV_PREFIX = "RADSTREAM_"
-# Environment variables with this prefix that are not settings.
+# Environment variables with this prefix that are not settings: the config file's path, and the
+# sandbox daemon's own knobs (token lifetime, IAM propagation window), read by the daemon itself.
 _ENV_NOT_SETTINGS = {"RADSTREAM_CONFIG"}
+_ENV_NOT_SETTINGS_PREFIX = "RADSTREAM_SANDBOX_"
 
 
 class _Section(BaseModel):
@@ -34,23 +36,77 @@ class AwsSettings(_Section):
         return value
 
 
+# An IAM role or user, as EKS access entries take them (not an STS assumed-role session).
+_PRINCIPAL_ARN = r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$"
+
+
 class ClusterSettings(_Section):
     name: str | None = Field(None, description="Defaults to <deployment>-cluster.")
     mode: Literal["create", "adopt"] = "create"
-    version: str = Field("1.32", pattern=r"^1\.\d{2}$")
+    # None: the version EKS offers by default in standard support on the day `up` runs.
+    version: str | None = Field(None, pattern=r"^1\.\d{2}$")
     subnet_ids: list[str] = Field(default_factory=list)
+    admin_principals: list[str] = Field(default_factory=list)
+
+    @field_validator("admin_principals")
+    @classmethod
+    def _principals(cls, value: list[str]) -> list[str]:
+        import re
+
+        bad = [arn for arn in value if not re.match(_PRINCIPAL_ARN, arn)]
+        if bad:
+            raise ValueError(f"not IAM role or user ARNs (arn:aws:iam::<account>:role/<name>): {bad}")
+        return value
+
+
+# EKS's default quota "Nodes per managed node group" (L-BD136A63).
+_NODEGROUP_MAX_NODES = 450
 
 
 class NodegroupSettings(_Section):
     name: str = Field("cpu-ng", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
     instance_type: str = Field("t3.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
-    min_size: int = Field(1, ge=0, le=100)
-    desired_size: int = Field(1, ge=0, le=100)
-    max_size: int = Field(2, ge=1, le=100)
+    min_size: int = Field(1, ge=0, le=_NODEGROUP_MAX_NODES)
+    desired_size: int = Field(1, ge=0, le=_NODEGROUP_MAX_NODES)
+    max_size: int = Field(2, ge=1, le=_NODEGROUP_MAX_NODES)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[dict[str, str]] = Field(default_factory=list)
     drain_timeout_seconds: int = Field(300, ge=10, le=3600)
+    # EKS diskSize: the root volume, which holds every pulled image. EKS's own default, 20 GiB,
+    # cannot hold the stock Triton image (~15.5 GB unpacked); 100 holds it with room to spare.
+    disk_gib: int = Field(100, ge=20, le=16384)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _sized(cls, value: str) -> str:
+        from radstream.kube.capacity import INSTANCE_TYPES
+
+        if value not in INSTANCE_TYPES:
+            raise ValueError(
+                f"{value!r} is not in RadStream's instance table (it sizes pods per node from it): use one of "
+                f"{', '.join(sorted(INSTANCE_TYPES))}, or add it to INSTANCE_TYPES in radstream/kube/capacity.py "
+                "with its ENIs, IPv4 addresses per ENI, vCPUs, memory and GPUs "
+                f"(aws ec2 describe-instance-types --instance-types {value})")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        from radstream.kube.syntax import label_problems
+
+        if problems := label_problems(value):
+            raise ValueError("not Kubernetes labels: " + "; ".join(problems))
+        return value
+
+    @field_validator("taints")
+    @classmethod
+    def _taints(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        from radstream.kube.syntax import taint_problems
+
+        if problems := taint_problems(value):
+            raise ValueError("not taints EKS accepts: " + "; ".join(problems))
+        return value
 
     @model_validator(mode="after")
     def _sizes(self) -> NodegroupSettings:
@@ -65,7 +121,9 @@ class TritonSettings(_Section):
     replicas: int = Field(1, ge=1, le=20)
     base_image: str = "nvcr.io/nvidia/tritonserver:24.08-py3"
     builder: Literal["daemonless", "docker", "buildah", "podman"] = "daemonless"
-    rollout_timeout_seconds: int = Field(600, ge=30, le=7200)
+    # Covers a node's first pull of the serving image: ~8 GB compressed at a pessimistic 8 MB/s is
+    # ~1000 s, unpacking ~15.5 GB a few minutes more, then Triton loads the model.
+    rollout_timeout_seconds: int = Field(1800, ge=30, le=7200)
 
 
 class PipelineSettings(_Section):
@@ -131,7 +189,7 @@ def env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 
     overrides: dict[str, Any] = {}
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS:
+        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS or key.startswith(_ENV_NOT_SETTINGS_PREFIX):
             continue
         parts = key[len(ENV_PREFIX):].lower().split("__")
         node = overrides

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from radstream.aws import operator_policy
 from radstream.config import LoadedConfig
 from radstream.counters import MutationCounter
 from radstream.errors import RadstreamError, WaitTimeout
-from radstream.names import Names
+from radstream.names import Names, partition_of
 from radstream.reporting import Reporter
 from radstream.state import State
 
@@ -84,6 +86,16 @@ class Context:
             return self.sandbox["aws_endpoint"]
         return None
 
+    @property
+    def lambda_layer_python(self) -> str:
+        """The Python the Lambda layer is built for: Lambda's on aws; on the sandbox, whose functions
+        run in this interpreter, this one (its wheels must load here)."""
+        from radstream.aws.packaging import LAMBDA_PYTHON
+
+        if self.config.target == "sandbox":
+            return f"{sys.version_info.major}.{sys.version_info.minor}"
+        return LAMBDA_PYTHON
+
     @cached_property
     def boto_session(self):
         import boto3
@@ -93,6 +105,7 @@ class Context:
         else:
             session = boto3.Session(region_name=self.config.region, profile_name=self.config.aws.profile)
         session.events.register("after-call", self.counter.botocore_hook)
+        session.events.register("before-call", operator_policy.botocore_hook)
         return session
 
     def client(self, service: str):
@@ -108,12 +121,17 @@ class Context:
         return self._clients[service]
 
     @cached_property
+    def caller_identity(self) -> dict[str, Any]:
+        return self.client("sts").get_caller_identity()
+
+    @property
     def account_id(self) -> str:
-        return self.client("sts").get_caller_identity()["Account"]
+        return self.caller_identity["Account"]
 
     @cached_property
     def names(self) -> Names:
-        return Names(self.config.deployment, self.account_id, self.config.region)
+        return Names(self.config.deployment, self.account_id, self.config.region,
+                     partition_of(self.caller_identity["Arn"]))
 
     # -- state ----------------------------------------------------------------------------------
     def outputs(self, phase: int) -> dict[str, Any]:

@@ -36,18 +36,49 @@ def _shm() -> dict[str, Any]:
     return _check("/dev/shm for Triton", ok, detail, "mount a tmpfs on /dev/shm of at least 64 MiB")
 
 
-def _aws_credentials(loaded: LoadedConfig) -> dict[str, Any]:
+CREDENTIALS_FIX = "configure credentials (aws configure, AWS_PROFILE or environment variables) or set aws.profile"
+PERMISSIONS_FIX = ("attach manifests/iam/operator.json to your user or role, its ${...} placeholders filled in "
+                   "for this deployment (the check itself needs its iam:SimulatePrincipalPolicy)")
+
+
+def _aws_checks(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """Credentials that work, and a caller allowed what manifests/iam/operator.json grants."""
+    settings = loaded.settings
     try:
         import boto3
 
-        session = boto3.Session(profile_name=loaded.settings.aws.profile, region_name=loaded.settings.region)
-        identity = session.client("sts").get_caller_identity()
-        return _check("AWS credentials", True, f"account {identity['Account']}", "")
+        session = boto3.Session(profile_name=settings.aws.profile, region_name=settings.region)
+        identity = session.client("sts", endpoint_url=settings.aws.endpoint_url).get_caller_identity()
     except Exception as exc:  # noqa: BLE001 - any failure here means "no usable credentials"
-        return _check(
-            "AWS credentials", False, f"{type(exc).__name__}: {exc}",
-            "configure credentials (aws configure, AWS_PROFILE or environment variables) or set aws.profile",
-        )
+        detail = f"{type(exc).__name__}: {exc}"
+        return [_check("AWS credentials", False, detail, CREDENTIALS_FIX),
+                _check("permissions", False, "not checked: no usable AWS credentials", CREDENTIALS_FIX)]
+    return [_check("AWS credentials", True, f"account {identity['Account']}", ""),
+            _permissions(session.client("iam", endpoint_url=settings.aws.endpoint_url), identity, loaded)]
+
+
+def _permissions(iam: Any, identity: dict[str, str], loaded: LoadedConfig) -> dict[str, Any]:
+    from types import SimpleNamespace
+
+    from radstream.aws.iam import render_document
+    from radstream.aws.operator_policy import POLICY_PATH
+    from radstream.aws.permissions import missing_actions, principal_arn
+    from radstream.names import Names, partition_of
+    from radstream.phases.p0_foundation import template_variables
+
+    if identity["Arn"].endswith(":root"):  # the simulator refuses the root user, who may do anything
+        return _check("permissions", True, "the account's root user (better: a user or role with operator.json)", "")
+    settings, principal = loaded.settings, principal_arn(identity["Arn"])
+    names = Names(settings.deployment, identity["Account"], settings.region, partition_of(identity["Arn"]))
+    document = render_document(POLICY_PATH, template_variables(SimpleNamespace(names=names)))
+    try:
+        missing = missing_actions(iam, principal, document)
+    except Exception as exc:  # noqa: BLE001 - whatever stops the simulation is what to report
+        return _check("permissions", False, f"could not simulate {principal}: {type(exc).__name__}: {exc}",
+                      PERMISSIONS_FIX)
+    if missing:
+        return _check("permissions", False, f"{principal} may not: {', '.join(missing)}", PERMISSIONS_FIX)
+    return _check("permissions", True, f"{principal} may do all that operator.json grants", "")
 
 
 def run_checks(loaded: LoadedConfig) -> list[dict[str, Any]]:
@@ -66,7 +97,7 @@ def run_checks(loaded: LoadedConfig) -> list[dict[str, Any]]:
             checks.append(_module("moto"))
         checks += [_tritonserver(), _shm()]
     else:
-        checks.append(_aws_credentials(loaded))
+        checks += _aws_checks(loaded)
         if settings.triton.builder != "daemonless":
             tool = settings.triton.builder
             checks.append(_check(tool, shutil.which(tool) is not None, shutil.which(tool) or "not on PATH",

@@ -77,8 +77,27 @@ class Engine:
             "error": result.error,
         }
 
+    # -- before any change -----------------------------------------------------------------------
+    def preflight(self, number: int) -> str | None:
+        """What would stop phase `number` whatever the world holds (an image its nodes cannot hold),
+        from the phase's optional read-only `preflight(ctx) -> str | None`. A run checks every one of
+        its phases before the first changes anything; a plan shows it as the phase's failure."""
+        phase = self.phases[number]
+        check = getattr(phase, "preflight", None)
+        if check is None or not phase.implemented:
+            return None
+        try:
+            return check(self.ctx)
+        except Exception as exc:  # noqa: BLE001 - what cannot be checked is not applied either
+            return f"cannot check before changing anything: {describe_error(exc)}"
+
     # -- apply ----------------------------------------------------------------------------------
     def run(self, numbers: Sequence[int], dry_run: bool = False, stop_on_failure: bool = True) -> RunResult:
+        if not dry_run:
+            refused = [PhaseResult(n, self.phases[n].name, "failed", error=f"refused before any change: {problem}")
+                       for n in numbers if (problem := self.preflight(n))]
+            if refused:
+                return RunResult(refused)
         results = []
         for number in numbers:
             result = self._plan_phase(number) if dry_run else self._run_phase(number)
@@ -170,6 +189,9 @@ class Engine:
         if not phase.implemented:
             result.status, result.error = "failed", f"phase {number} ({phase.name}) is not built yet"
             return result
+        problem = self.preflight(number)
+        if problem:
+            result.status, result.error = "failed", problem
         try:
             for step in phase.steps(ctx):
                 if step.check(ctx):
@@ -180,7 +202,7 @@ class Engine:
                 result.changes.extend(c.to_dict() | {"step": step.name} for c in changes)
         except Exception as exc:  # noqa: BLE001
             # A later phase often cannot be planned before the earlier ones exist.
-            result.error = f"cannot plan yet: {describe_error(exc)}"
+            result.error = result.error or f"cannot plan yet: {describe_error(exc)}"
         return result
 
     def plan(self, numbers: Sequence[int]) -> RunResult:

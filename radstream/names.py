@@ -22,11 +22,18 @@ LAMBDA_FUNCTIONS = (
 )
 
 
+def partition_of(caller_arn: str) -> str:
+    """The partition of an ARN (arn:aws-us-gov:sts::…): aws, aws-cn, aws-us-gov, … Every ARN we
+    build takes the caller's, so a deployment works the same in every partition."""
+    return caller_arn.split(":")[1]
+
+
 @dataclass(frozen=True)
 class Names:
     deployment: str
     account_id: str
     region: str
+    partition: str = "aws"
 
     def bucket(self, kind: str) -> str:
         # S3 names are global: the account id keeps them unique across accounts.

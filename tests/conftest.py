@@ -49,6 +49,18 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["XDG_CACHE_HOME"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def operator_policy_check():
+    """Every AWS call of the operator's Context, here and in CLI subprocesses, must be allowed by
+    manifests/iam/operator.json (radstream/aws/operator_policy.py)."""
+    from radstream.aws.operator_policy import CHECK_VARIABLE
+
+    with pytest.MonkeyPatch.context() as patch:
+        # OPERATOR_POLICY_CHECK=0 with OPERATOR_POLICY_CALL_LOG=path records every call instead.
+        patch.setenv(CHECK_VARIABLE, os.environ.get(CHECK_VARIABLE, "1"))
+        yield
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project directory with a minimal valid radstream.yaml."""

@@ -22,6 +22,7 @@ GIB = 1024**3
 # USD. Per-unit prices (a request, a transition) are the published per-million/-thousand prices divided.
 PRICES: dict[str, Any] = {
     "eks_cluster_hour": 0.10,  # standard Kubernetes version support
+    "eks_cluster_extended_hour": 0.60,  # a version past its 14 months of standard support
     "ec2_hour": {
         "t3.nano": 0.0052, "t3.micro": 0.0104, "t3.small": 0.0208, "t3.medium": 0.0416,
         "t3.large": 0.0832, "t3.xlarge": 0.1664, "t3.2xlarge": 0.3328,
@@ -66,12 +67,19 @@ def _line(item: str, quantity: float, unit: str, unit_price: float | None, *, mo
 def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) -> dict[str, Any]:
     """What the deployed resources cost with no traffic at all.
 
-    inventory: {"clusters": n, "nodegroups": [{"instance_type", "count", "disk_gb", "capacity_type"}],
+    inventory: {"clusters": n, "cluster_version": "1.x", "cluster_support": "STANDARD_SUPPORT"|"EXTENDED_SUPPORT",
+    "nodegroups": [{"instance_type", "count", "disk_gb", "capacity_type"}],
     "kinesis_shards": n, "load_balancers": {"clb"|"nlb"|"alb": n}, "public_ipv4": n,
     "ecr_gb": x, "s3_gb": x} — absent keys count as none."""
     lines, notes = [], []
     if inventory.get("clusters"):
-        lines.append(_line("EKS control plane", inventory["clusters"], "cluster-hour", prices["eks_cluster_hour"]))
+        if inventory.get("cluster_support") == "EXTENDED_SUPPORT":
+            lines.append(_line("EKS control plane (extended support)", inventory["clusters"], "cluster-hour",
+                               prices["eks_cluster_extended_hour"]))
+            notes.append(f"Kubernetes {inventory.get('cluster_version') or 'version'} is past standard support: "
+                         "the control plane costs six times as much; upgrade cluster.version")
+        else:
+            lines.append(_line("EKS control plane", inventory["clusters"], "cluster-hour", prices["eks_cluster_hour"]))
     for group in inventory.get("nodegroups", []):
         kind, count = group["instance_type"], group.get("count", 0)
         if not count:
@@ -110,7 +118,8 @@ def inventory_from_state(config: Any, phases: Mapping[str, Mapping[str, Any]]) -
     """What is deployed, from the config and the state file's phases ({"0": {"status", "outputs"}…}).
 
     Phase 7 (cost control) scales the nodegroup to zero and stops the stream; a load balancer
-    exists from phase 3 on; the Kubernetes default for a LoadBalancer Service is a Classic LB."""
+    exists from phase 3 on; the Kubernetes default for a LoadBalancer Service is a Classic LB;
+    phase 0 records whether the cluster's version is in standard or extended support."""
     def done(n: int) -> bool:
         return phases.get(str(n), {}).get("status") == "done"
 
@@ -122,6 +131,8 @@ def inventory_from_state(config: Any, phases: Mapping[str, Mapping[str, Any]]) -
     image_bytes = outputs(2).get("image_bytes") or 0
     return {
         "clusters": 1 if done(0) else 0,
+        "cluster_version": outputs(0).get("cluster_version"),
+        "cluster_support": outputs(0).get("cluster_support"),
         "nodegroups": [{"instance_type": config.nodegroup.instance_type, "count": nodes,
                         "disk_gb": 20, "capacity_type": config.nodegroup.capacity_type}],  # 20 GB: EKS default
         "public_ipv4": nodes,  # nodes in public subnets each hold one

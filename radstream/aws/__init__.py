@@ -14,6 +14,11 @@ def error_code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def make_arn(partition: str, service: str, region: str, account_id: str, resource: str) -> str:
+    """An ARN in the caller's partition (aws, aws-cn, aws-us-gov…: radstream.names.partition_of)."""
+    return f"arn:{partition}:{service}:{region}:{account_id}:{resource}"
+
+
 def substitute(text: str, variables: dict[str, str]) -> str:
     """Replace ${Name} placeholders in a manifest. Other dollar signs (JSONPath "$.x") are left
     alone; an unknown ${Name} raises KeyError rather than shipping a literal placeholder."""

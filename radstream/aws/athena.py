@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, make_arn
 from radstream.aws.tags import from_list, missing, to_list
 
 
-def workgroup_arn(region: str, account_id: str, name: str) -> str:
-    return f"arn:aws:athena:{region}:{account_id}:workgroup/{name}"
+def workgroup_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
+    return make_arn(partition, "athena", region, account_id, f"workgroup/{name}")
 
 
 def _configuration(output_location: str) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """The EKS cluster: adopted when one of that name exists (then never tagged or deleted by us), or
-created in the configured subnets / the default VPC's subnets. And its managed nodegroups."""
+created in the configured subnets / the default VPC's subnets that EKS and the node instance type
+can use, at a version EKS supports, with access entries for its admins; replaced when it FAILED.
+And its managed nodegroups."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,14 +15,63 @@ from radstream.errors import RadstreamError
 from radstream.names import TAG_DEPLOYMENT
 
 
-def default_vpc_subnets(ec2: Any) -> list[str]:
+def _create(create: Any, **request: Any) -> Any:
+    # The cluster and node roles are created moments before, in phase 0: EKS refuses them until IAM catches up.
+    from radstream.aws.propagation import retry_while_role_propagates
+
+    return retry_while_role_propagates(lambda: create(**request))
+
+
+# Zone IDs where EKS places no control plane: CreateCluster fails with
+# UnsupportedAvailabilityZoneException. IDs, not names: which name is which ID differs per account.
+UNSUPPORTED_ZONE_IDS = frozenset({"use1-az3", "usw1-az2", "cac1-az3"})
+# Access entries next to aws-auth, and the creator (this operator) keeps cluster-admin.
+ACCESS_CONFIG = {"authenticationMode": "API_AND_CONFIG_MAP", "bootstrapClusterCreatorAdminPermissions": True}
+STANDARD_SUPPORT = "STANDARD_SUPPORT"
+
+
+class ClusterFailed(RadstreamError):
+    """EKS put the cluster in FAILED, a state it never leaves: waiting cannot help."""
+
+
+def _default_vpc_subnets(ec2: Any) -> list[dict[str, Any]]:
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
     if not vpcs:
-        raise LookupError("this region has no default VPC: set cluster.subnet_ids in radstream.yaml")
-    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
-    if len({s["AvailabilityZone"] for s in subnets}) < 2:
-        raise LookupError("EKS needs subnets in two availability zones: set cluster.subnet_ids in radstream.yaml")
-    return sorted(s["SubnetId"] for s in subnets)
+        raise RadstreamError("this region has no default VPC", hint="set cluster.subnet_ids in radstream.yaml")
+    return ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
+
+
+def _zones_offering(ec2: Any, instance_type: str, zones: list[str]) -> set[str]:
+    offered: set[str] = set()
+    for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
+            LocationType="availability-zone",
+            Filters=[{"Name": "instance-type", "Values": [instance_type]}, {"Name": "location", "Values": zones}]):
+        offered.update(o["Location"] for o in page["InstanceTypeOfferings"])
+    return offered
+
+
+def cluster_subnets(ec2: Any, subnet_ids: list[str], instance_type: str) -> dict[str, str]:
+    """Subnet ID -> zone name for a new cluster and its nodes. Configured subnets are refused when
+    EKS or the node instance type cannot use one of their zones; the default VPC's lose those zones."""
+    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"] if subnet_ids else _default_vpc_subnets(ec2)
+    zone_ids = {z["ZoneName"]: z["ZoneId"] for z in ec2.describe_availability_zones()["AvailabilityZones"]}
+    zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+    offered = _zones_offering(ec2, instance_type, sorted(set(zones.values())))
+    unusable = {}
+    for zone in sorted(set(zones.values())):
+        if zone_ids.get(zone) in UNSUPPORTED_ZONE_IDS:
+            unusable[zone] = f"EKS does not support {zone} ({zone_ids[zone]})"
+        elif zone not in offered:
+            unusable[zone] = f"{instance_type} is not offered in {zone}"
+    if subnet_ids and unusable:
+        raise RadstreamError("cluster.subnet_ids cannot be used: " + "; ".join(unusable.values()),
+                             hint="choose subnets in other zones, or another nodegroup.instance_type")
+    usable = {subnet: zone for subnet, zone in sorted(zones.items()) if zone not in unusable}
+    if len(set(usable.values())) < 2:
+        why = "; ".join(unusable.values()) or "they span fewer zones"
+        raise RadstreamError(f"EKS needs subnets in two availability zones, and only {len(set(usable.values()))} "
+                             f"can be used ({why})", hint="set cluster.subnet_ids, or another nodegroup.instance_type")
+    return usable
 
 
 def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:
@@ -37,26 +89,60 @@ def is_owned(cluster: dict[str, Any], deployment: str) -> bool:
 
 
 def cluster_drift(eks: Any, name: str, tags: dict[str, str]) -> list[str]:
+    """"missing" when absent (or being deleted); "replace: ..." for an owned cluster in FAILED."""
     cluster = describe_cluster(eks, name)
     if cluster is None or cluster["status"] == "DELETING":
         return ["missing"]
     if not is_owned(cluster, tags[TAG_DEPLOYMENT]):
         return []  # adopted: someone else's cluster, used as it is
+    if cluster["status"] == "FAILED":
+        return [f"replace: FAILED ({health_issues(cluster)})"]
     return ["tags"] if missing(cluster.get("tags", {}), tags) else []
 
 
-def ensure_cluster(eks: Any, name: str, *, role_arn: str, subnet_ids: list[str], version: str,
-                   tags: dict[str, str]) -> bool:
-    """Start creating the cluster when missing (the caller waits for ACTIVE)."""
+def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str]) -> None:
+    def create(subnet_ids: list[str]) -> None:
+        _create(eks.create_cluster, **request, resourcesVpcConfig={
+            "subnetIds": subnet_ids, "endpointPublicAccess": True, "endpointPrivateAccess": True})
+
+    try:
+        create(sorted(subnets))
+    except Exception as exc:
+        if error_code(exc) != "UnsupportedAvailabilityZoneException":
+            raise
+        # The zones that work for this account, also named at the end of the message.
+        valid = set(exc.response.get("validZones") or re.findall(r"[a-z]{2}(?:-gov)?-[a-z]+-\d[a-z]",
+                                                                  str(exc).rpartition("choose from")[2]))
+        kept = sorted(subnet for subnet, zone in subnets.items() if zone in valid)
+        if len({subnets[s] for s in kept}) < 2:
+            raise RadstreamError(f"EKS refused the zones of cluster {request['name']}: {exc}",
+                                 hint=f"set cluster.subnet_ids to subnets in two of {sorted(valid)}") from exc
+        create(kept)
+
+
+def ensure_cluster(eks: Any, name: str, *, role_arn: str, tags: dict[str, str],
+                   subnets: dict[str, str] | None = None, version: str | None = None) -> bool:
+    """Start creating the cluster when missing, in `subnets` (subnet ID -> zone name, from
+    cluster_subnets) at `version` (the caller waits for ACTIVE); retag it when its tags drifted."""
     drift = cluster_drift(eks, name, tags)
     if "missing" in drift:
-        eks.create_cluster(
-            name=name, version=version, roleArn=role_arn, tags=tags,
-            resourcesVpcConfig={"subnetIds": subnet_ids, "endpointPublicAccess": True, "endpointPrivateAccess": True},
-        )
+        if not subnets or not version:
+            raise ValueError("creating a cluster needs its subnets and version")
+        _create_cluster(eks, {"name": name, "version": version, "roleArn": role_arn, "tags": tags,
+                              "accessConfig": ACCESS_CONFIG}, subnets)
     elif "tags" in drift:
         eks.tag_resource(resourceArn=describe_cluster(eks, name)["arn"], tags=tags)
     return bool(drift)
+
+
+def cluster_active(eks: Any, name: str, deployment: str) -> bool:
+    """For waiting: True once ACTIVE; raises ClusterFailed at once when EKS says FAILED."""
+    cluster = describe_cluster(eks, name)
+    if cluster is not None and cluster["status"] == "FAILED":
+        raise ClusterFailed(f"EKS cluster {name} FAILED: {health_issues(cluster)}",
+                            hint="run `radstream up` again: it deletes and recreates the cluster" if is_owned(
+                                cluster, deployment) else "it is not this deployment's: repair or replace it yourself")
+    return cluster is not None and cluster["status"] == "ACTIVE"
 
 
 def delete_cluster(eks: Any, name: str, deployment: str) -> bool:
@@ -78,11 +164,112 @@ def delete_cluster(eks: Any, name: str, deployment: str) -> bool:
     return True
 
 
+# --- Kubernetes versions ---------------------------------------------------------------------------
+
+def cluster_versions(eks: Any) -> list[dict[str, Any]]:
+    """Every version EKS knows, including those past extended support (DescribeClusterVersions)."""
+    versions: list[dict[str, Any]] = []
+    for page in eks.get_paginator("describe_cluster_versions").paginate(includeAll=True):
+        versions.extend(page["clusterVersions"])
+    return versions
+
+
+def _support(info: dict[str, Any]) -> str:
+    # versionStatus replaced the deprecated status, whose values were spelled both ways.
+    return str(info.get("versionStatus") or info.get("status") or "").upper().replace("-", "_")
+
+
+def support_status(versions: list[dict[str, Any]], version: str) -> str:
+    """STANDARD_SUPPORT, EXTENDED_SUPPORT or UNSUPPORTED (also for a version EKS does not list)."""
+    return next((_support(v) for v in versions if v["clusterVersion"] == version), "UNSUPPORTED")
+
+
+def default_version(versions: list[dict[str, Any]]) -> str:
+    """EKS's default version when it is in standard support, else the newest that is."""
+    standard = sorted((v for v in versions if _support(v) == STANDARD_SUPPORT),
+                      key=lambda v: tuple(int(p) for p in v["clusterVersion"].split(".")))
+    chosen = [v for v in standard if v.get("defaultVersion")] or standard[-1:]
+    if not chosen:
+        raise RadstreamError("EKS lists no Kubernetes version in standard support", hint="set cluster.version")
+    return chosen[0]["clusterVersion"]
+
+
+# --- who can reach the cluster ---------------------------------------------------------------------
+
+def admin_policy_arn(cluster: dict[str, Any]) -> str:
+    partition = cluster["arn"].split(":")[1]
+    return f"arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def _associated_policies(eks: Any, cluster: str, principal: str) -> list[dict[str, Any]] | None:
+    """The principal's access policies; None when it has no access entry."""
+    try:
+        pages = eks.get_paginator("list_associated_access_policies").paginate(clusterName=cluster,
+                                                                              principalArn=principal)
+        return [p for page in pages for p in page["associatedAccessPolicies"]]
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def access_entry_drift(eks: Any, cluster: str, principal: str, policy_arn: str) -> list[str]:
+    """"missing" without an access entry; "policy" when it lacks policy_arn at cluster scope."""
+    policies = _associated_policies(eks, cluster, principal)
+    if policies is None:
+        return ["missing"]
+    cluster_wide = any(p["policyArn"] == policy_arn and p["accessScope"]["type"] == "cluster" for p in policies)
+    return [] if cluster_wide else ["policy"]
+
+
+def ensure_access_entry(eks: Any, cluster: str, principal: str, policy_arn: str, tags: dict[str, str]) -> bool:
+    drift = access_entry_drift(eks, cluster, principal, policy_arn)
+    if "missing" in drift:
+        eks.create_access_entry(clusterName=cluster, principalArn=principal, type="STANDARD", tags=tags)
+    if drift:
+        eks.associate_access_policy(clusterName=cluster, principalArn=principal, policyArn=policy_arn,
+                                    accessScope={"type": "cluster"})
+    return bool(drift)
+
+
+def iam_principal(caller_arn: str) -> str:
+    """The IAM role or user an access entry names for a caller (an assumed-role session -> its role;
+    a role path, absent from session ARNs, is not recovered)."""
+    match = re.match(r"^arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/", caller_arn)
+    return f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}" if match else caller_arn
+
+
+def operator_access(eks: Any, cluster: dict[str, Any], caller_arn: str) -> tuple[bool | None, str]:
+    """Whether the caller can reach an adopted cluster's Kubernetes API: True, False, or None when
+    the EKS API cannot tell (aws-auth is only readable from inside the cluster); and what it needs."""
+    principal, name = iam_principal(caller_arn), cluster["name"]
+    mode = (cluster.get("accessConfig") or {}).get("authenticationMode", "CONFIG_MAP")
+    mapping = f"an aws-auth ConfigMap entry mapping {principal} to system:masters"
+    if mode == "CONFIG_MAP":
+        return None, f"cluster {name} authenticates through aws-auth only: the operator needs {mapping}"
+    try:
+        policies = _associated_policies(eks, name, principal)
+    except Exception as exc:
+        if error_code(exc) != "AccessDeniedException":
+            raise
+        return None, f"cannot read access entries of cluster {name} ({exc}); the operator {principal} needs one"
+    if policies is None:
+        needs = f"an access entry with {admin_policy_arn(cluster)}"
+        if mode == "API":
+            return False, f"the operator {principal} has no access entry on cluster {name}: it needs {needs}"
+        return None, f"the operator {principal} has no access entry on cluster {name}: it needs {needs}, or {mapping}"
+    if not policies:
+        return None, (f"the operator {principal} has an access entry on cluster {name} without access policies: "
+                      "its Kubernetes groups must grant cluster-admin")
+    return True, (f"the operator {principal} reaches cluster {name} through its access entry "
+                  f"({', '.join(p['policyArn'].rpartition('/')[2] for p in policies)})")
+
 # --- nodegroups ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class NodegroupSpec:
-    """What a managed nodegroup should be. Instance type and capacity type cannot change in place."""
+    """What a managed nodegroup should be. Instance type, capacity type and disk size cannot change
+    in place."""
 
     instance_type: str
     capacity_type: str
@@ -92,6 +279,7 @@ class NodegroupSpec:
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict[str, str]] = field(default_factory=list)  # EKS effects: NO_SCHEDULE, ...
     gpu: bool = False  # picks the AMI with the NVIDIA driver
+    disk_gib: int = 20  # the root volume, which holds the pulled images; 20 is EKS's default
 
     @property
     def scaling(self) -> dict[str, int]:
@@ -105,6 +293,18 @@ def describe_nodegroup(eks: Any, cluster: str, name: str) -> dict[str, Any] | No
         if error_code(exc) == "ResourceNotFoundException":
             return None
         raise
+
+
+# Statuses a nodegroup never leaves by itself: waiting on one is waiting forever.
+FAILED_STATUSES = ("CREATE_FAILED", "DELETE_FAILED")
+
+
+def health_issues(nodegroup: dict[str, Any]) -> str:
+    """What EKS reports is wrong with a nodegroup: "code: message (resource ids)", "; "-joined."""
+    issues = [f"{i.get('code', '?')}: {i.get('message', '')}"
+              + (f" ({', '.join(i['resourceIds'])})" if i.get("resourceIds") else "")
+              for i in (nodegroup.get("health") or {}).get("issues") or []]
+    return "; ".join(issues) or "EKS reports no health issue"
 
 
 def list_nodegroups(eks: Any, cluster: str) -> list[str]:
@@ -131,6 +331,8 @@ def nodegroup_drift(eks: Any, cluster: str, name: str, spec: NodegroupSpec, tags
         drift.append(f"replace: instance type {found.get('instanceTypes')} -> {spec.instance_type}")
     if found.get("capacityType", "ON_DEMAND") != spec.capacity_type:
         drift.append(f"replace: capacity type {found.get('capacityType')} -> {spec.capacity_type}")
+    if found.get("diskSize") is not None and int(found["diskSize"]) != spec.disk_gib:
+        drift.append(f"replace: disk size {found['diskSize']} GiB -> {spec.disk_gib} GiB")
     if found.get("scalingConfig") != spec.scaling:
         drift.append("scaling")
     if (found.get("labels") or {}) != spec.labels:
@@ -147,10 +349,11 @@ def ensure_nodegroup(eks: Any, cluster: str, name: str, spec: NodegroupSpec, *, 
     """Create the nodegroup or update what can change in place (the caller waits for ACTIVE)."""
     drift = nodegroup_drift(eks, cluster, name, spec, tags)
     if "missing" in drift:
-        eks.create_nodegroup(
+        _create(eks.create_nodegroup,
             clusterName=cluster, nodegroupName=name, nodeRole=node_role_arn, subnets=subnet_ids,
             instanceTypes=[spec.instance_type], capacityType=spec.capacity_type, scalingConfig=spec.scaling,
             labels=spec.labels, taints=spec.taints, tags=tags, amiType="AL2023_x86_64_NVIDIA" if spec.gpu else "AL2023_x86_64_STANDARD",
+            diskSize=spec.disk_gib,
         )
         return True
     immutable = [d for d in drift if d.startswith("replace:")]

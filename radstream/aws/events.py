@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, make_arn
 from radstream.aws.tags import from_list, missing, to_list
 from radstream.names import INCOMING_PREFIX
 
@@ -85,8 +85,8 @@ def delete_rule(events: Any, name: str) -> None:
             raise
 
 
-def log_group_arn(region: str, account_id: str, name: str) -> str:
-    return f"arn:aws:logs:{region}:{account_id}:log-group:{name}"
+def log_group_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
+    return make_arn(partition, "logs", region, account_id, f"log-group:{name}")
 
 
 def log_group_drift(logs: Any, name: str, tags: dict[str, str], retention_days: int) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from radstream.aws import error_code
+from radstream.aws.propagation import retry_while_role_propagates
 from radstream.aws.tags import from_list, missing, to_list
 
 
@@ -59,13 +60,13 @@ def ensure_delivery_stream(
             wait(f"firehose {name} deleted", lambda: delivery_stream_gone(firehose, name))
         drift = ["missing"]
     if "missing" in drift:
-        firehose.create_delivery_stream(
+        retry_while_role_propagates(lambda: firehose.create_delivery_stream(
             DeliveryStreamName=name,
             DeliveryStreamType="KinesisStreamAsSource",
             KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": role_arn},
             ExtendedS3DestinationConfiguration=_destination(bucket_arn, role_arn, prefix, size_mb, interval_s),
             Tags=to_list(tags),
-        )
+        ))
         return True
     if "destination" in drift:
         found = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, make_arn
+from radstream.aws.iam import role_name_with_path
 from radstream.aws.tags import missing
 from radstream.pipeline.results import TELEMETRY_COLUMNS
 
 
-def glue_arn(region: str, account_id: str, kind: str, name: str) -> str:
-    return f"arn:aws:glue:{region}:{account_id}:{kind}/{name}"
+def glue_arn(region: str, account_id: str, kind: str, name: str, partition: str = "aws") -> str:
+    return make_arn(partition, "glue", region, account_id, f"{kind}/{name}")
 
 
 def _absent(exc: Exception) -> bool:
@@ -121,6 +122,8 @@ def crawler_drift(glue: Any, name: str, arn: str, role_arn: str, database: str, 
         raise
     wanted = _crawler_settings(role_arn, database, table)
     current = {k: crawler.get(k) for k in wanted}
+    # Glue answers with the role's name however it was given.
+    wanted["Role"], current["Role"] = role_name_with_path(role_arn), role_name_with_path(current["Role"] or "")
     current["Targets"] = {"CatalogTargets": [
         {"DatabaseName": t["DatabaseName"], "Tables": t["Tables"]}
         for t in (crawler.get("Targets") or {}).get("CatalogTargets", [])

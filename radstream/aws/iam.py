@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from radstream.aws import error_code, substitute
+from radstream.aws import error_code, make_arn, substitute
 from radstream.aws.tags import from_list, missing, to_list
 
 ROLE_PURPOSES = ("lambda", "sfn", "events", "firehose", "glue-crawler", "eks-cluster", "eks-nodes")
 INLINE_POLICY = "radstream"
-_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
-# EKS documents its control plane and nodes with these AWS managed policies.
+# EKS documents its control plane and nodes with these AWS managed policies. Nodes also pull the
+# cluster add-ons' images (aws-node, kube-proxy, CoreDNS) from AWS's own registries in other
+# accounts, which our inline policy (our repository only) cannot grant.
 MANAGED_POLICIES = {
-    "eks-cluster": [_MANAGED_PREFIX + "AmazonEKSClusterPolicy"],
-    "eks-nodes": [_MANAGED_PREFIX + "AmazonEKSWorkerNodePolicy", _MANAGED_PREFIX + "AmazonEKS_CNI_Policy"],
+    "eks-cluster": ["AmazonEKSClusterPolicy"],
+    "eks-nodes": ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly"],
 }
 # AWS accepts only Resource "*" for these actions; everything else must name our resources.
 UNSCOPABLE_ACTIONS = frozenset({"ecr:GetAuthorizationToken"})
@@ -35,8 +36,18 @@ def role_documents(manifest_dir: Path, purpose: str, variables: dict[str, str]) 
     return trust, render_document(inline_path, variables) if inline_path.exists() else None
 
 
-def role_arn(account_id: str, name: str) -> str:
-    return f"arn:aws:iam::{account_id}:role/{name}"
+def role_arn(account_id: str, name: str, partition: str = "aws") -> str:
+    return make_arn(partition, "iam", "", account_id, f"role/{name}")
+
+
+def managed_policy_arns(purpose: str, partition: str = "aws") -> list[str]:
+    """The AWS managed policies a role purpose attaches, as ARNs in the caller's partition."""
+    return [make_arn(partition, "iam", "", "aws", f"policy/{name}") for name in MANAGED_POLICIES.get(purpose, [])]
+
+
+def role_name_with_path(role: str) -> str:
+    """"path/name" of a role ARN (just "name" at the default path); a name is returned as it is."""
+    return role.split(":role/", 1)[1] if role.startswith("arn:") and ":role/" in role else role
 
 
 def _document(raw: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, make_arn
 from radstream.aws.tags import missing
 
 
@@ -34,8 +34,8 @@ def ensure_stream(kinesis: Any, name: str, tags: dict[str, str], shards: int = 1
     return bool(drift)
 
 
-def stream_arn(region: str, account_id: str, name: str) -> str:
-    return f"arn:aws:kinesis:{region}:{account_id}:stream/{name}"
+def stream_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
+    return make_arn(partition, "kinesis", region, account_id, f"stream/{name}")
 
 
 def delete_stream(kinesis: Any, name: str) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, make_arn
+from radstream.aws.packaging import LAMBDA_PYTHON
+from radstream.aws.propagation import retry_while_role_propagates
 from radstream.aws.tags import missing
 
-RUNTIME = "python3.11"
+# python3.12 runs on Amazon Linux 2023 (python3.11's Amazon Linux 2 ends support in mid-2026); the
+# layer is built for the same Python.
+RUNTIME = f"python{LAMBDA_PYTHON}"
 HANDLER = "handler.handler"
 
 
@@ -115,19 +118,9 @@ def ensure_function(
     return bool(drift)
 
 
-def _create(lam: Any, name: str, config: dict[str, Any], zip_bytes: bytes, tags: dict[str, str],
-            role_propagation_s: float = 60.0) -> None:
-    # A role created seconds ago may not be assumable by Lambda yet (IAM is eventually consistent).
-    deadline = time.monotonic() + role_propagation_s
-    while True:
-        try:
-            lam.create_function(FunctionName=name, Code={"ZipFile": zip_bytes}, Tags=tags, **config)
-            break
-        except Exception as exc:
-            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower() \
-                    or time.monotonic() > deadline:
-                raise
-            time.sleep(3)
+def _create(lam: Any, name: str, config: dict[str, Any], zip_bytes: bytes, tags: dict[str, str]) -> None:
+    retry_while_role_propagates(
+        lambda: lam.create_function(FunctionName=name, Code={"ZipFile": zip_bytes}, Tags=tags, **config))
     lam.get_waiter("function_active_v2").wait(FunctionName=name)
 
 
@@ -136,8 +129,8 @@ def _wait_updated(lam: Any, name: str) -> None:
     lam.get_waiter("function_updated_v2").wait(FunctionName=name)
 
 
-def function_arn(region: str, account_id: str, name: str) -> str:
-    return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
+def function_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
+    return make_arn(partition, "lambda", region, account_id, f"function:{name}")
 
 
 def delete_function(lam: Any, name: str) -> None:

@@ -19,10 +19,9 @@ _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 # What radstream.pipeline imports in Lambda (boto3 comes with the runtime), every distribution pinned,
-# transitive ones included, so the layer and its cache key are reproducible. Pillow 11.3 still ships
-# manylinux2014 wheels (glibc 2.17), which Lambda python3.11 (Amazon Linux 2) loads. The pylibjpeg
-# plugins decode JPEG, JPEG-LS, JPEG 2000 and RLE DICOM. About 40 MB zipped: under Lambda's 50 MB
-# limit for a direct upload.
+# transitive ones included, so the layer and its cache key are reproducible. The pylibjpeg plugins
+# decode JPEG, JPEG-LS, JPEG 2000 and RLE DICOM. About 40 MB zipped: under Lambda's 50 MB limit for
+# a direct upload.
 LAYER_REQUIREMENTS = (
     "numpy==1.26.4",
     "pillow==11.3.0",
@@ -37,8 +36,10 @@ LAYER_REQUIREMENTS = (
     "typing-extensions==4.16.0",
     "typing-inspection==0.4.5",
 )
-LAMBDA_PLATFORM = "manylinux2014_x86_64"
-LAMBDA_PYTHON = "3.11"
+# Lambda python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels load, and older
+# manylinux2014 (glibc 2.17) ones, which pip only takes when named too.
+LAMBDA_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
+LAMBDA_PYTHON = "3.12"
 
 
 def deterministic_zip(files: Mapping[str, bytes]) -> bytes:
@@ -85,38 +86,45 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def layer_cache_key(requirements: Iterable[str], pip_args: Iterable[str] = ()) -> str:
-    recipe = "\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *sorted(requirements), *pip_args])
+def layer_cache_key(requirements: Iterable[str], pip_args: Iterable[str] = (), python: str = LAMBDA_PYTHON) -> str:
+    recipe = "\n".join([*LAMBDA_PLATFORMS, python, *sorted(requirements), *pip_args])
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
 def layer_cache_path(
-    cache_dir: Path, requirements: Iterable[str] = LAYER_REQUIREMENTS, pip_args: Iterable[str] = ()
+    cache_dir: Path, requirements: Iterable[str] = LAYER_REQUIREMENTS, pip_args: Iterable[str] = (),
+    python: str = LAMBDA_PYTHON,
 ) -> Path:
-    return cache_dir / "layers" / f"{layer_cache_key(requirements, pip_args)}.zip"
+    return cache_dir / "layers" / f"{layer_cache_key(requirements, pip_args, python)}.zip"
+
+
+def layer_pip_command(site: Path, requirements: Iterable[str], pip_args: Iterable[str] = (),
+                      python: str = LAMBDA_PYTHON) -> list[str]:
+    """pip installing binary wheels for manylinux/CPython `python` into site, whatever the machine
+    building it runs."""
+    platforms = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
+    return [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+        *platforms, "--implementation", "cp", "--python-version", python, "--only-binary=:all:",
+        "--target", str(site), *pip_args, *requirements,
+    ]
 
 
 def layer_zip(
-    cache_dir: Path, requirements: Iterable[str] = LAYER_REQUIREMENTS, pip_args: Iterable[str] = ()
+    cache_dir: Path, requirements: Iterable[str] = LAYER_REQUIREMENTS, pip_args: Iterable[str] = (),
+    python: str = LAMBDA_PYTHON,
 ) -> Path:
-    """Build (once per requirements hash) the layer zip for Lambda's platform; returns its path.
-
-    pip installs binary wheels for manylinux/CPython 3.11 into python/, the directory Lambda adds to
-    sys.path for layers, whatever the machine building it runs."""
+    """Build (once per requirements, pip arguments and Python version) the layer zip for the Python
+    that will run it; returns its path. The wheels go into python/, the directory Lambda adds to
+    sys.path for layers."""
     requirements, pip_args = list(requirements), list(pip_args)
-    target = layer_cache_path(cache_dir, requirements, pip_args)
+    target = layer_cache_path(cache_dir, requirements, pip_args, python)
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="radstream-layer-") as work:
         site = Path(work) / "python"
-        command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-compile", "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
-            "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", "--target", str(site),
-            *pip_args, *requirements,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(layer_pip_command(site, requirements, pip_args, python), capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(
                 "building the Lambda layer failed (pip needs access to PyPI or a --find-links "

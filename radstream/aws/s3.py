@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, make_arn
 from radstream.aws.tags import from_list, missing, to_list
 
 _GONE = {"NoSuchBucket", "404", "NotFound"}
@@ -17,8 +17,13 @@ _PUBLIC_ACCESS_BLOCK = {
 }
 
 
-def tls_only_policy(bucket: str) -> dict[str, Any]:
+def bucket_arn(bucket: str, partition: str = "aws") -> str:
+    return make_arn(partition, "s3", "", "", bucket)
+
+
+def tls_only_policy(bucket: str, partition: str = "aws") -> dict[str, Any]:
     """Deny every request made without TLS."""
+    resource = bucket_arn(bucket, partition)
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -27,7 +32,7 @@ def tls_only_policy(bucket: str) -> dict[str, Any]:
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:*",
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Resource": [resource, f"{resource}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
         ],
@@ -54,7 +59,8 @@ def _read(call: Any, absent_codes: set[str], **kwargs: Any) -> dict[str, Any] | 
         raise
 
 
-def bucket_drift(s3: Any, name: str, tags: dict[str, str], eventbridge: bool = False) -> list[str]:
+def bucket_drift(s3: Any, name: str, tags: dict[str, str], eventbridge: bool = False,
+                 partition: str = "aws") -> list[str]:
     """What differs from the desired bucket; ["missing"] when it does not exist."""
     if not bucket_exists(s3, name):
         return ["missing"]
@@ -69,7 +75,7 @@ def bucket_drift(s3: Any, name: str, tags: dict[str, str], eventbridge: bool = F
     if (pab or {}).get("PublicAccessBlockConfiguration") != _PUBLIC_ACCESS_BLOCK:
         drift.append("public-access-block")
     policy = _read(s3.get_bucket_policy, {"NoSuchBucketPolicy"}, Bucket=name)
-    if policy is None or json.loads(policy["Policy"]) != tls_only_policy(name):
+    if policy is None or json.loads(policy["Policy"]) != tls_only_policy(name, partition):
         drift.append("policy")
     if eventbridge and "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=name):
         drift.append("eventbridge")
@@ -83,9 +89,10 @@ def _bucket_tags(s3: Any, name: str) -> dict[str, str]:
     return from_list((tagging or {}).get("TagSet", []))
 
 
-def ensure_bucket(s3: Any, name: str, region: str, tags: dict[str, str], eventbridge: bool = False) -> bool:
+def ensure_bucket(s3: Any, name: str, region: str, tags: dict[str, str], eventbridge: bool = False,
+                  partition: str = "aws") -> bool:
     """Create or repair the bucket; returns True when anything was changed."""
-    drift = bucket_drift(s3, name, tags, eventbridge)
+    drift = bucket_drift(s3, name, tags, eventbridge, partition)
     if "missing" in drift:
         kwargs: dict[str, Any] = {"Bucket": name}
         if region != "us-east-1":  # us-east-1 rejects an explicit location constraint
@@ -94,28 +101,28 @@ def ensure_bucket(s3: Any, name: str, region: str, tags: dict[str, str], eventbr
         drift = ["encryption", "versioning", "public-access-block", "policy", "tags"]
         drift += ["eventbridge"] if eventbridge else []
     for item in drift:
-        _REPAIRS[item](s3, name, tags)
+        _REPAIRS[item](s3, name, tags, partition)
     return bool(drift)
 
 
-def _put_encryption(s3: Any, name: str, tags: dict[str, str]) -> None:
+def _put_encryption(s3: Any, name: str, tags: dict[str, str], partition: str) -> None:
     rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
     s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [rule]})
 
 
-def _put_versioning(s3: Any, name: str, tags: dict[str, str]) -> None:
+def _put_versioning(s3: Any, name: str, tags: dict[str, str], partition: str) -> None:
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
 
 
-def _put_public_access_block(s3: Any, name: str, tags: dict[str, str]) -> None:
+def _put_public_access_block(s3: Any, name: str, tags: dict[str, str], partition: str) -> None:
     s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK)
 
 
-def _put_policy(s3: Any, name: str, tags: dict[str, str]) -> None:
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(tls_only_policy(name)))
+def _put_policy(s3: Any, name: str, tags: dict[str, str], partition: str) -> None:
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(tls_only_policy(name, partition)))
 
 
-def _put_eventbridge(s3: Any, name: str, tags: dict[str, str]) -> None:
+def _put_eventbridge(s3: Any, name: str, tags: dict[str, str], partition: str) -> None:
     # The put replaces the whole configuration: keep any other notifications already there.
     current = s3.get_bucket_notification_configuration(Bucket=name)
     config = {k: v for k, v in current.items() if k != "ResponseMetadata"}
@@ -123,7 +130,7 @@ def _put_eventbridge(s3: Any, name: str, tags: dict[str, str]) -> None:
     s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=config)
 
 
-def _put_tags(s3: Any, name: str, tags: dict[str, str]) -> None:
+def _put_tags(s3: Any, name: str, tags: dict[str, str], partition: str) -> None:
     # PutBucketTagging replaces the set: merge so tags added by others survive.
     merged = {**_bucket_tags(s3, name), **tags}
     s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": to_list(merged)})

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from radstream.aws import error_code, substitute
+from radstream.aws import error_code, make_arn, substitute
+from radstream.aws.propagation import retry_while_role_propagates
 from radstream.aws.tags import from_list, missing, to_list
 
 # Placeholder in the ASL -> the Lambda (radstream.names.LAMBDA_FUNCTIONS) it stands for.
@@ -26,8 +27,8 @@ def render_definition(template: Path, function_arns: dict[str, str]) -> dict[str
     return json.loads(substitute(template.read_text(), values))
 
 
-def state_machine_arn(region: str, account_id: str, name: str) -> str:
-    return f"arn:aws:states:{region}:{account_id}:stateMachine:{name}"
+def state_machine_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
+    return make_arn(partition, "states", region, account_id, f"stateMachine:{name}")
 
 
 def describe_state_machine(sfn: Any, arn: str) -> dict[str, Any] | None:
@@ -58,13 +59,14 @@ def ensure_state_machine(
     """Create or update the STANDARD state machine named by arn."""
     drift = state_machine_drift(sfn, arn, definition, role_arn, tags)
     if "missing" in drift:
-        sfn.create_state_machine(
+        retry_while_role_propagates(lambda: sfn.create_state_machine(
             name=arn.rsplit(":", 1)[1], definition=json.dumps(definition), roleArn=role_arn,
             type="STANDARD", tags=to_list(tags, "key", "value"),
-        )
+        ))
         return True
     if "definition" in drift:
-        sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition), roleArn=role_arn)
+        retry_while_role_propagates(lambda: sfn.update_state_machine(
+            stateMachineArn=arn, definition=json.dumps(definition), roleArn=role_arn))
     if "tags" in drift:
         sfn.tag_resource(resourceArn=arn, tags=to_list(tags, "key", "value"))
     return bool(drift)

@@ -42,6 +42,7 @@ SERVE_CMD = ["tritonserver", f"--model-repository=/{MODELS_DIR}"]
 # The NGC images' triton-server account. Numeric, so Kubernetes can enforce runAsNonRoot.
 SERVE_USER = "1000:1000"
 BUILDERS = ("daemonless", "docker", "buildah", "podman")
+PLATFORM = "linux/amd64"  # what EKS's x86 nodegroups run
 DOCKERFILE = Path(__file__).resolve().parents[2] / "manifests" / "docker" / "Dockerfile.triton"
 _EPOCH = "1970-01-01T00:00:00Z"
 _LAYER_MEDIA_TYPE = {
@@ -151,7 +152,7 @@ def ecr_credentials(ecr_client: Any) -> tuple[str, str, str]:
 def build_and_push(model_repo_dir: Path, base_image_ref: str, target_repo_ref: str, *,
                    credentials: tuple[str, str] | None = None,
                    base_credentials: tuple[str, str] | None = None,
-                   builder: str = "daemonless", platform: str = "linux/amd64",
+                   builder: str = "daemonless", platform: str = PLATFORM,
                    work_dir: Path | None = None, dockerfile: Path = DOCKERFILE,
                    log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
     """Build the serving image for `model_repo_dir` and push it as `<target_repo_ref>:model-<hash>`.
@@ -187,15 +188,20 @@ def build_and_push(model_repo_dir: Path, base_image_ref: str, target_repo_ref: s
         target_client.close()
 
 
+def platform_manifest(client: RegistryClient, image: ImageRef, platform: str = PLATFORM) -> tuple[dict[str, Any], str]:
+    """(manifest, media type) of `image` for `platform`, through its index when it has one."""
+    manifest_bytes, media_type = client.get_manifest(image.repository, image.reference)
+    manifest = json.loads(manifest_bytes)
+    if media_type in INDEX_TYPES:
+        manifest_bytes, media_type = client.get_manifest(image.repository, select_platform(manifest, platform))
+        manifest = json.loads(manifest_bytes)
+    return manifest, media_type
+
+
 def _build_daemonless(layer: Layer, base: ImageRef, base_client: RegistryClient, target: ImageRef,
                       target_client: RegistryClient, platform: str, work_dir: Path | None,
                       log: Callable[[str], None]) -> dict[str, Any]:
-    manifest_bytes, media_type = base_client.get_manifest(base.repository, base.reference)
-    manifest = json.loads(manifest_bytes)
-    if media_type in INDEX_TYPES:
-        digest = select_platform(manifest, platform)
-        manifest_bytes, media_type = base_client.get_manifest(base.repository, digest)
-        manifest = json.loads(manifest_bytes)
+    manifest, media_type = platform_manifest(base_client, base, platform)
     config = json.loads(base_client.get_blob(base.repository, manifest["config"]["digest"]))
     new_manifest, new_config = compose_image(manifest, media_type, config, layer)
     digest = sha256_digest(new_manifest)

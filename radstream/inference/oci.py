@@ -276,7 +276,9 @@ class RegistryClient:
 
     def mount_blob(self, repo: str, digest: str, source_repo: str) -> str | None:
         """Ask the registry to link a blob it already holds in `source_repo`. None when mounted;
-        otherwise the upload URL of the session the registry opened instead."""
+        otherwise the upload URL of the fresh session the registry opened instead, which the caller
+        must upload the blob into (ECR mounts only within one registry, and only with blob mounting
+        enabled; it answers every other mount that way)."""
         scopes = self._push(repo) + self._pull(source_repo)
         url = _with_query(f"/v2/{repo}/blobs/uploads/", mount=digest, **{"from": source_repo})
         response = self._request("POST", url, scopes, (201, 202))
@@ -284,34 +286,46 @@ class RegistryClient:
 
     def upload_blob(self, repo: str, digest: str, source: bytes | IO[bytes], size: int,
                     location: str | None = None, chunk_size: int = UPLOAD_CHUNK) -> None:
-        """Upload in one PUT when the blob fits in one chunk, otherwise PATCH chunks then PUT."""
+        """PATCH every chunk but the last, then PUT the last one with the digest (a blob that fits
+        in one chunk is one PUT). Shaped by ECR, which answers a PATCH with 201 where the spec says
+        202, whose Range header stops advancing after the first chunk (so the offset is counted
+        here, never read back), and which can fail an empty closing PUT after chunks with 500."""
         scopes = self._push(repo)
         if location is None:
             opened = self._request("POST", f"/v2/{repo}/blobs/uploads/", scopes, (202,))
             location = urljoin(self.base, opened.headers["Location"])
-        stream = _as_stream(source)
-        if size > chunk_size:
-            offset = 0
-            for chunk in _chunks(stream, chunk_size):
-                headers = {"Content-Type": "application/octet-stream",
-                           "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
-                patched = self._request("PATCH", location, scopes, (202,), data=chunk, headers=headers)
-                location = urljoin(location, patched.headers["Location"])
-                offset += len(chunk)
-            body = b""
-        else:
-            body = stream.read()
-        self._request("PUT", _with_query(location, digest=digest), scopes, (201,), data=body,
-                      headers={"Content-Type": "application/octet-stream"})
+        offset = 0
+        for chunk, last in _chunks(_as_stream(source), size, chunk_size):
+            headers = {"Content-Type": "application/octet-stream"}
+            if offset or not last:  # a chunk's place in the blob; a whole blob in one PUT needs none
+                headers["Content-Range"] = f"{offset}-{offset + len(chunk) - 1}"
+            if last:
+                self._request("PUT", _with_query(location, digest=digest), scopes, (201,), data=chunk,
+                              headers=headers)
+                return
+            patched = self._request("PATCH", location, scopes, (201, 202), data=chunk, headers=headers)
+            location = urljoin(location, patched.headers.get("Location", location))
+            offset += len(chunk)
 
 
 def _as_stream(source: bytes | IO[bytes]) -> IO[bytes]:
     return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
-def _chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
-    while chunk := stream.read(size):
-        yield chunk
+def _chunks(stream: IO[bytes], size: int, chunk_size: int) -> Iterator[tuple[bytes, bool]]:
+    """The `size` bytes of `stream` in chunks of `chunk_size`, each flagged whether it is the last
+    (an empty blob is one empty last chunk)."""
+    left = size
+    while True:
+        wanted = min(left, chunk_size)
+        chunk = stream.read(wanted)
+        if len(chunk) != wanted:
+            raise RegistryError(f"the blob source ended after {size - left + len(chunk)} of {size} bytes",
+                                "pass the blob's real size")
+        left -= wanted
+        yield chunk, not left
+        if not left:
+            return
 
 
 def copy_blob(source: RegistryClient, source_repo: str, target: RegistryClient, target_repo: str,

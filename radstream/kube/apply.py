@@ -54,6 +54,7 @@ RESOURCES: dict[str, Resource] = {
     "Namespace": Resource("v1", "namespaces", False),
     "Node": Resource("v1", "nodes", False),
     "Pod": Resource("v1", "pods", True),
+    "Event": Resource("v1", "events", True),
     "Service": Resource("v1", "services", True),
     "Deployment": Resource("apps/v1", "deployments", True),
     "DaemonSet": Resource("apps/v1", "daemonsets", True),
@@ -200,9 +201,14 @@ def rollout_state(deployment: Obj) -> tuple[bool, str]:
     return True, f"{ready} of {wanted} replicas ready"
 
 
+# Waiting reasons of a container whose image does not reach the node.
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
 def pod_problems(api: Any, namespace: str, labels: dict[str, str]) -> list[str]:
-    """Why the pods behind a rollout are not ready: scheduling failures and waiting containers."""
-    problems = []
+    """Why the pods behind a rollout are not ready: image pull failures first (with the kubelet's
+    reason, e.g. "no space left on device"), then scheduling failures and other waiting containers."""
+    pulls, problems = [], []
     for pod in list_objects(api, "Pod", namespace, labels=labels):
         name, status = pod["metadata"]["name"], pod.get("status") or {}
         for condition in status.get("conditions") or []:
@@ -210,18 +216,61 @@ def pod_problems(api: Any, namespace: str, labels: dict[str, str]) -> list[str]:
                 problems.append(f"{name}: {condition['message']}")
         for container in status.get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") not in (None, "ContainerCreating"):
-                problems.append(f"{name}: {waiting['reason']} {waiting.get('message', '')}".rstrip())
-    return problems
+            reason = waiting.get("reason")
+            if reason in PULL_FAILURES:
+                pulls.append(f"{name}: {reason} {container.get('image', '')}: {waiting.get('message', '')}".rstrip(": "))
+            elif reason not in (None, "ContainerCreating"):
+                problems.append(f"{name}: {reason} {waiting.get('message', '')}".rstrip())
+    return pulls + problems
 
 
-def wait_rollout(wait: Wait, api: Any, namespace: str, name: str, timeout: float) -> Obj:
-    """Wait for the Deployment's rollout; on timeout the error says what the pods are stuck on."""
+def pod_activity(api: Any, namespace: str, labels: dict[str, str]) -> list[str]:
+    """What each pod behind a rollout is doing, one line per pod: its phase, its waiting containers'
+    reasons (ContainerCreating, ErrImagePull, ImagePullBackOff…) and its latest event (Pulling
+    image…, Pulled…, Failed…): an image of gigabytes takes minutes to pull, and this says so."""
+    def recency(event: Obj) -> tuple[str, int]:
+        # Timestamps have one-second resolution: events of the same second are ordered by the
+        # resourceVersion the API server gave them (numeric on every server we talk to).
+        version = (event.get("metadata") or {}).get("resourceVersion") or ""
+        return (event.get("lastTimestamp") or event.get("eventTime") or "", int(version) if version.isdigit() else 0)
+
+    events: dict[str, Obj] = {}
+    for event in list_objects(api, "Event", namespace):
+        involved = event.get("involvedObject") or {}
+        latest = events.get(involved.get("name", ""))
+        if involved.get("kind") == "Pod" and (latest is None or recency(event) >= recency(latest)):
+            events[involved["name"]] = event
+    lines = []
+    for pod in sorted(list_objects(api, "Pod", namespace, labels=labels), key=lambda p: p["metadata"]["name"]):
+        name, status = pod["metadata"]["name"], pod.get("status") or {}
+        waiting = sorted({w["reason"] for c in status.get("containerStatuses") or []
+                          if (w := (c.get("state") or {}).get("waiting") or {}).get("reason")})
+        line = f"{name}: {', '.join(waiting) or status.get('phase', 'Pending')}"
+        if name in events:
+            line += f" ({events[name].get('reason')}: {events[name].get('message', '')})"
+        lines.append(line)
+    return lines
+
+
+def wait_rollout(wait: Wait, api: Any, namespace: str, name: str, timeout: float,
+                 log: Callable[[str], None] | None = None) -> Obj:
+    """Wait for the Deployment's rollout, logging what its pods are doing whenever that changes;
+    on timeout the error says what they are stuck on, an image that cannot be pulled first."""
     from radstream.errors import WaitTimeout
+
+    shown: list[str] = []
 
     def done() -> Obj | None:
         deployment = get(api, "Deployment", name, namespace)
-        return deployment if deployment and rollout_state(deployment)[0] else None
+        if deployment and rollout_state(deployment)[0]:
+            return deployment
+        selector = ((deployment or {}).get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+        activity = pod_activity(api, namespace, selector) if log and selector else []
+        if activity and activity != shown:
+            shown[:] = activity
+            for line in activity:
+                log(f"  pod {line}")
+        return None
 
     try:
         return wait(f"Deployment {namespace}/{name} rolled out", done, timeout=timeout, interval=1.0)

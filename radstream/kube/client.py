@@ -1,22 +1,33 @@
 """Builds the official `kubernetes` client for the target, with every write counted.
 
-- sandbox: the emulator's endpoint and bearer token from `.radstream/sandbox.json`;
-- aws: the EKS endpoint and CA from `describe_cluster` and a bearer token made by presigning STS
-  GetCallerIdentity, exactly as `aws eks get-token` does (no aws CLI needed)."""
+Both targets authenticate the EKS way: a bearer token made by presigning STS GetCallerIdentity,
+exactly as `aws eks get-token` does (no aws CLI needed), signed with
+- aws: the deployment's credentials, for the EKS endpoint and CA from `describe_cluster`;
+- sandbox: the access key the emulator admits, from `.radstream/sandbox.json`.
+Such a token lives 15 minutes, shorter than a nodegroup creation or a slow rollout, so the client
+mints a new one before then and, should one still be refused (clock skew, a shorter-lived sandbox),
+once more on a 401."""
 
 from __future__ import annotations
 
 import base64
 import tempfile
-from typing import TYPE_CHECKING
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from radstream.context import Context
 
 EKS_TOKEN_PREFIX = "k8s-aws-v1."
-# STS accepts presigned URLs for this long; EKS requires the header below to be signed.
-EKS_TOKEN_SECONDS = 60
-EKS_CLUSTER_HEADER = "x-k8s-aws-id"
+EKS_CLUSTER_HEADER = "x-k8s-aws-id"  # EKS requires it signed: a token is good for one cluster
+# STS ignores X-Amz-Expires here: the URL, and so the token, is good 15 minutes after X-Amz-Date.
+# aws-iam-authenticator sends 60, which older authenticators insist on.
+EKS_TOKEN_PRESIGN_SECONDS = 60
+EKS_TOKEN_LIFETIME_SECONDS = 900
+# Well before the 15 minutes, so a token is never sent in its last minutes.
+TOKEN_REFRESH_SECONDS = 600.0
 
 
 def eks_token(session, cluster_name: str, region: str) -> str:
@@ -35,39 +46,83 @@ def eks_token(session, cluster_name: str, region: str) -> str:
             "context": {},
         },
         region_name=region,
-        expires_in=EKS_TOKEN_SECONDS,
+        expires_in=EKS_TOKEN_PRESIGN_SECONDS,
         operation_name="",
     )
     return EKS_TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
 
+def sandbox_session(sandbox: Mapping[str, Any], region: str):
+    """The session sandbox tokens are signed with: the emulator's access key (moto's secret)."""
+    import boto3
+
+    from radstream.context import SANDBOX_CREDENTIALS
+
+    return boto3.Session(region_name=region, aws_access_key_id=sandbox["kubernetes_access_key_id"],
+                         aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"])
+
+
+class BearerToken:
+    """The current token of one client; `mint` makes a new one. Thread-safe: a client's requests
+    may run on several threads."""
+
+    def __init__(self, mint: Callable[[], str]) -> None:
+        self._mint, self._lock = mint, threading.Lock()
+        self.value, self._minted = mint(), time.monotonic()
+
+    def renew(self) -> str:
+        with self._lock:
+            self.value, self._minted = self._mint(), time.monotonic()
+            return self.value
+
+    def current(self) -> str:
+        if time.monotonic() - self._minted > TOKEN_REFRESH_SECONDS:
+            return self.renew()
+        return self.value
+
+
 def api_client(ctx: Context):
-    """A kubernetes ApiClient for ctx's target whose writes feed ctx.counter."""
+    """A kubernetes ApiClient for ctx's target whose writes feed ctx.counter and whose token
+    never goes stale."""
     from kubernetes import client as k8s
 
-    class CountingApiClient(k8s.ApiClient):
-        # radstream.kube.apply records its retries here.
-        counter = ctx.counter
-
-        def call_api(self, method, url, *args, **kwargs):
-            response = super().call_api(method, url, *args, **kwargs)
-            # Like the AWS hook: a refused or failed write (404 on delete, 409, 5xx) changed nothing.
-            if 200 <= response.status <= 299:
-                self.counter.record_kube(method, url)
-            return response
-
+    region, cluster_name = ctx.config.region, ctx.config.cluster_name
     configuration = k8s.Configuration()
     if ctx.config.target == "sandbox":
         configuration.host = ctx.sandbox["kubernetes_endpoint"]
-        token = ctx.sandbox["kubernetes_token"]
+        session = sandbox_session(ctx.sandbox, region)
     else:
-        cluster = ctx.client("eks").describe_cluster(name=ctx.config.cluster_name)["cluster"]
+        cluster = ctx.client("eks").describe_cluster(name=cluster_name)["cluster"]
         configuration.host = cluster["endpoint"]
         ca = tempfile.NamedTemporaryFile(prefix="radstream-eks-ca-", suffix=".crt", delete=False)
         ca.write(base64.b64decode(cluster["certificateAuthority"]["data"]))
         ca.close()
         configuration.ssl_ca_cert = ca.name
-        token = eks_token(ctx.boto_session, ctx.config.cluster_name, ctx.config.region)
-    configuration.api_key = {"authorization": token}
+        session = ctx.boto_session
+    token = BearerToken(lambda: eks_token(session, cluster_name, region))
     configuration.api_key_prefix = {"authorization": "Bearer"}
+    configuration.api_key = {"authorization": token.value}
+    # The client asks this before it serializes each request.
+    configuration.refresh_api_key_hook = lambda c: c.api_key.update(authorization=token.current())
+
+    class CountingApiClient(k8s.ApiClient):
+        # radstream.kube.apply records its retries here.
+        counter = ctx.counter
+
+        def call_api(self, method, url, header_params=None, *args, **kwargs):
+            response = super().call_api(method, url, header_params, *args, **kwargs)
+            if response.status == 401:
+                # A token that expired since the headers were made (callers reuse them for their
+                # retries, hence in place) is replaced, once; nothing was done with the refused call.
+                response.read()
+                header_params = header_params if header_params is not None else {}
+                for key in [k for k in header_params if k.lower() == "authorization"]:
+                    del header_params[key]
+                header_params["authorization"] = f"Bearer {token.renew()}"
+                response = super().call_api(method, url, header_params, *args, **kwargs)
+            # Like the AWS hook: a refused or failed write (404 on delete, 409, 5xx) changed nothing.
+            if 200 <= response.status <= 299:
+                self.counter.record_kube(method, url)
+            return response
+
     return CountingApiClient(configuration)

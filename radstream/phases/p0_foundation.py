@@ -25,6 +25,7 @@ def template_variables(ctx: Context) -> dict[str, str]:
     names = ctx.names
     buckets = names.buckets()
     return {
+        "Partition": names.partition,
         "Account": names.account_id,
         "Region": names.region,
         "Deployment": names.deployment,
@@ -47,20 +48,21 @@ def failure_log_group(ctx: Context) -> str:
 def _role_arn(ctx: Context, purpose: str) -> str:
     from radstream.aws.iam import role_arn
 
-    return role_arn(ctx.names.account_id, ctx.names.role(purpose))
+    return role_arn(ctx.names.account_id, ctx.names.role(purpose), ctx.names.partition)
 
 
 def _function_arns(ctx: Context) -> dict[str, str]:
     from radstream.aws.lambda_ import function_arn
 
     names = ctx.names
-    return {fn: function_arn(names.region, names.account_id, names.lambda_function(fn)) for fn in LAMBDA_FUNCTIONS}
+    return {fn: function_arn(names.region, names.account_id, names.lambda_function(fn), names.partition)
+            for fn in LAMBDA_FUNCTIONS}
 
 
 def _state_machine_arn(ctx: Context) -> str:
     from radstream.aws.stepfunctions import state_machine_arn
 
-    return state_machine_arn(ctx.names.region, ctx.names.account_id, ctx.names.state_machine)
+    return state_machine_arn(ctx.names.region, ctx.names.account_id, ctx.names.state_machine, ctx.names.partition)
 
 
 class _DriftStep(Step):
@@ -94,7 +96,8 @@ class BucketsStep(_DriftStep):
         from radstream.aws.s3 import bucket_drift
 
         s3, tags = ctx.client("s3"), ctx.names.tags(PHASE)
-        return [("s3 bucket", name, bucket_drift(s3, name, tags, eventbridge=kind == "images"))
+        return [("s3 bucket", name, bucket_drift(s3, name, tags, eventbridge=kind == "images",
+                                                 partition=ctx.names.partition))
                 for kind, name in ctx.names.buckets().items()]
 
     def apply(self, ctx: Context) -> None:
@@ -102,7 +105,7 @@ class BucketsStep(_DriftStep):
 
         s3, tags = ctx.client("s3"), ctx.names.tags(PHASE)
         for kind, name in ctx.names.buckets().items():
-            ensure_bucket(s3, name, ctx.names.region, tags, eventbridge=kind == "images")
+            ensure_bucket(s3, name, ctx.names.region, tags, eventbridge=kind == "images", partition=ctx.names.partition)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
         return {"buckets": ctx.names.buckets()}
@@ -120,11 +123,11 @@ class RolesStep(_DriftStep):
     description = "least-privilege IAM roles for Lambda, Step Functions, EventBridge, Firehose, Glue and EKS"
 
     def _specs(self, ctx: Context) -> list[tuple[str, dict, dict | None, list[str]]]:
-        from radstream.aws.iam import MANAGED_POLICIES, ROLE_PURPOSES, role_documents
+        from radstream.aws.iam import ROLE_PURPOSES, managed_policy_arns, role_documents
 
         variables, manifests = template_variables(ctx), ctx.root / "manifests" / "iam"
         return [(ctx.names.role(purpose), *role_documents(manifests, purpose, variables),
-                 MANAGED_POLICIES.get(purpose, [])) for purpose in ROLE_PURPOSES]
+                 managed_policy_arns(purpose, ctx.names.partition)) for purpose in ROLE_PURPOSES]
 
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
         from radstream.aws.iam import role_drift
@@ -172,7 +175,7 @@ class KinesisStep(_DriftStep):
         from radstream.aws.kinesis import stream_arn
 
         names = ctx.names
-        return {"kinesis_stream_arn": stream_arn(names.region, names.account_id, names.kinesis_stream)}
+        return {"kinesis_stream_arn": stream_arn(names.region, names.account_id, names.kinesis_stream, names.partition)}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.kinesis import delete_stream
@@ -187,9 +190,10 @@ class FunctionsStep(_DriftStep):
     def _layer_zip(self, ctx: Context) -> bytes:
         from radstream.aws.packaging import layer_cache_path, layer_zip
 
-        if not layer_cache_path(ctx.cache_dir).exists():
-            ctx.log("building the Lambda layer for manylinux/CPython 3.11 (pip, once per requirements set)")
-        return layer_zip(ctx.cache_dir).read_bytes()
+        python = ctx.lambda_layer_python
+        if not layer_cache_path(ctx.cache_dir, python=python).exists():
+            ctx.log(f"building the Lambda layer for manylinux/CPython {python} (pip, once per requirements set)")
+        return layer_zip(ctx.cache_dir, python=python).read_bytes()
 
     def _environment(self, ctx: Context) -> dict[str, str]:
         buckets = ctx.names.buckets()
@@ -286,7 +290,7 @@ class EventRulesStep(_DriftStep):
         from radstream.aws.events import execution_failed_pattern, image_uploaded_pattern, log_group_arn
 
         names = ctx.names
-        log_arn = log_group_arn(names.region, names.account_id, failure_log_group(ctx))
+        log_arn = log_group_arn(names.region, names.account_id, failure_log_group(ctx), names.partition)
         return [
             (names.event_rule("image-uploaded"), image_uploaded_pattern(names.bucket("images")),
              [{"Id": "pipeline", "Arn": _state_machine_arn(ctx), "RoleArn": _role_arn(ctx, "events")}],
@@ -342,12 +346,13 @@ class FirehoseStep(_DriftStep):
 
     def _settings(self, ctx: Context) -> dict[str, Any]:
         from radstream.aws.kinesis import stream_arn
+        from radstream.aws.s3 import bucket_arn
 
-        pipeline = ctx.config.pipeline
+        pipeline, names = ctx.config.pipeline, ctx.names
         return {
-            "stream_arn": stream_arn(ctx.names.region, ctx.names.account_id, ctx.names.kinesis_stream),
+            "stream_arn": stream_arn(names.region, names.account_id, names.kinesis_stream, names.partition),
             "role_arn": _role_arn(ctx, "firehose"),
-            "bucket_arn": f"arn:aws:s3:::{ctx.names.bucket('telemetry')}",
+            "bucket_arn": bucket_arn(names.bucket("telemetry"), names.partition),
             "prefix": TELEMETRY_PREFIX,
             "size_mb": pipeline.firehose_buffer_mb,
             "interval_s": pipeline.firehose_buffer_seconds,
@@ -410,8 +415,8 @@ class GlueStep(_DriftStep):
         from radstream.aws.glue import glue_arn
 
         names = ctx.names
-        return (glue_arn(names.region, names.account_id, "database", names.glue_database),
-                glue_arn(names.region, names.account_id, "crawler", names.glue_crawler))
+        return (glue_arn(names.region, names.account_id, "database", names.glue_database, names.partition),
+                glue_arn(names.region, names.account_id, "crawler", names.glue_crawler, names.partition))
 
     def _location(self, ctx: Context) -> str:
         return f"s3://{ctx.names.bucket('telemetry')}/{TELEMETRY_PREFIX}"
@@ -461,7 +466,8 @@ class AthenaStep(_DriftStep):
         from radstream.aws.athena import workgroup_arn
 
         names = ctx.names
-        return (names.athena_workgroup, workgroup_arn(names.region, names.account_id, names.athena_workgroup),
+        return (names.athena_workgroup,
+                workgroup_arn(names.region, names.account_id, names.athena_workgroup, names.partition),
                 f"s3://{names.bucket('telemetry')}/{ATHENA_PREFIX}", names.tags(PHASE))
 
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
@@ -487,41 +493,103 @@ class AthenaStep(_DriftStep):
 
 class ClusterStep(_DriftStep):
     name = "eks-cluster"
-    description = "EKS cluster: adopted by name when it exists, created otherwise"
+    description = ("EKS cluster: adopted by name when it exists, created otherwise (zones EKS and the node type "
+                   "can use, a supported version, access entries for cluster.admin_principals)")
+
+    def _creation(self, ctx: Context) -> tuple[dict[str, str], str, str]:
+        """Checked before anything is created, so `plan` shows it and `up` stops first: the subnets
+        (subnet -> zone), the Kubernetes version and its EKS support status."""
+        from radstream.aws.eks import cluster_subnets, cluster_versions, default_version, support_status
+
+        cluster_config, name = ctx.config.cluster, ctx.config.cluster_name
+        if cluster_config.mode == "adopt":
+            raise RadstreamError(f"EKS cluster {name} does not exist, and cluster.mode is adopt",
+                                 hint="create it, fix cluster.name, or set cluster.mode: create")
+        versions = cluster_versions(ctx.client("eks"))
+        version = cluster_config.version or default_version(versions)
+        support = support_status(versions, version)
+        if support == "UNSUPPORTED":
+            raise RadstreamError(f"EKS does not offer Kubernetes {version} for new clusters",
+                                 hint="set cluster.version to a version EKS supports, or remove it for the default")
+        if support != "STANDARD_SUPPORT":
+            ctx.warn(f"Kubernetes {version} is past standard support ({support}): EKS charges six times the "
+                     "standard hourly price for its control plane; remove cluster.version for the current default")
+        subnets = cluster_subnets(ctx.client("ec2"), list(cluster_config.subnet_ids),
+                                  ctx.config.nodegroup.instance_type)
+        return subnets, version, support
+
+    def _operator_access(self, ctx: Context, cluster: dict[str, Any]) -> None:
+        """An adopted cluster: say what access the operator needs, and refuse when EKS shows it has none."""
+        from radstream.aws.eks import operator_access
+
+        caller = ctx.client("sts").get_caller_identity()["Arn"]
+        allowed, message = operator_access(ctx.client("eks"), cluster, caller)
+        if allowed is False:
+            raise RadstreamError(message, hint="ask the cluster's owner for an access entry, or use another cluster")
+        ctx.log(message)
+        if ctx.config.cluster.admin_principals:
+            ctx.warn(f"cluster.admin_principals is not applied to the adopted cluster {cluster['name']}")
 
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
-        from radstream.aws.eks import cluster_drift, describe_cluster
+        from radstream.aws.eks import access_entry_drift, admin_policy_arn, cluster_drift, describe_cluster, is_owned
 
-        eks, name = ctx.client("eks"), ctx.config.cluster_name
+        eks, name, principals = ctx.client("eks"), ctx.config.cluster_name, ctx.config.cluster.admin_principals
         drift = cluster_drift(eks, name, ctx.names.tags(PHASE))
+        if "missing" in drift:
+            subnets, version, support = self._creation(ctx)
+            detail = [f"Kubernetes {version} ({support})", f"zones {', '.join(sorted(set(subnets.values())))}"]
+            return [("eks cluster", name, drift + detail)] + [("eks access entry", p, ["missing"]) for p in principals]
         cluster = describe_cluster(eks, name)
         if not drift and cluster["status"] != "ACTIVE":
             drift = [f"status {cluster['status']}"]
-        return [("eks cluster", name, drift)]
+        found = [("eks cluster", name, drift)]
+        if not is_owned(cluster, ctx.names.deployment):
+            self._operator_access(ctx, cluster)
+        elif cluster["status"] == "ACTIVE":  # access entries are read once the cluster is up
+            found += [("eks access entry", p, access_entry_drift(eks, name, p, admin_policy_arn(cluster)))
+                      for p in principals]
+        return found
 
     def apply(self, ctx: Context) -> None:
-        from radstream.aws.eks import default_vpc_subnets, describe_cluster, ensure_cluster
+        from radstream.aws.eks import (
+            admin_policy_arn, cluster_active, cluster_drift, delete_cluster, describe_cluster, ensure_access_entry,
+            ensure_cluster, is_owned,
+        )
 
-        eks, cluster_config, name = ctx.client("eks"), ctx.config.cluster, ctx.config.cluster_name
+        eks, name, deployment, tags = ctx.client("eks"), ctx.config.cluster_name, ctx.names.deployment, \
+            ctx.names.tags(PHASE)
+        replace = [d for d in cluster_drift(eks, name, tags) if d.startswith("replace:")]
+        if replace:
+            ctx.warn(f"EKS cluster {name}: {replace[0][9:]}; deleting and recreating it")
+            delete_cluster(eks, name, deployment)
+            ctx.wait(f"EKS cluster {name} deleted", lambda: describe_cluster(eks, name) is None,
+                     timeout=1800, interval=15.0)
+        creation: dict[str, Any] = {}
         if describe_cluster(eks, name) is None:
-            if cluster_config.mode == "adopt":
-                raise RadstreamError(f"EKS cluster {name} does not exist, and cluster.mode is adopt",
-                                     hint="create it, fix cluster.name, or set cluster.mode: create")
-            ctx.log(f"creating EKS cluster {name} (about 10 minutes on AWS)")
-        ensure_cluster(eks, name, role_arn=_role_arn(ctx, "eks-cluster"),
-                       subnet_ids=list(cluster_config.subnet_ids) or default_vpc_subnets(ctx.client("ec2")),
-                       version=cluster_config.version, tags=ctx.names.tags(PHASE))
-        ctx.wait(f"EKS cluster {name} ACTIVE",
-                 lambda: (c := describe_cluster(eks, name)) and c["status"] == "ACTIVE",
+            subnets, version, _ = self._creation(ctx)
+            creation = {"subnets": subnets, "version": version}
+            ctx.log(f"creating EKS cluster {name}: Kubernetes {version} in {', '.join(sorted(set(subnets.values())))} "
+                    "(about 10 minutes on AWS)")
+        ensure_cluster(eks, name, role_arn=_role_arn(ctx, "eks-cluster"), tags=tags, **creation)
+        ctx.wait(f"EKS cluster {name} ACTIVE", lambda: cluster_active(eks, name, deployment),
                  timeout=1800, interval=15.0)
+        cluster = describe_cluster(eks, name)
+        if is_owned(cluster, deployment):
+            for principal in ctx.config.cluster.admin_principals:
+                ensure_access_entry(eks, name, principal, admin_policy_arn(cluster), tags)
+        else:
+            self._operator_access(ctx, cluster)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        from radstream.aws.eks import describe_cluster, is_owned
+        from radstream.aws.eks import cluster_versions, describe_cluster, is_owned, support_status
 
-        name = ctx.config.cluster_name
-        cluster = describe_cluster(ctx.client("eks"), name)
+        eks, name = ctx.client("eks"), ctx.config.cluster_name
+        cluster = describe_cluster(eks, name)
         return {"cluster_name": name, "cluster_arn": cluster["arn"], "cluster_endpoint": cluster.get("endpoint"),
-                "cluster_adopted": not is_owned(cluster, ctx.names.deployment)}
+                "cluster_adopted": not is_owned(cluster, ctx.names.deployment),
+                # What the control plane costs per hour depends on it (radstream.analytics.cost).
+                "cluster_version": cluster["version"],
+                "cluster_support": support_status(cluster_versions(eks), cluster["version"])}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.eks import delete_cluster, describe_cluster

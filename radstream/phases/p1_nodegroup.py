@@ -4,7 +4,11 @@ The plan's problem: the cluster's only nodegroup is a t3.micro, whose 4-pod limi
 the pods every EKS cluster runs, so Triton can never be scheduled. The preflight says so with the
 numbers; then the target nodegroup (t3.medium by default, optionally GPU or spot) is created and
 its nodes awaited, every other nodegroup's nodes are cordoned and drained (PodDisruptionBudgets
-honoured, bounded by nodegroup.drain_timeout_seconds) and those nodegroups are deleted."""
+honoured, bounded by nodegroup.drain_timeout_seconds) and those nodegroups are deleted.
+
+A nodegroup EKS gives up on (CREATE_FAILED, e.g. NodeCreationFailure when the nodes never join)
+fails the phase at once with the health issues EKS reports; the next run deletes it and creates it
+again when this deployment created it."""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def _spec(ctx: Context) -> NodegroupSpec:
 
     ng = ctx.config.nodegroup
     return NodegroupSpec(ng.instance_type, ng.capacity_type, ng.min_size, ng.desired_size, ng.max_size,
-                         dict(ng.labels), [dict(t) for t in ng.taints], gpu=instance_type(ng.instance_type).gpus > 0)
+                         dict(ng.labels), [dict(t) for t in ng.taints], gpu=instance_type(ng.instance_type).gpus > 0,
+                         disk_gib=ng.disk_gib)
 
 
 def _old_nodegroups(ctx: Context) -> list[str]:
@@ -99,13 +104,48 @@ class TargetNodegroupStep(Step):
     description = "create the target nodegroup and wait for its nodes to be Ready"
 
     def _drift(self, ctx: Context) -> list[str]:
-        from radstream.aws.eks import describe_nodegroup, nodegroup_drift
+        from radstream.aws.eks import FAILED_STATUSES, describe_nodegroup, health_issues, nodegroup_drift
 
         eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
         drift = nodegroup_drift(eks, cluster, name, _spec(ctx), ctx.names.tags(PHASE))
-        if not drift and (status := describe_nodegroup(eks, cluster, name)["status"]) != "ACTIVE":
-            drift = [f"status {status}"]
+        found = describe_nodegroup(eks, cluster, name) if "missing" not in drift else None
+        if found is not None and found["status"] in FAILED_STATUSES:
+            return [f"failed: {found['status']}, {health_issues(found)}"]
+        if not drift and found is not None and found["status"] != "ACTIVE":
+            drift = [f"status {found['status']}"]
         return drift
+
+    def _settled(self, ctx: Context) -> bool:
+        """ACTIVE yet? Raises at once on a status EKS never leaves by itself, with its health issues."""
+        from radstream.aws.eks import FAILED_STATUSES, describe_nodegroup, health_issues
+
+        name = ctx.config.nodegroup.name
+        found = describe_nodegroup(ctx.client("eks"), ctx.config.cluster_name, name) or {}
+        if found.get("status") in FAILED_STATUSES:
+            raise RadstreamError(f"nodegroup {name} is {found['status']}: {health_issues(found)}",
+                                 hint="fix what EKS reports (NodeCreationFailure: the node role needs ECR pull rights, "
+                                      "e.g. AmazonEC2ContainerRegistryPullOnly, and the nodes a route to EKS and ECR), "
+                                      "then run phase 1 again: it replaces the failed nodegroup")
+        return found.get("status") == "ACTIVE"
+
+    def _replace_failed(self, ctx: Context) -> None:
+        """Delete the target nodegroup when EKS gave up on it, so that it is created again; only
+        when this deployment created it."""
+        from radstream.aws.eks import FAILED_STATUSES, delete_nodegroup, describe_nodegroup, health_issues
+        from radstream.names import TAG_DEPLOYMENT
+
+        eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
+        found = describe_nodegroup(eks, cluster, name)
+        if found is None or found["status"] not in FAILED_STATUSES:
+            return
+        if (found.get("tags") or {}).get(TAG_DEPLOYMENT) != ctx.config.deployment:
+            raise RadstreamError(f"nodegroup {name} is {found['status']} ({health_issues(found)}) and was not "
+                                 "created by this deployment",
+                                 hint="delete it yourself, or set nodegroup.name to another name")
+        ctx.log(f"nodegroup {name} is {found['status']} ({health_issues(found)}): replacing it")
+        delete_nodegroup(eks, cluster, name)
+        ctx.wait(f"failed nodegroup {name} deleted", lambda: describe_nodegroup(eks, cluster, name) is None,
+                 timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
 
     def _ready_nodes(self, ctx: Context) -> list[str]:
         return [n["metadata"]["name"] for n in _nodes(ctx, ctx.config.nodegroup.name) if _ready(n)]
@@ -117,8 +157,11 @@ class TargetNodegroupStep(Step):
         ng, drift = ctx.config.nodegroup, self._drift(ctx)
         fit = _target_preflight(ctx).explain()
         if "missing" in drift:
-            detail = (f"{ng.instance_type} x{ng.desired_size} ({ng.min_size}-{ng.max_size}), {ng.capacity_type}; {fit}")
+            detail = (f"{ng.instance_type} x{ng.desired_size} ({ng.min_size}-{ng.max_size}), {ng.capacity_type}, "
+                      f"{ng.disk_gib} GiB disk; {fit}")
             changes = [Change("create", "eks nodegroup", ng.name, detail)]
+        elif drift[0].startswith("failed: "):
+            changes = [Change("replace", "eks nodegroup", ng.name, f"{drift[0][8:]}; delete it, then create it")]
         elif drift:
             changes = [Change("update", "eks nodegroup", ng.name, ", ".join(drift))]
         else:
@@ -127,7 +170,7 @@ class TargetNodegroupStep(Step):
                           for old, check in _current_preflights(ctx)]
 
     def apply(self, ctx: Context) -> None:
-        from radstream.aws.eks import describe_cluster, describe_nodegroup, ensure_nodegroup
+        from radstream.aws.eks import describe_cluster, ensure_nodegroup
         from radstream.aws.iam import role_arn
         from radstream.kube.capacity import smallest_fitting
 
@@ -146,15 +189,16 @@ class TargetNodegroupStep(Step):
             raise RadstreamError(f"EKS cluster {cluster} does not exist", hint="run phase 0 first (radstream phase run 0)")
         node_role = (ctx.outputs(0).get("roles") or {}).get("eks-nodes") or \
             role_arn(ctx.names.account_id, ctx.names.role("eks-nodes"))
+        self._replace_failed(ctx)
         if ensure_nodegroup(eks, cluster, ng.name, _spec(ctx), node_role_arn=node_role,
                             subnet_ids=found["resourcesVpcConfig"]["subnetIds"], tags=ctx.names.tags(PHASE)):
             ctx.record("eks nodegroup", ng.name)
-        ctx.wait(f"nodegroup {ng.name} ACTIVE",
-                 lambda: (describe_nodegroup(eks, cluster, ng.name) or {}).get("status") == "ACTIVE",
-                 timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
+        ctx.wait(f"nodegroup {ng.name} ACTIVE", lambda: self._settled(ctx), timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
         if ng.desired_size:
+            # The status is read too: nodes that never join turn the nodegroup CREATE_FAILED.
             ctx.wait(f"{ng.desired_size} node(s) of {ng.name} Ready",
-                     lambda: len(self._ready_nodes(ctx)) >= ng.desired_size, timeout=NODES_READY_TIMEOUT_S, interval=2.0)
+                     lambda: self._settled(ctx) and len(self._ready_nodes(ctx)) >= ng.desired_size,
+                     timeout=NODES_READY_TIMEOUT_S, interval=2.0)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
         from radstream.kube.capacity import instance_type

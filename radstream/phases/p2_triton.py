@@ -192,7 +192,10 @@ class WorkloadsStep(Step):
         api, image, namespace = kube_api(ctx), self._image(ctx), ctx.config.triton.namespace
         for manifest in self._manifests(ctx, image):
             apply(api, manifest)
-        wait_rollout(ctx.wait, api, namespace, DEPLOYMENT, timeout=ctx.config.triton.rollout_timeout_seconds)
+        # A node's first pull of the stock Triton image takes minutes: the timeout is sized for it, and
+        # what the pods are doing (Pulling image, ImagePullBackOff…) is shown meanwhile.
+        wait_rollout(ctx.wait, api, namespace, DEPLOYMENT, timeout=ctx.config.triton.rollout_timeout_seconds,
+                     log=ctx.log)
 
     def verify(self, ctx: Context) -> None:
         if not self._rolled_out(ctx):
@@ -219,6 +222,17 @@ class TritonPhase(Phase):
     number = PHASE
     name = "triton"
     summary = "build and push the Triton image, deploy it with PDB and HPA"
+
+    def preflight(self, ctx: Context) -> str | None:
+        """Read-only, checked before any phase of a run changes anything: a base image the nodes'
+        disk cannot hold shows only once a node pulls it: "no space left on device", disk pressure."""
+        from radstream.inference.footprint import disk_problem, read_footprint
+        from radstream.inference.oci import parse_reference
+
+        target = registry(ctx)
+        same = parse_reference(target.base_image).registry == parse_reference(target.repository).registry
+        found = read_footprint(target.base_image, target.credentials if same else None)
+        return disk_problem(target.base_image, found, ctx.config.nodegroup.disk_gib)
 
     def steps(self, ctx: Context) -> list[Step]:
         return [ServingImageStep(), NamespaceStep(), WorkloadsStep()]

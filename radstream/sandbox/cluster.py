@@ -5,10 +5,14 @@ EKS → Kubernetes. A thread lists the emulated account's EKS clusters and nodeg
 second (boto3 against the sandbox's own AWS endpoint) and mirrors them into the emulator's kubelet
 simulation: a new ACTIVE nodegroup launches `desiredSize` nodes of its first instance type with its
 labels, taints and capacity type; a new desiredSize adds or removes nodes; a nodegroup that is gone
-(or DELETING) takes its nodes and pods with it, so pods are evicted and rescheduled as on EKS.
-moto creates nodegroups ACTIVE and deletes them at once, so no status patch is needed. The whole
-emulated account is one Kubernetes cluster; label, taint and instance-type changes of an existing
-nodegroup are not mirrored (EKS cannot change the instance type either).
+(or DELETING) takes its nodes and pods with it, so pods are evicted and rescheduled as on EKS; a
+nodegroup replaced under the same name (a new ARN) gets new nodes. moto creates nodegroups ACTIVE
+and deletes them at once. One exception, judged once per nodegroup in this process's moto: when the
+node role cannot pull AWS's add-on images (radstream.sandbox.node_join), the nodegroup is CREATING
+at once, its nodes stay NotReady, and after `join_timeout` seconds it is CREATE_FAILED with
+NodeCreationFailure naming their instances — as on EKS. The whole emulated account is one Kubernetes
+cluster; label, taint and instance-type changes of an existing nodegroup are not mirrored (EKS
+cannot change the instance type either).
 
 Which pods are Triton. Exactly the pods labelled `app.kubernetes.io/name=triton`, whatever their
 image (the serving image is never run: the sandbox has no container runtime). Such a running pod is
@@ -31,6 +35,7 @@ LoadBalancer Services get the emulator's made-up ELB hostname."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -53,8 +58,12 @@ READY_CACHE_SECONDS = 1.0
 # Like a kubelet's readinessProbe failureThreshold: one slow answer under load does not unready pods.
 READY_FAILURE_THRESHOLD = 3
 SYNC_INTERVAL = 1.0
+# EKS takes minutes to give up on nodes that do not join; the sandbox, a few seconds.
+JOIN_TIMEOUT = 5.0
 # EKS statuses in which a nodegroup has nodes (CREATING has none yet, DELETING none any more).
 _RUNNING_STATUSES = ("ACTIVE", "UPDATING", "DEGRADED")
+# ...except nodes that never join: they run NotReady while EKS waits for them, and after it gave up.
+_NOT_JOINING_STATUSES = ("CREATING", "CREATE_FAILED")
 
 Obj = dict[str, Any]
 
@@ -69,11 +78,14 @@ class NodegroupSpec:
     labels: tuple[tuple[str, str], ...] = ()
     taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, EKS effect)
     capacity_type: str = "ON_DEMAND"
+    joins: bool = True  # False: the nodes never turn Ready
+    arn: str = ""  # a new nodegroup under an old name is another nodegroup
 
 
-def nodegroup_spec(described: Obj) -> NodegroupSpec | None:
+def nodegroup_spec(described: Obj, joins: bool = True) -> NodegroupSpec | None:
     """The spec of a `describe_nodegroup()["nodegroup"]`, or None when it has no nodes to mirror."""
-    if described.get("status") not in _RUNNING_STATUSES:
+    status = described.get("status")
+    if status not in _RUNNING_STATUSES and (joins or status not in _NOT_JOINING_STATUSES):
         return None
     return NodegroupSpec(
         instance_type=(described.get("instanceTypes") or ["t3.medium"])[0],
@@ -81,6 +93,8 @@ def nodegroup_spec(described: Obj) -> NodegroupSpec | None:
         labels=tuple(sorted((described.get("labels") or {}).items())),
         taints=tuple((t["key"], t.get("value", ""), t["effect"]) for t in described.get("taints") or []),
         capacity_type=described.get("capacityType") or "ON_DEMAND",
+        joins=joins,
+        arn=described.get("nodegroupArn") or "",
     )
 
 
@@ -89,11 +103,13 @@ Action = tuple[str, str, NodegroupSpec | None]  # (remove|add|resize, nodegroup 
 
 def sync_plan(mirrored: Mapping[str, NodegroupSpec], wanted: Mapping[str, NodegroupSpec]) -> list[Action]:
     """Actions turning the mirrored nodegroups into the wanted ones: removals first (their pods
-    reschedule onto what remains or is added), then additions, then size changes."""
-    plan: list[Action] = [("remove", name, None) for name in sorted(mirrored) if name not in wanted]
-    plan += [("add", name, spec) for name, spec in sorted(wanted.items()) if name not in mirrored]
+    reschedule onto what remains or is added), then additions, then size changes. A nodegroup
+    replaced under the same name is removed, then added."""
+    replaced = {name for name, spec in wanted.items() if name in mirrored and mirrored[name].arn != spec.arn}
+    plan: list[Action] = [("remove", name, None) for name in sorted(mirrored) if name not in wanted or name in replaced]
+    plan += [("add", name, spec) for name, spec in sorted(wanted.items()) if name not in mirrored or name in replaced]
     plan += [("resize", name, spec) for name, spec in sorted(wanted.items())
-             if name in mirrored and mirrored[name].size != spec.size]
+             if name in mirrored and name not in replaced and mirrored[name].size != spec.size]
     return plan
 
 
@@ -101,9 +117,12 @@ def sync_plan(mirrored: Mapping[str, NodegroupSpec], wanted: Mapping[str, Nodegr
 class EksSync:
     """Mirrors the emulated account's EKS nodegroups into a KubeEmulator, every `interval` seconds."""
 
-    def __init__(self, kube: Any, aws_endpoint: str, region: str, interval: float = SYNC_INTERVAL) -> None:
+    def __init__(self, kube: Any, aws_endpoint: str, region: str, interval: float = SYNC_INTERVAL,
+                 join_timeout: float = JOIN_TIMEOUT) -> None:
         self.kube, self.aws_endpoint, self.region, self.interval = kube, aws_endpoint, region, interval
+        self.join_timeout = join_timeout
         self.mirrored: dict[str, NodegroupSpec] = {}
+        self._judged: dict[str, tuple[bool, float]] = {}  # nodegroup ARN -> (nodes join, first seen)
         self._refused: dict[str, NodegroupSpec] = {}  # specs the emulator rejected, not retried unchanged
         self._failing = False
         self._client: Any = None
@@ -149,6 +168,7 @@ class EksSync:
         """Every running nodegroup of every cluster, by nodegroup name."""
         eks = self._eks()
         found: dict[str, NodegroupSpec] = {}
+        seen: set[str] = set()
         for page in eks.get_paginator("list_clusters").paginate():
             for cluster in page["clusters"]:
                 for ng_page in eks.get_paginator("list_nodegroups").paginate(clusterName=cluster):
@@ -157,10 +177,44 @@ class EksSync:
                             described = eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
                         except eks.exceptions.ResourceNotFoundException:
                             continue  # deleted between the list and the describe
-                        spec = nodegroup_spec(described)
+                        seen.add(described.get("nodegroupArn", ""))
+                        spec = nodegroup_spec(described, self._joins(described))
                         if spec is not None and found.setdefault(name, spec) is not spec:
                             log.warning("EKS sync: nodegroup %s exists in two clusters; mirroring one", name)
+        self._judged = {arn: judged for arn, judged in self._judged.items() if arn in seen}
         return found
+
+    def _joins(self, described: Obj) -> bool:
+        """Whether the nodegroup's nodes join, judged when first seen. One whose nodes do not is
+        CREATING at once (EKS never calls it ACTIVE) and CREATE_FAILED after `join_timeout`;
+        `described` is updated to match."""
+        from radstream.sandbox import node_join
+
+        arn = described.get("nodegroupArn", "")
+        if arn not in self._judged:
+            missing = node_join.missing_rights(described, self.region)
+            if missing:
+                log.warning("EKS sync: nodes of %s cannot pull AWS's add-on images (%s lacks %s); they stay NotReady",
+                            described.get("nodegroupName"), described.get("nodeRole"), "; ".join(missing))
+            self._judged[arn] = (not missing, time.monotonic())
+        joins, since = self._judged[arn]
+        moto = None if joins else node_join.moto_nodegroup(described)
+        if moto is not None and moto.status in ("ACTIVE", "CREATING"):
+            if time.monotonic() - since < self.join_timeout:
+                moto.status = "CREATING"
+            else:
+                moto.status = "CREATE_FAILED"
+                moto.health = node_join.join_failure(self._instance_ids(described["nodegroupName"]))
+                log.warning("EKS sync: nodegroup %s is CREATE_FAILED (%s)", described["nodegroupName"],
+                            node_join.JOIN_FAILURE_CODE)
+            described["status"] = moto.status
+        return joins
+
+    def _instance_ids(self, nodegroup: str) -> list[str]:
+        from radstream.sandbox.kube.kubelet import NODEGROUP_LABEL
+
+        nodes = self.kube.store.list("v1", "Node", label_selector=[(NODEGROUP_LABEL, "In", (nodegroup,))])
+        return [n["spec"]["providerID"].rpartition("/")[2] for n in nodes if n.get("spec", {}).get("providerID")]
 
     def sync_once(self) -> None:
         wanted = self.read_nodegroups()
@@ -174,9 +228,9 @@ class EksSync:
             elif action == "add":
                 assert spec is not None
                 try:
-                    self.kube.add_nodegroup(name, spec.instance_type, spec.size, dict(spec.labels),
-                                            [{"key": k, "value": v, "effect": e} for k, v, e in spec.taints],
-                                            spec.capacity_type)
+                    self.kube.kubelet.add_nodegroup(name, spec.instance_type, spec.size, dict(spec.labels),
+                                                    [{"key": k, "value": v, "effect": e} for k, v, e in spec.taints],
+                                                    spec.capacity_type, joins=spec.joins)
                 except ValueError as error:
                     log.warning("EKS sync: nodegroup %s cannot be emulated: %s", name, error)
                     self._refused[name] = spec
@@ -272,8 +326,9 @@ class TritonBridge:
 # --- the daemon's service -------------------------------------------------------------------------
 class SandboxKubernetes:
     """The Kubernetes API emulator with the EKS sync and the Triton hooks. Publishes
-    `kubernetes_endpoint` and `kubernetes_token`; reads `aws_endpoint` and the Triton endpoints
-    from `published` (services started before it)."""
+    `kubernetes_endpoint` and `kubernetes_access_key_id`; reads `aws_endpoint` and the Triton
+    endpoints from `published` (services started before it). Its tokens live 15 minutes, as on
+    EKS, unless RADSTREAM_SANDBOX_TOKEN_SECONDS says otherwise."""
 
     name = "kubernetes"
 
@@ -283,9 +338,12 @@ class SandboxKubernetes:
         self.sync: EksSync | None = None
 
     def start(self) -> dict[str, str]:
+        from radstream.kube.client import EKS_TOKEN_LIFETIME_SECONDS
         from radstream.sandbox.kube import KubeEmulator
+        from radstream.sandbox.kube.eks_auth import TOKEN_SECONDS_ENV
 
-        self.emulator = KubeEmulator(region=self.region)
+        lifetime = float(os.environ.get(TOKEN_SECONDS_ENV) or EKS_TOKEN_LIFETIME_SECONDS)
+        self.emulator = KubeEmulator(region=self.region, token_seconds=lifetime)
         TritonBridge(self.emulator.store, self.published).install(self.emulator.kubelet)
         endpoints = self.emulator.start()
         self.sync = EksSync(self.emulator, self.published["aws_endpoint"], self.region, self.sync_interval)

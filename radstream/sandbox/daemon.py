@@ -1,8 +1,8 @@
 """The sandbox daemon: one detached process hosting every sandbox service.
 
 `start` launches `python -m radstream.sandbox` in its own session and returns once the daemon has
-written `<state_dir>/sandbox.json` (endpoints, pid, log paths, and the Kubernetes bearer token —
-hence mode 0600; clients must not print it). The daemon holds an exclusive lock
+written `<state_dir>/sandbox.json` (endpoints, pid, log paths, and the access key the Kubernetes emulator
+admits — hence mode 0600; clients must not print it). The daemon holds an exclusive lock
 on `<state_dir>/sandbox.pid` for its whole life, so "running" means "the lock is held" — immune to
 PID reuse and to zombies. `stop` sends SIGTERM, waits, then SIGKILLs the daemon's session."""
 
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 ENDPOINT_KEYS = ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc")
 # Everything services publish into sandbox.json: endpoints, the OCI registry ("127.0.0.1:P") with the
-# base image seeded in it, and the emulator's bearer token (a secret: never print it).
-PUBLISHED_KEYS = (*ENDPOINT_KEYS, "registry", "base_image", "kubernetes_token")
+# base image seeded in it, and the access key the emulator admits (a secret: never print it).
+PUBLISHED_KEYS = (*ENDPOINT_KEYS, "registry", "base_image", "kubernetes_access_key_id")
 STATE_FILE = "sandbox.json"
 PID_FILE = "sandbox.pid"
 DAEMON_LOG = "sandbox.log"
@@ -39,7 +39,7 @@ class SandboxError(RuntimeError):
 # --- files -----------------------------------------------------------------------------------------
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Readers never see a half-written file: temp file, fsync, rename. Owner-only (0600): it
-    holds a bearer token."""
+    holds a secret."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)  # O_CREAT's mode only applies to a new file
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
@@ -235,7 +235,7 @@ def serve(options: Any) -> int:
                 "logs": logs,
                 "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             })
-            log.info("sandbox ready: %s", {k: v for k, v in endpoints.items() if k != "kubernetes_token"})
+            log.info("sandbox ready: %s", {k: v for k, v in endpoints.items() if k != "kubernetes_access_key_id"})
         while not stopping.wait(1.0):
             pass
     except Exception:

@@ -4,8 +4,9 @@ moto calls `LambdaFunction._invoke_lambda(event) -> (payload_text, errored, logs
 invokes, Step Functions tasks and event sources alike; `install()` replaces it. Each function
 version gets warm worker processes (a small pool, so concurrent executions do not queue behind one
 another) that import the handler once and then answer one JSON line per invocation. A worker runs
-with the function's environment, boto3 pointed at the sandbox, and sys.path = [extracted code,
-layers' python dirs, this venv]. Errors come back as Lambda reports them
+with the function's environment, boto3 pointed at the sandbox with an AssumeRole session of the
+function's execution role (which radstream.sandbox.iam_enforcement holds to the role's policies),
+and sys.path = [extracted code, layers' python dirs, this venv]. Errors come back as Lambda reports them
 (`{"errorType", "errorMessage", "stackTrace"}` with FunctionError set), which is what moto's Step
 Functions reads `errorType` from to match Retry/Catch. A function that outlives its Timeout is
 killed and reported as `Sandbox.Timedout`, the name AWS uses."""
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from radstream.sandbox.role_sessions import RoleSessions, Session
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,7 @@ class FunctionSpec:
     name: str
     version: str
     arn: str
+    role: str
     handler: str
     runtime: str
     memory: int
@@ -253,6 +257,7 @@ class Pool:
     """The warm workers of one function version with one configuration."""
 
     spec: FunctionSpec
+    session: Session  # the role's credentials its workers were started with
     idle: list[Worker] = field(default_factory=list)
     slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(MAX_WORKERS_PER_FUNCTION))
     retired: bool = False
@@ -263,6 +268,8 @@ class LambdaRunner:
         self.endpoint_url = endpoint_url
         self.cache = CodeCache(cache_dir)
         self.log_dir = log_dir
+        self.sessions = RoleSessions(self._sts)
+        self._sts_clients: dict[str, Any] = {}
         self._pools: dict[tuple[str, str, str, str], Pool] = {}
         self._workers: set[Worker] = set()  # every live worker, idle or busy, for close()
         self._lock = threading.Lock()
@@ -296,7 +303,7 @@ class LambdaRunner:
         return reply["payload"], False, logs
 
     def _invoke(self, fn: Any, spec: FunctionSpec, event: Any, request_id: str) -> dict[str, Any]:
-        pool = self._pool_for(spec)
+        pool = self._pool_for(spec, self.sessions.get(spec.role, spec.name, spec.region))
         with pool.slots:
             worker = self._take_worker(fn, pool)
             if worker.init_error:
@@ -328,14 +335,14 @@ class LambdaRunner:
             return reply
 
     # --- pools and workers ----------------------------------------------------------------------
-    def _pool_for(self, spec: FunctionSpec) -> Pool:
+    def _pool_for(self, spec: FunctionSpec, session: Session) -> Pool:
         with self._lock:
             pool = self._pools.get(spec.pool_key)
-            if pool is not None and pool.spec == spec:
+            if pool is not None and pool.spec == spec and pool.session == session:
                 return pool
-            if pool is not None:  # code or configuration changed: the old workers must go
+            if pool is not None:  # code, configuration or credentials changed: the old workers must go
                 self._retire(pool)
-            pool = self._pools[spec.pool_key] = Pool(spec)
+            pool = self._pools[spec.pool_key] = Pool(spec, session)
             return pool
 
     def _take_worker(self, fn: Any, pool: Pool) -> Worker:
@@ -344,7 +351,7 @@ class LambdaRunner:
                 worker = pool.idle.pop()
                 if worker.alive:
                     return worker
-        return self._start_worker(fn, pool.spec)
+        return self._start_worker(fn, pool)
 
     def _release(self, pool: Pool, worker: Worker) -> None:
         with self._lock:
@@ -360,7 +367,8 @@ class LambdaRunner:
             worker.kill()
         pool.idle.clear()
 
-    def _start_worker(self, fn: Any, spec: FunctionSpec) -> Worker:
+    def _start_worker(self, fn: Any, pool: Pool) -> Worker:
+        spec = pool.spec
         code_dir = self.cache.extract("code", spec.code_hash, fn.code_bytes)
         paths = [str(code_dir)]
         for layer in self._layers_of(fn):
@@ -384,8 +392,7 @@ class LambdaRunner:
             "AWS_REGION": spec.region,
             "AWS_DEFAULT_REGION": spec.region,
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            **pool.session.environment(),
             # Never let a developer's real AWS profile or endpoint settings leak into the sandbox.
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -412,6 +419,7 @@ class LambdaRunner:
             name=fn.function_name,
             version=str(fn.version),
             arn=fn.function_arn,
+            role=fn.role,
             handler=fn.handler or "",
             runtime=fn.run_time or "python3.11",
             memory=int(fn.memory_size),
@@ -420,6 +428,16 @@ class LambdaRunner:
             layer_hashes=tuple(_hex_of(layer.code_sha_256) for layer in layers),
             environment=tuple(sorted((k, str(v)) for k, v in (fn.environment_vars or {}).items())),
         )
+
+    def _sts(self, region: str) -> Any:
+        """STS with the operator's credentials, which the emulator never holds to a policy."""
+        if region not in self._sts_clients:
+            import boto3
+
+            self._sts_clients[region] = boto3.client(
+                "sts", region_name=region, endpoint_url=self.endpoint_url,
+                aws_access_key_id="testing", aws_secret_access_key="testing")
+        return self._sts_clients[region]
 
     @staticmethod
     def _save_logs(fn: Any, logs: str) -> None:

@@ -79,6 +79,13 @@ def install() -> None:
     from moto.s3.responses import S3Response
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+    from radstream.sandbox import eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation
+
     _wrap(StepFunctionsParserBackend, "start_execution", unnamed_executions_get_a_uuid)
     _wrap(S3Response, "get_bucket_notification", bucket_notification_reports_eventbridge)
     _wrap(IAMPolicyStatement, "is_action_permitted", deny_needs_its_condition_keys)
+    role_propagation.install(_wrap)
+    glue_crawler_role.install(_wrap)
+    iam_enforcement.install(_wrap)
+    eks_parity.install(_wrap)
+    iam_simulate.install()

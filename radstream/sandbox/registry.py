@@ -3,9 +3,10 @@ distribution API that ECR also speaks, so the daemonless image builder pushes to
 
 `RegistryServer` runs one process (config, storage and log under a directory of its own);
 `SandboxRegistry` is the daemon's service: a fresh registry per sandbox start — stopping the sandbox
-discards the emulated account, its images included — seeded with the small synthetic base image the
-sandbox builds the serving image on. Without the Debian package the service is skipped with a
-warning and sandbox.json says `registry: null`."""
+discards the emulated account, its images included — behind the ECR-like front (`ecr_front`), so
+pushes meet ECR's answers to chunked uploads, and seeded through it with the small synthetic base
+image the sandbox builds the serving image on. Without the Debian package the service is skipped
+with a warning and sandbox.json says `registry: null`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from radstream.processes import free_port, stop_process
+from radstream.sandbox.ecr_front import EcrFront
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class RegistryServer:
 
 
 class SandboxRegistry:
-    """The daemon's registry service: publishes `registry` (host:port) and `base_image`."""
+    """The daemon's registry service: publishes `registry` (the front's host:port) and `base_image`."""
 
     name = "registry"
 
@@ -98,6 +100,7 @@ class SandboxRegistry:
         self.root = Path(root)
         self.logs = {"registry": str(Path(log_dir) / "registry.log")}
         self._server: RegistryServer | None = None
+        self._front: EcrFront | None = None
 
     def start(self) -> dict[str, str]:
         from radstream.inference.oci import RegistryClient
@@ -111,15 +114,20 @@ class SandboxRegistry:
         shutil.rmtree(self.root, ignore_errors=True)  # a new sandbox is a new, empty account
         self._server = RegistryServer(self.root, binary, log_path=Path(self.logs["registry"]))
         self._server.start()
-        client = RegistryClient(self._server.host)
+        self._front = EcrFront(self._server.host)
+        self._front.start()
+        client = RegistryClient(self._front.host)
         try:
             push_synthetic_base(client, SANDBOX_BASE_REPOSITORY, SANDBOX_BASE_TAG)
         finally:
             client.close()
-        base_image = f"{self._server.host}/{SANDBOX_BASE_REPOSITORY}:{SANDBOX_BASE_TAG}"
-        log.info("registry serving on %s with %s", self._server.url, base_image)
-        return {"registry": self._server.host, "base_image": base_image}
+        base_image = f"{self._front.host}/{SANDBOX_BASE_REPOSITORY}:{SANDBOX_BASE_TAG}"
+        log.info("registry serving on %s (ECR-like front of %s) with %s", self._front.url, self._server.url,
+                 base_image)
+        return {"registry": self._front.host, "base_image": base_image}
 
     def stop(self) -> None:
+        if self._front is not None:
+            self._front.stop()
         if self._server is not None:
             self._server.stop()

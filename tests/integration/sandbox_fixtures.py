@@ -22,6 +22,8 @@ TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
+# Test functions may call anything; the real policies' least privilege is proven in test_lambda_least_privilege.
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +33,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     state_dir = tmp_path_factory.mktemp("sandbox")
     endpoints = daemon.start(state_dir, timeout=60, region=REGION)
     try:
-        # moto checks that a function's role exists.
-        client(endpoints, "iam").create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY))
+        # moto checks that a function's role exists; the sandbox holds functions to its policies.
+        iam = client(endpoints, "iam")
+        iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY))
+        iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="test-functions", PolicyDocument=json.dumps(ALLOW_ALL))
         yield endpoints
     finally:
         daemon.stop(state_dir)
@@ -67,7 +71,10 @@ def create_function(
     environment: dict[str, str] | None = None,
     layers: list[str] | None = None,
 ) -> str:
-    response = lambda_client.create_function(
+    from radstream.aws.propagation import retry_while_role_propagates
+
+    # The sandbox, like AWS, refuses a role for a few seconds after its creation.
+    response = retry_while_role_propagates(lambda: lambda_client.create_function(
         FunctionName=name,
         Runtime="python3.11",
         Role=ROLE_ARN,
@@ -76,7 +83,7 @@ def create_function(
         Timeout=timeout,
         Environment={"Variables": environment or {}},
         Layers=layers or [],
-    )
+    ))
     return response["FunctionArn"]
 
 

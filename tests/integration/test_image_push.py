@@ -1,6 +1,7 @@
 """The serving image: reference parsing and layer determinism (pure), then the daemonless builder
 pushing to real registries — Debian's `docker-registry` (the reference implementation of the
-distribution API) started on loopback by these fixtures."""
+distribution API) started on loopback by these fixtures, and the sandbox's ECR-like front over it,
+which answers chunked uploads as ECR does."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from radstream.errors import ConfigError
 from radstream.inference import image as image_mod
@@ -37,7 +39,8 @@ from radstream.inference.oci import (
     sha256_digest,
 )
 from radstream.sandbox.base_image import push_synthetic_base
-from radstream.sandbox.registry import INSTALL_HINT, RegistryServer, registry_binary
+from radstream.sandbox.ecr_front import EcrFront
+from radstream.sandbox.registry import INSTALL_HINT, RegistryServer, SandboxRegistry, registry_binary
 
 # ---------------------------------------------------------------------------------------------
 # Pure: references and the layer
@@ -436,15 +439,117 @@ def test_index_base_from_another_registry(secured_registry: Registry, open_regis
                        credentials=secured_registry.credentials, platform="linux/s390x")
 
 
+@pytest.fixture(scope="module")
+def ecr_front(open_registry: Registry):
+    """The sandbox's ECR-like front over the open registry."""
+    front = EcrFront(open_registry.host)
+    front.start()
+    yield front
+    front.stop()
+
+
+CHUNK = 4096
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def _blob(size: int) -> bytes:
+    """Distinct bytes in every 32-byte block, so chunks stored out of order would show."""
+    return b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size // 32 + 1))[:size]
+
+
+def _open_upload(host: str, repo: str) -> str:
+    opened = requests.post(f"http://{host}/v2/{repo}/blobs/uploads/", timeout=10)
+    assert opened.status_code == 202
+    return opened.headers["Location"]
+
+
+def _patch(location: str, chunk: bytes, offset: int) -> requests.Response:
+    return requests.patch(location, data=chunk, timeout=10,
+                          headers={**OCTETS, "Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+
+
 @pytest.mark.slow
-def test_chunked_upload_round_trips(open_registry: Registry) -> None:
-    client = open_registry.client()
-    data = hashlib.sha256(b"seed").digest() * 400  # 12.8 kB in 4 kB chunks
+@pytest.mark.parametrize("registry", ["open_registry", "ecr_front"])
+@pytest.mark.parametrize("size", [3 * CHUNK + 512, 3 * CHUNK])  # a short last chunk, a full one
+def test_chunked_upload_round_trips(registry: str, size: int, request: pytest.FixtureRequest) -> None:
+    client = RegistryClient(request.getfixturevalue(registry).host)
+    data, repo = _blob(size), f"chunks/test-{size}"
     digest = sha256_digest(data)
-    client.upload_blob("chunks/test", digest, io.BytesIO(data), len(data), chunk_size=4096)
-    assert client.blob_exists("chunks/test", digest)
-    assert client.get_blob("chunks/test", digest) == data
+    client.upload_blob(repo, digest, io.BytesIO(data), size, chunk_size=CHUNK)
+    assert client.blob_exists(repo, digest)
+    assert client.get_blob(repo, digest) == data
+    with pytest.raises(RegistryError, match=f"ended after {size - 1} of {size} bytes"):
+        client.upload_blob("chunks/short", digest, io.BytesIO(data[:-1]), size, chunk_size=CHUNK)
     client.close()
+
+
+@pytest.mark.slow
+def test_ecr_front_answers_chunks_with_201_and_a_stuck_range(ecr_front: EcrFront) -> None:
+    data = _blob(3 * CHUNK)
+    first = _patch(_open_upload(ecr_front.host, "raw/range"), data[:CHUNK], 0)
+    assert first.status_code == 201  # a client that requires the spec's 202 stops here
+    assert first.headers["Range"] == f"0-{CHUNK - 1}"
+    second = _patch(first.headers["Location"], data[CHUNK:2 * CHUNK], CHUNK)
+    assert second.status_code == 201
+    assert second.headers["Range"] == f"0-{CHUNK - 1}"  # stuck on the first chunk
+    # A client that resumes where Range says resends the second chunk and is refused (ECR: 416)...
+    assert _patch(second.headers["Location"], data[CHUNK:2 * CHUNK], CHUNK).status_code == 416
+    # ...one that counts its own offset completes, the last chunk in the closing PUT.
+    closed = requests.put(second.headers["Location"], params={"digest": sha256_digest(data)}, data=data[2 * CHUNK:],
+                          headers={**OCTETS, "Content-Range": f"{2 * CHUNK}-{3 * CHUNK - 1}"}, timeout=10)
+    assert closed.status_code == 201
+    assert requests.get(f"{ecr_front.url}/v2/raw/range/blobs/{sha256_digest(data)}", timeout=10).content == data
+
+
+@pytest.mark.slow
+def test_ecr_front_fails_an_empty_closing_put_after_chunks(ecr_front: EcrFront) -> None:
+    data = _blob(2 * CHUNK)
+    digest = sha256_digest(data)
+    location = _open_upload(ecr_front.host, "raw/empty-put")
+    for offset in (0, CHUNK):
+        location = _patch(location, data[offset:offset + CHUNK], offset).headers["Location"]
+    refused = requests.put(location, params={"digest": digest}, timeout=10)
+    assert refused.status_code == 500  # what the old client's empty PUT after its chunks met
+    assert "send the last chunk in the PUT" in refused.text
+    # docker's way, one streamed PATCH then an empty PUT, works on ECR and so here.
+    location = _patch(_open_upload(ecr_front.host, "raw/empty-put"), data, 0).headers["Location"]
+    assert requests.put(location, params={"digest": digest}, timeout=10).status_code == 201
+
+
+@pytest.mark.slow
+def test_refused_mount_takes_chunks_in_its_fresh_session(ecr_front: EcrFront) -> None:
+    client = RegistryClient(ecr_front.host)
+    data = _blob(2 * CHUNK + 100)
+    digest = sha256_digest(data)
+    client.upload_blob("ecr-mount/source", digest, data, len(data), chunk_size=CHUNK)
+    assert client.mount_blob("ecr-mount/linked", digest, "ecr-mount/source") is None
+    # A repository that lacks the blob cannot be mounted from: a fresh session to upload into.
+    location = client.mount_blob("ecr-mount/copied", digest, "ecr-mount/elsewhere")
+    assert location is not None
+    assert not client.blob_exists("ecr-mount/copied", digest)
+    client.upload_blob("ecr-mount/copied", digest, data, len(data), location=location, chunk_size=CHUNK)
+    assert client.get_blob("ecr-mount/copied", digest) == data
+    client.close()
+
+
+@pytest.mark.slow
+def test_sandbox_registry_is_the_ecr_like_front(tmp_path: Path) -> None:
+    _registry_binary()
+    (tmp_path / "logs").mkdir()
+    service = SandboxRegistry(tmp_path / "registry", tmp_path / "logs")
+    published = service.start()
+    try:
+        assert _patch(_open_upload(published["registry"], "probe/ecr"), b"chunk", 0).status_code == 201
+        # What phase 2 pushes there: the model layer on the base image, its layer mounted.
+        repo = _fake_model_repo(tmp_path)
+        pushed = build_and_push(repo, published["base_image"], f"{published['registry']}/rs-ecr/triton")
+        assert (pushed["pushed_blobs"], pushed["mounted_blobs"], pushed["skipped"]) == (2, 1, False)
+        client = RegistryClient(published["registry"])
+        manifest, _ = _pull(client, "rs-ecr/triton", pushed["tag"])
+        assert client.get_blob("rs-ecr/triton", manifest["layers"][-1]["digest"]) == model_layer(repo).blob
+        client.close()
+    finally:
+        service.stop()
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from kubernetes import client
 from radstream.kube.apply import apply, get, list_objects, request, path
 from radstream.kube.drain import DrainBlocked, drain, must_move, pods_to_move
 from radstream.sandbox.kube import KubeEmulator
+from tests.support.kube import sandbox_api_client
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +29,7 @@ def wait_until(predicate: Any, timeout: float = 20.0) -> Any:
 @pytest.fixture
 def cluster() -> Iterator[tuple[KubeEmulator, client.ApiClient]]:
     emulator = KubeEmulator(**FAST)
-    info = emulator.start()
-    config = client.Configuration(host=info["kubernetes_endpoint"])
-    config.api_key = {"authorization": info["kubernetes_token"]}
-    config.api_key_prefix = {"authorization": "Bearer"}
-    api = client.ApiClient(config)
+    api = sandbox_api_client(emulator.start())
     try:
         yield emulator, api
     finally:

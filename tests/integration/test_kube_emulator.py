@@ -14,6 +14,7 @@ from kubernetes import client, dynamic, watch
 from kubernetes.client.exceptions import ApiException
 
 from radstream.sandbox.kube import KubeEmulator
+from tests.support.kube import sandbox_api_client as api_client
 
 pytestmark = pytest.mark.slow
 
@@ -30,13 +31,6 @@ def wait_for(description: str, predicate: Callable[[], Any], timeout: float = 15
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {description}")
-
-
-def api_client(info: dict[str, str], token: str | None = None) -> client.ApiClient:
-    config = client.Configuration(host=info["kubernetes_endpoint"])
-    config.api_key = {"authorization": token or info["kubernetes_token"]}
-    config.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(config)
 
 
 @pytest.fixture
@@ -106,9 +100,8 @@ def status_body(error: ApiException) -> dict[str, Any]:
 
 def test_requests_without_the_bearer_token_are_refused(cluster):
     emulator, _ = cluster
-    info = {"kubernetes_endpoint": emulator.endpoint, "kubernetes_token": "wrong"}
     with pytest.raises(ApiException) as caught:
-        client.CoreV1Api(api_client(info)).list_namespace()
+        client.CoreV1Api(api_client({"kubernetes_endpoint": emulator.endpoint}, token="wrong")).list_namespace()
     assert caught.value.status == 401
     assert status_body(caught.value)["reason"] == "Unauthorized"
 

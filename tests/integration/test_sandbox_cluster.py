@@ -19,6 +19,7 @@ import pytest
 
 from radstream.sandbox.cluster import NodegroupSpec, TritonBridge, nodegroup_spec, sync_plan
 from tests.integration.sandbox_fixtures import REGION, client, wait_for
+from tests.support.kube import sandbox_api_client
 
 REPO = Path(__file__).resolve().parents[2]
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
@@ -78,12 +79,7 @@ def sandbox(project: Path) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def kube(sandbox: dict[str, Any]) -> Iterator[Any]:
-    from kubernetes import client as k8s
-
-    config = k8s.Configuration(host=sandbox["kubernetes_endpoint"])
-    config.api_key = {"authorization": sandbox["kubernetes_token"]}
-    config.api_key_prefix = {"authorization": "Bearer"}
-    api = k8s.ApiClient(config)
+    api = sandbox_api_client(sandbox)
     yield api
     api.close()
 
@@ -122,8 +118,8 @@ def test_sandbox_json_is_private_and_status_hides_the_token(sandbox: dict[str, A
     path = project / ".radstream" / "sandbox.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     recorded = json.loads(path.read_text())
-    token = recorded["kubernetes_token"]
-    assert len(token) >= 32
+    secret = recorded["kubernetes_access_key_id"]
+    assert len(secret) >= 32
     assert recorded["registry"] and recorded["base_image"] == f"{recorded['registry']}/sandbox/tritonserver-base:1"
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADSTREAM_")}
@@ -131,7 +127,7 @@ def test_sandbox_json_is_private_and_status_hides_the_token(sandbox: dict[str, A
     shown = subprocess.run([sys.executable, "-m", "radstream.cli", "sandbox", "status", "--json"], cwd=project,
                            env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
-    assert token not in shown.stdout + shown.stderr
+    assert secret not in shown.stdout + shown.stderr
     status = json.loads(shown.stdout)
     assert status["running"] is True
     assert status["triton_http"] == sandbox["triton_http"] and status["triton_grpc"] == sandbox["triton_grpc"]

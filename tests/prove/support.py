@@ -125,16 +125,10 @@ KUBE_KINDS = ("Namespace", "Node", "Pod", "Service", "Deployment", "DaemonSet", 
 
 def kube_objects(project: Path) -> dict[str, Any]:
     """Names per kind in the Kubernetes emulator (pods and nodes: counts, their names are random)."""
-    from kubernetes import client as k8s
-
     from radstream.kube.apply import list_objects
+    from tests.support.kube import sandbox_api_client
 
-    info = sandbox_info(project)
-    configuration = k8s.Configuration()
-    configuration.host = info["kubernetes_endpoint"]
-    configuration.api_key = {"authorization": info["kubernetes_token"]}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    api = k8s.ApiClient(configuration)
+    api = sandbox_api_client(sandbox_info(project))
     found: dict[str, Any] = {}
     for kind in KUBE_KINDS:
         items = list_objects(api, kind)

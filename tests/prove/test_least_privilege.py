@@ -225,7 +225,7 @@ SECRET_PATTERNS = (
 def test_no_secret_in_state_logs_or_cli_output_of_an_up(reference):
     info = json.loads((reference.state_dir / "sandbox.json").read_text())
     assert stat.S_IMODE((reference.state_dir / "sandbox.json").stat().st_mode) == 0o600
-    secrets = [info["kubernetes_token"].encode()]
+    secrets = [info["kubernetes_access_key_id"].encode()]
     secrets += [os.environ[k].encode() for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if os.environ.get(k)]
 
     texts: dict[str, bytes] = {"up stdout": reference.up.stdout.encode(), "up stderr": reference.up.stderr.encode()}

@@ -6,8 +6,9 @@ from moto import mock_aws
 
 from tests.support.aws import record_mutations
 from radstream.aws.eks import (
-    cluster_drift, default_vpc_subnets, delete_cluster, describe_cluster, ensure_cluster, is_owned,
+    cluster_drift, cluster_subnets, delete_cluster, describe_cluster, ensure_cluster, is_owned,
 )
+from radstream.errors import RadstreamError
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 ROLE = "arn:aws:iam::123456789012:role/t1-eks-cluster-role"
@@ -19,9 +20,13 @@ def clients():
         yield boto3.client("eks", region_name="us-east-1"), boto3.client("ec2", region_name="us-east-1")
 
 
+def default_vpc_subnets(ec2) -> dict[str, str]:
+    return cluster_subnets(ec2, [], "t3.medium")
+
+
 def test_default_vpc_subnets_span_two_zones(clients):
     _, ec2 = clients
-    subnets = default_vpc_subnets(ec2)
+    subnets = list(default_vpc_subnets(ec2))
     zones = {s["AvailabilityZone"] for s in ec2.describe_subnets(SubnetIds=subnets)["Subnets"]}
     assert len(zones) >= 2
 
@@ -35,13 +40,13 @@ def test_no_default_vpc_asks_for_subnets(clients):
                 Filters=[{"Name": "attachment.vpc-id", "Values": [vpc["VpcId"]]}])["InternetGateways"]:
             ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc["VpcId"])
         ec2.delete_vpc(VpcId=vpc["VpcId"])
-    with pytest.raises(LookupError, match="subnet_ids"):
+    with pytest.raises(RadstreamError, match="subnet_ids"):
         default_vpc_subnets(ec2)
 
 
 def test_create_no_op_retag_delete(clients):
     eks, ec2 = clients
-    args = dict(role_arn=ROLE, subnet_ids=default_vpc_subnets(ec2)[:2], version="1.32", tags=TAGS)
+    args = dict(role_arn=ROLE, subnets=default_vpc_subnets(ec2), version="1.32", tags=TAGS)
     assert cluster_drift(eks, "t1-cluster", TAGS) == ["missing"]
     assert ensure_cluster(eks, "t1-cluster", **args) is True
     cluster = describe_cluster(eks, "t1-cluster")
@@ -63,11 +68,11 @@ def test_create_no_op_retag_delete(clients):
 
 def test_existing_cluster_is_adopted_never_tagged_or_deleted(clients):
     eks, ec2 = clients
-    subnets = default_vpc_subnets(ec2)[:2]
-    eks.create_cluster(name="team-cluster", roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets})
+    subnets = default_vpc_subnets(ec2)
+    eks.create_cluster(name="team-cluster", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
     seen = record_mutations(eks)
     assert cluster_drift(eks, "team-cluster", TAGS) == []
-    assert ensure_cluster(eks, "team-cluster", role_arn=ROLE, subnet_ids=subnets, version="1.32", tags=TAGS) is False
+    assert ensure_cluster(eks, "team-cluster", role_arn=ROLE, subnets=subnets, version="1.32", tags=TAGS) is False
     assert delete_cluster(eks, "team-cluster", "t1") is False
     assert seen == []
     assert describe_cluster(eks, "team-cluster") is not None
@@ -75,9 +80,9 @@ def test_existing_cluster_is_adopted_never_tagged_or_deleted(clients):
 
 def test_delete_refuses_while_nodegroups_remain(clients):
     eks, ec2 = clients
-    subnets = default_vpc_subnets(ec2)[:2]
-    ensure_cluster(eks, "t1-cluster", role_arn=ROLE, subnet_ids=subnets, version="1.32", tags=TAGS)
-    eks.create_nodegroup(clusterName="t1-cluster", nodegroupName="ng", subnets=subnets,
+    subnets = default_vpc_subnets(ec2)
+    ensure_cluster(eks, "t1-cluster", role_arn=ROLE, subnets=subnets, version="1.32", tags=TAGS)
+    eks.create_nodegroup(clusterName="t1-cluster", nodegroupName="ng", subnets=list(subnets),
                          nodeRole="arn:aws:iam::123456789012:role/t1-eks-nodes-role")
     with pytest.raises(RuntimeError, match="phase destroy 1"):
         delete_cluster(eks, "t1-cluster", "t1")

@@ -103,5 +103,5 @@ def test_events_resource_policy_manifest_names_only_the_failure_log_group():
     from radstream.aws.iam import render_document
 
     path = Path(__file__).resolve().parents[2] / "manifests" / "iam" / "events-to-logs.resource-policy.json"
-    doc = render_document(path, {"Region": REGION, "Account": ACCOUNT, "FailureLogGroup": "/aws/events/t1/f"})
+    doc = render_document(path, {"Partition": "aws", "Region": REGION, "Account": ACCOUNT, "FailureLogGroup": "/aws/events/t1/f"})
     assert doc["Statement"][0]["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/events/t1/f:*"]

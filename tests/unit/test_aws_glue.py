@@ -74,3 +74,24 @@ def test_create_no_op_repair_delete(glue):
     assert crawler_drift(glue, CRAWLER, CRAWLER_ARN, ROLE, DB, TABLE, TAGS) == ["missing"]
     delete_crawler(glue, CRAWLER)
     delete_database(glue, DB)
+
+
+@pytest.fixture
+def glue_answers_role_names(monkeypatch):
+    from moto.glue.models import FakeCrawler
+
+    from radstream.sandbox.glue_crawler_role import crawler_answers_role_name
+
+    monkeypatch.setattr(FakeCrawler, "as_dict", crawler_answers_role_name(FakeCrawler.as_dict))
+
+
+def test_a_crawler_read_back_with_its_role_name_is_not_drift(glue_answers_role_names, glue):
+    converge(glue)
+    assert glue.get_crawler(Name=CRAWLER)["Crawler"]["Role"] == "t1-glue-crawler-role"  # as Glue answers
+    assert crawler_drift(glue, CRAWLER, CRAWLER_ARN, ROLE, DB, TABLE, TAGS) == []
+    seen = record_mutations(glue)
+    assert ensure_crawler(glue, CRAWLER, CRAWLER_ARN, ROLE, DB, TABLE, TAGS) is False
+    assert seen == []
+    # A different role is still drift, whichever way it is spelled.
+    other = "arn:aws:iam::123456789012:role/service-role/other"
+    assert crawler_drift(glue, CRAWLER, CRAWLER_ARN, other, DB, TABLE, TAGS) == ["settings"]

@@ -7,8 +7,8 @@ from moto import mock_aws
 
 from tests.support.aws import record_mutations
 from radstream.aws.iam import (
-    INLINE_POLICY, MANAGED_POLICIES, ROLE_PURPOSES, UNSCOPABLE_ACTIONS, delete_role, ensure_role, role_documents,
-    role_drift,
+    INLINE_POLICY, MANAGED_POLICIES, ROLE_PURPOSES, UNSCOPABLE_ACTIONS, delete_role, ensure_role, managed_policy_arns,
+    role_documents, role_drift,
 )
 from radstream.names import Names
 
@@ -27,7 +27,7 @@ SHARED_ARNS = {
 def variables() -> dict[str, str]:
     buckets = NAMES.buckets()
     return {
-        "Account": NAMES.account_id, "Region": NAMES.region, "Deployment": NAMES.deployment,
+        "Partition": NAMES.partition, "Account": NAMES.account_id, "Region": NAMES.region, "Deployment": NAMES.deployment,
         "ImagesBucket": buckets["images"], "ResultsBucket": buckets["results"],
         "TelemetryBucket": buckets["telemetry"], "ArtifactsBucket": buckets["artifacts"],
         "KinesisStream": NAMES.kinesis_stream, "StateMachine": NAMES.state_machine,
@@ -103,7 +103,7 @@ def test_lambda_role_create_no_op_and_repair(iam):
 def test_eks_roles_get_their_managed_policies_and_trust_is_repaired(iam):
     name = NAMES.role("eks-nodes")
     trust, policy = role_documents(MANIFESTS, "eks-nodes", variables())
-    managed = MANAGED_POLICIES["eks-nodes"]
+    managed = managed_policy_arns("eks-nodes")
     ensure_role(iam, name, trust, policy, managed, TAGS)
     attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
     assert attached == set(managed)
@@ -118,7 +118,7 @@ def test_eks_roles_get_their_managed_policies_and_trust_is_repaired(iam):
 def test_delete_is_complete_and_quiet_when_gone(iam):
     name = NAMES.role("eks-cluster")
     trust, policy = role_documents(MANIFESTS, "eks-cluster", variables())
-    ensure_role(iam, name, trust, policy, MANAGED_POLICIES["eks-cluster"], TAGS)
+    ensure_role(iam, name, trust, policy, managed_policy_arns("eks-cluster"), TAGS)
     delete_role(iam, name)
     assert role_drift(iam, name, trust, policy, [], TAGS) == ["missing"]
     delete_role(iam, name)

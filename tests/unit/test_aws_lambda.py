@@ -88,3 +88,19 @@ def test_delete_function_quiet_when_gone(aws):
     assert function_drift(lam, "t1-store-failure", role_arn=role, zip_bytes=code, env={}, layers=[],
                           tags=TAGS) == ["missing"]
     delete_function(lam, "t1-store-failure")
+
+
+def _python_version(runtime: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in runtime.removeprefix("python").split("."))
+
+
+def test_functions_and_the_layer_target_a_runtime_on_amazon_linux_2023(aws):
+    # python3.11 runs on Amazon Linux 2, whose support ends in mid-2026.
+    lam, role = aws
+    layer_arn, _ = ensure_layer(lam, "t1-pipeline-deps", deterministic_zip({"python/dep.py": b"X = 1\n"}))
+    ensure_function(lam, "t1-store-results", role_arn=role, zip_bytes=function_zip(ROOT, "store_results"),
+                    env=ENV, layers=[layer_arn], tags=TAGS)
+    runtime = lam.get_function(FunctionName="t1-store-results")["Configuration"]["Runtime"]
+    assert _python_version(runtime) >= (3, 12)
+    layer = lam.get_layer_version(LayerName="t1-pipeline-deps", VersionNumber=int(layer_arn.rsplit(":", 1)[1]))
+    assert layer["CompatibleRuntimes"] == [runtime]

@@ -87,3 +87,42 @@ def test_layer_build_failure_says_what_to_do(tmp_path):
 def test_cache_key_follows_the_requirements():
     assert layer_cache_key(["a==1", "b==2"]) == layer_cache_key(["b==2", "a==1"])
     assert layer_cache_key(["a==1"]) != layer_cache_key(["a==2"])
+
+
+def test_the_aws_layer_is_built_for_lambdas_python_and_platform(tmp_path):
+    from radstream.aws.lambda_ import RUNTIME
+    from radstream.aws.packaging import LAMBDA_PYTHON, layer_pip_command
+
+    command = layer_pip_command(tmp_path / "python", ["numpy==1.26.4"])
+    option = {flag: command[i + 1] for i, flag in enumerate(command[:-1]) if flag.startswith("--") and "=" not in flag}
+    assert option["--python-version"] == LAMBDA_PYTHON and RUNTIME == f"python{LAMBDA_PYTHON}"
+    assert tuple(map(int, LAMBDA_PYTHON.split("."))) >= (3, 12)
+    # Amazon Linux 2023 has glibc 2.34: manylinux_2_28 wheels and older manylinux2014 ones load there.
+    platforms = [command[i + 1] for i, flag in enumerate(command) if flag == "--platform"]
+    assert platforms == ["manylinux_2_28_x86_64", "manylinux2014_x86_64"] and option["--implementation"] == "cp"
+    assert "--only-binary=:all:" in command and option["--target"] == str(tmp_path / "python")
+
+
+def test_each_python_has_its_own_cached_layer(tmp_path):
+    assert layer_cache_key(["a==1"], python="3.12") != layer_cache_key(["a==1"], python="3.11")
+    from radstream.aws.packaging import layer_cache_path
+
+    assert layer_cache_path(tmp_path, python="3.12") != layer_cache_path(tmp_path, python="3.11")
+
+
+def test_the_layer_is_built_for_the_python_that_runs_it(tmp_path):
+    import sys
+
+    from radstream import config
+    from radstream.aws.packaging import LAMBDA_PYTHON
+    from radstream.context import Context
+    from radstream.state import State
+
+    def context(target: str) -> Context:
+        (tmp_path / "radstream.yaml").write_text(f"target: {target}\ndeployment: rs-layer\n")
+        loaded = config.load(tmp_path / "radstream.yaml", environ={})
+        return Context(loaded, State.load(loaded.state_dir, "rs-layer", target))
+
+    assert context("aws").lambda_layer_python == LAMBDA_PYTHON
+    # The sandbox runs the functions in its own interpreter: the layer's wheels must load there.
+    assert context("sandbox").lambda_layer_python == f"{sys.version_info.major}.{sys.version_info.minor}"

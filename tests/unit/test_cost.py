@@ -153,3 +153,13 @@ def test_prices_are_data_with_a_date():
 
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", cost.PRICES_AS_OF)
     assert all(isinstance(v, (int, float, dict)) for v in PRICES.values())
+
+
+def test_a_version_past_standard_support_is_priced_at_the_extended_rate():
+    config = Config()
+    standard = {"0": {"status": "done", "outputs": {"cluster_version": "1.32", "cluster_support": "STANDARD_SUPPORT"}}}
+    extended = {"0": {"status": "done", "outputs": {"cluster_version": "1.28", "cluster_support": "EXTENDED_SUPPORT"}}}
+    assert idle_cost(inventory_from_state(config, standard))["per_hour"] == pytest.approx(0.10 + 0.015)
+    cost = idle_cost(inventory_from_state(config, extended))
+    assert cost["per_hour"] == pytest.approx(0.60 + 0.015)
+    assert any("1.28" in note and "standard support" in note for note in cost["notes"])

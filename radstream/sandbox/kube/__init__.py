@@ -1,9 +1,9 @@
 """The sandbox's Kubernetes: an API server emulator over real HTTP plus a simulated cluster.
 
-`KubeEmulator` is the sandbox daemon's service: `start()` returns the endpoint and bearer token the
-`kubernetes` client needs, `stop()` ends it. Nodes exist only through nodegroups
-(`add_nodegroup` / `resize_nodegroup` / `remove_nodegroup`, called when the sandbox's EKS
-nodegroups change). Hooks connect pods and Services to real local processes; see kubelet.py.
+`KubeEmulator` is the sandbox daemon's service: `start()` returns the endpoint and the access key
+the `kubernetes` client signs its EKS tokens with (see eks_auth.py), `stop()` ends it. Nodes exist
+only through nodegroups (`add_nodegroup` / `resize_nodegroup` / `remove_nodegroup`, called when the
+sandbox's EKS nodegroups change). Hooks connect pods and Services to real local processes; see kubelet.py.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from radstream.kube.client import EKS_TOKEN_LIFETIME_SECONDS
 from radstream.sandbox.kube.kubelet import INSTANCE_TYPES, Kubelet
 from radstream.sandbox.kube.server import Api, ApiHttpServer
 from radstream.sandbox.kube.store import Store
@@ -26,8 +27,11 @@ class KubeEmulator:
     probe_period, system_pods.
     """
 
-    def __init__(self, token: str | None = None, port: int = 0, **kubelet_options: Any) -> None:
-        self.token = token or secrets.token_urlsafe(32)
+    def __init__(self, port: int = 0, token_seconds: float = EKS_TOKEN_LIFETIME_SECONDS,
+                 **kubelet_options: Any) -> None:
+        # The one principal admitted; private, since knowing it is enough to make a token.
+        self.access_key_id = "RSSANDBOX" + secrets.token_hex(16).upper()
+        self.token_seconds = token_seconds
         self.store = Store()
         self.api = Api(self.store)
         self.kubelet = Kubelet(self.api, **kubelet_options)
@@ -41,10 +45,10 @@ class KubeEmulator:
         return self._http.url
 
     def start(self) -> dict[str, str]:
-        self._http = ApiHttpServer(self.api, self.token, port=self._port)
+        self._http = ApiHttpServer(self.api, self.access_key_id, self.token_seconds, port=self._port)
         self._http.start()
         self.kubelet.start()
-        return {"kubernetes_endpoint": self.endpoint, "kubernetes_token": self.token}
+        return {"kubernetes_endpoint": self.endpoint, "kubernetes_access_key_id": self.access_key_id}
 
     def stop(self) -> None:
         """Stop serving and simulating; safe to call twice."""

@@ -15,7 +15,11 @@ Hooks (all optional, called on the controller thread, so they must return quickl
                                       a LoadBalancer Service's hostname, or a whole ingress entry
                                       ({"hostname": ..., "ports": [{"port": .., "protocol": "TCP"}]});
                                       None = not provisioned yet, asked again on the next pass
-The sandbox plugs the local Triton server into the first three.
+  image_pull_hook(image) -> str | None
+                                      why a container image cannot be pulled (None: it can); such a
+                                      pod waits in ErrImagePull, then ImagePullBackOff, asked again
+                                      every `probe_period`, with the kubelet's Pulling/Failed events
+The sandbox plugs the local Triton server into the first three, its registry into the last.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 ReadinessHook = Callable[[Obj], bool]
 PodHook = Callable[[Obj], None]
 LoadBalancerHook = Callable[[Obj], "str | Obj | None"]
+ImagePullHook = Callable[[str], "str | None"]
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 _EKS_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
@@ -137,6 +142,7 @@ class Nodegroup:
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[Obj] = field(default_factory=list)
     capacity_type: str = "ON_DEMAND"
+    joins: bool = True  # False: its nodes register but never turn Ready (EKS: NodeCreationFailure)
 
 
 class Kubelet:
@@ -164,6 +170,7 @@ class Kubelet:
         self.pod_start_hook = pod_start_hook
         self.pod_stop_hook = pod_stop_hook
         self.load_balancer_hook = load_balancer_hook or self._fake_elb_hostname
+        self.image_pull_hook: ImagePullHook | None = None
         self.node_ready_delay, self.pod_start_delay = node_ready_delay, pod_start_delay
         self.pod_ready_delay, self.load_balancer_delay = pod_ready_delay, load_balancer_delay
         self.probe_period, self.system_pods, self.interval = probe_period, system_pods, interval
@@ -225,17 +232,18 @@ class Kubelet:
     # nodegroups (the sandbox's EKS calls these)
 
     def add_nodegroup(self, name: str, instance_type: str, count: int, labels: dict[str, str] | None = None,
-                      taints: list[Obj] | None = None, capacity_type: str = "ON_DEMAND") -> list[str]:
+                      taints: list[Obj] | None = None, capacity_type: str = "ON_DEMAND", joins: bool = True) -> list[str]:
         """Launch `count` nodes of `instance_type`; returns their names.
 
         Taints are [{key, value, effect}] with Kubernetes (NoSchedule) or EKS (NO_SCHEDULE) effect names.
+        Nodes of a nodegroup that does not join stay NotReady, as when their CNI never starts.
         """
         if instance_type not in INSTANCE_TYPES:
             raise ValueError(f"unknown instance type {instance_type!r}; the sandbox knows {', '.join(INSTANCE_TYPES)}")
         if name in self._nodegroups:
             raise ValueError(f"nodegroup {name!r} already exists; use resize_nodegroup to change its size")
         taints = [{**t, "effect": _EKS_TAINT_EFFECTS.get(t.get("effect", ""), t.get("effect"))} for t in taints or []]
-        self._nodegroups[name] = Nodegroup(name, instance_type, dict(labels or {}), taints, capacity_type)
+        self._nodegroups[name] = Nodegroup(name, instance_type, dict(labels or {}), taints, capacity_type, joins)
         return self.resize_nodegroup(name, count)
 
     def resize_nodegroup(self, name: str, count: int) -> list[str]:
@@ -275,10 +283,15 @@ class Kubelet:
             node_spec["taints"] = copy.deepcopy(group.taints)
         self.api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": node_spec})
 
+        # What a kubelet reports while aws-node, the CNI, is not running (forever when it cannot be pulled).
+        not_ready = "container runtime is starting" if group.joins else (
+            "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+            "message:Network plugin returns error: cni plugin not initialized")
+
         def status(node: Obj) -> None:
             node["status"] = {
                 "capacity": spec.capacity(), "allocatable": spec.allocatable(),
-                "conditions": [_condition([], "Ready", "False", "KubeletNotReady", "container runtime is starting",
+                "conditions": [_condition([], "Ready", "False", "KubeletNotReady", not_ready,
                                           lastHeartbeatTime=now_iso())],
                 "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name},
                               {"type": "InternalDNS", "address": name}],
@@ -296,7 +309,10 @@ class Kubelet:
     # controllers
 
     def _nodes(self) -> None:
+        never = {name for name, group in self._nodegroups.items() if not group.joins}
         for node in self.store.list("v1", "Node"):
+            if (node["metadata"].get("labels") or {}).get(NODEGROUP_LABEL) in never:
+                continue
             if not node_ready(node) and self._since("node", node["metadata"]["uid"]) >= self.node_ready_delay:
                 def ready(n: Obj) -> None:
                     n["status"]["conditions"] = [_condition([], "Ready", "True", "KubeletReady",
@@ -493,14 +509,17 @@ class Kubelet:
             return
         self.store.mutate("v1", "Pod", pod["metadata"]["namespace"], pod["metadata"]["name"],
                           lambda p: p["status"].update(conditions=[_condition(previous, "PodScheduled", "False", "Unschedulable", message)]))
+        self._event(pod, "FailedScheduling", message, "Warning", "default-scheduler")
+
+    def _event(self, pod: Obj, reason: str, message: str, type_: str = "Normal", component: str = "kubelet") -> None:
         stamp = now_iso()
         self.api.create({
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{pod['metadata']['name']}.{secrets.token_hex(8)}", "namespace": pod["metadata"]["namespace"]},
             "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
                                "namespace": pod["metadata"]["namespace"], "uid": pod["metadata"]["uid"]},
-            "reason": "FailedScheduling", "message": message, "type": "Warning", "count": 1,
-            "source": {"component": "default-scheduler"}, "reportingComponent": "default-scheduler",
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "source": {"component": component}, "reportingComponent": component,
             "firstTimestamp": stamp, "lastTimestamp": stamp,
         })
 
@@ -513,7 +532,15 @@ class Kubelet:
             if node is None or phase in _TERMINAL:
                 continue
             if phase == "Pending":
+                if ("pulling", uid) not in self._timers:
+                    self._since("pulling", uid)
+                    for c in pod["spec"]["containers"]:
+                        self._event(pod, "Pulling", f'Pulling image "{c.get("image", "")}"')
                 if self._since("bound", uid) >= self.pod_start_delay:
+                    if self._pull_failed(pod):
+                        continue
+                    for c in pod["spec"]["containers"]:
+                        self._event(pod, "Pulled", f'Successfully pulled image "{c.get("image", "")}"')
                     pod = self._set_running(pod, node)
                     self._running[uid] = pod
                     self._call(self.pod_start_hook, pod)
@@ -526,6 +553,52 @@ class Kubelet:
             ready = bool(self._call(self.readiness_hook, pod))
             if ready != pod_ready(pod):
                 self._set_ready(pod, ready)
+
+    def _pull_failed(self, pod: Obj) -> bool:
+        """Ask the image pull hook (every `probe_period`); a failure turns the containers
+        ErrImagePull, then ImagePullBackOff, as a kubelet backing off does."""
+        uid = pod["metadata"]["uid"]
+        if self.image_pull_hook is None:
+            return False
+        if not self._probe_due(uid):
+            return ("pull-failed", uid) in self._timers
+        failures = {}
+        for c in pod["spec"]["containers"]:
+            try:
+                failure = self.image_pull_hook(c.get("image", ""))
+            except Exception:  # a broken hook must not stop the cluster: treat the image as pullable
+                log.exception("kube emulator image pull hook failed on %s", c.get("image"))
+                failure = None
+            if failure:
+                failures[c["name"]] = failure
+        if not failures:
+            self._timers.pop(("pull-failed", uid), None)
+            return False
+        backing_off = ("pull-failed", uid) in self._timers
+        self._since("pull-failed", uid)
+        images = {c["name"]: c.get("image", "") for c in pod["spec"]["containers"]}
+        if not backing_off:
+            for name, failure in failures.items():
+                self._event(pod, "Failed", f'Failed to pull image "{images[name]}": {failure}', "Warning")
+                self._event(pod, "Failed", "Error: ErrImagePull", "Warning")
+        elif any(((s.get("state") or {}).get("waiting") or {}).get("reason") == "ErrImagePull"
+                 for s in pod["status"].get("containerStatuses") or []):
+            for name in failures:
+                self._event(pod, "BackOff", f'Back-off pulling image "{images[name]}"')
+        else:
+            return True  # already backing off: nothing new to write
+        reason = "ImagePullBackOff" if backing_off else "ErrImagePull"
+
+        def waiting(p: Obj) -> None:
+            for status in p["status"].get("containerStatuses") or []:
+                if status["name"] in failures:
+                    failure = failures[status["name"]]
+                    # As recent kubelets word it: the back-off names the error it backs off from.
+                    message = f'Back-off pulling image "{images[status["name"]]}": ErrImagePull: {failure}' \
+                        if backing_off else failure
+                    status["state"] = {"waiting": {"reason": reason, "message": message}}
+        self.store.mutate("v1", "Pod", pod["metadata"]["namespace"], pod["metadata"]["name"], waiting)
+        return True
 
     def _set_creating(self, pod: Obj) -> None:
         def creating(p: Obj) -> None:

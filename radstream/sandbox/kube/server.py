@@ -8,7 +8,6 @@ the paths, verbs, content types and Status errors the official `kubernetes` clie
 from __future__ import annotations
 
 import copy
-import hmac
 import itertools
 import json
 import logging
@@ -20,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from radstream.kube.client import EKS_TOKEN_LIFETIME_SECONDS
+from radstream.sandbox.kube.eks_auth import token_problem
 from radstream.sandbox.kube.store import (
     KINDS,
     ApiError,
@@ -799,7 +800,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
-            if not self.server.authorized(self.headers.get("Authorization") or ""):
+            refused = self.server.refusal(self.headers.get("Authorization") or "")
+            if refused:
+                # Like EKS: the client is told only "Unauthorized"; the reason goes to the log.
+                log.info("refused %s %s: %s", self.command, url.path, refused)
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             code, result = handle(self.server.api, self.command, url.path, query,
                                   self.headers.get("Content-Type") or "application/json", body)
@@ -819,13 +823,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiHttpServer(ThreadingHTTPServer):
-    """The emulator's HTTP front: 127.0.0.1 on a free port, bearer token required on every path."""
+    """The emulator's HTTP front: 127.0.0.1 on a free port, an EKS bearer token (see eks_auth)
+    required on every path."""
 
     daemon_threads = True
 
-    def __init__(self, api: Api, token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, api: Api, access_key_id: str, token_seconds: float = EKS_TOKEN_LIFETIME_SECONDS,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
-        self.api, self._token = api, token
+        self.api, self._access_key_id, self._token_seconds = api, access_key_id, token_seconds
         self._thread: threading.Thread | None = None
 
     @property
@@ -833,9 +839,12 @@ class ApiHttpServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
-    def authorized(self, header: str) -> bool:
+    def refusal(self, header: str) -> str | None:
+        """Why a request with this Authorization header is refused (None: it is not)."""
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token.encode())
+        if scheme.lower() != "bearer":
+            return "no bearer token"
+        return token_problem(token.strip(), access_key_id=self._access_key_id, lifetime=self._token_seconds)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="kube-emulator-http", daemon=True)
