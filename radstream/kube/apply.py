@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 FIELD_MANAGER = "radstream"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
-# EKS bearer tokens live 15 minutes: a client older than this is rebuilt with a fresh one.
-CLIENT_REUSE_SECONDS = 600.0
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_ATTEMPTS = 6  # 0.2 + 0.4 + … + 3.2 s of backoff at most
 RETRY_BASE_DELAY_S = 0.2
@@ -28,18 +26,16 @@ RETRY_MAX_DELAY_S = 5.0
 
 Obj = dict[str, Any]
 Wait = Callable[..., Any]
-_clients: weakref.WeakKeyDictionary[Any, tuple[float, Any]] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def kube_api(ctx: Context) -> Any:
-    """The context's counting ApiClient, shared by the steps of a run."""
+    """The context's counting ApiClient, shared by the steps of a run (it renews its own EKS token)."""
     from radstream.kube.client import api_client
 
-    made, api = _clients.get(ctx, (0.0, None))
-    if api is None or time.monotonic() - made > CLIENT_REUSE_SECONDS:
-        api = api_client(ctx)
-        _clients[ctx] = (time.monotonic(), api)
-    return api
+    if ctx not in _clients:
+        _clients[ctx] = api_client(ctx)
+    return _clients[ctx]
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,7 @@ class TargetNodegroupStep(Step):
         if found is None:
             raise RadstreamError(f"EKS cluster {cluster} does not exist", hint="run phase 0 first (radstream phase run 0)")
         node_role = (ctx.outputs(0).get("roles") or {}).get("eks-nodes") or \
-            role_arn(ctx.names.account_id, ctx.names.role("eks-nodes"))
+            role_arn(ctx.names.account_id, ctx.names.role("eks-nodes"), ctx.names.partition)
         self._replace_failed(ctx)
         if ensure_nodegroup(eks, cluster, ng.name, _spec(ctx), node_role_arn=node_role,
                             subnet_ids=found["resourcesVpcConfig"]["subnetIds"], tags=ctx.names.tags(PHASE)):

@@ -158,7 +158,7 @@ class TestExecutionStep(Step):
     def _state_machine_arn(ctx: Context) -> str:
         from radstream.aws.stepfunctions import state_machine_arn
 
-        return state_machine_arn(ctx.names.region, ctx.names.account_id, ctx.names.state_machine)
+        return state_machine_arn(ctx.names.region, ctx.names.account_id, ctx.names.state_machine, ctx.names.partition)
 
     def _why(self, ctx: Context, study: str, execution: dict[str, Any]) -> str:
         """The pipeline's own failure record when there is one, else the execution's error."""

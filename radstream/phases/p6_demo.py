@@ -180,7 +180,7 @@ class FollowStep(Step):
         from radstream.aws.stepfunctions import state_machine_arn
 
         return ctx.outputs(0).get("state_machine_arn") or state_machine_arn(
-            ctx.names.region, ctx.names.account_id, ctx.names.state_machine)
+            ctx.names.region, ctx.names.account_id, ctx.names.state_machine, ctx.names.partition)
 
     def verify(self, ctx: Context) -> None:
         sfn = ctx.client("stepfunctions")
