@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -76,6 +76,9 @@ class NodegroupSettings(_Section):
     # EKS diskSize: the root volume, which holds every pulled image. EKS's own default, 20 GiB,
     # cannot hold the stock Triton image (~15.5 GB unpacked); 100 holds it with room to spare.
     disk_gib: int = Field(100, ge=20, le=16384)
+    # Other nodegroups phase 1 drains and deletes although this deployment did not create them
+    # (its own, tagged radstream:deployment, always are); anyone else's are left alone.
+    replace: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]] = Field(default_factory=list)
 
     @field_validator("instance_type")
     @classmethod
@@ -112,6 +115,8 @@ class NodegroupSettings(_Section):
     def _sizes(self) -> NodegroupSettings:
         if not self.min_size <= self.desired_size <= self.max_size:
             raise ValueError("need min_size <= desired_size <= max_size")
+        if self.name in self.replace:
+            raise ValueError(f"replace lists {self.name}, the nodegroup phase 1 creates: it cannot replace itself")
         return self
 
 
@@ -126,12 +131,25 @@ class TritonSettings(_Section):
     rollout_timeout_seconds: int = Field(1800, ge=30, le=7200)
 
 
+# The only retention periods CloudWatch Logs' PutRetentionPolicy accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+
+
 class PipelineSettings(_Section):
     max_image_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(64_000_000, ge=224 * 224)
     sidecar_wait_seconds: int = Field(30, ge=0, le=600)
     firehose_buffer_seconds: int = Field(60, ge=0, le=900)
     firehose_buffer_mb: int = Field(1, ge=1, le=128)
+    log_retention_days: int = Field(30, description="Retention of the Lambda functions' log groups.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
 
 
 class Config(_Section):

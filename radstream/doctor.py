@@ -37,8 +37,8 @@ def _shm() -> dict[str, Any]:
 
 
 CREDENTIALS_FIX = "configure credentials (aws configure, AWS_PROFILE or environment variables) or set aws.profile"
-PERMISSIONS_FIX = ("attach manifests/iam/operator.json to your user or role, its ${...} placeholders filled in "
-                   "for this deployment (the check itself needs its iam:SimulatePrincipalPolicy)")
+PERMISSIONS_FIX = ("attach manifests/iam/operator.json and operator-read.json to your user or role, their ${...} "
+                   "placeholders filled in for this deployment (the check itself needs its iam:SimulatePrincipalPolicy)")
 
 
 def _aws_checks(loaded: LoadedConfig) -> list[dict[str, Any]]:
@@ -60,17 +60,16 @@ def _aws_checks(loaded: LoadedConfig) -> list[dict[str, Any]]:
 def _permissions(iam: Any, identity: dict[str, str], loaded: LoadedConfig) -> dict[str, Any]:
     from types import SimpleNamespace
 
-    from radstream.aws.iam import render_document
-    from radstream.aws.operator_policy import POLICY_PATH
+    from radstream.aws.operator_policy import merged, operator_documents
     from radstream.aws.permissions import missing_actions, principal_arn
     from radstream.names import Names, partition_of
     from radstream.phases.p0_foundation import template_variables
 
     if identity["Arn"].endswith(":root"):  # the simulator refuses the root user, who may do anything
-        return _check("permissions", True, "the account's root user (better: a user or role with operator.json)", "")
+        return _check("permissions", True, "the account's root user (better: a user or role with the operator policies)", "")
     settings, principal = loaded.settings, principal_arn(identity["Arn"])
     names = Names(settings.deployment, identity["Account"], settings.region, partition_of(identity["Arn"]))
-    document = render_document(POLICY_PATH, template_variables(SimpleNamespace(names=names)))
+    document = merged(operator_documents(template_variables(SimpleNamespace(names=names))))
     try:
         missing = missing_actions(iam, principal, document)
     except Exception as exc:  # noqa: BLE001 - whatever stops the simulation is what to report

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from radstream.context import Context
-from radstream.errors import RadstreamError
+from radstream.errors import ConfigError, RadstreamError
 from radstream.phases.base import Phase, PhaseNotImplemented
 from radstream.state import now_iso
 
@@ -81,13 +81,16 @@ class Engine:
     def preflight(self, number: int) -> str | None:
         """What would stop phase `number` whatever the world holds (an image its nodes cannot hold),
         from the phase's optional read-only `preflight(ctx) -> str | None`. A run checks every one of
-        its phases before the first changes anything; a plan shows it as the phase's failure."""
+        its phases before the first changes anything; a plan shows it as the phase's failure.
+        A ConfigError (a config that cannot work with what exists) stops the run or plan: exit 2."""
         phase = self.phases[number]
         check = getattr(phase, "preflight", None)
         if check is None or not phase.implemented:
             return None
         try:
             return check(self.ctx)
+        except ConfigError:
+            raise
         except Exception as exc:  # noqa: BLE001 - what cannot be checked is not applied either
             return f"cannot check before changing anything: {describe_error(exc)}"
 
@@ -232,13 +235,16 @@ class Engine:
         return report
 
     # -- destroy --------------------------------------------------------------------------------
-    def destroy(self, numbers: Sequence[int]) -> RunResult:
+    def destroy(self, numbers: Sequence[int], teardown: bool = False) -> RunResult:
+        """Destroy `numbers` in reverse. In a teardown (every phase goes) a step with the optional
+        attribute `teardown_skips = True`, whose destroy only readies the world for a later phase's
+        next run (phase 7 giving the nodegroup its size back), is not run: that phase goes too."""
         results = []
         for number in sorted(numbers, reverse=True):
-            results.append(self._destroy_phase(number))
+            results.append(self._destroy_phase(number, teardown))
         return RunResult(results)
 
-    def _destroy_phase(self, number: int) -> PhaseResult:
+    def _destroy_phase(self, number: int, teardown: bool = False) -> PhaseResult:
         ctx, state, phase = self.ctx, self.ctx.state, self.phases[number]
         result = PhaseResult(number, phase.name, "destroyed")
         start, before = time.monotonic(), ctx.counter.total
@@ -252,7 +258,8 @@ class Engine:
                 step_start = time.monotonic()
                 ctx.reporter.step_started(number, step.name)
                 try:
-                    step.destroy(ctx)
+                    if not (teardown and getattr(step, "teardown_skips", False)):
+                        step.destroy(ctx)
                 except Exception:
                     ctx.reporter.step_finished(number, step.name, "failed", time.monotonic() - step_start)
                     raise

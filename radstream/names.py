@@ -80,6 +80,9 @@ class Names:
     def athena_workgroup(self) -> str:
         return f"{self.deployment}-analytics"
 
+    def launch_template(self, nodegroup: str) -> str:
+        return f"{self.deployment}-{nodegroup}-nodes"
+
     @property
     def lambda_layer(self) -> str:
         return f"{self.deployment}-pipeline-deps"

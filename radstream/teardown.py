@@ -37,7 +37,7 @@ def run_teardown(ctx: Context, confirm: Callable[[str], None], stop_sandbox: boo
     else:
         confirm(f"Destroy every resource of deployment {deployment!r} ({ctx.config.target})?")
         ctx.ensure_target_running()
-        result = engine.destroy([n for n, *_ in registry.REGISTRY])
+        result = engine.destroy([n for n, *_ in registry.REGISTRY], teardown=True)
         ctx.log(f"checking that nothing tagged radstream:deployment={deployment} is left")
         leftovers = settled_leftovers(ctx.client, deployment, ctx.wait)
         payload = engine.report(result) | {"leftovers": leftovers}

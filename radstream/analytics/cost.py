@@ -1,7 +1,8 @@
 """What the deployment costs: a built-in us-east-1 price table, the idle cost of what is deployed,
 the marginal cost per 1000 images from measured durations, and (on aws) Cost Explorer by tag.
 
-Pure arithmetic on plain dicts, except `cost_explorer`, which takes a Cost Explorer client."""
+Pure arithmetic on plain dicts, except `cost_explorer` (a Cost Explorer client) and the functions
+under "from a live deployment", which read the account."""
 
 from __future__ import annotations
 
@@ -38,10 +39,13 @@ PRICES: dict[str, Any] = {
     },
     "ebs_gp3_gb_month": 0.08,  # node root volumes
     "public_ipv4_hour": 0.005,  # every public IPv4 address, in use or not
+    "nat_gateway_hour": 0.045,  # plus $0.045 per GB processed
+    "vpc_endpoint_zone_hour": 0.01,  # an interface endpoint bills in every zone it has a network interface in
     "lambda_gb_second": 0.0000166667,  # x86
     "lambda_request": 0.20 / 1e6,
     "stepfunctions_transition": 0.025 / 1000,  # standard workflows
     "kinesis_shard_hour": 0.015,  # provisioned mode
+    "kinesis_on_demand_stream_hour": 0.04,  # on-demand mode, plus data in and out
     "kinesis_put_unit": 0.014 / 1e6,
     "kinesis_put_unit_bytes": 25 * 1024,
     "firehose_gb": 0.029,  # first 500 TB/month
@@ -56,54 +60,90 @@ PRICES: dict[str, Any] = {
 }
 
 
-def _line(item: str, quantity: float, unit: str, unit_price: float | None, *, monthly: bool = False) -> dict[str, Any]:
+def _line(kind: str, item: str, resource: str, quantity: float, unit: str, unit_price: float | None,
+          source: str | None, *, monthly: bool = False) -> dict[str, Any]:
     """One priced item; hourly prices and GB-month prices both end up per hour and per month."""
     cost = 0.0 if unit_price is None else quantity * unit_price
     per_hour, per_month = (cost / HOURS_PER_MONTH, cost) if monthly else (cost, cost * HOURS_PER_MONTH)
-    return {"item": item, "quantity": quantity, "unit": unit, "unit_price": unit_price,
-            "per_hour": round(per_hour, 6), "per_month": round(per_month, 4)}
+    return {"kind": kind, "item": item, "resource": resource, "quantity": quantity, "unit": unit,
+            "unit_price": unit_price, "per_hour": round(per_hour, 6), "per_month": round(per_month, 4),
+            "source": source}
 
 
-def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) -> dict[str, Any]:
-    """What the deployed resources cost with no traffic at all.
+def _cluster_lines(inventory: Mapping[str, Any], prices: Mapping[str, Any], notes: list[str]) -> list[dict[str, Any]]:
+    count, source = inventory.get("clusters"), (inventory.get("sources") or {}).get("clusters")
+    if not count:
+        return []
+    resource = f"eks cluster {inventory.get('cluster_name') or ''}".strip()
+    if inventory.get("cluster_support") == "EXTENDED_SUPPORT":
+        notes.append(f"Kubernetes {inventory.get('cluster_version') or 'version'} is past standard support: "
+                     "the control plane costs six times as much; upgrade cluster.version")
+        return [_line("cluster", "EKS control plane (extended support)", resource, count, "cluster-hour",
+                      prices["eks_cluster_extended_hour"], source)]
+    return [_line("cluster", "EKS control plane", resource, count, "cluster-hour", prices["eks_cluster_hour"], source)]
 
-    inventory: {"clusters": n, "cluster_version": "1.x", "cluster_support": "STANDARD_SUPPORT"|"EXTENDED_SUPPORT",
-    "nodegroups": [{"instance_type", "count", "disk_gb", "capacity_type"}],
-    "kinesis_shards": n, "load_balancers": {"clb"|"nlb"|"alb": n}, "public_ipv4": n,
-    "ecr_gb": x, "s3_gb": x} — absent keys count as none."""
-    lines, notes = [], []
-    if inventory.get("clusters"):
-        if inventory.get("cluster_support") == "EXTENDED_SUPPORT":
-            lines.append(_line("EKS control plane (extended support)", inventory["clusters"], "cluster-hour",
-                               prices["eks_cluster_extended_hour"]))
-            notes.append(f"Kubernetes {inventory.get('cluster_version') or 'version'} is past standard support: "
-                         "the control plane costs six times as much; upgrade cluster.version")
-        else:
-            lines.append(_line("EKS control plane", inventory["clusters"], "cluster-hour", prices["eks_cluster_hour"]))
+
+def _node_lines(inventory: Mapping[str, Any], prices: Mapping[str, Any], notes: list[str]) -> list[dict[str, Any]]:
+    lines = []
     for group in inventory.get("nodegroups", []):
         kind, count = group["instance_type"], group.get("count", 0)
         if not count:
             continue
+        resource = f"eks nodegroup {group['name']}" if group.get("name") else f"{kind} nodes"
         price = prices["ec2_hour"].get(kind)
         if price is None:
             notes.append(f"no built-in price for instance type {kind}: its {count} node(s) are not counted")
         elif group.get("capacity_type") == "SPOT":
             notes.append(f"{kind} nodes are spot: priced at on-demand, an upper bound")
-        lines.append(_line(f"EC2 {kind} nodes", count, "instance-hour", price))
+        lines.append(_line("nodes", f"EC2 {kind} nodes", resource, count, "instance-hour", price, group.get("source")))
         if group.get("disk_gb"):
-            lines.append(_line(f"EBS gp3 root volumes ({kind})", count * group["disk_gb"], "GB-month",
-                               prices["ebs_gp3_gb_month"], monthly=True))
-    if inventory.get("public_ipv4"):
-        lines.append(_line("Public IPv4 addresses", inventory["public_ipv4"], "address-hour", prices["public_ipv4_hour"]))
-    if inventory.get("kinesis_shards"):
-        lines.append(_line("Kinesis shards", inventory["kinesis_shards"], "shard-hour", prices["kinesis_shard_hour"]))
-    for kind, count in sorted((inventory.get("load_balancers") or {}).items()):
-        if count:
-            lines.append(_line(f"Load balancer ({kind.upper()})", count, "LB-hour", prices["elb_hour"][kind]))
-    if inventory.get("ecr_gb"):
-        lines.append(_line("ECR image storage", inventory["ecr_gb"], "GB-month", prices["ecr_gb_month"], monthly=True))
-    if inventory.get("s3_gb"):
-        lines.append(_line("S3 storage", inventory["s3_gb"], "GB-month", prices["s3_gb_month"], monthly=True))
+            lines.append(_line("disks", f"EBS gp3 root volumes ({kind})", resource, count * group["disk_gb"], "GB-month",
+                               prices["ebs_gp3_gb_month"], group.get("source"), monthly=True))
+    return lines
+
+
+# (inventory key, kind, item, resource, unit, price key) of the counts priced by the hour.
+_HOURLY = (
+    ("public_ipv4", "public_ipv4", "Public IPv4 addresses", "public IPv4 addresses", "address-hour", "public_ipv4_hour"),
+    ("nat_gateways", "nat", "NAT gateways", "nat gateways", "gateway-hour", "nat_gateway_hour"),
+    ("vpc_endpoints", "endpoints", "VPC interface endpoints", "vpc interface endpoints", "endpoint-zone-hour",
+     "vpc_endpoint_zone_hour"),
+    ("kinesis_shards", "kinesis", "Kinesis shards", "kinesis stream", "shard-hour", "kinesis_shard_hour"),
+    ("kinesis_on_demand_streams", "kinesis", "Kinesis on-demand stream", "kinesis stream", "stream-hour",
+     "kinesis_on_demand_stream_hour"),
+)
+
+
+def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) -> dict[str, Any]:
+    """What the deployed resources cost with no traffic at all: one line per billed thing found,
+    none for what the inventory does not hold.
+
+    inventory (absent keys count as none): clusters, cluster_name, cluster_version,
+    cluster_support ("STANDARD_SUPPORT"|"EXTENDED_SUPPORT"); nodegroups [{name, instance_type,
+    count, disk_gb, capacity_type, source}]; counts public_ipv4, nat_gateways, vpc_endpoints (one per
+    endpoint and zone), kinesis_shards or kinesis_on_demand_streams (with kinesis_stream);
+    load_balancers [{name, kind: clb|nlb|alb, service, source}]; buckets and repositories [{name,
+    bytes, source}]; sources {count key: where it was read}; notes [what could not be read]."""
+    notes = list(inventory.get("notes") or [])
+    sources = inventory.get("sources") or {}
+    lines = _cluster_lines(inventory, prices, notes) + _node_lines(inventory, prices, notes)
+    for key, kind, item, resource, unit, price in _HOURLY:
+        if inventory.get(key):
+            if kind == "kinesis" and inventory.get("kinesis_stream"):
+                resource = f"kinesis stream {inventory['kinesis_stream']}"
+            lines.append(_line(kind, item, resource, inventory[key], unit, prices[price], sources.get(key)))
+    for lb in inventory.get("load_balancers") or []:
+        price = prices["elb_hour"].get(lb["kind"])
+        if price is None:
+            notes.append(f"no built-in price for a {lb['kind']} load balancer: {lb['name']} is not counted")
+        resource = f"load balancer of service {lb['service']}" if lb.get("service") else f"load balancer {lb['name']}"
+        lines.append(_line("load_balancer", f"Load balancer ({lb['kind'].upper()})", resource, 1, "LB-hour", price,
+                           lb.get("source")))
+    for kind, key, item, label, price in (("s3", "buckets", "S3 storage", "s3 bucket", "s3_gb_month"),
+                                          ("ecr", "repositories", "ECR image storage", "ecr repository", "ecr_gb_month")):
+        for found in inventory.get(key) or []:
+            lines.append(_line(kind, item, f"{label} {found['name']}", found["bytes"] / GIB, "GB-month", prices[price],
+                               found.get("source"), monthly=True))
     return {
         "lines": lines,
         "per_hour": round(sum(line["per_hour"] for line in lines), 6),
@@ -111,34 +151,6 @@ def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) 
         "notes": notes,
         "prices_as_of": PRICES_AS_OF,
         "price_source": PRICE_SOURCE,
-    }
-
-
-def inventory_from_state(config: Any, phases: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """What is deployed, from the config and the state file's phases ({"0": {"status", "outputs"}…}).
-
-    Phase 7 (cost control) scales the nodegroup to zero and stops the stream; a load balancer
-    exists from phase 3 on; the Kubernetes default for a LoadBalancer Service is a Classic LB;
-    phase 0 records whether the cluster's version is in standard or extended support."""
-    def done(n: int) -> bool:
-        return phases.get(str(n), {}).get("status") == "done"
-
-    def outputs(n: int) -> Mapping[str, Any]:
-        return phases.get(str(n), {}).get("outputs") or {}
-
-    parked = done(7)
-    nodes = config.nodegroup.desired_size if done(1) and not parked else 0
-    image_bytes = outputs(2).get("image_bytes") or 0
-    return {
-        "clusters": 1 if done(0) else 0,
-        "cluster_version": outputs(0).get("cluster_version"),
-        "cluster_support": outputs(0).get("cluster_support"),
-        "nodegroups": [{"instance_type": config.nodegroup.instance_type, "count": nodes,
-                        "disk_gb": 20, "capacity_type": config.nodegroup.capacity_type}],  # 20 GB: EKS default
-        "public_ipv4": nodes,  # nodes in public subnets each hold one
-        "kinesis_shards": 1 if done(0) and not parked else 0,
-        "load_balancers": {outputs(3).get("load_balancer_type", "clb"): 1 if done(3) else 0},
-        "ecr_gb": image_bytes / GIB,
     }
 
 
@@ -258,13 +270,22 @@ def cost_explorer(ce: Any, deployment: str, start: date, end: date, granularity:
 
 
 # -- from a live deployment -----------------------------------------------------------------------
+def deployment_inventory(ctx: Any) -> dict[str, Any]:
+    """idle_cost's inventory of what the account holds now for this deployment."""
+    from radstream.aws.costing import live_inventory
+
+    return live_inventory(ctx.client, deployment=ctx.config.deployment, cluster=ctx.config.cluster_name,
+                          stream=ctx.names.kinesis_stream, buckets=list(ctx.names.buckets().values()),
+                          repository=ctx.names.ecr_repository)
+
+
 def deployment_cost(ctx: Any, *, images_per_hour: float | None = None, explorer_days: int | None = None) -> dict[str, Any]:
-    """Idle cost from the state file; cost per 1000 images from the telemetry's measured stage
+    """Idle cost of what the account holds; cost per 1000 images from the telemetry's measured stage
     times (when there are any); Cost Explorer over the last `explorer_days` days on aws."""
     from radstream.analytics.runner import run_query
     from radstream.phases.p0_foundation import LAMBDA_MEMORY_MB
 
-    idle = idle_cost(inventory_from_state(ctx.config, ctx.state.data.get("phases", {})))
+    idle = idle_cost(deployment_inventory(ctx))
     summary: dict[str, Any] = {"idle": idle, "per_1000_images": None, "cost_explorer": None, "notes": []}
     try:
         stages = run_query(ctx, name="events_by_stage").rows

@@ -11,7 +11,7 @@ from typing import Any
 
 from radstream.aws import error_code
 from radstream.aws.tags import missing
-from radstream.errors import RadstreamError
+from radstream.errors import ConfigError, RadstreamError
 from radstream.names import TAG_DEPLOYMENT
 
 
@@ -32,6 +32,10 @@ STANDARD_SUPPORT = "STANDARD_SUPPORT"
 
 class ClusterFailed(RadstreamError):
     """EKS put the cluster in FAILED, a state it never leaves: waiting cannot help."""
+
+
+class ForeignNodegroup(ConfigError):
+    """The configured nodegroup name is taken by a nodegroup this deployment did not create."""
 
 
 def _default_vpc_subnets(ec2: Any) -> list[dict[str, Any]]:
@@ -83,9 +87,9 @@ def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
-def is_owned(cluster: dict[str, Any], deployment: str) -> bool:
-    """Created by this deployment (as opposed to adopted)."""
-    return cluster.get("tags", {}).get(TAG_DEPLOYMENT) == deployment
+def is_owned(resource: dict[str, Any], deployment: str) -> bool:
+    """A described cluster or nodegroup created by this deployment (as opposed to someone else's)."""
+    return (resource.get("tags") or {}).get(TAG_DEPLOYMENT) == deployment
 
 
 def cluster_drift(eks: Any, name: str, tags: dict[str, str]) -> list[str]:
@@ -321,8 +325,23 @@ def _taint_set(taints: list[dict[str, str]]) -> set[tuple[str, str, str]]:
     return {(t["key"], t.get("value", ""), t["effect"]) for t in taints}
 
 
-def nodegroup_drift(eks: Any, cluster: str, name: str, spec: NodegroupSpec, tags: dict[str, str]) -> list[str]:
-    """What differs; "missing" when absent (or being deleted); "replace: ..." for immutable fields."""
+def nodegroup_disk_gib(found: dict[str, Any], ec2: Any) -> int | None:
+    """The nodes' root volume: the launch template's when there is one (AWS then reports no diskSize;
+    None when no ec2 client is given to read it), else diskSize."""
+    template = found.get("launchTemplate")
+    if not template:
+        return int(found["diskSize"]) if found.get("diskSize") is not None else None
+    from radstream.aws.launch_template import describe_version, template_disk_gib
+
+    version = describe_version(ec2, template_id=template["id"], version=str(template.get("version") or "$Default")) \
+        if ec2 is not None else None
+    return template_disk_gib(version["data"]) if version else None
+
+
+def nodegroup_drift(eks: Any, cluster: str, name: str, spec: NodegroupSpec, tags: dict[str, str],
+                    ec2: Any = None) -> list[str]:
+    """What differs; "missing" when absent (or being deleted); "replace: ..." for immutable fields
+    (the disk is read from the nodegroup's launch template with `ec2`)."""
     found = describe_nodegroup(eks, cluster, name)
     if found is None or found["status"] == "DELETING":
         return ["missing"]
@@ -331,8 +350,8 @@ def nodegroup_drift(eks: Any, cluster: str, name: str, spec: NodegroupSpec, tags
         drift.append(f"replace: instance type {found.get('instanceTypes')} -> {spec.instance_type}")
     if found.get("capacityType", "ON_DEMAND") != spec.capacity_type:
         drift.append(f"replace: capacity type {found.get('capacityType')} -> {spec.capacity_type}")
-    if found.get("diskSize") is not None and int(found["diskSize"]) != spec.disk_gib:
-        drift.append(f"replace: disk size {found['diskSize']} GiB -> {spec.disk_gib} GiB")
+    if (disk := nodegroup_disk_gib(found, ec2)) is not None and disk != spec.disk_gib:
+        drift.append(f"replace: disk size {disk} GiB -> {spec.disk_gib} GiB")
     if found.get("scalingConfig") != spec.scaling:
         drift.append("scaling")
     if (found.get("labels") or {}) != spec.labels:
@@ -344,16 +363,31 @@ def nodegroup_drift(eks: Any, cluster: str, name: str, spec: NodegroupSpec, tags
     return drift
 
 
+def refuse_foreign_nodegroup(eks: Any, cluster: str, name: str, deployment: str) -> None:
+    """Raises ForeignNodegroup when a nodegroup `name` exists that `deployment` did not create."""
+    found = describe_nodegroup(eks, cluster, name)
+    if found is not None and found["status"] != "DELETING" and not is_owned(found, deployment):
+        raise ForeignNodegroup(f"nodegroup {name} of cluster {cluster} exists and was not created by deployment "
+                               f"{deployment}: RadStream does not change it",
+                               hint="set nodegroup.name to another name (and list this one in nodegroup.replace "
+                                    "if phase 1 should drain and delete it)")
+
+
 def ensure_nodegroup(eks: Any, cluster: str, name: str, spec: NodegroupSpec, *, node_role_arn: str,
-                     subnet_ids: list[str], tags: dict[str, str]) -> bool:
-    """Create the nodegroup or update what can change in place (the caller waits for ACTIVE)."""
-    drift = nodegroup_drift(eks, cluster, name, spec, tags)
+                     subnet_ids: list[str], tags: dict[str, str], launch_template: dict[str, str] | None = None,
+                     ec2: Any = None) -> bool:
+    """Create the nodegroup or update what can change in place (the caller waits for ACTIVE).
+    With `launch_template` ({"id", "version"}, holding the root volume) no diskSize is sent: EKS
+    refuses both. Refuses one of that name this deployment did not create: it is someone else's."""
+    refuse_foreign_nodegroup(eks, cluster, name, tags[TAG_DEPLOYMENT])
+    drift = nodegroup_drift(eks, cluster, name, spec, tags, ec2)
     if "missing" in drift:
+        disk = {"launchTemplate": launch_template} if launch_template else {"diskSize": spec.disk_gib}
         _create(eks.create_nodegroup,
             clusterName=cluster, nodegroupName=name, nodeRole=node_role_arn, subnets=subnet_ids,
             instanceTypes=[spec.instance_type], capacityType=spec.capacity_type, scalingConfig=spec.scaling,
             labels=spec.labels, taints=spec.taints, tags=tags, amiType="AL2023_x86_64_NVIDIA" if spec.gpu else "AL2023_x86_64_STANDARD",
-            diskSize=spec.disk_gib,
+            **disk,
         )
         return True
     immutable = [d for d in drift if d.startswith("replace:")]

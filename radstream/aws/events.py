@@ -122,6 +122,15 @@ def delete_log_group(logs: Any, name: str) -> None:
             raise
 
 
+def delete_log_stream(logs: Any, group: str, stream: str) -> None:
+    """One stream of a group others share; quiet when the stream or the group is gone."""
+    try:
+        logs.delete_log_stream(logGroupName=group, logStreamName=stream)
+    except Exception as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+
+
 def logs_resource_policy_drift(logs: Any, name: str, document: dict) -> list[str]:
     policies = logs.describe_resource_policies()["resourcePolicies"]
     current = next((p for p in policies if p["policyName"] == name), None)

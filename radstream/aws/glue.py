@@ -10,6 +10,9 @@ from radstream.aws.iam import role_name_with_path
 from radstream.aws.tags import missing
 from radstream.pipeline.results import TELEMETRY_COLUMNS
 
+# Every crawler of the account logs here, each to a stream named after itself.
+CRAWLER_LOG_GROUP = "/aws-glue/crawlers"
+
 
 def glue_arn(region: str, account_id: str, kind: str, name: str, partition: str = "aws") -> str:
     return make_arn(partition, "glue", region, account_id, f"{kind}/{name}")

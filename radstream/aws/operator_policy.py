@@ -18,7 +18,10 @@ from typing import Any
 
 from radstream.errors import RadstreamError
 
-POLICY_PATH = Path(__file__).resolve().parents[2] / "manifests" / "iam" / "operator.json"
+# IAM caps a managed policy at 6,144 characters, so the operator's permissions ship as two: what it
+# changes (scoped to the deployment's resources) and what it only reads on "*".
+POLICY_PATHS = tuple(Path(__file__).resolve().parents[2] / "manifests" / "iam" / name
+                     for name in ("operator.json", "operator-read.json"))
 CHECK_VARIABLE = "OPERATOR_POLICY_CHECK"
 LOG_VARIABLE = "OPERATOR_POLICY_CALL_LOG"
 
@@ -94,10 +97,23 @@ def policy_actions(document: dict[str, Any]) -> list[str]:
     return list(found)
 
 
+def operator_documents(variables: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The operator's managed policies, rendered for a deployment when `variables` are given (else as
+    templates: the ${...} placeholders only occur in resources, so they parse as they are)."""
+    from radstream.aws import substitute
+
+    return [json.loads(substitute(path.read_text(), variables) if variables else path.read_text())
+            for path in POLICY_PATHS]
+
+
+def merged(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several policies as one document: what a principal with all of them attached may do."""
+    return {"Version": "2012-10-17", "Statement": [s for d in documents for s in _listed(d["Statement"])]}
+
+
 @lru_cache(maxsize=1)
 def operator_policy() -> dict[str, Any]:
-    # The ${...} placeholders only occur in resources, so the template parses as it is.
-    return json.loads(POLICY_PATH.read_text())
+    return merged(operator_documents())
 
 
 def botocore_hook(model: Any = None, **_: object) -> None:
@@ -111,6 +127,7 @@ def botocore_hook(model: Any = None, **_: object) -> None:
             out.write(f"{action} {model.service_model.service_name}.{model.name}\n")
     if check and action not in ALWAYS_ALLOWED and not allows(operator_policy(), action):
         raise UncoveredAction(
-            f"{action} (for {model.service_model.service_name} {model.name}) is not allowed by {POLICY_PATH.name}",
-            hint="add the action to manifests/iam/operator.json, scoped to the deployment's resources",
+            f"{action} (for {model.service_model.service_name} {model.name}) is not allowed by the operator policy",
+            hint="add the action to manifests/iam/operator.json (scoped to the deployment's resources), or to "
+                 "operator-read.json when it only reads",
         )

@@ -124,7 +124,7 @@ def cost(
     json_output: JsonOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """What the deployment costs idle (per hour and month) and per 1000 images, from built-in prices."""
+    """What the deployment costs idle (what the account holds, per hour and month) and per 1000 images."""
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
 
     def body() -> int:
@@ -142,8 +142,9 @@ def cost(
 def _render_cost(result: dict[str, Any]) -> None:
     idle = result["idle"]
     _table(f"idle: ${idle['per_hour']:.4f}/hour, ${idle['per_month']:.2f}/month (prices as of {idle['prices_as_of']})",
-           ["item", "quantity", "unit", "$/hour", "$/month"],
-           [[li["item"], f"{li['quantity']:g}", li["unit"], f"{li['per_hour']:.4f}", f"{li['per_month']:.2f}"] for li in idle["lines"]])
+           ["item", "resource", "quantity", "unit", "$/hour", "$/month", "read from"],
+           [[li["item"], li["resource"], f"{li['quantity']:g}", li["unit"], f"{li['per_hour']:.4f}", f"{li['per_month']:.2f}",
+             li["source"] or ""] for li in idle["lines"]])
     per = result.get("per_1000_images")
     if per:
         _table(f"per 1000 images: ${per['per_1000_images']:.4f}", ["item", "quantity", "unit", "$"],

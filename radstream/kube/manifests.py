@@ -13,10 +13,14 @@ from typing import Any
 
 from radstream.config import Config
 from radstream.kube.capacity import instance_type
+from radstream.names import TAG_DEPLOYMENT, TAG_PHASE
 
 APP_NAME = "triton"  # app.kubernetes.io/name: the sandbox connects pods with this label to its Triton
 DEPLOYMENT = "triton"
 SERVICE = "triton-svc"
+SERVICE_PHASE = 3  # the phase that creates the Service, and so its load balancer
+# The cloud controller's finalizer: a LoadBalancer Service stays until its load balancer is released.
+LOAD_BALANCER_CLEANUP = "service.kubernetes.io/load-balancer-cleanup"
 DEVICE_PLUGIN = "nvidia-device-plugin"
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -128,7 +132,9 @@ def workloads(config: Config, directory: Path, image: str) -> list[Manifest]:
 
 
 def service(config: Config, directory: Path) -> Manifest:
-    manifest = load(directory, "service", {"ServiceName": SERVICE, "Namespace": config.triton.namespace})
+    tags = f"{TAG_DEPLOYMENT}={config.deployment},{TAG_PHASE}={SERVICE_PHASE}"
+    manifest = load(directory, "service", {"ServiceName": SERVICE, "Namespace": config.triton.namespace,
+                                           "AdditionalTags": tags})
     manifest["metadata"]["labels"] = labels(config)
     manifest["spec"]["selector"] = selector(config)
     return manifest
@@ -148,12 +154,12 @@ def endpoints(service_obj: Manifest) -> tuple[str, str] | None:
     """(HTTP URL, gRPC host:port) of a LoadBalancer Service once it has an ingress, else None.
 
     An ingress entry may list the ports it really listens on (in the Service's port order); when it
-    does not, the Service's own ports apply."""
+    does not, the Service's own ports apply. Its IP, when it has one, needs no DNS lookup."""
     ingress = ((service_obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     if not ingress:
         return None
     entry = ingress[0]
-    host = entry.get("hostname") or entry.get("ip")
+    host = entry.get("ip") or entry.get("hostname")
     if not host:
         return None
     declared = [p["port"] for p in (service_obj.get("spec") or {}).get("ports") or []]

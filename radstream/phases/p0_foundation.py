@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from radstream.errors import RadstreamError
+from radstream.errors import ConfigError, RadstreamError
 from radstream.names import LAMBDA_FUNCTIONS, TELEMETRY_PREFIX
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
 
@@ -181,6 +181,41 @@ class KinesisStep(_DriftStep):
         from radstream.aws.kinesis import delete_stream
 
         delete_stream(ctx.client("kinesis"), ctx.names.kinesis_stream)
+
+
+class FunctionLogGroupsStep(_DriftStep):
+    """Before the functions: Lambda creates a missing group on first invoke, untagged and kept forever."""
+
+    name = "lambda-log-groups"
+    description = "the functions' log groups (/aws/lambda/<function>), tagged, with pipeline.log_retention_days"
+
+    @staticmethod
+    def _groups(ctx: Context) -> list[str]:
+        return [f"/aws/lambda/{ctx.names.lambda_function(fn)}" for fn in LAMBDA_FUNCTIONS]
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.events import log_group_drift
+
+        logs, tags, days = ctx.client("logs"), ctx.names.tags(PHASE), ctx.config.pipeline.log_retention_days
+        return [("log group", name, log_group_drift(logs, name, tags, days)) for name in self._groups(ctx)]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.events import ensure_log_group
+
+        logs, tags, days = ctx.client("logs"), ctx.names.tags(PHASE), ctx.config.pipeline.log_retention_days
+        for name in self._groups(ctx):
+            ensure_log_group(logs, name, tags, days)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        return {"function_log_groups": self._groups(ctx)}
+
+    def destroy(self, ctx: Context) -> None:
+        # Destroy runs backwards, so the functions are gone and cannot write (and recreate) them again.
+        from radstream.aws.events import delete_log_group
+
+        logs = ctx.client("logs")
+        for name in self._groups(ctx):
+            delete_log_group(logs, name)
 
 
 class FunctionsStep(_DriftStep):
@@ -451,11 +486,14 @@ class GlueStep(_DriftStep):
                 "glue_crawler": names.glue_crawler}
 
     def destroy(self, ctx: Context) -> None:
-        from radstream.aws.glue import delete_crawler, delete_database
+        from radstream.aws.events import delete_log_stream
+        from radstream.aws.glue import CRAWLER_LOG_GROUP, delete_crawler, delete_database
 
         glue = ctx.client("glue")
         delete_crawler(glue, ctx.names.glue_crawler)
         delete_database(glue, ctx.names.glue_database)
+        # The group is shared with every other crawler of the account: only our stream goes.
+        delete_log_stream(ctx.client("logs"), CRAWLER_LOG_GROUP, ctx.names.glue_crawler)
 
 
 class AthenaStep(_DriftStep):
@@ -518,6 +556,21 @@ class ClusterStep(_DriftStep):
                                   ctx.config.nodegroup.instance_type)
         return subnets, version, support
 
+    def preflight(self, ctx: Context) -> None:
+        """cluster.mode create never adopts a same-named cluster someone else made: refused before
+        any change (radstream.engine lets a ConfigError through: exit 2)."""
+        from radstream.aws.eks import describe_cluster, is_owned
+
+        name = ctx.config.cluster_name
+        if ctx.config.cluster.mode != "create":
+            return
+        cluster = describe_cluster(ctx.client("eks"), name)
+        if cluster is not None and not is_owned(cluster, ctx.names.deployment):
+            raise ConfigError(f"EKS cluster {name} exists and was not created by deployment {ctx.names.deployment}, "
+                              "and cluster.mode is create",
+                              hint=f"set cluster.mode: adopt to use {name} as it is, or another cluster.name "
+                                   "to create one")
+
     def _operator_access(self, ctx: Context, cluster: dict[str, Any]) -> None:
         """An adopted cluster: say what access the operator needs, and refuse when EKS shows it has none."""
         from radstream.aws.eks import operator_access
@@ -534,6 +587,7 @@ class ClusterStep(_DriftStep):
         from radstream.aws.eks import access_entry_drift, admin_policy_arn, cluster_drift, describe_cluster, is_owned
 
         eks, name, principals = ctx.client("eks"), ctx.config.cluster_name, ctx.config.cluster.admin_principals
+        self.preflight(ctx)
         drift = cluster_drift(eks, name, ctx.names.tags(PHASE))
         if "missing" in drift:
             subnets, version, support = self._creation(ctx)
@@ -558,6 +612,7 @@ class ClusterStep(_DriftStep):
 
         eks, name, deployment, tags = ctx.client("eks"), ctx.config.cluster_name, ctx.names.deployment, \
             ctx.names.tags(PHASE)
+        self.preflight(ctx)
         replace = [d for d in cluster_drift(eks, name, tags) if d.startswith("replace:")]
         if replace:
             ctx.warn(f"EKS cluster {name}: {replace[0][9:]}; deleting and recreating it")
@@ -592,12 +647,23 @@ class ClusterStep(_DriftStep):
                 "cluster_support": support_status(cluster_versions(eks), cluster["version"])}
 
     def destroy(self, ctx: Context) -> None:
-        from radstream.aws.eks import delete_cluster, describe_cluster
+        from radstream.aws.eks import delete_cluster, describe_cluster, is_owned
+        from radstream.phases.p3_expose import load_balancer_services, sweep_load_balancers
 
         eks, name = ctx.client("eks"), ctx.config.cluster_name
+        cluster = describe_cluster(eks, name)
+        # Deleting the cluster under a LoadBalancer Service strands its load balancer, billed.
+        if cluster and cluster["status"] == "ACTIVE" and is_owned(cluster, ctx.names.deployment):
+            services = load_balancer_services(ctx)
+            if services:
+                raise RadstreamError(f"EKS cluster {name} still has LoadBalancer Service(s) {', '.join(services)}: "
+                                     "deleting it would leave their load balancers behind",
+                                     hint="run `radstream phase destroy 3` first")
         if delete_cluster(eks, name, ctx.names.deployment):
             ctx.wait(f"EKS cluster {name} deleted", lambda: describe_cluster(eks, name) is None,
                      timeout=1800, interval=15.0)
+        if describe_cluster(eks, name) is None:
+            sweep_load_balancers(ctx, name)
 
 
 class FoundationPhase(Phase):
@@ -606,7 +672,11 @@ class FoundationPhase(Phase):
     summary = ("buckets, IAM roles, Lambda functions and layer, Step Functions, EventBridge, Kinesis, Firehose, "
                "ECR, Glue, Athena and the EKS cluster")
 
+    def preflight(self, ctx: Context) -> None:
+        ClusterStep().preflight(ctx)
+
     def steps(self, ctx: Context) -> list[Step]:
         # Dependency order; destroy runs it backwards.
-        return [BucketsStep(), RolesStep(), KinesisStep(), FunctionsStep(), StateMachineStep(), EventRulesStep(),
+        return [BucketsStep(), RolesStep(), KinesisStep(), FunctionLogGroupsStep(), FunctionsStep(),
+                StateMachineStep(), EventRulesStep(),
                 FirehoseStep(), EcrStep(), GlueStep(), AthenaStep(), ClusterStep()]

@@ -3,8 +3,10 @@
 The plan's problem: the cluster's only nodegroup is a t3.micro, whose 4-pod limit is used up by
 the pods every EKS cluster runs, so Triton can never be scheduled. The preflight says so with the
 numbers; then the target nodegroup (t3.medium by default, optionally GPU or spot) is created and
-its nodes awaited, every other nodegroup's nodes are cordoned and drained (PodDisruptionBudgets
-honoured, bounded by nodegroup.drain_timeout_seconds) and those nodegroups are deleted.
+its nodes awaited, the old nodegroups' nodes are cordoned and drained (PodDisruptionBudgets
+honoured, bounded by nodegroup.drain_timeout_seconds) and those nodegroups are deleted. Old means
+this deployment's (tagged radstream:deployment=<id>) or listed in nodegroup.replace: anyone else's
+nodegroups, e.g. in an adopted cluster, are left alone, and one named like the target is refused.
 
 A nodegroup EKS gives up on (CREATE_FAILED, e.g. NodeCreationFailure when the nodes never join)
 fails the phase at once with the health issues EKS reports; the next run deletes it and creates it
@@ -12,9 +14,11 @@ again when this deployment created it."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from radstream.errors import RadstreamError
+from radstream.names import TAG_DEPLOYMENT
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
@@ -37,10 +41,40 @@ def _spec(ctx: Context) -> NodegroupSpec:
                          disk_gib=ng.disk_gib)
 
 
-def _old_nodegroups(ctx: Context) -> list[str]:
-    from radstream.aws.eks import list_nodegroups
+KEEP_DETAIL = "not this deployment's; list it in nodegroup.replace to replace it"
 
-    return [n for n in list_nodegroups(ctx.client("eks"), ctx.config.cluster_name) if n != ctx.config.nodegroup.name]
+
+def replacement(tags: Mapping[str, Mapping[str, str]], target: str, deployment: str,
+                listed: Collection[str]) -> tuple[list[str], list[str]]:
+    """(to replace, to keep) among a cluster's nodegroups (name -> tags) other than the target:
+    this deployment's and those nodegroup.replace lists are replaced, anyone else's kept."""
+    others = sorted(name for name in tags if name != target)
+    replace = [name for name in others if tags[name].get(TAG_DEPLOYMENT) == deployment or name in listed]
+    return replace, [name for name in others if name not in replace]
+
+
+def _described_others(ctx: Context) -> dict[str, dict[str, Any]]:
+    """The cluster's other nodegroups, described (one deleted meanwhile is left out)."""
+    from radstream.aws.eks import describe_nodegroup, list_nodegroups
+
+    eks, cluster = ctx.client("eks"), ctx.config.cluster_name
+    found = {name: describe_nodegroup(eks, cluster, name) for name in list_nodegroups(eks, cluster)
+             if name != ctx.config.nodegroup.name}
+    return {name: ng for name, ng in found.items() if ng is not None}
+
+
+def _split(ctx: Context, described: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    ng = ctx.config.nodegroup
+    tags = {name: found.get("tags") or {} for name, found in described.items()}
+    return replacement(tags, ng.name, ctx.names.deployment, ng.replace)
+
+
+def _old_nodegroups(ctx: Context) -> list[str]:
+    return _split(ctx, _described_others(ctx))[0]
+
+
+def _kept_nodegroups(ctx: Context) -> list[str]:
+    return _split(ctx, _described_others(ctx))[1]
 
 
 def _nodes(ctx: Context, nodegroup: str) -> list[dict[str, Any]]:
@@ -85,13 +119,12 @@ def _target_preflight(ctx: Context) -> Preflight:
 
 def _current_preflights(ctx: Context) -> list[tuple[str, Preflight]]:
     """How the nodegroups being replaced fare: the t3.micro explanation."""
-    from radstream.aws.eks import describe_nodegroup
     from radstream.kube.capacity import INSTANCE_TYPES
     from radstream.kube.manifests import NODEGROUP_LABEL
 
-    found = []
-    for name in _old_nodegroups(ctx):
-        ng = describe_nodegroup(ctx.client("eks"), ctx.config.cluster_name, name) or {}
+    described, found = _described_others(ctx), []
+    for name in _split(ctx, described)[0]:
+        ng = described.get(name) or {}
         instance = (ng.get("instanceTypes") or ["?"])[0]
         if instance in INSTANCE_TYPES:
             size = (ng.get("scalingConfig") or {}).get("desiredSize", 0)
@@ -107,7 +140,7 @@ class TargetNodegroupStep(Step):
         from radstream.aws.eks import FAILED_STATUSES, describe_nodegroup, health_issues, nodegroup_drift
 
         eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
-        drift = nodegroup_drift(eks, cluster, name, _spec(ctx), ctx.names.tags(PHASE))
+        drift = nodegroup_drift(eks, cluster, name, _spec(ctx), ctx.names.tags(PHASE), ctx.client("ec2"))
         found = describe_nodegroup(eks, cluster, name) if "missing" not in drift else None
         if found is not None and found["status"] in FAILED_STATUSES:
             return [f"failed: {found['status']}, {health_issues(found)}"]
@@ -131,14 +164,13 @@ class TargetNodegroupStep(Step):
     def _replace_failed(self, ctx: Context) -> None:
         """Delete the target nodegroup when EKS gave up on it, so that it is created again; only
         when this deployment created it."""
-        from radstream.aws.eks import FAILED_STATUSES, delete_nodegroup, describe_nodegroup, health_issues
-        from radstream.names import TAG_DEPLOYMENT
+        from radstream.aws.eks import FAILED_STATUSES, delete_nodegroup, describe_nodegroup, health_issues, is_owned
 
         eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
         found = describe_nodegroup(eks, cluster, name)
         if found is None or found["status"] not in FAILED_STATUSES:
             return
-        if (found.get("tags") or {}).get(TAG_DEPLOYMENT) != ctx.config.deployment:
+        if not is_owned(found, ctx.names.deployment):
             raise RadstreamError(f"nodegroup {name} is {found['status']} ({health_issues(found)}) and was not "
                                  "created by this deployment",
                                  hint="delete it yourself, or set nodegroup.name to another name")
@@ -167,16 +199,20 @@ class TargetNodegroupStep(Step):
         else:
             changes = [Change("run", "eks nodegroup", ng.name, f"wait for {ng.desired_size} Ready node(s)")]
         return changes + [Change("replace", "eks nodegroup", old, check.explain())
-                          for old, check in _current_preflights(ctx)]
+                          for old, check in _current_preflights(ctx)] + \
+            [Change("keep", "eks nodegroup", name, KEEP_DETAIL) for name in _kept_nodegroups(ctx)]
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.eks import describe_cluster, ensure_nodegroup
         from radstream.aws.iam import role_arn
+        from radstream.aws.launch_template import ensure_launch_template, node_template_data
         from radstream.kube.capacity import smallest_fitting
 
         ng, cluster, eks = ctx.config.nodegroup, ctx.config.cluster_name, ctx.client("eks")
         for old, check in _current_preflights(ctx):
             ctx.log(f"current nodegroup {old}: {check.explain()}")
+        for name in _kept_nodegroups(ctx):
+            ctx.log(f"keeping nodegroup {name}: {KEEP_DETAIL}")
         fit = _target_preflight(ctx)
         if not fit.fits:
             better = smallest_fitting(fit)
@@ -190,8 +226,12 @@ class TargetNodegroupStep(Step):
         node_role = (ctx.outputs(0).get("roles") or {}).get("eks-nodes") or \
             role_arn(ctx.names.account_id, ctx.names.role("eks-nodes"), ctx.names.partition)
         self._replace_failed(ctx)
+        tags, ec2 = ctx.names.tags(PHASE), ctx.client("ec2")
+        template = ensure_launch_template(ec2, ctx.names.launch_template(ng.name),
+                                          node_template_data(ng.disk_gib, tags), tags)
         if ensure_nodegroup(eks, cluster, ng.name, _spec(ctx), node_role_arn=node_role,
-                            subnet_ids=found["resourcesVpcConfig"]["subnetIds"], tags=ctx.names.tags(PHASE)):
+                            subnet_ids=found["resourcesVpcConfig"]["subnetIds"], tags=tags,
+                            launch_template=template, ec2=ec2):
             ctx.record("eks nodegroup", ng.name)
         ctx.wait(f"nodegroup {ng.name} ACTIVE", lambda: self._settled(ctx), timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
         if ng.desired_size:
@@ -213,12 +253,19 @@ class TargetNodegroupStep(Step):
             raise VerifyFailed(f"nodegroup {ctx.config.nodegroup.name}: {', '.join(drift)}")
 
     def destroy(self, ctx: Context) -> None:
-        from radstream.aws.eks import delete_nodegroup, describe_nodegroup
+        from radstream.aws.eks import delete_nodegroup, describe_nodegroup, is_owned
+        from radstream.aws.launch_template import delete_launch_template
 
         eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
+        found = describe_nodegroup(eks, cluster, name)
+        if found is not None and not is_owned(found, ctx.names.deployment):
+            ctx.log(f"nodegroup {name} was not created by this deployment: left as it is")
+            return
         if delete_nodegroup(eks, cluster, name):
             ctx.wait(f"nodegroup {name} deleted", lambda: describe_nodegroup(eks, cluster, name) is None,
                      timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
+        # Only once its nodegroup is gone: EKS reads it for every update and scale-out.
+        delete_launch_template(ctx.client("ec2"), ctx.names.launch_template(name))
 
 
 class DevicePluginStep(Step):
@@ -246,13 +293,15 @@ class DevicePluginStep(Step):
     def destroy(self, ctx: Context) -> None:
         from radstream.kube.apply import delete, kube_api
         from radstream.kube.manifests import DEVICE_PLUGIN
+        from radstream.phases.p3_expose import cluster_running
 
-        delete(kube_api(ctx), "DaemonSet", DEVICE_PLUGIN, "kube-system")
+        if cluster_running(ctx):  # else the DaemonSet is gone, or goes, with the cluster
+            delete(kube_api(ctx), "DaemonSet", DEVICE_PLUGIN, "kube-system")
 
 
 class DrainOldNodesStep(Step):
     name = "drain-old-nodes"
-    description = "cordon the other nodegroups' nodes and evict their pods (PodDisruptionBudgets honoured)"
+    description = "cordon the old nodegroups' nodes and evict their pods (PodDisruptionBudgets honoured)"
 
     def _old_nodes(self, ctx: Context) -> list[dict[str, Any]]:
         return [node for ng in _old_nodegroups(ctx) for node in _nodes(ctx, ng)]
@@ -282,7 +331,7 @@ class DrainOldNodesStep(Step):
 
 class DeleteOldNodegroupsStep(Step):
     name = "delete-old-nodegroups"
-    description = "delete every other nodegroup of the cluster and wait until it is gone"
+    description = "delete the old nodegroups (this deployment's, or listed in nodegroup.replace) and wait until gone"
 
     def check(self, ctx: Context) -> bool:
         return not _old_nodegroups(ctx)
@@ -291,12 +340,12 @@ class DeleteOldNodegroupsStep(Step):
         return [Change("delete", "eks nodegroup", name, "its nodes are drained first") for name in _old_nodegroups(ctx)]
 
     def apply(self, ctx: Context) -> dict[str, Any]:
-        from radstream.aws.eks import delete_nodegroup
+        from radstream.aws.eks import delete_nodegroup, list_nodegroups
 
         eks, cluster, old = ctx.client("eks"), ctx.config.cluster_name, _old_nodegroups(ctx)
         for name in old:
             delete_nodegroup(eks, cluster, name)
-        ctx.wait(f"nodegroup(s) {', '.join(old)} deleted", lambda: not set(old) & set(_old_nodegroups(ctx)),
+        ctx.wait(f"nodegroup(s) {', '.join(old)} deleted", lambda: not set(old) & set(list_nodegroups(eks, cluster)),
                  timeout=NODEGROUP_TIMEOUT_S, interval=10.0)
         return {"replaced_nodegroups": old}
 
@@ -305,6 +354,13 @@ class NodegroupPhase(Phase):
     number = PHASE
     name = "nodegroup"
     summary = "replace the undersized nodegroup: create, wait Ready, cordon and drain, delete the old"
+
+    def preflight(self, ctx: Context) -> None:
+        """A nodegroup named like the target that someone else made: refused before any change."""
+        from radstream.aws.eks import refuse_foreign_nodegroup
+
+        refuse_foreign_nodegroup(ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name,
+                                 ctx.names.deployment)
 
     def steps(self, ctx: Context) -> list[Step]:
         from radstream.kube.manifests import is_gpu

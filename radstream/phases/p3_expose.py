@@ -33,12 +33,67 @@ def live_endpoints(ctx: Context) -> tuple[str, str] | None:
     return endpoints(live) if live else None
 
 
+def cluster_running(ctx: Context) -> bool:
+    """False when the cluster is gone or being deleted: nothing in it can (or need) be destroyed."""
+    from radstream.aws.eks import describe_cluster
+
+    cluster = describe_cluster(ctx.client("eks"), ctx.config.cluster_name)
+    return cluster is not None and cluster["status"] != "DELETING"
+
+
+def load_balancer_services(ctx: Context) -> list[str]:
+    """"<ns>/<name> (<load balancer>)" of every LoadBalancer Service in the cluster."""
+    from radstream.kube.apply import kube_api, list_objects
+
+    found = []
+    for svc in list_objects(kube_api(ctx), "Service"):
+        if (svc.get("spec") or {}).get("type") == "LoadBalancer":
+            ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
+            meta = svc["metadata"]
+            found.append(f"{meta['namespace']}/{meta['name']} ({ingress[0].get('hostname') or 'no load balancer yet'})")
+    return found
+
+
+def sweep_load_balancers(ctx: Context, cluster: str) -> None:
+    """Delete what the cloud controller made for a cluster that is gone: its load balancers, then
+    their security groups (AWS holds those a while after the load balancer goes)."""
+    from radstream.aws.elb import cluster_load_balancers, cluster_security_groups, delete_load_balancer, \
+        delete_security_group
+
+    elb, elbv2, ec2 = ctx.client("elb"), ctx.client("elbv2"), ctx.client("ec2")
+    for name in cluster_load_balancers(elb, elbv2, cluster):
+        ctx.warn(f"load balancer {name} outlived cluster {cluster}; deleting it")
+        delete_load_balancer(elb, elbv2, name)
+    groups = cluster_security_groups(ec2, cluster)
+    if groups:
+        ctx.wait(f"security groups {', '.join(groups)} of cluster {cluster} deleted",
+                 lambda: all([delete_security_group(ec2, g) for g in groups]), timeout=LOAD_BALANCER_TIMEOUT_S,
+                 interval=10.0)
+
+
 def smoke_input() -> Any:
     """A deterministic uint8 [1,1,224,224] image: a diagonal gradient."""
     import numpy as np
 
     ramp = np.add.outer(np.arange(SMOKE_INPUT_SIZE), np.arange(SMOKE_INPUT_SIZE)) % 256
     return ramp.astype(np.uint8).reshape(1, 1, SMOKE_INPUT_SIZE, SMOKE_INPUT_SIZE)
+
+
+def _gone(service: dict[str, Any] | None) -> bool:
+    """True once the Service is gone; raises when only finalizers other than the load balancer's
+    hold it (the load balancer is released, and no controller of ours will let it go)."""
+    from radstream.kube.manifests import LOAD_BALANCER_CLEANUP
+
+    if service is None:
+        return True
+    finalizers = service["metadata"].get("finalizers") or []
+    if finalizers and LOAD_BALANCER_CLEANUP not in finalizers:
+        name = f"{service['metadata']['namespace']}/{service['metadata']['name']}"
+        raise RadstreamError(f"Service {name} is held by finalizer(s) {', '.join(finalizers)}",
+                             hint=f"remove them (kubectl -n {service['metadata']['namespace']} patch service "
+                                  f"{service['metadata']['name']} --type=merge -p '{{\"metadata\":{{\"finalizers\":null}}}}') "
+                                  "and run `radstream phase destroy 3` again")
+    return False
 
 
 class EndpointStep(Step):
@@ -107,13 +162,17 @@ class EndpointStep(Step):
         return {"endpoint": found[0], "grpc_endpoint": found[1]} if found else {}
 
     def destroy(self, ctx: Context) -> None:
-        from radstream.kube.apply import delete, kube_api, wait_deleted
+        from radstream.kube.apply import delete, get, kube_api
         from radstream.kube.manifests import SERVICE
 
+        if not cluster_running(ctx):
+            return  # phase 0 sweeps what a gone cluster left behind
         api, namespace = kube_api(ctx), ctx.config.triton.namespace
         # The Service object stays until its load balancer is released, so waiting for it waits for both.
         if delete(api, "Service", SERVICE, namespace):
-            wait_deleted(ctx.wait, api, "Service", SERVICE, namespace, timeout=LOAD_BALANCER_TIMEOUT_S)
+            ctx.wait(f"Service {namespace}/{SERVICE} and its load balancer gone",
+                     lambda: _gone(get(api, "Service", SERVICE, namespace)), timeout=LOAD_BALANCER_TIMEOUT_S,
+                     interval=1.0)
 
 
 class ExposePhase(Phase):

@@ -1,14 +1,14 @@
 """Phase 7: cost control.
 
 Scale the target nodegroup to zero (minimum 0, desired 0; the maximum stays, EKS needs it >= 1) and
-wait until its nodes are gone, then report what still costs money while idle, read from the world
-(not from the state file) and priced with radstream.analytics.cost. The cluster, the Kinesis stream,
-the buckets and the load balancer stay: deleting them is teardown's job, and the report says what
+wait until its nodes are gone, then report what still costs money while idle, read from the account
+(radstream.aws.costing, not the state file) and priced by radstream.analytics.cost.idle_cost, the
+model `radstream cost` uses too. The cluster, the Kinesis stream (it keeps billing: phase 7 does not
+stop it), the buckets and the load balancer stay: deleting them is teardown's job, and the report says what
 each of them costs and why it still exists. Destroy gives the nodegroup back its configured scaling."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 PHASE = 7
 # EKS drains nodes honouring PodDisruptionBudgets (up to 15 minutes) before terminating them.
 SCALE_TIMEOUT_S = 1800
-GIB = 1024**3
-LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 
 
 def _nodegroup(ctx: Context) -> dict[str, Any] | None:
@@ -95,6 +93,9 @@ class ScaleToZeroStep(Step):
         if not self.check(ctx):
             raise VerifyFailed(f"nodegroup {ctx.config.nodegroup.name} is not at 0 nodes")
 
+    # A teardown deletes the nodegroup next (phase 1): scaling it back up first would only start nodes.
+    teardown_skips = True
+
     def destroy(self, ctx: Context) -> None:
         """Back to config.nodegroup's scaling; the nodes themselves are awaited by phase 1's next run."""
         if _nodegroup(ctx) is not None:
@@ -102,120 +103,57 @@ class ScaleToZeroStep(Step):
 
 
 # -- what still costs money -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Billable:
-    """One deployed thing that bills while idle, in radstream.analytics.cost.idle_cost's inventory terms."""
-
-    resource: str
-    why: str
-    inventory: dict[str, Any]
-
-
-def cost_report(items: list[Billable]) -> dict[str, Any]:
-    """still_costing rows and the idle totals, priced by the built-in price table. Pure."""
-    from radstream.analytics.cost import PRICES_AS_OF, idle_cost
-
-    rows = []
-    for item in items:
-        priced = idle_cost(item.inventory)
-        rows.append({"resource": item.resource, "why": item.why, "usd_per_hour": priced["per_hour"],
-                     "usd_per_month": priced["per_month"]})
-    return {"still_costing": rows,
-            "idle_usd_per_hour": round(sum(r["usd_per_hour"] for r in rows), 6),
-            "idle_usd_per_month": round(sum(r["usd_per_month"] for r in rows), 2),
-            "prices_as_of": PRICES_AS_OF}
+# Why each kind of idle cost line is still there after phase 7, and what removes it.
+WHY = {
+    "cluster": "the control plane bills by the hour while the cluster exists; teardown deletes it",
+    "adopted": "adopted cluster: its control plane bills by the hour, and teardown leaves it (RadStream did not create it)",
+    "nodes": "its nodes still run (phase 7 parks only nodegroup.name); phase 1 deletes other nodegroups",
+    "disks": "each running node's root volume bills by the GB-month",
+    "public_ipv4": "every public IPv4 address bills by the hour, in use or not",
+    "nat": "tagged with this deployment: bills by the hour until it is deleted",
+    "endpoints": "tagged with this deployment: bills per zone and hour until it is deleted",
+    "kinesis": "kept for the pipeline's telemetry, billed with or without traffic; teardown deletes it",
+    "load_balancer": "the LoadBalancer Service keeps it; phase 3's destroy or teardown removes it",
+    "s3": "stored bytes, every version; teardown empties and deletes the bucket",
+    "ecr": "the serving images; teardown deletes the repository",
+}
 
 
-def _size(num_bytes: int) -> str:
-    for unit, scale in (("GiB", GIB), ("MiB", 1024**2)):
-        if num_bytes >= scale:
-            return f"{num_bytes / scale:.1f} {unit}"
-    return f"{num_bytes / 1024:.1f} KiB"
+def cost_report(inventory: dict[str, Any]) -> dict[str, Any]:
+    """still_costing rows (one per resource, with why it bills and where its quantities were read)
+    and the idle totals, priced by radstream.analytics.cost.idle_cost. Pure."""
+    from radstream.analytics.cost import idle_cost
 
-
-def _cluster_items(ctx: Context) -> list[Billable]:
-    from radstream.aws.eks import (
-        describe_cluster,
-        describe_nodegroup,
-        is_owned,
-        list_nodegroups,
-    )
-
-    eks, cluster_name = ctx.client("eks"), ctx.config.cluster_name
-    cluster = describe_cluster(eks, cluster_name)
-    if cluster is None or cluster["status"] == "DELETING":
-        return []
-    why = ("the control plane bills by the hour while the cluster exists; teardown deletes it"
-           if is_owned(cluster, ctx.names.deployment) else
-           "adopted cluster: its control plane bills by the hour, and teardown leaves it (RadStream did not create it)")
-    items = [Billable(f"eks cluster {cluster_name}", why, {"clusters": 1})]
-    for name in list_nodegroups(eks, cluster_name):
-        found = describe_nodegroup(eks, cluster_name, name)
-        count = (found or {}).get("scalingConfig", {}).get("desiredSize", 0)
-        if not count or found["status"] == "DELETING":
-            continue
-        instance = (found.get("instanceTypes") or ["?"])[0]
-        group = {"instance_type": instance, "count": count, "disk_gb": found.get("diskSize") or 20,
-                 "capacity_type": found.get("capacityType", "ON_DEMAND")}
-        # Nodes in public subnets each hold a billed public IPv4 address.
-        items.append(Billable(f"eks nodegroup {name}", f"{count} x {instance} node(s) running, with disks and public IPs",
-                              {"nodegroups": [group], "public_ipv4": count}))
-    service = _load_balancer_service(ctx)
-    if service is not None:
-        annotation = (service["metadata"].get("annotations") or {}).get(LB_TYPE_ANNOTATION, "")
-        kind = "nlb" if annotation in ("nlb", "external", "nlb-ip") else "clb"
-        items.append(Billable(f"load balancer of service {service['metadata']['namespace']}/{service['metadata']['name']}",
-                              f"the LoadBalancer Service keeps an AWS {kind.upper()}; phase 3's destroy or teardown removes it",
-                              {"load_balancers": {kind: 1}}))
-    return items
-
-
-def _load_balancer_service(ctx: Context) -> dict[str, Any] | None:
-    from radstream.kube.apply import get, kube_api
-    from radstream.kube.manifests import SERVICE
-
-    service = get(kube_api(ctx), "Service", SERVICE, ctx.config.triton.namespace)
-    return service if service and service["spec"].get("type") == "LoadBalancer" else None
-
-
-def _data_items(ctx: Context) -> list[Billable]:
-    from radstream.aws.inventory import repository_bytes, stored_bytes, stream_capacity
-
-    items = []
-    stream = stream_capacity(ctx.client("kinesis"), ctx.names.kinesis_stream)
-    if stream and stream["mode"] == "PROVISIONED":
-        items.append(Billable(f"kinesis stream {ctx.names.kinesis_stream}",
-                              f"provisioned: {stream['shards']} shard(s) bill by the hour with or without traffic; "
-                              "kept for the pipeline's telemetry, teardown deletes it",
-                              {"kinesis_shards": stream["shards"]}))
-    elif stream:
-        items.append(Billable(f"kinesis stream {ctx.names.kinesis_stream}",
-                              "on-demand: billed per stream-hour at a rate the built-in price table does not carry "
-                              "(not counted here); teardown deletes it", {}))
-    s3 = ctx.client("s3")
-    for bucket in ctx.names.buckets().values():
-        stored = stored_bytes(s3, bucket)
-        if stored:
-            items.append(Billable(f"s3 bucket {bucket}", f"{_size(stored)} stored (every version); teardown empties and deletes it",
-                                  {"s3_gb": stored / GIB}))
-    images = repository_bytes(ctx.client("ecr"), ctx.names.ecr_repository)
-    if images:
-        items.append(Billable(f"ecr repository {ctx.names.ecr_repository}", f"{_size(images)} of images; teardown deletes it",
-                              {"ecr_gb": images / GIB}))
-    return items
+    idle = idle_cost(inventory)
+    rows: dict[str, dict[str, Any]] = {}
+    for line in idle["lines"]:
+        kind = "adopted" if line["kind"] == "cluster" and inventory.get("cluster_owned") is False else line["kind"]
+        row = rows.setdefault(line["resource"], {"resource": line["resource"], "why": WHY[kind], "source": [],
+                                                 "usd_per_hour": 0.0, "usd_per_month": 0.0})
+        row["usd_per_hour"] = round(row["usd_per_hour"] + line["per_hour"], 6)
+        row["usd_per_month"] = round(row["usd_per_month"] + line["per_month"], 4)
+        if line["source"] and line["source"] not in row["source"]:
+            row["source"].append(line["source"])
+    return {"still_costing": [row | {"source": "; ".join(row["source"])} for row in rows.values()],
+            "idle_usd_per_hour": idle["per_hour"], "idle_usd_per_month": idle["per_month"],
+            "notes": idle["notes"], "prices_as_of": idle["prices_as_of"]}
 
 
 class CostReportStep(Step):
     name = "still-costing"
-    description = "what still costs money while idle, read from the world and priced"
+    description = "what still costs money while idle, read from the account and priced"
 
     def check(self, ctx: Context) -> bool:
-        return True  # a report: nothing to change; outputs() reads and prices the world on every run
+        return True  # a report: nothing to change; outputs() reads and prices the account on every run
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        report = cost_report(_cluster_items(ctx) + _data_items(ctx))
+        from radstream.analytics.cost import deployment_inventory
+
+        report = cost_report(deployment_inventory(ctx))
         for row in report["still_costing"]:
             ctx.log(f"still costing ${row['usd_per_hour']:.4f}/h: {row['resource']} ({row['why']})")
+        for note in report["notes"]:
+            ctx.log(f"note: {note}")
         ctx.log(f"idle cost: ${report['idle_usd_per_hour']:.4f}/hour, ${report['idle_usd_per_month']:.2f}/month "
                 f"(AWS prices of {report['prices_as_of']}; `radstream teardown` brings it to 0)")
         return report

@@ -20,17 +20,18 @@ Ready once the local Triton reports its model ready (GET <triton_http>/v2/models
 cached for a second) and turns unready after 3 failed checks in a row, as a readinessProbe with
 failureThreshold 3 would; every other pod keeps the emulator's default readiness.
 
-Load balancers. A LoadBalancer Service is Triton's when its selector selects a Triton pod or itself
-asks for `app.kubernetes.io/name=triton`. Its ingress entry is
-    {"hostname": "127.0.0.1", "ports": [{"port": <local port>, "protocol": "TCP"}, ...]}
+Load balancers. Every LoadBalancer Service gets a Classic ELB and security group in the emulated
+account (radstream.sandbox.cloud_controller) and its DNS name as ingress hostname. A LoadBalancer
+Service is Triton's when its selector selects a Triton pod or itself asks for
+`app.kubernetes.io/name=triton`. Its ingress entry is
+    {"hostname": <ELB DNS name>, "ip": "127.0.0.1", "ports": [{"port": <local port>, "protocol": "TCP"}, ...]}
 with one `ports` entry per Service port, in the Service's port order: a Service port whose target is
 Triton's HTTP port (8000, or a port named `http`) gets the local Triton's HTTP port, one targeting
 gRPC (8001 / `grpc`) its gRPC port; any other keeps its own number and carries
 `"error": "NoLocalEndpoint"`. The convention for clients, true on EKS too (where `ports` is absent):
-Service port i is reached at <hostname>:<ports[i].port if ports is present else the Service port> —
-the HTTP endpoint URL is http://<hostname>:<ports[0].port, or 80> when HTTP is the first port.
-The local Triton runs from the sandbox's start, whether Triton pods exist or not. Other
-LoadBalancer Services get the emulator's made-up ELB hostname."""
+Service port i is reached at <ip, else hostname>:<ports[i].port if ports is present else the Service
+port> — the HTTP endpoint URL is http://<ip or hostname>:<ports[0].port, or 80> when HTTP is the
+first port. The local Triton runs from the sandbox's start, whether Triton pods exist or not."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from radstream.inference.model import MODEL_NAME
+from radstream.sandbox.cloud_controller import CloudController
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +273,7 @@ class TritonBridge:
         default_ready, default_lb = kubelet.readiness_hook, kubelet.load_balancer_hook
         kubelet.readiness_hook = lambda pod: self.model_ready() if is_triton_pod(pod) else default_ready(pod)
         kubelet.load_balancer_hook = lambda service: (
-            self.ingress(service) if self.is_triton_service(service) else default_lb(service))
+            self.ingress(service, default_lb(service)) if self.is_triton_service(service) else default_lb(service))
 
     def model_ready(self) -> bool:
         now = time.monotonic()
@@ -302,11 +304,12 @@ class TritonBridge:
         key, value = TRITON_LABEL
         return (service["spec"].get("selector") or {}).get(key) == value or bool(self._selected_triton_pods(service))
 
-    def ingress(self, service: Obj) -> Obj | None:
-        """The ingress entry, or None (not provisioned yet) while the local Triton has no endpoint."""
+    def ingress(self, service: Obj, hostname: str | None) -> Obj | None:
+        """The ingress entry for the load balancer named `hostname`, or None (not provisioned yet)
+        while there is none or the local Triton has no endpoint."""
         local = {TRITON_HTTP_PORT: _port_of(self.published.get("triton_http")),
                  TRITON_GRPC_PORT: _port_of(self.published.get("triton_grpc"))}
-        if local[TRITON_HTTP_PORT] is None:
+        if local[TRITON_HTTP_PORT] is None or not hostname:
             return None
         pods = self._selected_triton_pods(service)
         named = {p["name"]: p["containerPort"] for pod in pods[:1] for c in pod["spec"].get("containers") or []
@@ -320,7 +323,8 @@ class TritonBridge:
             if local.get(target) is None:
                 entry["error"] = "NoLocalEndpoint"
             ports.append(entry)
-        return {"hostname": LOCAL_HOSTNAME, "ports": ports}
+        # The load balancer's DNS name does not resolve here: `ip` (preferred by clients) is where it leads.
+        return {"hostname": hostname, "ip": LOCAL_HOSTNAME, "ports": ports}
 
 
 # --- the daemon's service -------------------------------------------------------------------------
@@ -344,6 +348,9 @@ class SandboxKubernetes:
 
         lifetime = float(os.environ.get(TOKEN_SECONDS_ENV) or EKS_TOKEN_LIFETIME_SECONDS)
         self.emulator = KubeEmulator(region=self.region, token_seconds=lifetime)
+        cloud = CloudController(self.published["aws_endpoint"], self.region)
+        self.emulator.kubelet.load_balancer_hook = cloud.provision
+        self.emulator.kubelet.load_balancer_release_hook = cloud.release
         TritonBridge(self.emulator.store, self.published).install(self.emulator.kubelet)
         endpoints = self.emulator.start()
         self.sync = EksSync(self.emulator, self.published["aws_endpoint"], self.region, self.sync_interval)

@@ -144,6 +144,19 @@ def create_cluster_like_eks(original: Callable[..., Any]) -> Callable[..., Any]:
     return create_cluster
 
 
+def create_nodegroup_like_eks(original: Callable[..., Any]) -> Callable[..., Any]:
+    """EKS reports no diskSize for a nodegroup launched from a launch template (the disk is the
+    template's); moto reports its default of 20."""
+    def create_nodegroup(self):  # type: ignore[no-untyped-def]
+        result = original(self)
+        if self._get_param("launchTemplate"):
+            cluster = self.eks_backend.clusters[self._get_param("name")]
+            cluster.nodegroups[self._get_param("nodegroupName")].disk_size = None
+        return result
+
+    return create_nodegroup
+
+
 # -- access entries ---------------------------------------------------------------------------------
 
 def _iam_principal(arn: str) -> str:
@@ -309,3 +322,4 @@ def install(wrap: Callable[[type, str, Callable[..., Any]], None]) -> None:
         if not hasattr(EKSResponse, handler.__name__):
             setattr(EKSResponse, handler.__name__, handler)
     wrap(EKSResponse, "create_cluster", create_cluster_like_eks)
+    wrap(EKSResponse, "create_nodegroup", create_nodegroup_like_eks)

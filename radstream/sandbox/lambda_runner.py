@@ -9,7 +9,9 @@ function's execution role (which radstream.sandbox.iam_enforcement holds to the 
 and sys.path = [extracted code, layers' python dirs, this venv]. Errors come back as Lambda reports them
 (`{"errorType", "errorMessage", "stackTrace"}` with FunctionError set), which is what moto's Step
 Functions reads `errorType` from to match Retry/Catch. A function that outlives its Timeout is
-killed and reported as `Sandbox.Timedout`, the name AWS uses."""
+killed and reported as `Sandbox.Timedout`, the name AWS uses. Each worker, an execution environment,
+writes its invocations' logs (START, what the handler printed, END, REPORT) to its own stream in
+/aws/lambda/<function>, creating that group when missing as Lambda does: untagged, never expiring."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import base64
 import io
 import json
 import logging
+import math
 import os
 import select
 import shutil
@@ -126,6 +129,18 @@ main()
 '''
 
 
+def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int | None,
+                init_ms: float | None) -> str:
+    """Lambda's REPORT line: billed in whole milliseconds, Init Duration only after a cold start."""
+    parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms",
+             f"Billed Duration: {math.ceil(duration_ms)} ms", f"Memory Size: {memory_mb} MB"]
+    if max_memory_mb is not None:
+        parts.append(f"Max Memory Used: {max_memory_mb} MB")
+    if init_ms is not None:
+        parts.append(f"Init Duration: {init_ms:.2f} ms")
+    return "\t".join(parts)
+
+
 class WorkerGone(Exception):
     """The worker died or stopped answering; it has been killed."""
 
@@ -151,6 +166,14 @@ class FunctionSpec:
     @property
     def pool_key(self) -> tuple[str, str, str, str]:
         return (self.account, self.region, self.name, self.version)
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+    def new_log_stream(self) -> str:
+        """Lambda's name for the log stream of one execution environment."""
+        return f"{datetime.now(timezone.utc):%Y/%m/%d}/[{self.version}]{uuid.uuid4().hex}"
 
 
 def _hex_of(aws_sha256: str) -> str:
@@ -189,6 +212,8 @@ def layer_paths(layer_root: Path) -> list[str]:
 class Worker:
     def __init__(self, spec: FunctionSpec, code_dir: Path, paths: list[str], env: dict[str, str], log_file: Path) -> None:
         self.spec = spec
+        self.log_stream = spec.new_log_stream()  # a worker is an execution environment: one stream
+        self.cold = True
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "ab") as stderr:
             self.process = subprocess.Popen(
@@ -241,6 +266,15 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def peak_memory_mb(self) -> int | None:
+        """The worker's peak resident set (Linux), for REPORT's Max Memory Used."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return None
+        kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None)
+        return None if kib is None else math.ceil(kib / 1024)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
@@ -273,6 +307,7 @@ class LambdaRunner:
         self._pools: dict[tuple[str, str, str, str], Pool] = {}
         self._workers: set[Worker] = set()  # every live worker, idle or busy, for close()
         self._lock = threading.Lock()
+        self._logs_lock = threading.Lock()  # moto's logs backend is not thread-safe
 
     # --- the hook -------------------------------------------------------------------------------
     def run(self, fn: Any, event: Any) -> tuple[str, bool, str]:
@@ -295,9 +330,9 @@ class LambdaRunner:
         logs = (
             f"START RequestId: {request_id} Version: {spec.version}\n{reply.get('logs', '')}"
             f"END RequestId: {request_id}\n"
-            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tMemory Size: {spec.memory} MB\n"
+            f"{report_line(request_id, duration_ms, spec.memory, reply.get('max_memory_mb'), reply.get('init_ms'))}\n"
         )
-        self._save_logs(fn, logs)
+        self._save_logs(fn.logs_backend, spec.log_group, reply.get("log_stream") or spec.new_log_stream(), logs)
         if "error" in reply:
             return json.dumps(reply["error"]), True, logs
         return reply["payload"], False, logs
@@ -307,16 +342,20 @@ class LambdaRunner:
         with pool.slots:
             worker = self._take_worker(fn, pool)
             if worker.init_error:
-                return {"error": worker.init_error, "logs": worker.init_logs}
+                return {"error": worker.init_error, "logs": worker.init_logs, "log_stream": worker.log_stream}
             context = {
                 "function_name": spec.name,
                 "function_version": spec.version,
                 "invoked_function_arn": spec.arn,
                 "memory_limit_in_mb": spec.memory,
                 "aws_request_id": request_id,
-                "log_group_name": f"/aws/lambda/{spec.name}",
-                "log_stream_name": f"{datetime.now(timezone.utc):%Y/%m/%d}/[{spec.version}]{request_id.replace('-', '')}",
+                "log_group_name": spec.log_group,
+                "log_stream_name": worker.log_stream,
             }
+            environment = {"log_stream": worker.log_stream}
+            if worker.cold:  # the first invocation of an environment reports its init
+                environment["init_ms"] = worker.init_seconds * 1000
+                worker.cold = False
             try:
                 reply = worker.invoke(event, context)
             except TimeoutError:
@@ -324,13 +363,15 @@ class LambdaRunner:
                 return {"error": {"errorType": TIMEOUT_ERROR,
                                   "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
                                   "stackTrace": []},
-                        "logs": f"{stamp} {request_id} Task timed out after {spec.timeout:.2f} seconds\n"}
+                        "logs": f"{stamp} {request_id} Task timed out after {spec.timeout:.2f} seconds\n",
+                        **environment}
             except WorkerGone as exc:
                 return {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc), "stackTrace": []},
-                        "logs": ""}
+                        "logs": "", **environment}
             if worker.init_logs:
                 reply["logs"] = worker.init_logs + reply.get("logs", "")
                 worker.init_logs = ""
+            reply.update(environment, max_memory_mb=worker.peak_memory_mb())
             self._release(pool, worker)
             return reply
 
@@ -388,7 +429,7 @@ class LambdaRunner:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
             "AWS_REGION": spec.region,
             "AWS_DEFAULT_REGION": spec.region,
             "AWS_ENDPOINT_URL": self.endpoint_url,
@@ -439,13 +480,22 @@ class LambdaRunner:
                 aws_access_key_id="testing", aws_secret_access_key="testing")
         return self._sts_clients[region]
 
-    @staticmethod
-    def _save_logs(fn: Any, logs: str) -> None:
+    def _save_logs(self, backend: Any, group: str, stream: str, logs: str) -> None:
+        """As Lambda's log delivery: a missing group is created untagged and never expiring, a
+        missing stream is created, then each line is an event."""
+        now_ms = int(time.time() * 1000)
         try:
-            fn.logs_backend.ensure_log_group(fn.logs_group_name)
-            fn.save_logs(logs)
+            with self._logs_lock:
+                if group not in backend.groups:
+                    backend.ensure_log_group(group)
+                    # moto keeps a deleted group's tags under its ARN; Lambda's new group has none.
+                    backend.tagger.delete_all_tags_for_resource(backend.groups[group].arn)
+                if stream not in backend.groups[group].streams:
+                    backend.create_log_stream(group, stream)
+                backend.put_log_events(group, stream, [{"timestamp": now_ms, "message": line}
+                                                       for line in logs.splitlines()])
         except Exception:  # logs are a convenience; never fail an invocation over them
-            log.exception("could not store logs for %s", fn.function_name)
+            log.exception("could not store logs in %s", group)
 
     def close(self) -> None:
         with self._lock:

@@ -79,7 +79,7 @@ def install() -> None:
     from moto.s3.responses import S3Response
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    from radstream.sandbox import eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation
+    from radstream.sandbox import eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation, tagging_lag
 
     _wrap(StepFunctionsParserBackend, "start_execution", unnamed_executions_get_a_uuid)
     _wrap(S3Response, "get_bucket_notification", bucket_notification_reports_eventbridge)
@@ -89,3 +89,4 @@ def install() -> None:
     iam_enforcement.install(_wrap)
     eks_parity.install(_wrap)
     iam_simulate.install()
+    tagging_lag.install(_wrap)

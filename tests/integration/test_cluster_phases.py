@@ -43,7 +43,9 @@ def make_ctx(project: Path) -> Context:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    # The t3.micro nodegroup and the guarded one are not this deployment's: the config lists them to replace.
     config_yaml = (f"target: sandbox\ndeployment: {DEPLOYMENT}\nnodegroup:\n  drain_timeout_seconds: 60\n"
+                   f"  replace: [{LEGACY}, ng-guarded]\n"
                    "triton:\n  rollout_timeout_seconds: 120\n")
     with sandbox_project(tmp_path_factory.mktemp("cluster-phases"), config_yaml) as root:
         yield root
@@ -54,10 +56,13 @@ def legacy_cluster(project: Path) -> Context:
     """What the plan started from: an EKS cluster whose only nodegroup is one t3.micro, full."""
     ctx = make_ctx(project)
     eks = ctx.client("eks")
+    # Real subnets: the cloud controller puts the Service's load balancer in the cluster's.
+    subnets = [s["SubnetId"] for s in ctx.client("ec2").describe_subnets(
+        Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]][:2]
     eks.create_cluster(name=CLUSTER, roleArn="arn:aws:iam::123456789012:role/eks",
-                       resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]})
+                       resourcesVpcConfig={"subnetIds": subnets})
     eks.create_nodegroup(clusterName=CLUSTER, nodegroupName=LEGACY, nodeRole="arn:aws:iam::123456789012:role/n",
-                         subnets=["subnet-1"], instanceTypes=["t3.micro"],
+                         subnets=subnets[:1], instanceTypes=["t3.micro"],
                          scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1})
     api = kube_api(ctx)
 
@@ -163,7 +168,8 @@ def test_a_blocking_budget_stops_phase1_at_its_timeout_and_a_rerun_completes(pro
     ctx = make_ctx(project)
     ctx.client("eks").create_nodegroup(
         clusterName=CLUSTER, nodegroupName="ng-guarded", nodeRole="arn:aws:iam::123456789012:role/n",
-        subnets=["subnet-1"], instanceTypes=["t3.large"], scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1})
+        subnets=ctx.client("eks").describe_cluster(name=CLUSTER)["cluster"]["resourcesVpcConfig"]["subnetIds"][:1],
+        instanceTypes=["t3.large"], scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1})
     api, labels = kube_api(ctx), {"app": "ledger"}
     apply(api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
     apply(api, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ledger", "namespace": "apps"},

@@ -17,12 +17,11 @@ WITHHELD = ("iam:PassRole", "eks:CreateNodegroup", "s3:PutBucketPolicy")
 
 
 def operator_policy() -> dict:
-    from radstream.aws.iam import render_document
-    from radstream.aws.operator_policy import POLICY_PATH
+    from radstream.aws.operator_policy import merged, operator_documents
     from radstream.names import Names
     from radstream.phases.p0_foundation import template_variables
 
-    return render_document(POLICY_PATH, template_variables(SimpleNamespace(names=Names(DEPLOYMENT, ACCOUNT, REGION))))
+    return merged(operator_documents(template_variables(SimpleNamespace(names=Names(DEPLOYMENT, ACCOUNT, REGION)))))
 
 
 def without(document: dict, actions: tuple[str, ...]) -> dict:

@@ -86,9 +86,12 @@ def kube(sandbox: dict[str, Any]) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def eks_cluster(sandbox: dict[str, Any]) -> str:
+    # Real subnets: the cloud controller puts the Service's load balancer in the cluster's.
+    subnets = [s["SubnetId"] for s in client(sandbox, "ec2").describe_subnets(
+        Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]]
     eks = client(sandbox, "eks")
     eks.create_cluster(name="rs-test", roleArn="arn:aws:iam::123456789012:role/eks",
-                       resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]})
+                       resourcesVpcConfig={"subnetIds": subnets[:2]})
     return "rs-test"
 
 
@@ -230,9 +233,11 @@ def test_triton_deployment_and_load_balancer_reach_the_local_triton(sandbox: dic
     })
     (ingress,) = wait_for(lambda: core.read_namespaced_service("triton", "radstream").status.load_balancer.ingress)
     http_port = ingress.ports[0].port if ingress.ports else 80  # the documented convention
-    with urllib.request.urlopen(f"http://{ingress.hostname}:{http_port}/v2/health/ready", timeout=5) as response:
+    # The hostname is the load balancer's DNS name, as on AWS; the address it stands for here is the ip.
+    assert ingress.hostname.endswith(f".{REGION}.elb.amazonaws.com")
+    with urllib.request.urlopen(f"http://{ingress.ip}:{http_port}/v2/health/ready", timeout=5) as response:
         assert response.status == 200
-    assert f"{ingress.hostname}:{ingress.ports[1].port}" == sandbox["triton_grpc"]
+    assert f"{ingress.ip}:{ingress.ports[1].port}" == sandbox["triton_grpc"]
     assert (ingress.ports[2].port, ingress.ports[2].error) == (8002, "NoLocalEndpoint")
 
     (elb,) = wait_for(lambda: core.read_namespaced_service("other", "radstream").status.load_balancer.ingress)

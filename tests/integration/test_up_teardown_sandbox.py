@@ -100,6 +100,20 @@ def test_up_from_nothing_brings_phases_0_to_5_up_with_their_outputs(project: Pat
     assert set(outputs["buckets"]) == {"images", "results", "telemetry", "artifacts"}
 
 
+def test_nodes_launch_from_a_template_that_tags_their_instances_and_volumes(project: Path, first_up: dict[str, Any]):
+    # Cost Explorer by tag sees the nodes only if what they launch carries the deployment's tag.
+    nodegroup = aws(project, "eks").describe_nodegroup(clusterName=f"{DEPLOYMENT}-cluster",
+                                                       nodegroupName="cpu-ng")["nodegroup"]
+    template = nodegroup["launchTemplate"]
+    (version,) = aws(project, "ec2").describe_launch_template_versions(
+        LaunchTemplateId=template["id"], Versions=[template["version"]])["LaunchTemplateVersions"]
+    data = version["LaunchTemplateData"]
+    assert data["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 100  # nodegroup.disk_gib, not EKS's 20
+    tagged = {spec["ResourceType"]: {t["Key"]: t["Value"] for t in spec["Tags"]} for spec in data["TagSpecifications"]}
+    assert (tagged["instance"].get("radstream:deployment"), tagged["volume"].get("radstream:deployment")) == \
+        (DEPLOYMENT, DEPLOYMENT)
+
+
 def test_a_second_up_changes_nothing(second_up: dict[str, Any]):
     assert second_up["ok"] and second_up["mutations"] == 0
     assert {p["status"] for p in second_up["phases"]} == {"skipped"}
@@ -132,6 +146,7 @@ def test_teardown_leaves_nothing_tagged(project: Path, torn_down: dict[str, Any]
     assert result["ok"] and result["leftovers"] == []
     assert {p["status"] for p in result["phases"] if p["number"] <= 5 or p["number"] == 7} == {"destroyed"}
     assert deployment_resources(lambda service: aws(project, service), DEPLOYMENT) == []
+    assert aws(project, "ec2").describe_launch_templates()["LaunchTemplates"] == []
 
 
 def test_a_second_teardown_has_nothing_to_do(project: Path, torn_down: dict[str, Any]):

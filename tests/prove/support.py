@@ -4,6 +4,7 @@ chain crash-killed runs, and read what a deployment owns in its sandbox."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -99,14 +100,20 @@ def stop_sandbox(project: Path) -> None:
     daemon.stop(project / ".radstream")
 
 
+# Names AWS makes up: security group and launch template ids, the cloud controller's load balancer
+# name ("a" + the Service's UID). Two deployments differ there however alike they are.
+_GENERATED = re.compile(r"(security-group/sg-|launch-template/lt-|loadbalancer/a)[0-9a-f]+")
+
+
 def owned(project: Path, deployment: str) -> list[str]:
     """ARNs of everything tagged with the deployment, the deployment id (also in its Glue spelling,
-    with underscores) replaced by `<dep>`, so two deployments can be compared."""
+    with underscores) replaced by `<dep>` and generated ids by `<id>`, so two deployments can be compared."""
     from radstream.aws.inventory import deployment_resources
 
     found = deployment_resources(lambda service: aws(project, service), deployment)
     glue = deployment.replace("-", "_")
-    return sorted(r["arn"].replace(deployment, "<dep>").replace(glue, "<dep>") for r in found)
+    return sorted(_GENERATED.sub(r"\1<id>", r["arn"].replace(deployment, "<dep>").replace(glue, "<dep>"))
+                  for r in found)
 
 
 def resource_types(arns: list[str]) -> Counter[str]:

@@ -15,7 +15,6 @@ from radstream.analytics.cost import (
     cost_explorer,
     cost_per_1000_images,
     idle_cost,
-    inventory_from_state,
     success_path,
     workload_from_measurements,
 )
@@ -27,7 +26,7 @@ DEFAULT_INVENTORY = {
     "nodegroups": [{"instance_type": "t3.medium", "count": 1, "disk_gb": 20, "capacity_type": "ON_DEMAND"}],
     "public_ipv4": 1,
     "kinesis_shards": 1,
-    "load_balancers": {"clb": 1},
+    "load_balancers": [{"name": "a1b2", "kind": "clb", "service": "radstream/triton-svc"}],
 }
 
 
@@ -69,17 +68,42 @@ def test_unknown_and_spot_instances_are_flagged_not_hidden():
     assert cost["per_hour"] == pytest.approx(0.526)
 
 
-def test_inventory_follows_the_phases():
-    config = Config()
-    phases = {"0": {"status": "done"}, "1": {"status": "done"}, "2": {"status": "done", "outputs": {"image_bytes": 2 * 1024**3}},
-              "3": {"status": "done"}}
-    inventory = inventory_from_state(config, phases)
-    assert inventory["clusters"] == 1 and inventory["kinesis_shards"] == 1
-    assert inventory["nodegroups"][0] == {"instance_type": "t3.medium", "count": 1, "disk_gb": 20, "capacity_type": "ON_DEMAND"}
-    assert inventory["load_balancers"] == {"clb": 1} and inventory["ecr_gb"] == pytest.approx(2.0)
-    parked = inventory_from_state(config, {**phases, "7": {"status": "done"}})
-    assert parked["nodegroups"][0]["count"] == 0 and parked["kinesis_shards"] == 0
-    assert inventory_from_state(config, {})["clusters"] == 0
+def test_each_line_names_its_resource_and_where_its_quantity_was_read():
+    inventory = {**DEFAULT_INVENTORY, "cluster_name": "rs-cluster", "sources": {"clusters": "eks DescribeCluster rs-cluster"},
+                 "buckets": [{"name": "rs-images", "bytes": 3 * 1024**3, "source": "s3 ListObjectVersions rs-images"}]}
+    by_resource = {line["resource"]: line for line in idle_cost(inventory)["lines"]}
+    assert by_resource["eks cluster rs-cluster"]["source"] == "eks DescribeCluster rs-cluster"
+    assert by_resource["load balancer of service radstream/triton-svc"]["item"] == "Load balancer (CLB)"
+    s3 = by_resource["s3 bucket rs-images"]
+    assert s3["quantity"] == pytest.approx(3.0) and s3["per_month"] == pytest.approx(3 * 0.023)
+
+
+def test_a_line_is_priced_only_from_what_the_inventory_holds():
+    # No load balancer, stream, bucket or repository found: no line for any of them, not a default one.
+    cost = idle_cost({"clusters": 1})
+    assert [line["item"] for line in cost["lines"]] == ["EKS control plane"]
+    assert idle_cost({"load_balancers": [], "buckets": [], "repositories": []})["lines"] == []
+
+
+def test_nat_gateways_and_interface_endpoints_bill_by_the_hour():
+    cost = idle_cost({"nat_gateways": 1, "vpc_endpoints": 2, "public_ipv4": 1})
+    by_item = {line["item"]: line for line in cost["lines"]}
+    assert by_item["NAT gateways"]["per_hour"] == pytest.approx(0.045)
+    assert by_item["VPC interface endpoints"]["per_hour"] == pytest.approx(2 * 0.01)  # one endpoint in two zones
+    assert cost["per_hour"] == pytest.approx(0.045 + 0.02 + 0.005)
+
+
+def test_an_on_demand_stream_is_priced_per_stream_hour():
+    cost = idle_cost({"kinesis_on_demand_streams": 1, "kinesis_stream": "rs-telemetry"})
+    (line,) = cost["lines"]
+    assert line["resource"] == "kinesis stream rs-telemetry" and line["per_hour"] == pytest.approx(0.04)
+
+
+def test_unreadable_quantities_are_said_and_unknown_load_balancers_not_priced():
+    cost = idle_cost({"notes": ["1 of 1 node(s) have no EC2 instance to read"],
+                      "load_balancers": [{"name": "gw", "kind": "gwlb"}]})
+    assert cost["per_hour"] == 0
+    assert cost["notes"][0].startswith("1 of 1 node(s)") and any("gwlb" in n for n in cost["notes"])
 
 
 def test_cost_per_1000_images_arithmetic():
@@ -156,10 +180,10 @@ def test_prices_are_data_with_a_date():
 
 
 def test_a_version_past_standard_support_is_priced_at_the_extended_rate():
-    config = Config()
-    standard = {"0": {"status": "done", "outputs": {"cluster_version": "1.32", "cluster_support": "STANDARD_SUPPORT"}}}
-    extended = {"0": {"status": "done", "outputs": {"cluster_version": "1.28", "cluster_support": "EXTENDED_SUPPORT"}}}
-    assert idle_cost(inventory_from_state(config, standard))["per_hour"] == pytest.approx(0.10 + 0.015)
-    cost = idle_cost(inventory_from_state(config, extended))
+    standard = {"clusters": 1, "cluster_version": "1.32", "cluster_support": "STANDARD_SUPPORT", "kinesis_shards": 1}
+    extended = {**standard, "cluster_version": "1.28", "cluster_support": "EXTENDED_SUPPORT"}
+    assert idle_cost(standard)["per_hour"] == pytest.approx(0.10 + 0.015)
+    cost = idle_cost(extended)
     assert cost["per_hour"] == pytest.approx(0.60 + 0.015)
+    assert cost["lines"][0]["item"] == "EKS control plane (extended support)"
     assert any("1.28" in note and "standard support" in note for note in cost["notes"])

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 
 from radstream.aws import operator_policy as op
-from radstream.aws import substitute
 
 LONGEST = {"deployment": "a" * 24, "account": "123456789012", "region": "ap-southeast-2", "partition": "aws-us-gov"}
 
@@ -71,24 +70,29 @@ def test_allow_notaction_and_deny_decide_as_iam_does():
     assert op.allows(document, "s3:PutObject")  # a conditional Deny does not always apply
 
 
-def rendered_operator_policy(deployment: str, account: str, region: str, partition: str) -> dict:
+def rendered_operator_policies(deployment: str, account: str, region: str, partition: str) -> list[dict]:
     from radstream.names import Names
     from radstream.phases.p0_foundation import template_variables
 
-    variables = template_variables(SimpleNamespace(names=Names(deployment, account, region, partition)))
-    return json.loads(substitute(op.POLICY_PATH.read_text(), variables))
+    return op.operator_documents(template_variables(SimpleNamespace(names=Names(deployment, account, region, partition))))
 
 
-def test_the_operator_policy_renders_and_fits_a_managed_policy():
-    document = rendered_operator_policy(**LONGEST)
+def test_the_operator_policies_render_and_each_fits_a_managed_policy():
+    documents = rendered_operator_policies(**LONGEST)
     # IAM refuses a managed policy over 6,144 characters, whitespace not counted.
-    assert len(json.dumps(document, separators=(",", ":"))) <= 6144
-    assert "${" not in json.dumps(document)
-    assert op.policy_actions(document) == op.policy_actions(op.operator_policy())
+    assert [len(json.dumps(d, separators=(",", ":"))) <= 6144 for d in documents] == [True] * len(op.POLICY_PATHS)
+    assert "${" not in json.dumps(documents)
+    assert op.policy_actions(op.merged(documents)) == op.policy_actions(op.operator_policy())
+
+
+def test_the_read_only_policy_only_reads():
+    _, read = op.operator_documents()
+    verbs = ("Describe", "List", "Get", "BatchGet", "Search")
+    assert [a for a in op.policy_actions(read) if not a.split(":")[1].startswith(verbs)] == []
 
 
 def test_pass_role_and_service_linked_roles_are_limited_by_condition():
-    statements = rendered_operator_policy("rs-op", "123456789012", "us-east-1", "aws")["Statement"]
+    statements = op.merged(rendered_operator_policies("rs-op", "123456789012", "us-east-1", "aws"))["Statement"]
     by_action = {s["Action"]: s for s in statements if isinstance(s["Action"], str)}
     passing = by_action["iam:PassRole"]
     assert passing["Resource"] == "arn:aws:iam::123456789012:role/rs-op-*-role"

@@ -24,7 +24,7 @@ from radstream.engine import Engine
 from radstream.errors import WaitTimeout
 from radstream.kube.apply import apply, kube_api, list_objects
 from radstream.kube.manifests import NODEGROUP_LABEL, namespace, service, template_dir
-from radstream.phases.p7_cleanup import Billable, CleanupPhase, cost_report
+from radstream.phases.p7_cleanup import CleanupPhase, cost_report
 from radstream.state import State
 
 pytestmark = pytest.mark.slow  # starts the Kubernetes API emulator
@@ -82,6 +82,12 @@ def deploy_leftovers_of_phases_0_to_3(ctx: Context) -> None:
     images = ctx.names.bucket("images")
     ctx.client("s3").create_bucket(Bucket=images)
     ctx.client("s3").put_object(Bucket=images, Key="incoming/a.png", Body=b"x" * 4096)
+    # What the Kubernetes cloud provider (not the operator) creates for the LoadBalancer Service on AWS.
+    boto3.client("elb", region_name=REGION).create_load_balancer(
+        LoadBalancerName="a1b2c3d4", AvailabilityZones=["us-east-1a"],
+        Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 8000, "InstancePort": 30800}],
+        Tags=[{"Key": f"kubernetes.io/cluster/{CLUSTER}", "Value": "owned"},
+              {"Key": "kubernetes.io/service-name", "Value": "radstream/triton-svc"}])
     api = kube_api(ctx)
     apply(api, namespace(ctx.config, template_dir(ctx.root)))
     apply(api, service(ctx.config, template_dir(ctx.root)))
@@ -123,7 +129,8 @@ def test_apply_parks_the_nodegroup_and_prices_what_still_costs(project: Path):
                                 f"kinesis stream {DEPLOYMENT}-telemetry", f"s3 bucket {ctx.names.bucket('images')}"}
     assert by_resource[f"eks cluster {CLUSTER}"]["usd_per_hour"] == PRICES["eks_cluster_hour"]
     assert by_resource[f"kinesis stream {DEPLOYMENT}-telemetry"]["usd_per_hour"] == PRICES["kinesis_shard_hour"]
-    assert "provisioned: 1 shard(s)" in by_resource[f"kinesis stream {DEPLOYMENT}-telemetry"]["why"]
+    assert "PROVISIONED, 1 open shard(s)" in by_resource[f"kinesis stream {DEPLOYMENT}-telemetry"]["source"]
+    assert by_resource[f"s3 bucket {ctx.names.bucket('images')}"]["source"].startswith("s3 ListObjectVersions")
     assert by_resource["load balancer of service radstream/triton-svc"]["usd_per_hour"] == PRICES["elb_hour"]["clb"]
     assert all(row["why"] for row in outputs["still_costing"])
     assert outputs["idle_usd_per_hour"] == pytest.approx(sum(r["usd_per_hour"] for r in outputs["still_costing"]))
@@ -134,16 +141,23 @@ def test_apply_parks_the_nodegroup_and_prices_what_still_costs(project: Path):
     assert [s["status"] for s in again.phases[0].steps] == ["skipped", "skipped"]
 
 
-def test_a_running_nodegroup_is_priced_per_node_with_disk_and_address():
-    report = cost_report([Billable("eks nodegroup cpu-ng", "2 nodes", {
-        "nodegroups": [{"instance_type": "t3.medium", "count": 2, "disk_gb": 20, "capacity_type": "ON_DEMAND"}],
-        "public_ipv4": 2})])
-    expected = 2 * PRICES["ec2_hour"]["t3.medium"] + 2 * PRICES["public_ipv4_hour"] \
-        + 2 * 20 * PRICES["ebs_gp3_gb_month"] / 730
-    assert report["idle_usd_per_hour"] == pytest.approx(expected, abs=1e-5)
-    assert report["still_costing"][0]["resource"] == "eks nodegroup cpu-ng"
-    assert cost_report([]) | {"prices_as_of": None} == {"still_costing": [], "idle_usd_per_hour": 0,
+def test_a_running_nodegroup_is_one_row_with_its_nodes_disks_and_sources():
+    report = cost_report({"nodegroups": [{"name": "cpu-ng", "instance_type": "t3.medium", "count": 2, "disk_gb": 20,
+                                          "capacity_type": "ON_DEMAND", "source": "eks DescribeNodegroup cpu-ng"}],
+                          "public_ipv4": 2, "sources": {"public_ipv4": "ec2 DescribeInstances"}})
+    nodes, addresses = report["still_costing"]
+    assert nodes["resource"] == "eks nodegroup cpu-ng" and nodes["source"] == "eks DescribeNodegroup cpu-ng"
+    assert nodes["usd_per_hour"] == pytest.approx(2 * PRICES["ec2_hour"]["t3.medium"] + 2 * 20 * PRICES["ebs_gp3_gb_month"] / 730,
+                                                  abs=1e-5)
+    assert addresses["usd_per_hour"] == pytest.approx(2 * PRICES["public_ipv4_hour"])
+    assert report["idle_usd_per_hour"] == pytest.approx(nodes["usd_per_hour"] + addresses["usd_per_hour"], abs=1e-5)
+    assert cost_report({}) | {"prices_as_of": None} == {"still_costing": [], "idle_usd_per_hour": 0, "notes": [],
                                                          "idle_usd_per_month": 0, "prices_as_of": None}
+
+
+def test_an_adopted_cluster_is_said_to_stay_after_teardown():
+    (row,) = cost_report({"clusters": 1, "cluster_name": "theirs", "cluster_owned": False})["still_costing"]
+    assert row["resource"] == "eks cluster theirs" and "teardown leaves it" in row["why"]
 
 
 def test_destroy_restores_the_configured_scaling_and_is_quiet_when_the_nodegroup_is_gone(project: Path):

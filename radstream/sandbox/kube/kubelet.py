@@ -15,6 +15,9 @@ Hooks (all optional, called on the controller thread, so they must return quickl
                                       a LoadBalancer Service's hostname, or a whole ingress entry
                                       ({"hostname": ..., "ports": [{"port": .., "protocol": "TCP"}]});
                                       None = not provisioned yet, asked again on the next pass
+  load_balancer_release_hook(service) -> bool
+                                      a deleted LoadBalancer Service's load balancer is gone (True:
+                                      its cleanup finalizer is removed; False: asked again)
   image_pull_hook(image) -> str | None
                                       why a container image cannot be pulled (None: it can); such a
                                       pod waits in ErrImagePull, then ImagePullBackOff, asked again
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radstream.kube.capacity import INSTANCE_TYPES
+from radstream.kube.manifests import LOAD_BALANCER_CLEANUP
 from radstream.sandbox.kube.server import Api, pod_ready
 from radstream.sandbox.kube.store import (
     ApiError,
@@ -57,6 +61,7 @@ ReadinessHook = Callable[[Obj], bool]
 PodHook = Callable[[Obj], None]
 LoadBalancerHook = Callable[[Obj], "str | Obj | None"]
 ImagePullHook = Callable[[str], "str | None"]
+ReleaseHook = Callable[[Obj], bool]
 
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 _EKS_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
@@ -170,6 +175,7 @@ class Kubelet:
         self.pod_start_hook = pod_start_hook
         self.pod_stop_hook = pod_stop_hook
         self.load_balancer_hook = load_balancer_hook or self._fake_elb_hostname
+        self.load_balancer_release_hook: ReleaseHook = self._released
         self.image_pull_hook: ImagePullHook | None = None
         self.node_ready_delay, self.pod_start_delay = node_ready_delay, pod_start_delay
         self.pod_ready_delay, self.load_balancer_delay = pod_ready_delay, load_balancer_delay
@@ -712,17 +718,33 @@ class Kubelet:
         for service in self.store.list("v1", "Service"):
             meta = service["metadata"]
             ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+            finalizers = meta.get("finalizers") or []
+            if meta.get("deletionTimestamp"):
+                # The service controller releases the load balancer, then lets the deletion complete.
+                if LOAD_BALANCER_CLEANUP in finalizers and self._probe_due(meta["uid"]) \
+                        and self._call(self.load_balancer_release_hook, service):
+                    self.store.mutate("v1", "Service", meta["namespace"], meta["name"], lambda s: s["metadata"].update(
+                        finalizers=[f for f in s["metadata"].get("finalizers") or [] if f != LOAD_BALANCER_CLEANUP]))
+                continue
+            if service["spec"].get("type") == "LoadBalancer" and LOAD_BALANCER_CLEANUP not in finalizers:
+                service = self.store.mutate("v1", "Service", meta["namespace"], meta["name"], lambda s: s["metadata"].update(
+                    finalizers=[*(s["metadata"].get("finalizers") or []), LOAD_BALANCER_CLEANUP]))
             if service["spec"].get("type") != "LoadBalancer":
                 if ingress:
                     self.store.mutate("v1", "Service", meta["namespace"], meta["name"], lambda s: s.update(status={"loadBalancer": {}}))
                 continue
-            if ingress or self._since("load-balancer", meta["uid"]) < self.load_balancer_delay:
+            if ingress or self._since("load-balancer", meta["uid"]) < self.load_balancer_delay \
+                    or not self._probe_due(meta["uid"]):
                 continue
             found = self._call(self.load_balancer_hook, service)
             if found:
                 entry = found if isinstance(found, dict) else {"hostname": found}
                 self.store.mutate("v1", "Service", meta["namespace"], meta["name"],
                                   lambda s: s.update(status={"loadBalancer": {"ingress": [entry]}}))
+
+    @staticmethod
+    def _released(service: Obj) -> bool:
+        return True  # a made-up hostname holds nothing to release
 
     def _fake_elb_hostname(self, service: Obj) -> str:
         digest = hashlib.sha256(service["metadata"]["uid"].encode()).hexdigest()

@@ -431,6 +431,8 @@ class Store:
                     meta.pop(kept, None)
             if obj == current:
                 return copy.deepcopy(current)
+            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+                return self._remove(key)  # the last finalizer is gone: the held deletion completes
             if obj.get("spec") != current.get("spec"):
                 meta["generation"] = current["metadata"].get("generation", 1) + 1
             meta["resourceVersion"] = self._next_rv()
@@ -453,11 +455,23 @@ class Store:
             if (api_version, kind) == ("v1", "Namespace"):
                 for other in [k for k in self._objects if k[2] == name]:
                     self.delete(other[0], other[1], other[2], other[3])
-            obj = copy.deepcopy(self._objects.pop(key))
-            obj["metadata"]["resourceVersion"] = self._next_rv()
-            obj["metadata"].setdefault("deletionTimestamp", now_iso())
-            self._record("DELETED", obj)
-            return copy.deepcopy(obj)
+            if self._objects[key]["metadata"].get("finalizers"):
+                # As the API server does: a finalizer holds the object, marked for deletion, until its
+                # controller removes it.
+                held = copy.deepcopy(self._objects[key])
+                if not held["metadata"].get("deletionTimestamp"):
+                    held["metadata"].update(deletionTimestamp=now_iso(), resourceVersion=self._next_rv())
+                    self._objects[key] = held
+                    self._record("MODIFIED", held)
+                return copy.deepcopy(held)
+            return self._remove(key)
+
+    def _remove(self, key: Key) -> Obj:
+        obj = copy.deepcopy(self._objects.pop(key))
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        obj["metadata"].setdefault("deletionTimestamp", now_iso())
+        self._record("DELETED", obj)
+        return copy.deepcopy(obj)
 
     def wait_for_change(self, since_rv: int, timeout: float) -> int:
         """Block until the store moves past `since_rv`, it closes, or `timeout` passes."""

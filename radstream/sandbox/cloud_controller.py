@@ -1,0 +1,120 @@
+"""The sandbox's stand-in for the AWS cloud controller's service controller: a LoadBalancer Service
+gets a Classic ELB and its security group in the emulated account, made and removed as EKS does.
+
+As on EKS: the load balancer is named "a" + the Service's UID without dashes (32 characters), its
+security group `k8s-elb-<lb name>`; both carry `kubernetes.io/cluster/<cluster>`=owned,
+`kubernetes.io/service-name`=<ns>/<name> and the Service's additional-resource-tags annotation; the
+listeners are the Service's ports (to its node ports), in the cluster's subnets. When the emulated
+account has no ACTIVE cluster, nothing is made and nothing is deleted: a cluster deleted before its
+Services leaves their load balancers behind, billed, as on AWS."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from radstream.aws import error_code
+
+log = logging.getLogger(__name__)
+
+ADDITIONAL_TAGS_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags"
+CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
+SERVICE_NAME_TAG = "kubernetes.io/service-name"
+
+Obj = dict[str, Any]
+
+
+def load_balancer_name(service: Obj) -> str:
+    return ("a" + service["metadata"]["uid"].replace("-", ""))[:32]
+
+
+def additional_tags(service: Obj) -> dict[str, str]:
+    """The annotation's "k1=v1,k2=v2" as a dict (a key without "=" gets an empty value)."""
+    text = (service["metadata"].get("annotations") or {}).get(ADDITIONAL_TAGS_ANNOTATION, "")
+    pairs = (item.strip().partition("=") for item in text.split(",") if item.strip())
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+def resource_tags(service: Obj, cluster: str) -> dict[str, str]:
+    meta = service["metadata"]
+    return {**additional_tags(service), CLUSTER_TAG_PREFIX + cluster: "owned",
+            SERVICE_NAME_TAG: f"{meta['namespace']}/{meta['name']}"}
+
+
+class CloudController:
+    """Kubelet hooks: `provision(service)` -> the load balancer's DNS name (None: not yet), and
+    `release(service)` -> True once the load balancer and its security group are gone."""
+
+    def __init__(self, aws_endpoint: str, region: str) -> None:
+        self.aws_endpoint, self.region = aws_endpoint, region
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            import boto3
+            from botocore.config import Config
+
+            from radstream.context import SANDBOX_CREDENTIALS
+
+            self._clients[service] = boto3.client(
+                service, region_name=self.region, endpoint_url=self.aws_endpoint, **SANDBOX_CREDENTIALS,
+                config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
+        return self._clients[service]
+
+    def _cluster(self) -> Obj | None:
+        """The emulated account's ACTIVE cluster (the emulator is one Kubernetes cluster)."""
+        eks = self._client("eks")
+        for name in sorted(eks.list_clusters()["clusters"]):
+            cluster = eks.describe_cluster(name=name)["cluster"]
+            if cluster.get("status") == "ACTIVE":
+                return cluster
+        return None
+
+    def _described(self, name: str) -> Obj | None:
+        try:
+            return self._client("elb").describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"][0]
+        except Exception as error:
+            if error_code(error) == "LoadBalancerNotFound":
+                return None
+            raise
+
+    def _security_group(self, name: str) -> str | None:
+        groups = self._client("ec2").describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": [f"k8s-elb-{name}"]}])["SecurityGroups"]
+        return groups[0]["GroupId"] if groups else None
+
+    def provision(self, service: Obj) -> str | None:
+        name = load_balancer_name(service)
+        found = self._described(name)
+        if found is not None:
+            return found["DNSName"]
+        cluster = self._cluster()
+        if cluster is None:
+            return None
+        ec2, meta = self._client("ec2"), service["metadata"]
+        subnets = cluster["resourcesVpcConfig"]["subnetIds"]
+        vpc = ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+        tags = [{"Key": k, "Value": v} for k, v in resource_tags(service, cluster["name"]).items()]
+        ports = service["spec"].get("ports") or []
+        group = self._security_group(name) or ec2.create_security_group(
+            GroupName=f"k8s-elb-{name}", VpcId=vpc,
+            Description=f"Security group for Kubernetes ELB {name} ({meta['namespace']}/{meta['name']})",
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}])["GroupId"]
+        self._client("elb").create_load_balancer(
+            LoadBalancerName=name, Subnets=subnets, SecurityGroups=[group], Tags=tags,
+            Listeners=[{"Protocol": "TCP", "LoadBalancerPort": p["port"], "InstanceProtocol": "TCP",
+                        "InstancePort": p.get("nodePort") or p["port"]} for p in ports])
+        log.info("cloud controller: load balancer %s for %s/%s", name, meta["namespace"], meta["name"])
+        return self._described(name)["DNSName"]
+
+    def release(self, service: Obj) -> bool:
+        if self._cluster() is None:
+            return False  # no controller runs without its cluster: what it made stays
+        name = load_balancer_name(service)
+        if self._described(name) is not None:
+            self._client("elb").delete_load_balancer(LoadBalancerName=name)
+        group = self._security_group(name)
+        if group is not None:
+            self._client("ec2").delete_security_group(GroupId=group)
+        log.info("cloud controller: load balancer %s released", name)
+        return True
