@@ -9,7 +9,9 @@ function's execution role (which radstream.sandbox.iam_enforcement holds to the 
 and sys.path = [extracted code, layers' python dirs, this venv]. Errors come back as Lambda reports them
 (`{"errorType", "errorMessage", "stackTrace"}` with FunctionError set), which is what moto's Step
 Functions reads `errorType` from to match Retry/Catch. A function that outlives its Timeout is
-killed and reported as `Sandbox.Timedout`, the name AWS uses. Each worker, an execution environment,
+killed and reported as `Sandbox.Timedout`, the name AWS uses. A function has at most
+MAX_WORKERS_PER_FUNCTION environments; an invocation that finds them all busy is refused at once with
+Lambda's 429 TooManyRequestsException, as a throttled synchronous invoke is on AWS, never queued. Each worker, an execution environment,
 writes its invocations' logs (START, what the handler printed, END, REPORT) to its own stream in
 /aws/lambda/<function>, creating that group when missing as Lambda does: untagged, never expiring."""
 
@@ -139,6 +141,22 @@ def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
     return "\t".join(parts)
+
+
+class Throttled(Exception):
+    """Every execution environment the function may have is busy."""
+
+
+def throttle_error() -> Exception:
+    """Lambda's answer to a synchronous invoke over the function's concurrency."""
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
+    error.code = 429
+    error.description = json.dumps({"__type": "TooManyRequestsException", "message": "Rate Exceeded.",
+                                    "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                                    "Type": "User"})
+    return error
 
 
 class WorkerGone(Exception):
@@ -322,6 +340,8 @@ class LambdaRunner:
         started = time.monotonic()
         try:
             reply = self._invoke(fn, spec, event, request_id)
+        except Throttled:
+            raise throttle_error() from None  # no START/END: a throttled request never reaches the function
         except Exception as exc:  # the runner itself failed: surface it like Lambda's service errors
             log.exception("lambda runner failed for %s", spec.name)
             reply = {"error": {"errorType": "Sandbox.RunnerError", "errorMessage": str(exc),
@@ -339,41 +359,49 @@ class LambdaRunner:
 
     def _invoke(self, fn: Any, spec: FunctionSpec, event: Any, request_id: str) -> dict[str, Any]:
         pool = self._pool_for(spec, self.sessions.get(spec.role, spec.name, spec.region))
-        with pool.slots:
-            worker = self._take_worker(fn, pool)
-            if worker.init_error:
-                return {"error": worker.init_error, "logs": worker.init_logs, "log_stream": worker.log_stream}
-            context = {
-                "function_name": spec.name,
-                "function_version": spec.version,
-                "invoked_function_arn": spec.arn,
-                "memory_limit_in_mb": spec.memory,
-                "aws_request_id": request_id,
-                "log_group_name": spec.log_group,
-                "log_stream_name": worker.log_stream,
-            }
-            environment = {"log_stream": worker.log_stream}
-            if worker.cold:  # the first invocation of an environment reports its init
-                environment["init_ms"] = worker.init_seconds * 1000
-                worker.cold = False
-            try:
-                reply = worker.invoke(event, context)
-            except TimeoutError:
-                stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                return {"error": {"errorType": TIMEOUT_ERROR,
-                                  "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
-                                  "stackTrace": []},
-                        "logs": f"{stamp} {request_id} Task timed out after {spec.timeout:.2f} seconds\n",
-                        **environment}
-            except WorkerGone as exc:
-                return {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc), "stackTrace": []},
-                        "logs": "", **environment}
-            if worker.init_logs:
-                reply["logs"] = worker.init_logs + reply.get("logs", "")
-                worker.init_logs = ""
-            reply.update(environment, max_memory_mb=worker.peak_memory_mb())
-            self._release(pool, worker)
-            return reply
+        if not pool.slots.acquire(blocking=False):
+            raise Throttled(spec.name)
+        try:
+            return self._invoke_in(fn, pool, event, request_id)
+        finally:
+            pool.slots.release()
+
+    def _invoke_in(self, fn: Any, pool: Pool, event: Any, request_id: str) -> dict[str, Any]:
+        spec = pool.spec
+        worker = self._take_worker(fn, pool)
+        if worker.init_error:
+            return {"error": worker.init_error, "logs": worker.init_logs, "log_stream": worker.log_stream}
+        context = {
+            "function_name": spec.name,
+            "function_version": spec.version,
+            "invoked_function_arn": spec.arn,
+            "memory_limit_in_mb": spec.memory,
+            "aws_request_id": request_id,
+            "log_group_name": spec.log_group,
+            "log_stream_name": worker.log_stream,
+        }
+        environment = {"log_stream": worker.log_stream}
+        if worker.cold:  # the first invocation of an environment reports its init
+            environment["init_ms"] = worker.init_seconds * 1000
+            worker.cold = False
+        try:
+            reply = worker.invoke(event, context)
+        except TimeoutError:
+            stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            return {"error": {"errorType": TIMEOUT_ERROR,
+                              "errorMessage": f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
+                              "stackTrace": []},
+                    "logs": f"{stamp} {request_id} Task timed out after {spec.timeout:.2f} seconds\n",
+                    **environment}
+        except WorkerGone as exc:
+            return {"error": {"errorType": "Runtime.ExitError", "errorMessage": str(exc), "stackTrace": []},
+                    "logs": "", **environment}
+        if worker.init_logs:
+            reply["logs"] = worker.init_logs + reply.get("logs", "")
+            worker.init_logs = ""
+        reply.update(environment, max_memory_mb=worker.peak_memory_mb())
+        self._release(pool, worker)
+        return reply
 
     # --- pools and workers ----------------------------------------------------------------------
     def _pool_for(self, spec: FunctionSpec, session: Session) -> Pool:

@@ -63,6 +63,30 @@ def deny_needs_its_condition_keys(original: Callable[..., Any]) -> Callable[...,
     return is_action_permitted
 
 
+def lambda_task_errors_are_named_by_lambda(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A Task whose Resource is a function ARN turns any error of Lambda's own API (a 429 throttle,
+    a 5xx) into "Exception" in moto, so no Retry on Lambda.TooManyRequestsException ever matches.
+    Step Functions names them "Lambda.<code>", as moto already does for arn:aws:states:::lambda:invoke."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda)
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+
+    def _from_error(self, env, ex):  # type: ignore[no-untyped-def]
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        error, cause = StateTaskServiceLambda._error_cause_from_client_error(ex)
+        return FailureEvent(env=env, error_name=CustomErrorName(error),
+                            event_type=HistoryEventType.LambdaFunctionFailed,
+                            event_details=EventDetails(lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
+                                error=error, cause=cause)))
+
+    return _from_error
+
+
 def _wrap(owner: type, attribute: str, fix: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     original = getattr(owner, attribute)
     if getattr(original, _MARK, False):
@@ -77,6 +101,7 @@ def install() -> None:
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.iam.access_control import IAMPolicyStatement
     from moto.s3.responses import S3Response
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     from radstream.sandbox import eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation, tagging_lag
@@ -84,6 +109,7 @@ def install() -> None:
     _wrap(StepFunctionsParserBackend, "start_execution", unnamed_executions_get_a_uuid)
     _wrap(S3Response, "get_bucket_notification", bucket_notification_reports_eventbridge)
     _wrap(IAMPolicyStatement, "is_action_permitted", deny_needs_its_condition_keys)
+    _wrap(StateTaskLambda, "_from_error", lambda_task_errors_are_named_by_lambda)
     role_propagation.install(_wrap)
     glue_crawler_role.install(_wrap)
     iam_enforcement.install(_wrap)

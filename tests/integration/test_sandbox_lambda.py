@@ -215,12 +215,38 @@ def test_three_task_execution_latency(sandbox, functions):  # noqa: F811
     print(f"\n3-task execution (server start -> stop dates): p50 {durations[2] * 1000:.0f} ms, max {durations[-1] * 1000:.0f} ms")
 
 
-def test_concurrent_invocations_all_complete(sandbox, functions):  # noqa: F811
+def test_an_invoke_over_the_function_concurrency_is_throttled_like_lambda_and_step_functions_names_it(sandbox):  # noqa: F811
+    """Lambda never queues a synchronous invoke: over the concurrency it answers 429 at once, and a
+    Task on the function's ARN sees Lambda.TooManyRequestsException (moto says "Exception")."""
     from concurrent.futures import ThreadPoolExecutor
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda i: invoke(sandbox, "sleeps", {"sleep": 0.3}), range(8)))
-    elapsed = time.perf_counter() - started
-    assert all("FunctionError" not in response and payload == {"slept": 0.3} for response, payload in results)
-    print(f"\n8 concurrent 0.3 s invocations took {elapsed:.2f} s (workers per function are capped)")
+    from radstream.sandbox.lambda_runner import MAX_WORKERS_PER_FUNCTION
+
+    lam = client(sandbox, "lambda")
+    arn = create_function(lam, "holds", {"app.py": SLEEPS}, timeout=30)
+    invoke(sandbox, "holds", {})  # warm, so the burst below is not waiting on a cold start
+    definition = {"StartAt": "Held", "States": {"Held": {
+        "Type": "Task", "Resource": arn, "Parameters": {"sleep": 0},
+        "Catch": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "ResultPath": "$.throttled", "Next": "Done"}],
+        "End": True}, "Done": {"Type": "Succeed"}}}
+    machine = _machine(sandbox, "throttled", definition)
+
+    def one(_: int) -> str:
+        try:
+            response, _payload = invoke(sandbox, "holds", {"sleep": 4})
+            return "served" if "FunctionError" not in response else response["FunctionError"]
+        except lam.exceptions.TooManyRequestsException as error:
+            assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+            assert error.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+            return "throttled"
+
+    with ThreadPoolExecutor(MAX_WORKERS_PER_FUNCTION) as holders:
+        held = [holders.submit(one, i) for i in range(MAX_WORKERS_PER_FUNCTION)]
+        time.sleep(1.5)  # every environment is busy now
+        assert one(0) == "throttled"
+        sfn = client(sandbox, "stepfunctions")
+        execution = wait_for_execution(sfn, sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"])
+        outcomes = [future.result() for future in held]
+    assert outcomes == ["served"] * MAX_WORKERS_PER_FUNCTION
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"])["throttled"]["Error"] == "Lambda.TooManyRequestsException"

@@ -59,6 +59,8 @@ def test_corpus_in_200_studies_every_bad_one_quarantined_every_good_one_served(r
                 reasons[key] = json.loads(s3.get_object(Bucket=buckets["results"], Key=key)["Body"].read())
         served = {s.name for s in good if f"results/{s.name}.json" in results}
         quarantined = {r["input_key"] for r in reasons.values()}
+        wrongly = [r for r in reasons.values() if r["input_key"] not in bad_triggers]
+        assert not wrongly, f"good studies quarantined: {wrongly}"  # fail now, with the reason
         return len(served) == len(good) and set(bad_triggers) <= quarantined
 
     deadline = time.monotonic() + LANDING_TIMEOUT_S

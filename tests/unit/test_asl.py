@@ -130,7 +130,22 @@ def _retrier(state: dict, error: str) -> dict:
 
 
 def _total_wait(retrier: dict) -> float:
-    return sum(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i for i in range(retrier["MaxAttempts"]))
+    """The longest a retrier waits in all (before jitter), each wait capped by MaxDelaySeconds."""
+    cap = retrier.get("MaxDelaySeconds", float("inf"))
+    return sum(min(cap, retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i) for i in range(retrier["MaxAttempts"]))
+
+
+def test_a_throttled_invoke_rides_out_a_burst_instead_of_quarantining_the_study(asl):
+    """Lambda answers a synchronous invoke over the concurrency quota (10 on a new account) with 429;
+    a burst of uploads must wait for capacity, spread out by jitter so the retries do not collide."""
+    for name, state in asl["States"].items():
+        if state["Type"] != "Task":
+            continue
+        retrier = _retrier(state, "Lambda.TooManyRequestsException")
+        assert retrier["JitterStrategy"] == "FULL", name
+        assert retrier["MaxDelaySeconds"] <= 30, name  # capacity freed is used soon
+        assert _total_wait(retrier) >= 240, name  # jittered, about half of it on average
+        assert _total_wait(retrier) < asl["TimeoutSeconds"] / 2, name  # the execution's own timeout stays far
 
 
 def test_a_missing_sidecar_is_waited_for_about_sidecar_wait_seconds(asl):
