@@ -87,6 +87,12 @@ def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
+def cluster_running(eks: Any, name: str) -> bool:
+    """False when the cluster is gone or being deleted: nothing in it can (or need) be destroyed."""
+    cluster = describe_cluster(eks, name)
+    return cluster is not None and cluster["status"] != "DELETING"
+
+
 def is_owned(resource: dict[str, Any], deployment: str) -> bool:
     """A described cluster or nodegroup created by this deployment (as opposed to someone else's)."""
     return (resource.get("tags") or {}).get(TAG_DEPLOYMENT) == deployment

@@ -293,9 +293,10 @@ class DevicePluginStep(Step):
     def destroy(self, ctx: Context) -> None:
         from radstream.kube.apply import delete, kube_api
         from radstream.kube.manifests import DEVICE_PLUGIN
-        from radstream.phases.p3_expose import cluster_running
+        from radstream.aws.eks import cluster_running
 
-        if cluster_running(ctx):  # else the DaemonSet is gone, or goes, with the cluster
+        # Else the DaemonSet is gone, or goes, with the cluster.
+        if cluster_running(ctx.client("eks"), ctx.config.cluster_name):
             delete(kube_api(ctx), "DaemonSet", DEVICE_PLUGIN, "kube-system")
 
 

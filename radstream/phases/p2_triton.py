@@ -137,9 +137,9 @@ class NamespaceStep(Step):
 
     def destroy(self, ctx: Context) -> None:
         from radstream.kube.apply import delete, kube_api, wait_deleted
-        from radstream.phases.p3_expose import cluster_running
+        from radstream.aws.eks import cluster_running
 
-        if not cluster_running(ctx):
+        if not cluster_running(ctx.client("eks"), ctx.config.cluster_name):
             return  # the namespace is gone, or goes, with the cluster
         api, name = kube_api(ctx), ctx.config.triton.namespace
         if delete(api, "Namespace", name):
@@ -212,9 +212,9 @@ class WorkloadsStep(Step):
     def destroy(self, ctx: Context) -> None:
         from radstream.kube.apply import delete, kube_api, list_objects, wait_deleted
         from radstream.kube.manifests import DEPLOYMENT, selector
-        from radstream.phases.p3_expose import cluster_running
+        from radstream.aws.eks import cluster_running
 
-        if not cluster_running(ctx):
+        if not cluster_running(ctx.client("eks"), ctx.config.cluster_name):
             return  # the workloads are gone, or go, with the cluster
         api, namespace = kube_api(ctx), ctx.config.triton.namespace
         for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment"):

@@ -33,14 +33,6 @@ def live_endpoints(ctx: Context) -> tuple[str, str] | None:
     return endpoints(live) if live else None
 
 
-def cluster_running(ctx: Context) -> bool:
-    """False when the cluster is gone or being deleted: nothing in it can (or need) be destroyed."""
-    from radstream.aws.eks import describe_cluster
-
-    cluster = describe_cluster(ctx.client("eks"), ctx.config.cluster_name)
-    return cluster is not None and cluster["status"] != "DELETING"
-
-
 def load_balancer_services(ctx: Context) -> list[str]:
     """"<ns>/<name> (<load balancer>)" of every LoadBalancer Service in the cluster."""
     from radstream.kube.apply import kube_api, list_objects
@@ -162,10 +154,11 @@ class EndpointStep(Step):
         return {"endpoint": found[0], "grpc_endpoint": found[1]} if found else {}
 
     def destroy(self, ctx: Context) -> None:
+        from radstream.aws.eks import cluster_running
         from radstream.kube.apply import delete, get, kube_api
         from radstream.kube.manifests import SERVICE
 
-        if not cluster_running(ctx):
+        if not cluster_running(ctx.client("eks"), ctx.config.cluster_name):
             return  # phase 0 sweeps what a gone cluster left behind
         api, namespace = kube_api(ctx), ctx.config.triton.namespace
         # The Service object stays until its load balancer is released, so waiting for it waits for both.

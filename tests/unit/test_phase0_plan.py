@@ -97,7 +97,7 @@ def test_drift_is_seen_by_verify_and_repaired_by_apply(ctx):
 
 def test_destroy_leaves_nothing_tagged(ctx, monkeypatch):
     # In-process moto's cluster has no Kubernetes API behind its endpoint; the guard that reads its
-    # LoadBalancer Services is proven against the sandbox in test_load_balancer_lifecycle.
+    # LoadBalancer Services is proven against the sandbox in test_what_up_leaves.
     monkeypatch.setattr("radstream.phases.p3_expose.load_balancer_services", lambda ctx: [])
     run_apply(ctx)
     found = deployment_resources(ctx.client, DEPLOYMENT)
