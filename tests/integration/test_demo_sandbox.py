@@ -1,7 +1,8 @@
 """`radstream demo`, `radstream load` and `radstream teardown` through the real CLI against one
 sandbox: from nothing, the demo's good studies get results from the (untrained) model, its bad ones
 are quarantined with a reason, nothing is lost; a second demo changes nothing; a small burst loses
-nothing; teardown leaves nothing tagged. The numbers measured are printed, not asserted."""
+nothing; the AWS CLI finds each function's invocations logged in /aws/lambda/<function>; teardown
+leaves nothing tagged and no log group. The numbers measured are printed, not asserted."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import CliResult, cli_env
+from tests.support.aws_cli import aws_cli
 
 pytestmark = pytest.mark.slow
 
 DEPLOYMENT = "rs-demo"
+FUNCTION_GROUPS = f"/aws/lambda/{DEPLOYMENT}-"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,23 @@ def test_demo_from_nothing_gets_every_good_study_a_result_and_quarantines_the_ba
     print("demo latency per study (ms): " + ", ".join(f"{s['study_id']} {s['latency_ms']}" for s in summary["studies"]))
 
 
+def function_log_groups(project: Path) -> list[str]:
+    found = aws_cli(project, "logs", "describe-log-groups", "--log-group-name-prefix", FUNCTION_GROUPS)
+    return sorted(g["logGroupName"] for g in found["logGroups"])
+
+
+def test_the_aws_cli_finds_every_function_s_invocations_in_its_log_group(project, first_demo):
+    from radstream.names import LAMBDA_FUNCTIONS
+
+    groups = function_log_groups(project)
+    assert len(groups) == len(LAMBDA_FUNCTIONS)
+    for group in groups:  # good studies run five of them, the quarantined ones store-failure too
+        events = aws_cli(project, "logs", "filter-log-events", "--log-group-name", group)["events"]
+        starts = {e["message"].split()[2] for e in events if e["message"].startswith("START RequestId: ")}
+        reports = {e["message"].split()[2] for e in events if e["message"].startswith("REPORT RequestId: ")}
+        assert starts and starts == reports, group
+
+
 def test_a_second_demo_changes_nothing(project, first_demo):
     again = cli(project, "demo", "--yes", "--json")
     assert again.code == 0, again.stderr[-3000:]
@@ -118,3 +138,4 @@ def test_teardown_leaves_nothing_behind(project, first_demo):
     assert result.code == 0, result.stderr[-3000:]
     assert result.json["ok"] and result.json["leftovers"] == []
     assert next(p for p in result.json["phases"] if p["number"] == 6)["status"] == "destroyed"
+    assert function_log_groups(project) == []
