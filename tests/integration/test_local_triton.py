@@ -132,3 +132,27 @@ def test_server_without_dynamic_batching_stops_cleanly(repo: Path, tmp_path: Pat
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     assert "successfully loaded 'radstream_cxr'" in triton.log_path.read_text()
+
+
+def live_in_group(group: int) -> list[int]:
+    """Processes of a process group that still run (a killed orphan may linger as a zombie)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_stop_ends_triton_and_its_stubs_and_frees_their_shared_memory(repo: Path, tmp_path: Path) -> None:
+    triton = LocalTriton(repo, tmp_path / "triton")
+    triton.start()
+    group = triton.process.pid
+    regions = list(Path("/dev/shm").glob(f"{triton.shm_prefix}*"))
+    assert regions and len(live_in_group(group)) > 1  # the python backend's stubs, with their memory
+    triton.stop()
+    assert [r for r in regions if r.exists()] == []
+    assert live_in_group(group) == []

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.integration.sandbox_fixtures import client, create_function, sandbox, wait_for_execution, zip_of  # noqa: F401
+from tests.integration.sandbox_fixtures import client, create_function, sandbox, wait_for, wait_for_execution, zip_of  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +47,19 @@ def handler(event, context):
     if attempts <= event["failures"]:
         raise TransientError(f"attempt {attempts}")
     return {"attempts": attempts}
+"""
+
+# Holds its environment until the test releases it, saying first that it has started.
+HOLDS = """
+import os, pathlib, time
+def handler(event, context):
+    if "gate" not in event:
+        return {"held": False}
+    gate = pathlib.Path(event["gate"])
+    (gate / context.aws_request_id).touch()
+    while not (gate / "release").exists():
+        time.sleep(0.05)
+    return {"held": True}
 """
 
 SLEEPS = """
@@ -215,7 +228,7 @@ def test_three_task_execution_latency(sandbox, functions):  # noqa: F811
     print(f"\n3-task execution (server start -> stop dates): p50 {durations[2] * 1000:.0f} ms, max {durations[-1] * 1000:.0f} ms")
 
 
-def test_an_invoke_over_the_function_concurrency_is_throttled_like_lambda_and_step_functions_names_it(sandbox):  # noqa: F811
+def test_an_invoke_over_the_function_concurrency_is_throttled_like_lambda_and_step_functions_names_it(sandbox, tmp_path):  # noqa: F811
     """Lambda never queues a synchronous invoke: over the concurrency it answers 429 at once, and a
     Task on the function's ARN sees Lambda.TooManyRequestsException (moto says "Exception")."""
     from concurrent.futures import ThreadPoolExecutor
@@ -223,30 +236,35 @@ def test_an_invoke_over_the_function_concurrency_is_throttled_like_lambda_and_st
     from radstream.sandbox.lambda_runner import MAX_WORKERS_PER_FUNCTION
 
     lam = client(sandbox, "lambda")
-    arn = create_function(lam, "holds", {"app.py": SLEEPS}, timeout=30)
-    invoke(sandbox, "holds", {})  # warm, so the burst below is not waiting on a cold start
+    arn = create_function(lam, "holds", {"app.py": HOLDS}, timeout=300)
     definition = {"StartAt": "Held", "States": {"Held": {
-        "Type": "Task", "Resource": arn, "Parameters": {"sleep": 0},
+        "Type": "Task", "Resource": arn,
         "Catch": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "ResultPath": "$.throttled", "Next": "Done"}],
         "End": True}, "Done": {"Type": "Succeed"}}}
     machine = _machine(sandbox, "throttled", definition)
 
-    def one(_: int) -> str:
+    def one(event: dict) -> str:
         try:
-            response, _payload = invoke(sandbox, "holds", {"sleep": 4})
-            return "served" if "FunctionError" not in response else response["FunctionError"]
+            response, payload = invoke(sandbox, "holds", event)
+            return "served" if "FunctionError" not in response else f"failed: {payload}"
         except lam.exceptions.TooManyRequestsException as error:
             assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
             assert error.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
             return "throttled"
 
     with ThreadPoolExecutor(MAX_WORKERS_PER_FUNCTION) as holders:
-        held = [holders.submit(one, i) for i in range(MAX_WORKERS_PER_FUNCTION)]
-        time.sleep(1.5)  # every environment is busy now
-        assert one(0) == "throttled"
-        sfn = client(sandbox, "stepfunctions")
-        execution = wait_for_execution(sfn, sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"])
+        held = [holders.submit(one, {"gate": str(tmp_path)}) for _ in range(MAX_WORKERS_PER_FUNCTION)]
+        try:
+            wait_for(lambda: len(list(tmp_path.iterdir())) == MAX_WORKERS_PER_FUNCTION, timeout=120,
+                     what="every environment of the function busy")
+            refused = one({})
+            sfn = client(sandbox, "stepfunctions")
+            execution = wait_for_execution(sfn, sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"])
+        finally:
+            (tmp_path / "release").touch()
         outcomes = [future.result() for future in held]
+    assert refused == "throttled"
     assert outcomes == ["served"] * MAX_WORKERS_PER_FUNCTION
     assert execution["status"] == "SUCCEEDED", execution
     assert json.loads(execution["output"])["throttled"]["Error"] == "Lambda.TooManyRequestsException"
+    assert one({}) == "served"  # capacity freed is capacity again
