@@ -170,7 +170,7 @@ class Config(_Section):
     def _sandbox_defaults(self) -> Config:
         # On one machine there is nothing to save by buffering telemetry for a minute.
         if self.target == "sandbox" and "firehose_buffer_seconds" not in self.pipeline.model_fields_set:
-            self.pipeline.firehose_buffer_seconds = 5
+            self.pipeline.firehose_buffer_seconds = 1
         return self
 
     @property

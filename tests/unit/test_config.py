@@ -93,7 +93,7 @@ def test_missing_default_file_gives_defaults(tmp_path: Path, monkeypatch):
 
 
 def test_firehose_buffers_briefly_on_the_sandbox_unless_told_otherwise():
-    assert config.validate({}, "x").pipeline.firehose_buffer_seconds == 5
+    assert config.validate({}, "x").pipeline.firehose_buffer_seconds == 1
     assert config.validate({"target": "aws"}, "x").pipeline.firehose_buffer_seconds == 60
     explicit = config.validate({"pipeline": {"firehose_buffer_seconds": 30}}, "x")
     assert explicit.pipeline.firehose_buffer_seconds == 30
