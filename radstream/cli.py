@@ -40,9 +40,19 @@ app.command("report")(analytics_commands.report)
 app.command("cost")(analytics_commands.cost)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from radstream import __version__
+
+        typer.echo(f"radstream {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
     config: ConfigOpt = None,
     json_output: JsonOpt = False,
     yes: YesOpt = False,

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from radstream import resources
 from radstream.aws import operator_policy
 from radstream.config import LoadedConfig
 from radstream.counters import MutationCounter
@@ -23,7 +24,6 @@ from radstream.state import State
 
 T = TypeVar("T")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_FILE = "sandbox.json"
 # moto accepts any credentials; these make sure real ones are never sent to the sandbox.
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -48,7 +48,7 @@ class Context:
         self.state = state
         self.reporter = reporter or Reporter()
         self.counter = counter or MutationCounter()
-        self.root = REPO_ROOT
+        self.root = resources.root()
         self.state_dir = loaded.state_dir
         self.cache_dir = user_cache_dir()
         self.current_phase: int | None = None

@@ -13,15 +13,14 @@ import json
 import os
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from radstream.errors import RadstreamError
+from radstream.resources import manifest
 
 # IAM caps a managed policy at 6,144 characters, so the operator's permissions ship as two: what it
 # changes (scoped to the deployment's resources) and what it only reads on "*".
-POLICY_PATHS = tuple(Path(__file__).resolve().parents[2] / "manifests" / "iam" / name
-                     for name in ("operator.json", "operator-read.json"))
+POLICY_NAMES = ("operator.json", "operator-read.json")
 CHECK_VARIABLE = "OPERATOR_POLICY_CHECK"
 LOG_VARIABLE = "OPERATOR_POLICY_CALL_LOG"
 
@@ -102,8 +101,8 @@ def operator_documents(variables: dict[str, str] | None = None) -> list[dict[str
     templates: the ${...} placeholders only occur in resources, so they parse as they are)."""
     from radstream.aws import substitute
 
-    return [json.loads(substitute(path.read_text(), variables) if variables else path.read_text())
-            for path in POLICY_PATHS]
+    texts = [manifest("iam", name).read_text() for name in POLICY_NAMES]
+    return [json.loads(substitute(text, variables) if variables else text) for text in texts]
 
 
 def merged(documents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -71,10 +71,11 @@ def function_files(root: Path, function: str) -> dict[str, bytes]:
     handler = root / "lambdas" / function / "handler.py"
     if not handler.is_file():
         raise FileNotFoundError(f"{handler} is missing: every Lambda needs lambdas/<name>/handler.py")
-    files = {"handler.py": handler.read_bytes(), "radstream/__init__.py": (root / "radstream/__init__.py").read_bytes()}
-    pipeline = root / "radstream" / "pipeline"
-    if pipeline.is_dir():
-        files.update(tree_files(pipeline, "radstream/pipeline/"))
+    from radstream.resources import package_dir
+
+    package = package_dir()  # the installed package, wherever the handlers were read from
+    files = {"handler.py": handler.read_bytes(), "radstream/__init__.py": (package / "__init__.py").read_bytes()}
+    files.update(tree_files(package / "pipeline", "radstream/pipeline/"))
     return files
 
 

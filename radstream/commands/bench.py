@@ -19,19 +19,19 @@ def inference(
     concurrency: Annotated[
         list[int] | None, typer.Option("--concurrency", min=1, help="Concurrent requests; repeat for several (default 1, 4, 8).")
     ] = None,
-    repo: Annotated[Path | None, typer.Option("--repo", help="Model repository (default: model_repo/ at the project root).")] = None,
+    repo: Annotated[Path | None, typer.Option("--repo", help="Model repository (default: the shipped default model).")] = None,
     config: ConfigOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Throughput, p50 and p95 for each mode, and each Triton mode's ratio to onnxruntime."""
     from radstream.bench.inference import CONCURRENCIES, format_table, run
-    from radstream.context import REPO_ROOT
+    from radstream.resources import shipped_model_repository
 
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
 
     def body() -> int:
-        result = run(repo or REPO_ROOT / "model_repo", seconds=seconds, concurrencies=tuple(concurrency or CONCURRENCIES))
+        result = run(repo or shipped_model_repository(), seconds=seconds, concurrencies=tuple(concurrency or CONCURRENCIES))
         emit({"ok": True, **result}, opts.json, lambda r: typer.echo(format_table(r)))
         return 0
 

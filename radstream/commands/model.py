@@ -11,13 +11,19 @@ from radstream.commands.common import ConfigOpt, JsonOpt, VerboseOpt, emit, opti
 
 app = typer.Typer(help="Build, import and serve the Triton model repository.", no_args_is_help=True)
 
-RepoOpt = Annotated[Path | None, typer.Option("--repo", help="Model repository (default: model_repo/ at the project root).")]
+RepoOpt = Annotated[Path | None, typer.Option(
+    "--repo", help="Model repository (default: the project's, .radstream/model_repo, else the shipped default).")]
 
 
-def _repo(repo: Path | None) -> Path:
-    from radstream.context import REPO_ROOT
+def _repo(repo: Path | None, opts: Any, writing: bool) -> Path:
+    """--repo, else the project's repository: made from the shipped one when a command writes."""
+    from radstream import config as config_mod
+    from radstream.resources import model_repository, own_model_repository
 
-    return repo if repo is not None else REPO_ROOT / "model_repo"
+    if repo is not None:
+        return repo
+    state_dir = config_mod.load(opts.config).state_dir
+    return own_model_repository(state_dir) if writing else model_repository(state_dir)
 
 
 def _run(opts: Any, body: Callable[[], dict[str, Any]], render: Callable[[dict[str, Any]], None]) -> None:
@@ -44,7 +50,8 @@ def build(ctx: typer.Context, repo: RepoOpt = None, config: ConfigOpt = None, js
     """Generate the default model (deterministic, untrained) with its config, labels and model card."""
     from radstream.inference.repository import build_repository
 
-    _run(options(ctx, config=config, json=json_output, verbose=verbose), lambda: build_repository(_repo(repo)), _render_model)
+    opts = options(ctx, config=config, json=json_output, verbose=verbose)
+    _run(opts, lambda: build_repository(_repo(repo, opts, writing=True)), _render_model)
 
 
 @app.command("import")
@@ -60,7 +67,8 @@ def import_(
     """Check a real model against the pipeline contract and add it as the newest version."""
     from radstream.inference.repository import import_model
 
-    _run(options(ctx, config=config, json=json_output, verbose=verbose), lambda: import_model(onnx_file, labels, _repo(repo)), _render_model)
+    opts = options(ctx, config=config, json=json_output, verbose=verbose)
+    _run(opts, lambda: import_model(onnx_file, labels, _repo(repo, opts, writing=True)), _render_model)
 
 
 @app.command()
@@ -77,7 +85,7 @@ def serve(ctx: typer.Context, repo: RepoOpt = None, config: ConfigOpt = None, js
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
     try:
         work_dir = config_mod.load(opts.config).state_dir / "triton-serve"
-        server = LocalTriton(_repo(repo), work_dir)
+        server = LocalTriton(_repo(repo, opts, writing=False), work_dir)
         endpoints = server.start()
     except Exception as exc:  # noqa: BLE001 - the CLI boundary
         raise typer.Exit(fail(exc, opts)) from None

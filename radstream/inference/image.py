@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from radstream.errors import ConfigError, RadstreamError
+from radstream.resources import manifest
 from radstream.inference.oci import (
     DOCKER_MANIFEST,
     INDEX_TYPES,
@@ -43,7 +44,6 @@ SERVE_CMD = ["tritonserver", f"--model-repository=/{MODELS_DIR}"]
 SERVE_USER = "1000:1000"
 BUILDERS = ("daemonless", "docker", "buildah", "podman")
 PLATFORM = "linux/amd64"  # what EKS's x86 nodegroups run
-DOCKERFILE = Path(__file__).resolve().parents[2] / "manifests" / "docker" / "Dockerfile.triton"
 _EPOCH = "1970-01-01T00:00:00Z"
 _LAYER_MEDIA_TYPE = {
     DOCKER_MANIFEST: "application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -153,7 +153,7 @@ def build_and_push(model_repo_dir: Path, base_image_ref: str, target_repo_ref: s
                    credentials: tuple[str, str] | None = None,
                    base_credentials: tuple[str, str] | None = None,
                    builder: str = "daemonless", platform: str = PLATFORM,
-                   work_dir: Path | None = None, dockerfile: Path = DOCKERFILE,
+                   work_dir: Path | None = None, dockerfile: Path | None = None,
                    log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
     """Build the serving image for `model_repo_dir` and push it as `<target_repo_ref>:model-<hash>`.
 
@@ -175,7 +175,7 @@ def build_and_push(model_repo_dir: Path, base_image_ref: str, target_repo_ref: s
         if builder != "daemonless":
             if shutil.which(builder):
                 return _build_with_tool(builder, Path(model_repo_dir), base, target, layer.tag, target_client,
-                                        credentials, dockerfile, log)
+                                        credentials, dockerfile or manifest("docker", "Dockerfile.triton"), log)
             log(f"{builder} is not installed; building the image without a container engine")
         base_client = (target_client if base.registry == target.registry and base_credentials == credentials
                        else RegistryClient(base.registry, Credentials(*base_credentials) if base_credentials else None))

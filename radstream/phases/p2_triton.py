@@ -25,7 +25,9 @@ _found_images: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def model_repository(ctx: Context) -> Path:
-    return ctx.root / "model_repo"
+    from radstream.resources import model_repository as served
+
+    return served(ctx.state_dir)
 
 
 @dataclass(frozen=True)

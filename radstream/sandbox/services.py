@@ -100,7 +100,7 @@ class SandboxTriton:
 
 def build_services(options: SandboxOptions, published: Mapping[str, str]) -> list[Service]:
     """The daemon's services, in start order; `published` fills up as they start."""
-    from radstream.context import REPO_ROOT
+    from radstream.resources import model_repository
     from radstream.sandbox.aws_emulator import EmbeddedAws
     from radstream.sandbox.cluster import SandboxKubernetes
     from radstream.sandbox.registry import SandboxRegistry
@@ -113,6 +113,6 @@ def build_services(options: SandboxOptions, published: Mapping[str, str]) -> lis
     return [
         aws,
         SandboxRegistry(options.state_dir / "registry", options.log_dir),
-        SandboxTriton(REPO_ROOT / "model_repo", options.state_dir / "triton", options.log_dir),
+        SandboxTriton(model_repository(options.state_dir), options.state_dir / "triton", options.log_dir),
         SandboxKubernetes(published, options.region),
     ]

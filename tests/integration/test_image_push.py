@@ -41,6 +41,7 @@ from radstream.inference.oci import (
 from radstream.sandbox.base_image import push_synthetic_base
 from radstream.sandbox.ecr_front import EcrFront
 from radstream.sandbox.registry import INSTALL_HINT, RegistryServer, SandboxRegistry, registry_binary
+from radstream.resources import manifest
 
 # ---------------------------------------------------------------------------------------------
 # Pure: references and the layer
@@ -171,7 +172,7 @@ def test_compose_keeps_base_and_sets_serving_command(tmp_path: Path) -> None:
 
 
 def test_dockerfile_matches_daemonless_image() -> None:
-    dockerfile = image_mod.DOCKERFILE.read_text()
+    dockerfile = manifest("docker", "Dockerfile.triton").read_text()
     assert f"CMD {json.dumps(image_mod.SERVE_CMD)}" in dockerfile
     assert f"USER {image_mod.SERVE_USER}" in dockerfile
     assert "COPY ${MODEL_REPO}/ /models/" in dockerfile

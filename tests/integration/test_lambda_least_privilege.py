@@ -15,7 +15,8 @@ import pytest
 from radstream import config
 from radstream.aws.iam import INLINE_POLICY, role_documents
 from radstream.aws.propagation import retry_while_role_propagates
-from radstream.context import REPO_ROOT, Context
+from radstream.context import Context
+from tests.conftest import REPO
 from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase, template_variables
 from radstream.state import State
@@ -69,7 +70,7 @@ def aws(ctx: Context, service: str):
 
 
 def lambda_policy(ctx: Context) -> dict:
-    _, policy = role_documents(REPO_ROOT / "manifests" / "iam", "lambda", template_variables(ctx))
+    _, policy = role_documents(REPO / "manifests" / "iam", "lambda", template_variables(ctx))
     return policy
 
 

@@ -18,12 +18,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from radstream.context import REPO_ROOT
+from tests.conftest import REPO
 from tests.prove.support import run
 
 DEPLOYMENT = "rs-lp-q7"  # distinctive, so "the ARN names this deployment" cannot hold by accident
 ACCOUNT, REGION = "123456789012", "us-east-1"
-IAM_DIR = REPO_ROOT / "manifests" / "iam"
+IAM_DIR = REPO / "manifests" / "iam"
 
 
 def variables() -> dict[str, str]:
@@ -145,7 +145,7 @@ def rendered_manifests(tmp_path: Path) -> list[dict]:
 
     (tmp_path / "radstream.yaml").write_text(f"target: aws\ndeployment: {DEPLOYMENT}\n")
     settings = config_mod.load(tmp_path / "radstream.yaml", environ={}).settings
-    directory = manifests.template_dir(REPO_ROOT)
+    directory = manifests.template_dir(REPO)
     image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{DEPLOYMENT}-triton@sha256:{'0' * 64}"
     return [manifests.namespace(settings, directory), *manifests.workloads(settings, directory, image),
             manifests.service(settings, directory), manifests.device_plugin(settings, directory)]
@@ -206,7 +206,7 @@ def test_pipeline_asl_is_valid_under_statelint():
 
     names = Names(DEPLOYMENT, ACCOUNT, REGION)
     arns = {fn: function_arn(REGION, ACCOUNT, names.lambda_function(fn)) for fn in LAMBDA_FUNCTIONS}
-    definition = render_definition(REPO_ROOT / "manifests" / "stepfunctions" / "pipeline.asl.json", arns)
+    definition = render_definition(REPO / "manifests" / "stepfunctions" / "pipeline.asl.json", arns)
     assert Linter.validate(definition) == []
     assert Linter.validate({"StartAt": "Nowhere", "States": {}})  # the checker is alive
 

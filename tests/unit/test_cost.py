@@ -19,7 +19,7 @@ from radstream.analytics.cost import (
     workload_from_measurements,
 )
 from radstream.config import Config
-from radstream.context import REPO_ROOT
+from tests.conftest import REPO
 
 DEFAULT_INVENTORY = {
     "clusters": 1,
@@ -31,7 +31,7 @@ DEFAULT_INVENTORY = {
 
 
 def test_every_instance_type_the_config_offers_has_a_price():
-    template = (REPO_ROOT / "radstream" / "radstream.template.yaml").read_text()
+    template = (REPO / "radstream" / "radstream.template.yaml").read_text()
     named = set(re.findall(r"\b[a-z]\d[a-z]*\.(?:nano|micro|small|medium|large|\d*xlarge)\b", template))
     assert Config().nodegroup.instance_type in PRICES["ec2_hour"]
     assert {"t3.micro", "t3.medium", "g4dn.xlarge"} <= named  # the template's own suggestions
@@ -132,7 +132,7 @@ def test_fixed_share_spreads_the_idle_cost_over_the_measured_throughput():
 
 
 def test_the_pipeline_state_machine_success_path():
-    asl = json.loads((REPO_ROOT / "manifests" / "stepfunctions" / "pipeline.asl.json").read_text())
+    asl = json.loads((REPO / "manifests" / "stepfunctions" / "pipeline.asl.json").read_text())
     path = success_path(asl)
     assert path[0] == "ValidateInput" and path[-1] == "SendTelemetry"
     assert "StoreFailure" not in path

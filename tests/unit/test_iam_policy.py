@@ -79,12 +79,12 @@ def test_actions_ignore_case_resources_do_not_and_not_elements_invert():
 @pytest.fixture(scope="module")
 def lambda_policy():
     from radstream.aws.iam import role_documents
-    from radstream.context import REPO_ROOT
+    from tests.conftest import REPO
     from radstream.names import Names
     from radstream.phases.p0_foundation import template_variables
 
     names = Names("rs-lp", "123456789012", "us-east-1")
-    _, policy = role_documents(REPO_ROOT / "manifests" / "iam", "lambda", template_variables(SimpleNamespace(names=names)))
+    _, policy = role_documents(REPO / "manifests" / "iam", "lambda", template_variables(SimpleNamespace(names=names)))
     arns = {kind: f"arn:aws:s3:::{name}" for kind, name in names.buckets().items()}
     return policy, arns, f"arn:aws:kinesis:us-east-1:123456789012:stream/{names.kinesis_stream}"
 
