@@ -62,7 +62,14 @@ def root(
     ctx.obj = Options(config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
 
 
-def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None) -> int:
+def plan_exit_code(result: Any, detailed: bool) -> int:
+    """1 when planning failed; with --detailed-exitcode (as Terraform's) 2 when there are changes."""
+    if not result.ok:
+        return 1
+    return 2 if detailed and any(p.changes for p in result.phases) else 0
+
+
+def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None, detailed: bool = False) -> int:
     from radstream import phases as registry
     from radstream.engine import Engine
     from radstream.render import render_run
@@ -73,8 +80,8 @@ def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = No
         ctx.ensure_target_running()
         if opts.dry_run:
             result = engine.plan(numbers)
-            emit(engine.report(result) | {"ok": True, "dry_run": True}, opts.json, render_run)
-            return 0
+            emit(engine.report(result) | {"dry_run": True}, opts.json, render_run)
+            return plan_exit_code(result, detailed)
         if ask:
             confirm(ask, opts)
         result = engine.run(numbers)
@@ -133,6 +140,8 @@ def plan(
     phase: Annotated[list[str] | None, typer.Argument(help="Phases to plan (default: those `up` applies).")] = None,
     config: ConfigOpt = None,
     json_output: JsonOpt = False,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on an error (as Terraform).")] = False,
 ) -> None:
     """Show what `up` would change, step by step, without changing anything."""
     opts = options(ctx, config=config, json=json_output, dry_run=True)
@@ -141,7 +150,7 @@ def plan(
         from radstream import phases as registry
 
         numbers = [registry.resolve(p) for p in phase] if phase else list(registry.UP_PHASES)
-        return _apply(opts, "plan", numbers)
+        return _apply(opts, "plan", numbers, detailed=detailed_exitcode)
 
     run_command(opts, body)
 

@@ -27,11 +27,12 @@ class PhaseResult:
     changes: list[dict[str, str]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    failure: dict[str, Any] | None = None  # where and what: step, hint, type
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
-        for optional in ("changes", "outputs"):
+        for optional in ("changes", "outputs", "failure"):
             if not data[optional]:
                 data.pop(optional)
         return data
@@ -53,11 +54,19 @@ class RunResult:
     def error(self) -> str | None:
         return next((f"phase {p.number} ({p.name}): {p.error}" for p in self.phases if p.error), None)
 
+    @property
+    def failure(self) -> dict[str, Any]:
+        """The first failure's phase, step, hint and type; empty when nothing failed."""
+        failed = next((p for p in self.phases if p.status == "failed"), None)
+        if failed is None:
+            return {}
+        return {"phase": failed.number, "step": None, "hint": None, "type": None, **(failed.failure or {})}
+
 
 def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, RadstreamError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    from radstream.failures import describe
+
+    return describe(exc)
 
 
 class Engine:
@@ -75,6 +84,7 @@ class Engine:
             "retries": self.ctx.counter.retries(),
             "phases": [p.to_dict() for p in result.phases],
             "error": result.error,
+            **result.failure,
         }
 
     # -- before any change -----------------------------------------------------------------------
@@ -114,6 +124,7 @@ class Engine:
         result = PhaseResult(number, phase.name, "skipped")
         start, before = time.monotonic(), ctx.counter.total
         ctx.current_phase = number
+        failing: str | None = None
         try:
             if not phase.implemented:
                 raise PhaseNotImplemented(f"phase {number} ({phase.name}) is not built yet")
@@ -126,13 +137,20 @@ class Engine:
             entry.update(status="in_progress", started_at=now_iso())
             state.save()
             for step in steps:
+                failing = step.name
                 step_result = self._run_step(number, step)
                 result.steps.append(step_result)
                 if step_result["status"] == "done":
                     result.status = "done"
             entry.update(status="done", finished_at=now_iso())
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported
+            from radstream.failures import error_fields
+
             result.status, result.error = "failed", describe_error(exc)
+            fields = error_fields(exc)
+            result.failure = {"step": failing, "hint": fields["hint"], "type": fields["type"]}
+            if failing is not None:
+                result.steps.append({"name": failing, "status": "failed", "error": result.error})
             state.phase(number, phase.name).update(status="failed", error=result.error, finished_at=now_iso())
             if not isinstance(exc, RadstreamError):
                 ctx.reporter.log("".join(traceback.format_exception(exc)[-3:]).rstrip())
@@ -204,8 +222,15 @@ class Engine:
                 result.steps.append({"name": step.name, "status": "would change"})
                 result.changes.extend(c.to_dict() | {"step": step.name} for c in changes)
         except Exception as exc:  # noqa: BLE001
-            # A later phase often cannot be planned before the earlier ones exist.
-            result.error = result.error or f"cannot plan yet: {describe_error(exc)}"
+            from radstream.failures import CloudError, error_fields, user_error
+
+            if isinstance(user_error(exc), CloudError) or isinstance(exc, (TypeError, AttributeError, NameError)):
+                # Credentials, permissions or a bug: the plan itself failed, and says so.
+                fields = error_fields(exc)
+                result.status, result.error = "failed", describe_error(exc)
+                result.failure = {"step": step.name, "hint": fields["hint"], "type": fields["type"]}
+            else:  # a later phase often cannot be planned before the earlier ones exist
+                result.error = result.error or f"cannot plan yet: {describe_error(exc)}"
         return result
 
     def plan(self, numbers: Sequence[int]) -> RunResult:

@@ -34,12 +34,14 @@ def fail(exc: BaseException, opts: Options, extra: dict[str, Any] | None = None)
     """Report an error (one JSON object with --json) and return the exit code."""
     from radstream.commands.common import emit, stderr_console
 
-    code = exc.exit_code if isinstance(exc, RadstreamError) else 1
-    message = str(exc) if isinstance(exc, RadstreamError) else f"{type(exc).__name__}: {exc}"
+    from radstream.failures import describe, error_fields, user_error
+
+    shown = user_error(exc)
+    code = shown.exit_code if isinstance(shown, RadstreamError) else 1
     if opts.json:
-        emit({"ok": False, "error": message, **(extra or {})}, True)
+        emit({"ok": False, **error_fields(exc), **(extra or {})}, True)
     else:
-        stderr_console().print(f"[red]error:[/] {message}", highlight=False)
+        stderr_console().print(f"[red]error:[/] {describe(exc)}", highlight=False)
     return code
 
 

@@ -119,6 +119,11 @@ def test_a_second_up_changes_nothing(second_up: dict[str, Any]):
     assert {p["status"] for p in second_up["phases"]} == {"skipped"}
 
 
+def test_plan_detailed_exitcode_is_0_once_converged(project: Path, second_up: dict[str, Any]):
+    code, plan, _ = radstream(project, "plan", "--detailed-exitcode")
+    assert code == 0 and plan["ok"] and not any(p.get("changes") for p in plan["phases"])
+
+
 def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked: dict[str, Any]):
     first = parked["first"]
     assert first["ok"] and first["mutations"] >= 1
@@ -186,6 +191,8 @@ def test_dry_run_on_a_fresh_project_lists_changes_and_changes_nothing(fresh_proj
     assert foundation["number"] == 0 and foundation["error"] is None
     assert {c["action"] for c in foundation["changes"]} == {"create"}
     assert {"s3 bucket", "kinesis stream", "state machine", "eks cluster"} <= {c["resource"] for c in foundation["changes"]}
+    code, detailed, _ = radstream(fresh_project, "plan", "--detailed-exitcode")
+    assert code == 2 and detailed["ok"] and detailed["phases"][0]["changes"]  # as Terraform: 2 means changes
     assert not (fresh_project / ".radstream" / "state.json").exists()
     assert deployment_resources(lambda service: aws(fresh_project, service), "rs-fresh") == []
 
