@@ -213,8 +213,10 @@ class Engine:
         problem = self.preflight(number)
         if problem:
             result.status, result.error = "failed", problem
+        planning: str | None = None
         try:
             for step in phase.steps(ctx):
+                planning = step.name
                 if step.check(ctx):
                     result.steps.append({"name": step.name, "status": "up to date"})
                     continue
@@ -228,7 +230,7 @@ class Engine:
                 # Credentials, permissions or a bug: the plan itself failed, and says so.
                 fields = error_fields(exc)
                 result.status, result.error = "failed", describe_error(exc)
-                result.failure = {"step": step.name, "hint": fields["hint"], "type": fields["type"]}
+                result.failure = {"step": planning, "hint": fields["hint"], "type": fields["type"]}
             else:  # a later phase often cannot be planned before the earlier ones exist
                 result.error = result.error or f"cannot plan yet: {describe_error(exc)}"
         return result
