@@ -42,64 +42,70 @@ def _state_dir(config):
 
 @app.command()
 def start(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     json_output: JsonOpt = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service.")] = 120.0,
 ) -> None:
     """Start the daemon in the background (no-op when it runs)."""
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream.sandbox import daemon
 
-        loaded, state_dir = _state_dir(config)
+        loaded, state_dir = _state_dir(opts.config)
         info = daemon.start(state_dir, timeout=timeout, region=loaded.settings.region,
                             aws_endpoint_url=loaded.settings.aws.endpoint_url)
-        emit(_public(info), json_output, _render)
+        emit(_public(info), opts.json, _render)
         return 0
 
-    run_command(options(None, json=json_output), body)
+    run_command(opts, body)
 
 
 @app.command()
-def stop(config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
+def stop(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
     """Stop the daemon and everything it started; the emulated account is discarded."""
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream.sandbox import daemon
 
-        _, state_dir = _state_dir(config)
-        emit(_public(daemon.stop(state_dir)), json_output, _render)
+        _, state_dir = _state_dir(opts.config)
+        emit(_public(daemon.stop(state_dir)), opts.json, _render)
         return 0
 
-    run_command(options(None, json=json_output), body)
+    run_command(opts, body)
 
 
 @app.command()
-def status(config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
+def status(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOpt = False) -> None:
     """Is it running, and where are its endpoints."""
+    opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
         from radstream.sandbox import daemon
 
-        _, state_dir = _state_dir(config)
-        emit(_public(daemon.status(state_dir)), json_output, _render)
+        _, state_dir = _state_dir(opts.config)
+        emit(_public(daemon.status(state_dir)), opts.json, _render)
         return 0
 
-    run_command(options(None, json=json_output), body)
+    run_command(opts, body)
 
 
 @app.command()
 def logs(
+    ctx: typer.Context,
     service: Annotated[str | None, typer.Argument(help="Which log (default: all).")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines from the end of each log.")] = 40,
     config: ConfigOpt = None,
 ) -> None:
     """Show the end of the daemon's logs."""
+    opts = options(ctx, config=config)
 
     def body() -> int:
         from radstream.sandbox import daemon
 
-        _, state_dir = _state_dir(config)
+        _, state_dir = _state_dir(opts.config)
         paths = sorted((state_dir / "logs").glob("*.log"))
         chosen = [p for p in paths if service is None or p.stem.startswith(service)]
         if not chosen:
@@ -110,4 +116,4 @@ def logs(
             print(daemon.tail_log(path, lines))
         return 0
 
-    run_command(options(None), body)
+    run_command(opts, body)

@@ -45,6 +45,17 @@ def test_phase_list_json_lists_the_eight_phases(run_cli):
     ]
 
 
+def test_global_options_before_a_subcommand_are_honoured(run_cli, project: Path, tmp_path_factory):
+    status = run_cli("--json", "sandbox", "status")
+    assert status.code == 0 and status.json["running"] is False  # one JSON object, not the human line
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "radstream.yaml").write_text("target: sandbox\ndeployment: rs-elsewhere\n")
+    for args in (("-c", str(elsewhere / "radstream.yaml"), "--json", "status"),
+                 ("--json", "-c", str(elsewhere / "radstream.yaml"), "status")):
+        found = run_cli(*args)
+        assert found.code == 0 and found.json["deployment"] == "rs-elsewhere", args
+
+
 def test_invalid_config_exits_2_naming_the_field_and_changes_nothing(run_cli, project: Path):
     (project / "radstream.yaml").write_text("target: sandbox\nnodegroup:\n  instance_type: 'not a type'\n")
     result = run_cli("up", "--yes", "--json")
