@@ -62,16 +62,16 @@ def user_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def error_fields(exc: BaseException) -> dict[str, Any]:
-    """`error`, `hint` and `type` of a failure, as --json reports them."""
-    shown = user_error(exc)
-    if isinstance(shown, RadstreamError):
-        message = str(shown.args[0]) if shown.args else ""  # str(shown) would repeat the hint
-        return {"error": message, "hint": shown.hint, "type": getattr(shown, "type", type(shown).__name__)}
-    return {"error": f"{type(shown).__name__}: {shown}", "hint": None, "type": type(shown).__name__}
-
-
 def describe(exc: BaseException) -> str:
     """One line (and its hint) for logs, state and human output."""
     shown = user_error(exc)
     return str(shown) if isinstance(shown, RadstreamError) else f"{type(shown).__name__}: {shown}"
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """`error` (the whole message, hint included, as it always was), `hint` alone and `type`, as --json
+    reports them."""
+    shown = user_error(exc)
+    if isinstance(shown, RadstreamError):
+        return {"error": describe(exc), "hint": shown.hint, "type": getattr(shown, "type", type(shown).__name__)}
+    return {"error": describe(exc), "hint": None, "type": type(shown).__name__}

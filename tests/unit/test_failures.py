@@ -42,7 +42,7 @@ def test_expired_and_missing_credentials_say_what_to_do():
 
 
 def test_radstream_errors_keep_their_hint_and_type_and_other_errors_their_name():
-    assert error_fields(ConfigError("bad field", hint="fix it")) == {"error": "bad field", "hint": "fix it",
+    assert error_fields(ConfigError("bad field", hint="fix it")) == {"error": "bad field\n  → fix it", "hint": "fix it",
                                                                      "type": "ConfigError"}
     assert error_fields(KeyError("x")) == {"error": "KeyError: 'x'", "hint": None, "type": "KeyError"}
 
