@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.sandbox_fixtures import wait_for
+from tests.integration.sandbox_fixtures import sandbox_project, wait_for
 from tests.integration.test_up_teardown_sandbox import aws, radstream
 from tests.unit.pipeline_fixtures import CR_FILES, sample_path
 
@@ -105,15 +105,9 @@ def upload_study(project: Path, tmp: Path, name: str) -> str:
 # --- the deployment's life, one stage per fixture -----------------------------------------------
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from radstream.sandbox import daemon
-
-    path = tmp_path_factory.mktemp("what-up-leaves")
-    (path / "radstream.yaml").write_text(
-        f"target: sandbox\ndeployment: {DEPLOYMENT}\npipeline:\n  log_retention_days: {RETENTION_DAYS}\n")
-    try:
+    config_yaml = f"target: sandbox\ndeployment: {DEPLOYMENT}\npipeline:\n  log_retention_days: {RETENTION_DAYS}\n"
+    with sandbox_project(tmp_path_factory.mktemp("what-up-leaves"), config_yaml) as path:
         yield path
-    finally:
-        daemon.stop(path / ".radstream")
 
 
 @pytest.fixture(scope="module")
