@@ -170,9 +170,10 @@ def up(
     def body() -> int:
         from radstream import config as config_mod
         from radstream import phases as registry
+        from radstream.targets import target_for
 
-        target = config_mod.load(opts.config).settings.target
-        ask = "Create (or update) RadStream resources in your AWS account? They cost money." if target == "aws" else None
+        billable = target_for(config_mod.load(opts.config)).billable
+        ask = "Create (or update) RadStream resources in your AWS account? They cost money." if billable else None
         return _apply(opts, "up", list(registry.UP_PHASES), ask)
 
     run_command(opts, body)

@@ -1,13 +1,11 @@
 """What a phase sees of the world: config, names, state, clients for the target, waits, logging.
 
-Phase code never asks which target it runs against; the context points boto3 (and later the
-kubernetes and Triton clients) at real AWS or at the local sandbox."""
+Phase code never asks which target it runs against: it asks `ctx.target` (radstream.targets) for
+what differs, and the context points boto3 at the target's endpoint with its credentials."""
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from functools import cached_property
 from pathlib import Path
@@ -17,16 +15,13 @@ from radstream import resources
 from radstream.aws import operator_policy
 from radstream.config import LoadedConfig
 from radstream.counters import MutationCounter
-from radstream.errors import RadstreamError, WaitTimeout
+from radstream.errors import WaitTimeout
 from radstream.names import Names, partition_of
 from radstream.reporting import Reporter
 from radstream.state import State
+from radstream.targets import target_for
 
 T = TypeVar("T")
-
-SANDBOX_FILE = "sandbox.json"
-# moto accepts any credentials; these make sure real ones are never sent to the sandbox.
-SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def user_cache_dir() -> Path:
@@ -51,59 +46,21 @@ class Context:
         self.root = resources.root()
         self.state_dir = loaded.state_dir
         self.cache_dir = user_cache_dir()
+        self.target = target_for(loaded)
         self.current_phase: int | None = None
         self._clients: dict[str, Any] = {}
 
-    # -- AWS ------------------------------------------------------------------------------------
-    @cached_property
-    def sandbox(self) -> dict[str, Any]:
-        """Endpoints of the running sandbox daemon (sandbox target only)."""
-        path = self.state_dir / SANDBOX_FILE
-        try:
-            info = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            raise RadstreamError(
-                "the sandbox is not running", hint="start it with `radstream sandbox start` (up and demo start it for you)"
-            ) from None
-        return info
-
+    # -- the target and its AWS ------------------------------------------------------------------
     def ensure_target_running(self) -> None:
-        """The sandbox target starts its daemon when it is not running; aws needs nothing."""
-        if self.config.target != "sandbox":
-            return
-        from radstream.sandbox import daemon
-
-        if not daemon.status(self.state_dir).get("running"):
-            self.log("starting the local sandbox (emulated AWS, Kubernetes API emulator, Triton)…")
-            daemon.start(self.state_dir, region=self.config.region, aws_endpoint_url=self.config.aws.endpoint_url)
-            self.__dict__.pop("sandbox", None)  # read the new daemon's endpoints, not a stale file's
+        self.target.start(self.log)
 
     @property
     def aws_endpoint(self) -> str | None:
-        if self.config.aws.endpoint_url:
-            return self.config.aws.endpoint_url
-        if self.config.target == "sandbox":
-            return self.sandbox["aws_endpoint"]
-        return None
-
-    @property
-    def lambda_layer_python(self) -> str:
-        """The Python the Lambda layer is built for: Lambda's on aws; on the sandbox, whose functions
-        run in this interpreter, this one (its wheels must load here)."""
-        from radstream.aws.packaging import LAMBDA_PYTHON
-
-        if self.config.target == "sandbox":
-            return f"{sys.version_info.major}.{sys.version_info.minor}"
-        return LAMBDA_PYTHON
+        return self.target.aws_endpoint
 
     @cached_property
     def boto_session(self):
-        import boto3
-
-        if self.config.target == "sandbox":
-            session = boto3.Session(region_name=self.config.region, **SANDBOX_CREDENTIALS)
-        else:
-            session = boto3.Session(region_name=self.config.region, profile_name=self.config.aws.profile)
+        session = self.target.boto_session()
         session.events.register("after-call", self.counter.botocore_hook)
         session.events.register("before-call", operator_policy.botocore_hook)
         return session
@@ -122,7 +79,9 @@ class Context:
 
     @cached_property
     def caller_identity(self) -> dict[str, Any]:
-        return self.client("sts").get_caller_identity()
+        from radstream.aws.permissions import caller_identity
+
+        return caller_identity(self.client("sts"))
 
     @property
     def account_id(self) -> str:

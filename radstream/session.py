@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from radstream.errors import Aborted, ConfigError, RadstreamError
+from radstream.errors import Aborted, ConfigError
 
 
 @dataclass
@@ -29,20 +29,6 @@ class Options:
                 setattr(merged, key, value)
         return merged
 
-
-def fail(exc: BaseException, opts: Options, extra: dict[str, Any] | None = None) -> int:
-    """Report an error (one JSON object with --json) and return the exit code."""
-    from radstream.commands.common import emit, stderr_console
-
-    from radstream.failures import describe, error_fields, user_error
-
-    shown = user_error(exc)
-    code = shown.exit_code if isinstance(shown, RadstreamError) else 1
-    if opts.json:
-        emit({"ok": False, **error_fields(exc), **(extra or {})}, True)
-    else:
-        stderr_console().print(f"[red]error:[/] {describe(exc)}", highlight=False)
-    return code
 
 
 def confirm(question: str, opts: Options) -> None:

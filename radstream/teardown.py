@@ -10,27 +10,19 @@ if TYPE_CHECKING:
 
 def _nothing_deployed(ctx: Context) -> bool:
     from radstream.aws.inventory import deployment_resources
-    from radstream.sandbox import daemon
 
     recorded = [n for n, entry in ctx.state.data["phases"].items() if entry.get("status") not in ("pending", "destroyed")]
     if recorded:
         return False
-    # A stopped sandbox has discarded its emulated account: nothing can be left in it.
-    sandbox = ctx.config.target == "sandbox" and not ctx.config.aws.endpoint_url
-    if sandbox and not daemon.status(ctx.state_dir).get("running"):
-        return True
-    return not deployment_resources(ctx.client, ctx.config.deployment)
+    return ctx.target.account_discarded() or not deployment_resources(ctx.client, ctx.config.deployment)
 
 
 def run_teardown(ctx: Context, confirm: Callable[[str], None], stop_sandbox: bool = False) -> dict[str, Any]:
     from radstream import phases as registry
     from radstream.aws.inventory import settled_leftovers
     from radstream.engine import Engine, RunResult
-    from radstream.sandbox import daemon
 
-    deployment, sandbox = ctx.config.deployment, ctx.config.target == "sandbox"
-    if stop_sandbox and not sandbox:
-        ctx.warn("--stop-sandbox only applies to the sandbox target; ignored")
+    deployment = ctx.config.deployment
     engine = Engine(ctx, registry.all_phases())
     if _nothing_deployed(ctx):
         payload = engine.report(RunResult([])) | {"leftovers": [], "message": "nothing to tear down"}
@@ -44,7 +36,4 @@ def run_teardown(ctx: Context, confirm: Callable[[str], None], stop_sandbox: boo
         payload["ok"] = result.ok and not leftovers
         if leftovers and not payload["error"]:
             payload["error"] = f"{len(leftovers)} resource(s) still carry this deployment's tag"
-    if stop_sandbox and sandbox:
-        daemon.stop(ctx.state_dir)
-        payload["sandbox_stopped"] = True
-    return payload
+    return payload | ctx.target.finish_teardown(stop_sandbox, ctx.warn)

@@ -46,11 +46,6 @@ class QueryResult:
                 "row_count": len(self.rows), "seconds": round(self.seconds, 3), **self.details}
 
 
-def default_engine(target: str) -> Engine:
-    # moto's Athena answers every query with no rows, so the sandbox needs a real engine.
-    return "athena" if target == "aws" else "duckdb"
-
-
 def run_query(
     ctx: Any,
     *,
@@ -63,7 +58,7 @@ def run_query(
     if (name is None) == (sql is None):
         raise QueryError("give a query name or --sql, not both and not neither")
     text = get_query(name).sql if name else str(sql)
-    engine = engine or default_engine(ctx.config.target)
+    engine = engine or ctx.target.query_engine
     names = ctx.names
     if engine == "athena":
         return run_athena(

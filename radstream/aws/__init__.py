@@ -18,10 +18,3 @@ def make_arn(partition: str, service: str, region: str, account_id: str, resourc
     """An ARN in the caller's partition (aws, aws-cn, aws-us-gov…: radstream.names.partition_of)."""
     return f"arn:{partition}:{service}:{region}:{account_id}:{resource}"
 
-
-def substitute(text: str, variables: dict[str, str]) -> str:
-    """Replace ${Name} placeholders in a manifest. Other dollar signs (JSONPath "$.x") are left
-    alone; an unknown ${Name} raises KeyError rather than shipping a literal placeholder."""
-    import re
-
-    return re.sub(r"\$\{(\w+)\}", lambda m: variables[m.group(1)], text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -82,3 +83,11 @@ def delete_repository(ecr: Any, name: str) -> None:
     except Exception as exc:
         if error_code(exc) != "RepositoryNotFoundException":
             raise
+
+def ecr_credentials(ecr_client: Any) -> tuple[str, str, str]:
+    """(registry host, username, password) from ECR's authorization token (valid 12 hours).
+    The caller keeps the password in memory only."""
+    data = ecr_client.get_authorization_token()["authorizationData"][0]
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    host = data["proxyEndpoint"].split("://", 1)[-1].rstrip("/")
+    return host, username, password

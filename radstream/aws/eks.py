@@ -87,6 +87,14 @@ def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
+def cluster_api(eks: Any, name: str) -> tuple[str, bytes]:
+    """The cluster's API endpoint and the CA certificate (PEM) it is served with."""
+    import base64
+
+    cluster = eks.describe_cluster(name=name)["cluster"]
+    return cluster["endpoint"], base64.b64decode(cluster["certificateAuthority"]["data"])
+
+
 def cluster_running(eks: Any, name: str) -> bool:
     """False when the cluster is gone or being deleted: nothing in it can (or need) be destroyed."""
     cluster = describe_cluster(eks, name)

@@ -3,12 +3,12 @@ crawler that keeps that table's schema and partitions up to date."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from radstream.aws import error_code, make_arn
 from radstream.aws.iam import role_name_with_path
 from radstream.aws.tags import missing
-from radstream.pipeline.results import TELEMETRY_COLUMNS
 
 # Every crawler of the account logs here, each to a stream named after itself.
 CRAWLER_LOG_GROUP = "/aws-glue/crawlers"
@@ -54,13 +54,16 @@ def delete_database(glue: Any, name: str) -> None:
             raise
 
 
-def json_table_input(name: str, location: str) -> dict[str, Any]:
+Columns = Sequence[tuple[str, str]]  # (name, Hive type)
+
+
+def json_table_input(name: str, location: str, columns: Columns) -> dict[str, Any]:
     return {
         "Name": name,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"classification": "json", "EXTERNAL": "TRUE"},
         "StorageDescriptor": {
-            "Columns": [{"Name": n, "Type": t} for n, t in TELEMETRY_COLUMNS],
+            "Columns": [{"Name": n, "Type": t} for n, t in columns],
             "Location": location,
             "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
             "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
@@ -82,26 +85,26 @@ def _table_view(table: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def table_drift(glue: Any, database: str, name: str, location: str) -> list[str]:
+def table_drift(glue: Any, database: str, name: str, location: str, columns: Columns) -> list[str]:
     try:
         table = glue.get_table(DatabaseName=database, Name=name)["Table"]
     except Exception as exc:
         if _absent(exc):
             return ["missing"]
         raise
-    wanted = _table_view(json_table_input(name, location))
+    wanted = _table_view(json_table_input(name, location, columns))
     current = _table_view(table)
     # The crawler may append columns it discovers; ours must be there, in order, first.
     current["columns"] = current["columns"][: len(wanted["columns"])]
     return [] if current == wanted else ["schema"]
 
 
-def ensure_table(glue: Any, database: str, name: str, location: str) -> bool:
-    drift = table_drift(glue, database, name, location)
+def ensure_table(glue: Any, database: str, name: str, location: str, columns: Columns) -> bool:
+    drift = table_drift(glue, database, name, location, columns)
     if "missing" in drift:
-        glue.create_table(DatabaseName=database, TableInput=json_table_input(name, location))
+        glue.create_table(DatabaseName=database, TableInput=json_table_input(name, location, columns))
     elif "schema" in drift:
-        glue.update_table(DatabaseName=database, TableInput=json_table_input(name, location))
+        glue.update_table(DatabaseName=database, TableInput=json_table_input(name, location, columns))
     return bool(drift)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from radstream.aws import error_code, make_arn, substitute
+from radstream.aws import error_code, make_arn
+from radstream.templating import substitute
 from radstream.aws.tags import from_list, missing, to_list
 
 ROLE_PURPOSES = ("lambda", "sfn", "events", "firehose", "glue-crawler", "eks-cluster", "eks-nodes")

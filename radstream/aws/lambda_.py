@@ -16,6 +16,8 @@ from radstream.aws.tags import missing
 # layer is built for the same Python.
 RUNTIME = f"python{LAMBDA_PYTHON}"
 HANDLER = "handler.handler"
+LAMBDA_TIMEOUT_S = 60
+LAMBDA_MEMORY_MB = 1024  # preprocessing decodes radiographs of several megapixels
 
 
 def code_sha256(zip_bytes: bytes) -> str:

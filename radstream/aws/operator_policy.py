@@ -99,7 +99,7 @@ def policy_actions(document: dict[str, Any]) -> list[str]:
 def operator_documents(variables: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The operator's managed policies, rendered for a deployment when `variables` are given (else as
     templates: the ${...} placeholders only occur in resources, so they parse as they are)."""
-    from radstream.aws import substitute
+    from radstream.templating import substitute
 
     texts = [manifest("iam", name).read_text() for name in POLICY_NAMES]
     return [json.loads(substitute(text, variables) if variables else text) for text in texts]

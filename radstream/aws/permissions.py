@@ -11,6 +11,11 @@ from itertools import product
 from typing import Any
 
 
+def caller_identity(sts: Any) -> dict[str, Any]:
+    """Who the credentials are (Account, Arn, UserId); fails when there are none that work."""
+    return sts.get_caller_identity()
+
+
 def principal_arn(caller_arn: str) -> str:
     """The IAM ARN the simulator takes for GetCallerIdentity's ARN: an assumed-role session
     (arn:aws:sts::A:assumed-role/NAME/session) becomes its role, arn:aws:iam::A:role/NAME (a role

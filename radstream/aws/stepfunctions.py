@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from radstream.aws import error_code, make_arn, substitute
+from radstream.aws import error_code, make_arn
+from radstream.templating import substitute
 from radstream.aws.propagation import retry_while_role_propagates
 from radstream.aws.tags import from_list, missing, to_list
 

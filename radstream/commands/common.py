@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
+
+if TYPE_CHECKING:
+    from radstream.session import Options
 
 ConfigOpt = Annotated[
     Path | None,
@@ -55,10 +58,22 @@ def options(ctx: typer.Context | None, **local: Any):
     return root.merged(**local)
 
 
+def fail(exc: BaseException, opts: Options, extra: dict[str, Any] | None = None) -> int:
+    """Report an error (one JSON object with --json) and return the exit code."""
+    from radstream.errors import RadstreamError
+    from radstream.failures import describe, error_fields, user_error
+
+    shown = user_error(exc)
+    code = shown.exit_code if isinstance(shown, RadstreamError) else 1
+    if opts.json:
+        emit({"ok": False, **error_fields(exc), **(extra or {})}, True)
+    else:
+        stderr_console().print(f"[red]error:[/] {describe(exc)}", highlight=False)
+    return code
+
+
 def run_command(opts: Any, body: Callable[[], int]) -> None:
     """Run a command body; every error becomes a clear message and an exit code scripts can trust."""
-    from radstream.session import fail
-
     try:
         code = body()
     except typer.Exit:

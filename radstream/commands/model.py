@@ -7,7 +7,7 @@ from typing import Annotated, Any, Callable
 
 import typer
 
-from radstream.commands.common import ConfigOpt, JsonOpt, VerboseOpt, emit, options, run_command, stderr_console
+from radstream.commands.common import ConfigOpt, JsonOpt, VerboseOpt, emit, fail, options, run_command, stderr_console
 
 app = typer.Typer(help="Build, import and serve the Triton model repository.", no_args_is_help=True)
 
@@ -80,7 +80,6 @@ def serve(ctx: typer.Context, repo: RepoOpt = None, config: ConfigOpt = None, js
     from radstream import config as config_mod
     from radstream.inference.model import MODEL_NAME
     from radstream.inference.triton_local import LocalTriton
-    from radstream.session import fail
 
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
     try:

@@ -9,7 +9,6 @@ installed; both paths produce the same filesystem, command and user."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import gzip
 import io
@@ -139,14 +138,6 @@ def compose_image(manifest: dict[str, Any], media_type: str, config: dict[str, A
 def _dump(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
-
-def ecr_credentials(ecr_client: Any) -> tuple[str, str, str]:
-    """(registry host, username, password) from ECR's authorization token (valid 12 hours).
-    The caller keeps the password in memory only."""
-    data = ecr_client.get_authorization_token()["authorizationData"][0]
-    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    host = data["proxyEndpoint"].split("://", 1)[-1].rstrip("/")
-    return host, username, password
 
 
 def build_and_push(model_repo_dir: Path, base_image_ref: str, target_repo_ref: str, *,

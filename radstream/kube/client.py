@@ -11,11 +11,10 @@ once more on a 401."""
 from __future__ import annotations
 
 import base64
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from radstream.context import Context
@@ -52,15 +51,6 @@ def eks_token(session, cluster_name: str, region: str) -> str:
     return EKS_TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
 
-def sandbox_session(sandbox: Mapping[str, Any], region: str):
-    """The session sandbox tokens are signed with: the emulator's access key (moto's secret)."""
-    import boto3
-
-    from radstream.context import SANDBOX_CREDENTIALS
-
-    return boto3.Session(region_name=region, aws_access_key_id=sandbox["kubernetes_access_key_id"],
-                         aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"])
-
 
 class BearerToken:
     """The current token of one client; `mint` makes a new one. Thread-safe: a client's requests
@@ -87,18 +77,12 @@ def api_client(ctx: Context):
     from kubernetes import client as k8s
 
     region, cluster_name = ctx.config.region, ctx.config.cluster_name
+    access = ctx.target.kube_access(ctx.client, cluster_name)
     configuration = k8s.Configuration()
-    if ctx.config.target == "sandbox":
-        configuration.host = ctx.sandbox["kubernetes_endpoint"]
-        session = sandbox_session(ctx.sandbox, region)
-    else:
-        cluster = ctx.client("eks").describe_cluster(name=cluster_name)["cluster"]
-        configuration.host = cluster["endpoint"]
-        ca = tempfile.NamedTemporaryFile(prefix="radstream-eks-ca-", suffix=".crt", delete=False)
-        ca.write(base64.b64decode(cluster["certificateAuthority"]["data"]))
-        ca.close()
-        configuration.ssl_ca_cert = ca.name
-        session = ctx.boto_session
+    configuration.host = access.host
+    if access.ca_file is not None:
+        configuration.ssl_ca_cert = str(access.ca_file)
+    session = access.token_session or ctx.boto_session
     token = BearerToken(lambda: eks_token(session, cluster_name, region))
     configuration.api_key_prefix = {"authorization": "Bearer"}
     configuration.api_key = {"authorization": token.value}

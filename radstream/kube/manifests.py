@@ -9,11 +9,13 @@ server stores ("1" not "1000m", "1Gi" not "1024Mi") so re-reading an applied obj
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from radstream.config import Config
 from radstream.kube.capacity import instance_type
 from radstream.names import TAG_DEPLOYMENT, TAG_PHASE
+
+if TYPE_CHECKING:
+    from radstream.config import Config
 
 APP_NAME = "triton"  # app.kubernetes.io/name: the sandbox connects pods with this label to its Triton
 DEPLOYMENT = "triton"
@@ -38,7 +40,7 @@ def load(directory: Path, name: str, variables: dict[str, Any]) -> Manifest:
     """manifests/k8s/<name>.yaml with every ${Var} replaced (an unknown one raises KeyError)."""
     import yaml
 
-    from radstream.aws import substitute
+    from radstream.templating import substitute
 
     text = (directory / f"{name}.yaml").read_text()
     return yaml.safe_load(substitute(text, {k: str(v) for k, v in variables.items()}))

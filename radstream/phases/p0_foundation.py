@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from radstream.aws.lambda_ import LAMBDA_MEMORY_MB, LAMBDA_TIMEOUT_S
 from radstream.errors import ConfigError, RadstreamError
 from radstream.names import LAMBDA_FUNCTIONS, TELEMETRY_PREFIX
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
 
 PHASE = 0
 ATHENA_PREFIX = "athena-results/"
-LAMBDA_TIMEOUT_S = 60
-LAMBDA_MEMORY_MB = 1024  # preprocessing decodes radiographs of several megapixels
 FAILURE_LOGS_POLICY = "events-to-logs"
 
 
@@ -225,7 +224,7 @@ class FunctionsStep(_DriftStep):
     def _layer_zip(self, ctx: Context) -> bytes:
         from radstream.aws.packaging import layer_cache_path, layer_zip
 
-        python = ctx.lambda_layer_python
+        python = ctx.target.lambda_layer_python
         if not layer_cache_path(ctx.cache_dir, python=python).exists():
             ctx.log(f"building the Lambda layer for manylinux/CPython {python} (pip, once per requirements set)")
         return layer_zip(ctx.cache_dir, python=python).read_bytes()
@@ -458,12 +457,13 @@ class GlueStep(_DriftStep):
 
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
         from radstream.aws.glue import crawler_drift, database_drift, table_drift
+        from radstream.pipeline.results import TELEMETRY_COLUMNS
 
         glue, names, tags = ctx.client("glue"), ctx.names, ctx.names.tags(PHASE)
         database_arn, crawler_arn = self._arns(ctx)
         database = database_drift(glue, names.glue_database, database_arn, tags)
         table = ["missing"] if "missing" in database else \
-            table_drift(glue, names.glue_database, names.glue_table, self._location(ctx))
+            table_drift(glue, names.glue_database, names.glue_table, self._location(ctx), TELEMETRY_COLUMNS)
         crawler = crawler_drift(glue, names.glue_crawler, crawler_arn, _role_arn(ctx, "glue-crawler"),
                                 names.glue_database, names.glue_table, tags)
         return [("glue database", names.glue_database, database),
@@ -472,11 +472,12 @@ class GlueStep(_DriftStep):
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.glue import ensure_crawler, ensure_database, ensure_table
+        from radstream.pipeline.results import TELEMETRY_COLUMNS
 
         glue, names, tags = ctx.client("glue"), ctx.names, ctx.names.tags(PHASE)
         database_arn, crawler_arn = self._arns(ctx)
         ensure_database(glue, names.glue_database, database_arn, tags)
-        ensure_table(glue, names.glue_database, names.glue_table, self._location(ctx))
+        ensure_table(glue, names.glue_database, names.glue_table, self._location(ctx), TELEMETRY_COLUMNS)
         ensure_crawler(glue, names.glue_crawler, crawler_arn, _role_arn(ctx, "glue-crawler"),
                        names.glue_database, names.glue_table, tags)
 

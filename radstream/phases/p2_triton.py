@@ -9,7 +9,6 @@ rollout. The registry, not the state file, says which image is current."""
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from radstream.phases.base import Change, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
     from radstream.context import Context
+    from radstream.targets.base import Registry
 
 PHASE = 2
 # Hashing the model layer takes a moment: a found image is remembered for the rest of the run.
@@ -30,28 +30,9 @@ def model_repository(ctx: Context) -> Path:
     return served(ctx.state_dir)
 
 
-@dataclass(frozen=True)
-class Registry:
-    repository: str  # host/name, no tag
-    base_image: str
-    credentials: tuple[str, str] | None  # kept in memory only
-
-
 def registry(ctx: Context) -> Registry:
-    """Where the image goes: ECR (with a fresh authorization token) or the sandbox's registry."""
-    if ctx.config.target == "sandbox":
-        host = ctx.sandbox.get("registry")
-        if not host:
-            raise RadstreamError(
-                "the sandbox has no image registry to push the serving image to",
-                hint="install Debian's registry (apt-get install -y docker-registry), then restart the sandbox: "
-                     "radstream sandbox stop && radstream sandbox start",
-            )
-        return Registry(f"{host}/{ctx.names.ecr_repository}", ctx.sandbox["base_image"], None)
-    from radstream.inference.image import ecr_credentials
-
-    host, username, password = ecr_credentials(ctx.client("ecr"))
-    return Registry(f"{host}/{ctx.names.ecr_repository}", ctx.config.triton.base_image, (username, password))
+    """Where the image goes (ECR with a fresh authorization token, or the sandbox's registry)."""
+    return ctx.target.image_registry(ctx.client, ctx.names.ecr_repository)
 
 
 def pushed_image(ctx: Context) -> str | None:

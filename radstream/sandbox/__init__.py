@@ -1,2 +1,5 @@
 """The local target: emulated AWS (moto plus the gaps it leaves filled), the Kubernetes API
 emulator and a local Triton, hosted by one background daemon (see daemon.py)."""
+
+# moto accepts any credentials; these make sure real ones are never sent to the sandbox.
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

@@ -54,7 +54,7 @@ class CloudController:
             import boto3
             from botocore.config import Config
 
-            from radstream.context import SANDBOX_CREDENTIALS
+            from radstream.sandbox import SANDBOX_CREDENTIALS
 
             self._clients[service] = boto3.client(
                 service, region_name=self.region, endpoint_url=self.aws_endpoint, **SANDBOX_CREDENTIALS,

@@ -158,7 +158,7 @@ class EksSync:
             import boto3
             from botocore.config import Config
 
-            from radstream.context import SANDBOX_CREDENTIALS
+            from radstream.sandbox import SANDBOX_CREDENTIALS
 
             self._client = boto3.client(
                 "eks", region_name=self.region, endpoint_url=self.aws_endpoint, **SANDBOX_CREDENTIALS,

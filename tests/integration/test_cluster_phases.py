@@ -113,7 +113,7 @@ def test_phase1_swaps_the_nodegroup_and_the_old_nodes_are_drained_and_gone(first
 def test_phase2_pushes_the_image_and_rolls_triton_out_by_digest(first_run: dict[str, Any]):
     ctx = first_run["ctx"]
     outputs = ctx.state.outputs(2)
-    assert outputs["image"].startswith(ctx.sandbox["registry"] + f"/{DEPLOYMENT}-triton:model-")
+    assert outputs["image"].startswith(ctx.target.endpoints["registry"] + f"/{DEPLOYMENT}-triton:model-")
     assert outputs["image"].endswith("@" + outputs["image_digest"])
     deployment = get(kube_api(ctx), "Deployment", "triton", "radstream")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == outputs["image"]

@@ -23,7 +23,8 @@ import requests
 
 from radstream.errors import ConfigError
 from radstream.inference import image as image_mod
-from radstream.inference.image import build_and_push, compose_image, ecr_credentials, model_layer
+from radstream.aws.ecr import ecr_credentials
+from radstream.inference.image import build_and_push, compose_image, model_layer
 from radstream.inference.oci import (
     DOCKER_HUB,
     DOCKER_MANIFEST,

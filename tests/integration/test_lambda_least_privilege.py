@@ -58,7 +58,7 @@ def deployed(tmp_path_factory):
         lam, function = ctx.client("lambda"), ctx.names.lambda_function("invoke_inference")
         env = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
         lam.update_function_configuration(FunctionName=function, Environment={
-            "Variables": {**env, "INFERENCE_ENDPOINT": ctx.sandbox["triton_http"]}})
+            "Variables": {**env, "INFERENCE_ENDPOINT": ctx.target.endpoints["triton_http"]}})
         yield ctx
     finally:
         daemon.stop(loaded.state_dir)
@@ -66,7 +66,7 @@ def deployed(tmp_path_factory):
 
 def aws(ctx: Context, service: str):
     """A client of the test's own (static, unauthenticated) keys, not the operator's checked Context."""
-    return client(ctx.sandbox, service)
+    return client(ctx.target.endpoints, service)
 
 
 def lambda_policy(ctx: Context) -> dict:

@@ -118,7 +118,7 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
     function = ctx.names.lambda_function("invoke_inference")
     env = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
     lam.update_function_configuration(FunctionName=function, Environment={
-        "Variables": {**env, "INFERENCE_ENDPOINT": ctx.sandbox["triton_http"]}})
+        "Variables": {**env, "INFERENCE_ENDPOINT": ctx.target.endpoints["triton_http"]}})
     before = {e["executionArn"] for e in executions(ctx)}
 
     # Good studies through `radstream ingest`'s code: PNGs with sidecars, and a DICOM it de-identifies.

@@ -90,13 +90,14 @@ def test_services_refuse_a_new_role_and_the_helpers_retry_until_it_propagates(sa
 
 def test_glue_reads_the_crawler_role_back_as_a_name_and_a_second_ensure_changes_nothing(sandbox):  # noqa: F811
     from radstream.aws.glue import ensure_crawler, ensure_database, ensure_table, glue_arn
+    from radstream.pipeline.results import TELEMETRY_COLUMNS
 
     glue = client(sandbox, "glue")
     counter = MutationCounter()
     glue.meta.events.register("after-call", counter.botocore_hook)
     role = f"arn:aws:iam::{ACCOUNT}:role/parity-crawler-role"
     ensure_database(glue, "parity_analytics", glue_arn(REGION, ACCOUNT, "database", "parity_analytics"), TAGS)
-    ensure_table(glue, "parity_analytics", "raw_telemetry", "s3://parity-telemetry/raw/")
+    ensure_table(glue, "parity_analytics", "raw_telemetry", "s3://parity-telemetry/raw/", TELEMETRY_COLUMNS)
     arn = glue_arn(REGION, ACCOUNT, "crawler", "parity-crawler")
     assert ensure_crawler(glue, "parity-crawler", arn, role, "parity_analytics", "raw_telemetry", TAGS)
     assert glue.get_crawler(Name="parity-crawler")["Crawler"]["Role"] == "parity-crawler-role"  # as Glue answers

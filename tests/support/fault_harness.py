@@ -8,7 +8,7 @@ usage: python -m tests.support.fault_harness --report FILE [--seed N] [--rate 0.
   format), 500, 503, or a read timeout.
 - Kubernetes: a small HTTP proxy on 127.0.0.1 in front of the sandbox's API emulator answers a
   seeded fraction of requests with 409 or 500, and cuts watch streams after their first line; the
-  run's `ctx.sandbox` points the kubernetes client at the proxy.
+  sandbox target's published endpoints point the kubernetes client at the proxy.
 
 When the command ends, FILE receives {"calls": {"aws": n, "kube": n}, "aws": {kind: n}, "kube": {kind: n}}:
 the calls seen and the faults injected.
@@ -167,11 +167,11 @@ def kube_proxy(upstream: str, faults: Faults) -> ThreadingHTTPServer:
 
 
 def install(faults: Faults) -> None:
-    from radstream import context as context_mod
+    from radstream.context import Context
+    from radstream.targets.sandbox import SandboxTarget
 
-    Context = context_mod.Context
     original_session = Context.__dict__["boto_session"].func
-    original_sandbox = Context.__dict__["sandbox"].func
+    original_endpoints = SandboxTarget.__dict__["endpoints"].func
     proxies: dict[str, ThreadingHTTPServer] = {}
 
     def boto_session(self):
@@ -179,18 +179,18 @@ def install(faults: Faults) -> None:
         session.events.register("before-send", aws_handler(faults))
         return session
 
-    def sandbox(self):
-        info = dict(original_sandbox(self))
+    def endpoints(self):
+        info = dict(original_endpoints(self))
         upstream = info["kubernetes_endpoint"]
         if upstream not in proxies:
             proxies[upstream] = kube_proxy(upstream, faults)
         info["kubernetes_endpoint"] = f"http://127.0.0.1:{proxies[upstream].server_address[1]}"
         return info
 
-    for name, func in (("boto_session", boto_session), ("sandbox", sandbox)):
+    for owner, name, func in ((Context, "boto_session", boto_session), (SandboxTarget, "endpoints", endpoints)):
         patched = functools.cached_property(func)
-        patched.__set_name__(Context, name)
-        setattr(Context, name, patched)
+        patched.__set_name__(owner, name)
+        setattr(owner, name, patched)
 
 
 def main(argv: list[str] | None = None) -> int:

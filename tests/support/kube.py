@@ -12,9 +12,10 @@ CLUSTER = "radstream-test"
 
 
 def sandbox_token(info: Mapping[str, Any], cluster: str = CLUSTER, region: str = REGION) -> str:
-    from radstream.kube.client import eks_token, sandbox_session
+    from radstream.kube.client import eks_token
+    from radstream.targets.sandbox import token_session
 
-    return eks_token(sandbox_session(info, region), cluster, region)
+    return eks_token(token_session(dict(info), region), cluster, region)
 
 
 def sandbox_api_client(info: Mapping[str, Any], token: str | None = None) -> Any:

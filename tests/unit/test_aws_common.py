@@ -27,7 +27,7 @@ def test_mutation_counting_sees_only_successful_writes():
 def test_substitute_leaves_jsonpath_alone_and_rejects_unknown_names():
     import pytest
 
-    from radstream.aws import substitute
+    from radstream.templating import substitute
 
     assert substitute('{"a": "${X}", "p": "$.failure.${X}"}', {"X": "v"}) == '{"a": "v", "p": "$.failure.v"}'
     with pytest.raises(KeyError):

@@ -3,8 +3,9 @@ import pytest
 from moto import mock_aws
 
 from tests.support.aws import record_mutations
+from radstream.pipeline.results import TELEMETRY_COLUMNS
 from radstream.aws.glue import (
-    TELEMETRY_COLUMNS, crawler_drift, database_drift, delete_crawler, delete_database, ensure_crawler,
+    crawler_drift, database_drift, delete_crawler, delete_database, ensure_crawler,
     ensure_database, ensure_table, glue_arn, json_table_input, table_drift,
 )
 
@@ -24,12 +25,12 @@ def glue():
 
 def converge(glue) -> None:
     ensure_database(glue, DB, DB_ARN, TAGS)
-    ensure_table(glue, DB, TABLE, LOCATION)
+    ensure_table(glue, DB, TABLE, LOCATION, TELEMETRY_COLUMNS)
     ensure_crawler(glue, CRAWLER, CRAWLER_ARN, ROLE, DB, TABLE, TAGS)
 
 
 def test_json_table_reads_newline_delimited_json():
-    sd = json_table_input(TABLE, LOCATION)["StorageDescriptor"]
+    sd = json_table_input(TABLE, LOCATION, TELEMETRY_COLUMNS)["StorageDescriptor"]
     assert sd["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
     assert sd["Location"] == LOCATION
     assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == list(TELEMETRY_COLUMNS)
@@ -48,13 +49,13 @@ def test_create_no_op_repair_delete(glue):
 
     # The crawler appended a column it discovered: not drift. Someone moved the table: drift.
     table = glue.get_table(DatabaseName=DB, Name=TABLE)["Table"]
-    extra = json_table_input(TABLE, LOCATION)
+    extra = json_table_input(TABLE, LOCATION, TELEMETRY_COLUMNS)
     extra["StorageDescriptor"]["Columns"].append({"Name": "discovered", "Type": "string"})
     glue.update_table(DatabaseName=DB, TableInput=extra)
-    assert table_drift(glue, DB, TABLE, LOCATION) == []
-    moved = json_table_input(TABLE, "s3://elsewhere/")
+    assert table_drift(glue, DB, TABLE, LOCATION, TELEMETRY_COLUMNS) == []
+    moved = json_table_input(TABLE, "s3://elsewhere/", TELEMETRY_COLUMNS)
     glue.update_table(DatabaseName=DB, TableInput=moved)
-    assert table_drift(glue, DB, TABLE, LOCATION) == ["schema"]
+    assert table_drift(glue, DB, TABLE, LOCATION, TELEMETRY_COLUMNS) == ["schema"]
     # Someone re-creates the crawler with another role (moto has no UpdateCrawler).
     glue.delete_crawler(Name=CRAWLER)
     glue.create_crawler(Name=CRAWLER, Role="arn:aws:iam::123456789012:role/other", DatabaseName=DB,
@@ -63,7 +64,7 @@ def test_create_no_op_repair_delete(glue):
     assert crawler_drift(glue, CRAWLER, CRAWLER_ARN, ROLE, DB, TABLE, TAGS) == ["settings"]
     assert database_drift(glue, DB, DB_ARN, TAGS) == ["tags"]
     converge(glue)
-    assert table_drift(glue, DB, TABLE, LOCATION) == []
+    assert table_drift(glue, DB, TABLE, LOCATION, TELEMETRY_COLUMNS) == []
     assert crawler_drift(glue, CRAWLER, CRAWLER_ARN, ROLE, DB, TABLE, TAGS) == []
     assert database_drift(glue, DB, DB_ARN, TAGS) == []
     assert table["StorageDescriptor"]["Columns"][0] == {"Name": TELEMETRY_COLUMNS[0][0], "Type": TELEMETRY_COLUMNS[0][1]}

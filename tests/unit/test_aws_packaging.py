@@ -115,14 +115,12 @@ def test_the_layer_is_built_for_the_python_that_runs_it(tmp_path):
 
     from radstream import config
     from radstream.aws.packaging import LAMBDA_PYTHON
-    from radstream.context import Context
-    from radstream.state import State
+    from radstream.targets import target_for
 
-    def context(target: str) -> Context:
-        (tmp_path / "radstream.yaml").write_text(f"target: {target}\ndeployment: rs-layer\n")
-        loaded = config.load(tmp_path / "radstream.yaml", environ={})
-        return Context(loaded, State.load(loaded.state_dir, "rs-layer", target))
+    def target(name: str):
+        (tmp_path / "radstream.yaml").write_text(f"target: {name}\ndeployment: rs-layer\n")
+        return target_for(config.load(tmp_path / "radstream.yaml", environ={}))
 
-    assert context("aws").lambda_layer_python == LAMBDA_PYTHON
+    assert target("aws").lambda_layer_python == LAMBDA_PYTHON
     # The sandbox runs the functions in its own interpreter: the layer's wheels must load there.
-    assert context("sandbox").lambda_layer_python == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert target("sandbox").lambda_layer_python == f"{sys.version_info.major}.{sys.version_info.minor}"

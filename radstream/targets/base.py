@@ -1,0 +1,73 @@
+"""What a target is: how to start it, the boto3 session and endpoint, the Kubernetes API and the
+image registry it offers, the query engine over its telemetry, and what tearing it down means."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from radstream.config import LoadedConfig
+
+ClientFactory = Callable[[str], Any]  # service name -> boto3 client (Context.client)
+
+
+@dataclass(frozen=True)
+class KubeAccess:
+    host: str
+    ca_file: Path | None  # None: the host is plain HTTP on loopback
+    token_session: Any  # the boto3 session EKS tokens are signed with; None: the deployment's own
+
+
+@dataclass(frozen=True)
+class Registry:
+    repository: str  # host/name, no tag
+    base_image: str
+    credentials: tuple[str, str] | None  # kept in memory only
+
+
+class Target(ABC):
+    name: str
+    billable: bool  # creating resources costs money, so commands ask first
+    query_engine: str  # "athena" or "duckdb"
+    has_cost_explorer: bool
+    lambda_layer_python: str  # the Python the Lambda layer's wheels are built for
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded, self.settings, self.state_dir = loaded, loaded.settings, loaded.state_dir
+
+    @abstractmethod
+    def start(self, log: Callable[[str], None]) -> None:
+        """Make the target reachable (start the local daemon); nothing to do for a cloud."""
+
+    @property
+    @abstractmethod
+    def aws_endpoint(self) -> str | None:
+        """The AWS endpoint override (None: AWS's own endpoints)."""
+
+    @abstractmethod
+    def boto_session(self) -> Any:
+        """A boto3 session with the target's credentials and region."""
+
+    @abstractmethod
+    def kube_access(self, client: ClientFactory, cluster_name: str) -> KubeAccess:
+        """Where the cluster's API is, how to trust it, and whose credentials sign its tokens."""
+
+    @abstractmethod
+    def image_registry(self, client: ClientFactory, repository_name: str) -> Registry:
+        """Where the serving image is pushed, with what it is built on."""
+
+    @abstractmethod
+    def account_discarded(self) -> bool:
+        """True when the account can hold nothing of ours (a stopped sandbox discards its world)."""
+
+    @abstractmethod
+    def finish_teardown(self, stop_local: bool, warn: Callable[[str], None]) -> dict[str, Any]:
+        """What follows a teardown (stopping the local daemon when asked); extra report keys."""
+
+    @abstractmethod
+    def doctor_checks(self) -> list[dict[str, Any]]:
+        """What this target needs beyond the common Python modules."""
