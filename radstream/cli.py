@@ -234,45 +234,15 @@ def status(
     opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
-        from radstream import phases as registry
-        from radstream.engine import Engine
         from radstream.render import render_status
+        from radstream.status import drifted, status_payload
 
         with open_context(opts, "status", lock=False) as sctx:
-            payload = status_payload(sctx)
-            if refresh:
-                payload["drift"] = Engine(sctx, registry.all_phases()).refresh([n for n, *_ in registry.REGISTRY])
-            emit(payload, opts.json, render_status)
-            return 1 if refresh and any(d["drift"] for d in payload["drift"]) else 0
+            payload = status_payload(sctx, refresh)
+        emit(payload, opts.json, render_status)
+        return 1 if drifted(payload) else 0
 
     run_command(opts, body)
-
-
-def status_payload(ctx) -> dict[str, Any]:
-    outputs = ctx.state.all_outputs()
-    return {
-        "ok": True,
-        "deployment": ctx.config.deployment,
-        "target": ctx.config.target,
-        "phases": _phase_rows(ctx.state),
-        "outputs": {
-            "endpoint": outputs.get("endpoint"),
-            "state_machine_arn": outputs.get("state_machine_arn"),
-            "buckets": outputs.get("buckets", {}),
-            **{k: v for k, v in outputs.items() if k not in ("endpoint", "state_machine_arn", "buckets")},
-        },
-        "updated_at": ctx.state.data.get("updated_at"),
-    }
-
-
-def _phase_rows(state) -> list[dict[str, Any]]:
-    from radstream import phases as registry
-
-    rows = []
-    for phase in registry.all_phases():
-        status_value = state.phase_status(phase.number) if phase.implemented else "not built"
-        rows.append({"number": phase.number, "name": phase.name, "status": status_value, "summary": phase.summary})
-    return rows
 
 
 @app.command()
@@ -306,10 +276,11 @@ def phase_list(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOp
         from radstream import config as config_mod
         from radstream.render import render_phase_list
         from radstream.state import State
+        from radstream.status import phase_rows
 
         loaded = config_mod.load(opts.config)
         state = State.load(loaded.state_dir, loaded.settings.deployment, loaded.settings.target)
-        emit({"phases": _phase_rows(state)}, opts.json, render_phase_list)
+        emit({"phases": phase_rows(state)}, opts.json, render_phase_list)
         return 0
 
     run_command(opts, body)
