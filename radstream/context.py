@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from radstream import resources
+from radstream import resources, runlog
 from radstream.aws import operator_policy
 from radstream.config import LoadedConfig
 from radstream.counters import MutationCounter
@@ -105,6 +105,7 @@ class Context:
         else:
             session = boto3.Session(region_name=self.config.region, profile_name=self.config.aws.profile)
         session.events.register("after-call", self.counter.botocore_hook)
+        runlog.watch_aws(session.events)
         session.events.register("before-call", operator_policy.botocore_hook)
         return session
 

@@ -51,14 +51,21 @@ def options(ctx: typer.Context | None, **local: Any):
     """The root callback's global options merged with the command's own."""
     from radstream.session import Options
 
+    from radstream.runlog import command_line
+
     root = ctx.obj if ctx is not None and isinstance(ctx.obj, Options) else Options()
-    return root.merged(**local)
+    merged = root.merged(**local)
+    if ctx is not None:
+        merged.command = command_line(ctx)
+    return merged
 
 
 def run_command(opts: Any, body: Callable[[], int]) -> None:
     """Run a command body; every error becomes a clear message and an exit code scripts can trust."""
+    from radstream import runlog
     from radstream.session import fail
 
+    runlog.start(opts.command, opts.verbose)
     try:
         code = body()
     except typer.Exit:
@@ -67,4 +74,6 @@ def run_command(opts: Any, body: Callable[[], int]) -> None:
         code = fail(RuntimeError("interrupted; run the same command again to resume"), opts)
     except Exception as exc:  # noqa: BLE001 - the CLI boundary
         code = fail(exc, opts)
+    finally:
+        runlog.finish()
     raise typer.Exit(code)
