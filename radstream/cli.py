@@ -18,7 +18,7 @@ from radstream.commands import load as load_commands
 from radstream.commands import model as model_commands
 from radstream.commands import sandbox as sandbox_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
-from radstream.session import Options, confirm, open_context
+from radstream.session import Options, confirm, confirm_billable, open_context
 
 app = typer.Typer(
     name="radstream",
@@ -69,7 +69,7 @@ def plan_exit_code(result: Any, detailed: bool) -> int:
     return 2 if detailed and any(p.changes for p in result.phases) else 0
 
 
-def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None, detailed: bool = False) -> int:
+def _apply(opts: Options, command: str, numbers: list[int], detailed: bool = False) -> int:
     from radstream import phases as registry
     from radstream.engine import Engine
     from radstream.render import render_run
@@ -82,8 +82,7 @@ def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = No
             result = engine.plan(numbers)
             emit(engine.report(result) | {"dry_run": True}, opts.json, render_run)
             return plan_exit_code(result, detailed)
-        if ask:
-            confirm(ask, opts)
+        confirm_billable(ctx, numbers, opts)
         result = engine.run(numbers)
         emit(engine.report(result), opts.json, render_run)
         return 0 if result.ok else 1
@@ -168,12 +167,9 @@ def up(
     opts = options(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
 
     def body() -> int:
-        from radstream import config as config_mod
         from radstream import phases as registry
 
-        target = config_mod.load(opts.config).settings.target
-        ask = "Create (or update) RadStream resources in your AWS account? They cost money." if target == "aws" else None
-        return _apply(opts, "up", list(registry.UP_PHASES), ask)
+        return _apply(opts, "up", list(registry.UP_PHASES))
 
     run_command(opts, body)
 
