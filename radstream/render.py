@@ -96,6 +96,18 @@ def render_status(result: dict[str, Any]) -> None:
             console.print("[green]no drift: the world matches the state file[/]")
 
 
+def render_query(result: dict[str, Any]) -> None:
+    """The rows of a query, floats rounded (human_number); --json keeps them at full precision."""
+    from rich.table import Table
+
+    table = Table(title=f"{result['name'] or 'query'} ({result['engine']}, {result['row_count']} rows)", title_justify="left")
+    for column in result["columns"]:
+        table.add_column(column)
+    for row in result["rows"]:
+        table.add_row(*("" if row[c] is None else str(human_number(row[c])) for c in result["columns"]))
+    _console().print(table)
+
+
 def render_doctor(result: dict[str, Any]) -> None:
     from rich.table import Table
 

@@ -36,7 +36,9 @@ ROOT.addHandler(logging.NullHandler())
 
 _SECRETS = [
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "<private key>"),
-    (re.compile(r"(?i)\b(authorization|x-amz-security-token|x-amz-signature|x-amz-credential)(\W{1,3})[^\s&,'\"}]+"),
+    # An Authorization header's value has spaces and commas: all of it to the end of the quote or line.
+    (re.compile(r"(?i)\b(authorization)(\W{1,4})[^'\"\n]+"), r"\1\2<redacted>"),
+    (re.compile(r"(?i)\b(x-amz-security-token|x-amz-signature|x-amz-credential)(\W{1,4})[^\s&'\"]+"),
      r"\1\2<redacted>"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer <redacted>"),
     (re.compile(r"k8s-aws-v1\.[A-Za-z0-9_-]+"), "k8s-aws-v1.<redacted>"),

@@ -44,7 +44,10 @@ def fail(exc: BaseException, opts: Options, extra: dict[str, Any] | None = None)
     if opts.json:
         emit({"ok": False, **error_fields(exc), **(extra or {})}, True)
     else:
-        stderr_console().print(f"[red]error:[/] {describe(exc)}", highlight=False)
+        from rich.markup import escape
+
+        # Messages quote paths and config sources in brackets: text, not markup.
+        stderr_console().print(f"[red]error:[/] {escape(describe(exc))}", highlight=False)
     return code
 
 
