@@ -35,7 +35,7 @@ RUN = logging.getLogger("radstream.run")
 ROOT.addHandler(logging.NullHandler())
 
 _SECRETS = [
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "<private key>"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL), "<private key>"),
     # An Authorization header's value has spaces and commas: all of it to the end of the quote or line.
     (re.compile(r"(?i)\b(authorization)(\W{1,4})[^'\"\n]+"), r"\1\2<redacted>"),
     (re.compile(r"(?i)\b(x-amz-security-token|x-amz-signature|x-amz-credential)(\W{1,4})[^\s&'\"]+"),

@@ -39,8 +39,8 @@ def aws_project(tmp_path: Path, fake_aws: FakeAws) -> Path:
 
 def radstream(project: Path, *args: str) -> CliResult:
     # stdin is not a terminal: a question cannot be answered, so it must be refused.
-    proc = subprocess.run([sys.executable, "-m", "radstream.cli", *args], cwd=project, env=cli_env(CREDENTIALS),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "radstream.cli", *args], check=False, cwd=project,
+                          env=cli_env(CREDENTIALS), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
