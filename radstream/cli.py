@@ -18,7 +18,7 @@ from radstream.commands import load as load_commands
 from radstream.commands import model as model_commands
 from radstream.commands import sandbox as sandbox_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
-from radstream.session import Options, confirm, open_context
+from radstream.session import Options, confirm, confirm_billable, open_context
 
 app = typer.Typer(
     name="radstream",
@@ -69,7 +69,7 @@ def plan_exit_code(result: Any, detailed: bool) -> int:
     return 2 if detailed and any(p.changes for p in result.phases) else 0
 
 
-def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = None, detailed: bool = False) -> int:
+def _apply(opts: Options, command: str, numbers: list[int], detailed: bool = False) -> int:
     from radstream import phases as registry
     from radstream.engine import Engine
     from radstream.render import render_run
@@ -82,8 +82,7 @@ def _apply(opts: Options, command: str, numbers: list[int], ask: str | None = No
             result = engine.plan(numbers)
             emit(engine.report(result) | {"dry_run": True}, opts.json, render_run)
             return plan_exit_code(result, detailed)
-        if ask:
-            confirm(ask, opts)
+        confirm_billable(ctx, numbers, opts)
         result = engine.run(numbers)
         emit(engine.report(result), opts.json, render_run)
         return 0 if result.ok else 1
@@ -168,13 +167,9 @@ def up(
     opts = options(ctx, config=config, json=json_output, yes=yes, dry_run=dry_run, verbose=verbose)
 
     def body() -> int:
-        from radstream import config as config_mod
         from radstream import phases as registry
-        from radstream.targets import target_for
 
-        billable = target_for(config_mod.load(opts.config)).billable
-        ask = "Create (or update) RadStream resources in your AWS account? They cost money." if billable else None
-        return _apply(opts, "up", list(registry.UP_PHASES), ask)
+        return _apply(opts, "up", list(registry.UP_PHASES))
 
     run_command(opts, body)
 
@@ -235,45 +230,15 @@ def status(
     opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
-        from radstream import phases as registry
-        from radstream.engine import Engine
         from radstream.render import render_status
+        from radstream.status import drifted, status_payload
 
         with open_context(opts, "status", lock=False) as sctx:
-            payload = status_payload(sctx)
-            if refresh:
-                payload["drift"] = Engine(sctx, registry.all_phases()).refresh([n for n, *_ in registry.REGISTRY])
-            emit(payload, opts.json, render_status)
-            return 1 if refresh and any(d["drift"] for d in payload["drift"]) else 0
+            payload = status_payload(sctx, refresh)
+        emit(payload, opts.json, render_status)
+        return 1 if drifted(payload) else 0
 
     run_command(opts, body)
-
-
-def status_payload(ctx) -> dict[str, Any]:
-    outputs = ctx.state.all_outputs()
-    return {
-        "ok": True,
-        "deployment": ctx.config.deployment,
-        "target": ctx.config.target,
-        "phases": _phase_rows(ctx.state),
-        "outputs": {
-            "endpoint": outputs.get("endpoint"),
-            "state_machine_arn": outputs.get("state_machine_arn"),
-            "buckets": outputs.get("buckets", {}),
-            **{k: v for k, v in outputs.items() if k not in ("endpoint", "state_machine_arn", "buckets")},
-        },
-        "updated_at": ctx.state.data.get("updated_at"),
-    }
-
-
-def _phase_rows(state) -> list[dict[str, Any]]:
-    from radstream import phases as registry
-
-    rows = []
-    for phase in registry.all_phases():
-        status_value = state.phase_status(phase.number) if phase.implemented else "not built"
-        rows.append({"number": phase.number, "name": phase.name, "status": status_value, "summary": phase.summary})
-    return rows
 
 
 @app.command()
@@ -307,10 +272,11 @@ def phase_list(ctx: typer.Context, config: ConfigOpt = None, json_output: JsonOp
         from radstream import config as config_mod
         from radstream.render import render_phase_list
         from radstream.state import State
+        from radstream.status import phase_rows
 
         loaded = config_mod.load(opts.config)
         state = State.load(loaded.state_dir, loaded.settings.deployment, loaded.settings.target)
-        emit({"phases": _phase_rows(state)}, opts.json, render_phase_list)
+        emit({"phases": phase_rows(state)}, opts.json, render_phase_list)
         return 0
 
     run_command(opts, body)

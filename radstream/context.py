@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from radstream import resources
+from radstream import resources, runlog
 from radstream.aws import operator_policy
 from radstream.config import LoadedConfig
 from radstream.counters import MutationCounter
@@ -62,6 +62,7 @@ class Context:
     def boto_session(self):
         session = self.target.boto_session()
         session.events.register("after-call", self.counter.botocore_hook)
+        runlog.watch_aws(session.events)
         session.events.register("before-call", operator_policy.botocore_hook)
         return session
 

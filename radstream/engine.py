@@ -10,6 +10,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from radstream import runlog
 from radstream.context import Context
 from radstream.errors import ConfigError, RadstreamError
 from radstream.phases.base import Phase, PhaseNotImplemented
@@ -102,6 +103,7 @@ class Engine:
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - what cannot be checked is not applied either
+            runlog.failed(exc, f"checking phase {number}")
             return f"cannot check before changing anything: {describe_error(exc)}"
 
     # -- apply ----------------------------------------------------------------------------------
@@ -152,6 +154,7 @@ class Engine:
             if failing is not None:
                 result.steps.append({"name": failing, "status": "failed", "error": result.error})
             state.phase(number, phase.name).update(status="failed", error=result.error, finished_at=now_iso())
+            runlog.failed(exc, f"phase {number}")
             if not isinstance(exc, RadstreamError):
                 ctx.reporter.log("".join(traceback.format_exception(exc)[-3:]).rstrip())
         finally:
@@ -296,6 +299,7 @@ class Engine:
             entry = state.phase(number, phase.name)
             entry.update(status="destroyed", outputs={}, resources=[], finished_at=now_iso())
         except Exception as exc:  # noqa: BLE001
+            runlog.failed(exc, f"destroying phase {number}")
             result.status, result.error = "failed", describe_error(exc)
             state.phase(number, phase.name).update(status="failed", error=result.error)
         finally:

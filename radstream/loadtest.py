@@ -2,8 +2,9 @@
 a window) and a sustained rate (R per unit for a duration).
 
 Pure: parsing the schedule strings, when each study is due, the submit-and-poll loop (the cloud
-calls come in as functions), latency statistics and the CSV/JSON exports. `radstream load`
-(radstream.commands.load) wires it to S3."""
+calls come in as functions), latency statistics and the CSV/JSON exports. Only `run_against`, at the
+end, wires that loop to a deployment's S3 (it imports the cloud modules when called); `radstream load`
+calls it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -347,3 +349,37 @@ def new_run_id(now: float | None = None) -> str:
 
     moment = datetime.fromtimestamp(now if now is not None else time.time(), timezone.utc)
     return f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+# -- against a deployment -------------------------------------------------------------------------
+Watch = Callable[[str, str], AbstractContextManager[Callable[[Sequence[StudyRecord]], None]]]
+
+
+def run_against(ctx: Any, schedule: Schedule, drain_s: float, out: Path | None, watch: Watch | None = None) -> dict[str, Any]:
+    """Run the schedule against the deployment in `ctx`; the result `--json` prints. `watch(run_id,
+    destination)` is entered once the run is ready and yields the callback that sees its progress."""
+    from radstream.aws.runs import landed, upload
+    from radstream.aws.wiring import read_json
+    from radstream.pipeline.results import failure_reason_key, result_key
+    from radstream.studies import load_id_prefix, load_study, load_study_id
+
+    if not ctx.outputs(4).get("wired_endpoint"):
+        raise RadstreamError("the pipeline is not wired to an inference endpoint yet",
+                             hint="run `radstream up` (or `radstream demo`) first")
+    s3, images, results = ctx.client("s3"), ctx.names.bucket("images"), ctx.names.bucket("results")
+    run_id = new_run_id()
+    ids = [load_study_id(run_id, i) for i in range(schedule.count)]
+
+    def fetch(study_id: str, kind: str) -> dict[str, Any] | None:
+        return read_json(s3, results, result_key(study_id) if kind == "result" else failure_reason_key(study_id))
+
+    watching = watch(run_id, f"s3://{images}/incoming/") if watch else nullcontext(lambda records: None)
+    with watching as progress:
+        run = run_load(schedule, ids, lambda i: upload(s3, images, load_study(run_id, i).objects),
+                       lambda: landed(s3, results, load_id_prefix(run_id)), fetch,
+                       drain_s=drain_s, progress=progress)
+    summary = summarize(run.records, schedule, run.started_at, run.finished_at, run.interrupted)
+    exports = write_exports(out, run_id, summary, run.records) if out else {}
+    problems = [f"{summary[k]} {k.replace('_', ' ')}" for k in ("lost", "upload_failed") if summary[k]]
+    return {"ok": not problems, "run_id": run_id, "target": ctx.config.target, **summary, "exports": exports,
+            "error": ", ".join(problems) or None}

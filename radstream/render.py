@@ -1,7 +1,9 @@
-"""Human renderings of command results: tables for status, plan and runs (stderr-free of JSON)."""
+"""Human renderings of command results: tables for status, plan and runs (stderr-free of JSON).
+`--json` prints the results themselves: nested as they are, numbers at full precision."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 STATUS_STYLE = {
@@ -53,15 +55,36 @@ def render_phase_list(result: dict[str, Any]) -> None:
     _console().print(table)
 
 
+def human_number(value: Any) -> Any:
+    """A float as people read it: 3 decimals (1234.568), 3 significant digits below 1 (0.000123),
+    no trailing zeros (2.5, 2). Anything else unchanged."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    decimals = 3 if value == 0 or abs(value) >= 1 else 2 - math.floor(math.log10(abs(value)))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def output_rows(outputs: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested outputs flattened to (dotted name, value): `buckets.images  rs-…-images`; lists of plain
+    values joined with commas, others numbered (`nodes[0].name`); empty values left out."""
+    if isinstance(outputs, dict):
+        return [row for key, value in outputs.items() for row in output_rows(value, f"{prefix}.{key}" if prefix else str(key))]
+    if isinstance(outputs, (list, tuple)):
+        if all(not isinstance(v, (dict, list, tuple)) for v in outputs):
+            return [(prefix, ", ".join(str(human_number(v)) for v in outputs))] if outputs else []
+        return [row for i, value in enumerate(outputs) for row in output_rows(value, f"{prefix}[{i}]")]
+    return [] if outputs is None or outputs == "" else [(prefix, str(human_number(outputs)))]
+
+
 def render_status(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = _console()
     render_phase_list(result)
     outputs = Table("output", "value", title="outputs", title_justify="left")
-    for key, value in result["outputs"].items():
-        if value:
-            outputs.add_row(key, str(value))
+    for name, value in output_rows(result["outputs"]):
+        outputs.add_row(name, value)
     console.print(outputs)
     drift = [d for d in result.get("drift", []) if d["drift"]]
     if "drift" in result:
@@ -71,6 +94,18 @@ def render_status(result: dict[str, Any]) -> None:
                 console.print(f"  phase {d['phase']} {d['step']}: recorded {d['recorded']}, actually {d['actual']}")
         else:
             console.print("[green]no drift: the world matches the state file[/]")
+
+
+def render_query(result: dict[str, Any]) -> None:
+    """The rows of a query, floats rounded (human_number); --json keeps them at full precision."""
+    from rich.table import Table
+
+    table = Table(title=f"{result['name'] or 'query'} ({result['engine']}, {result['row_count']} rows)", title_justify="left")
+    for column in result["columns"]:
+        table.add_column(column)
+    for row in result["rows"]:
+        table.add_row(*("" if row[c] is None else str(human_number(row[c])) for c in result["columns"]))
+    _console().print(table)
 
 
 def render_doctor(result: dict[str, Any]) -> None:

@@ -81,7 +81,10 @@ class RichReporter(Reporter):
         self.console.print(f"    {message}", style="dim", markup=False, highlight=False)
 
     def warn(self, message: str) -> None:
+        from radstream.runlog import RUN
+
         self.console.print(f"[yellow]warning:[/] {message}")
+        RUN.warning(message)
 
     @contextmanager
     def waiting(self, description: str, timeout: float) -> Iterator[None]:

@@ -21,6 +21,7 @@ class Options:
     yes: bool = False
     dry_run: bool = False
     verbose: int = 0
+    command: str = "radstream"  # what the run log names the run (radstream.runlog.command_line)
 
     def merged(self, **local: Any) -> Options:
         merged = Options(**self.__dict__)
@@ -43,15 +44,29 @@ def confirm(question: str, opts: Options) -> None:
         raise Aborted("aborted; nothing was changed")
 
 
+def confirm_billable(ctx: Any, numbers: list[int], opts: Options) -> None:
+    """Ask before applying phases to an AWS account, as `up`, `demo` and `phase run` do. Every phase
+    asks, not only the billable ones: 0–5 create resources that bill by the hour, 6 runs studies
+    (Lambda, Step Functions and S3 requests), and 7, which scales the nodegroup to zero, takes the
+    running pipeline down. The sandbox costs nothing and changes no account: no question."""
+    if not ctx.target.billable:
+        return
+    phases = ", ".join(map(str, numbers))
+    confirm(f"Create, update or run RadStream resources (phase {phases}) of deployment {ctx.config.deployment!r} "
+            "in your AWS account? They cost money.", opts)
+
+
 @contextmanager
 def open_context(opts: Options, command: str, lock: bool) -> Iterator[Any]:
     """Yield a ready Context; hold the deployment lock for commands that change things."""
     from radstream import config as config_mod
     from radstream.context import Context
     from radstream.reporting import RichReporter
+    from radstream.runlog import attach
     from radstream.state import DeploymentLock, State
 
     loaded = config_mod.load(opts.config)
+    attach(loaded.state_dir, command, loaded.settings.deployment, loaded.settings.target)
     reporter = RichReporter(opts.verbose)
     guard = DeploymentLock(loaded.state_dir, command) if lock else None
     try:

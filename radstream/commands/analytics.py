@@ -75,9 +75,9 @@ def query(
 
         with open_context(opts, "query", lock=False) as qctx:
             result = run_query(qctx, name=name, sql=sql, params=_params(param), engine=engine)  # type: ignore[arg-type]
-        emit({"ok": True, "name": name, **result.to_dict()}, opts.json,
-             lambda r: _table(f"{name or 'query'} ({r['engine']}, {r['row_count']} rows)", r["columns"],
-                              [[row[c] for c in r["columns"]] for row in r["rows"]]))
+        from radstream.render import render_query
+
+        emit({"ok": True, "name": name, **result.to_dict()}, opts.json, render_query)
         return 0
 
     run_command(opts, body)

@@ -54,26 +54,39 @@ def options(ctx: typer.Context | None, **local: Any):
     """The root callback's global options merged with the command's own."""
     from radstream.session import Options
 
+    from radstream.runlog import command_line
+
     root = ctx.obj if ctx is not None and isinstance(ctx.obj, Options) else Options()
-    return root.merged(**local)
+    merged = root.merged(**local)
+    if ctx is not None:
+        merged.command = command_line(ctx)
+    return merged
 
 
 def fail(exc: BaseException, opts: Options, extra: dict[str, Any] | None = None) -> int:
     """Report an error (one JSON object with --json) and return the exit code."""
     from radstream.errors import RadstreamError
     from radstream.failures import describe, error_fields, user_error
+    from radstream.runlog import failed
 
+    failed(exc, "the command")
     shown = user_error(exc)
     code = shown.exit_code if isinstance(shown, RadstreamError) else 1
     if opts.json:
         emit({"ok": False, **error_fields(exc), **(extra or {})}, True)
     else:
-        stderr_console().print(f"[red]error:[/] {describe(exc)}", highlight=False)
+        from rich.markup import escape
+
+        # Messages quote paths and config sources in brackets: text, not markup.
+        stderr_console().print(f"[red]error:[/] {escape(describe(exc))}", highlight=False)
     return code
 
 
 def run_command(opts: Any, body: Callable[[], int]) -> None:
     """Run a command body; every error becomes a clear message and an exit code scripts can trust."""
+    from radstream import runlog
+
+    runlog.start(opts.command, opts.verbose)
     try:
         code = body()
     except typer.Exit:
@@ -82,4 +95,6 @@ def run_command(opts: Any, body: Callable[[], int]) -> None:
         code = fail(RuntimeError("interrupted; run the same command again to resume"), opts)
     except Exception as exc:  # noqa: BLE001 - the CLI boundary
         code = fail(exc, opts)
+    finally:
+        runlog.finish()
     raise typer.Exit(code)

@@ -5,12 +5,14 @@ Generated studies (sidecar first) are uploaded on schedule; latency is measured 
 upload to its results/ (or failed/) object, and broken down per stage from the pipeline's own
 timings in the result documents. The run stops by itself once every study has landed, or --drain
 after the last upload; Ctrl-C stops submitting and drains the same way (a second Ctrl-C stops
-waiting). Exit 1 when any study is lost."""
+waiting). Exit 1 when any study is lost. The run itself is radstream.loadtest.run_against; this
+module parses, shows progress and renders."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,38 +66,6 @@ class _Progress:
             self.console.print(f"load: {text}", highlight=False)
 
 
-def run_against(ctx: Any, schedule: Any, drain_s: float, out: Path | None) -> dict[str, Any]:
-    """Run the schedule against the deployment in `ctx`; the result `--json` prints."""
-    from radstream.aws.runs import landed, upload
-    from radstream.aws.wiring import read_json
-    from radstream.errors import RadstreamError
-    from radstream.loadtest import new_run_id, run_load, summarize, write_exports
-    from radstream.pipeline.results import failure_reason_key, result_key
-    from radstream.studies import load_id_prefix, load_study, load_study_id
-
-    if not ctx.outputs(4).get("wired_endpoint"):
-        raise RadstreamError("the pipeline is not wired to an inference endpoint yet",
-                             hint="run `radstream up` (or `radstream demo`) first")
-    s3, images, results = ctx.client("s3"), ctx.names.bucket("images"), ctx.names.bucket("results")
-    run_id = new_run_id()
-    ids = [load_study_id(run_id, i) for i in range(schedule.count)]
-    console = stderr_console()
-    console.print(f"load test {run_id}: {schedule.description} → s3://{images}/incoming/", highlight=False)
-
-    def fetch(study_id: str, kind: str) -> dict[str, Any] | None:
-        return read_json(s3, results, result_key(study_id) if kind == "result" else failure_reason_key(study_id))
-
-    with _Progress(console, schedule.count) as progress:
-        run = run_load(schedule, ids, lambda i: upload(s3, images, load_study(run_id, i).objects),
-                       lambda: landed(s3, results, load_id_prefix(run_id)), fetch,
-                       drain_s=drain_s, progress=progress.update)
-    summary = summarize(run.records, schedule, run.started_at, run.finished_at, run.interrupted)
-    exports = write_exports(out, run_id, summary, run.records) if out else {}
-    problems = [f"{summary[k]} {k.replace('_', ' ')}" for k in ("lost", "upload_failed") if summary[k]]
-    return {"ok": not problems, "run_id": run_id, "target": ctx.config.target, **summary, "exports": exports,
-            "error": ", ".join(problems) or None}
-
-
 def _render(result: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -140,14 +110,22 @@ def load(
     opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
-        from radstream.loadtest import parse_duration, schedule_from_options
+        from radstream.loadtest import parse_duration, run_against, schedule_from_options
         from radstream.session import open_context
 
         # Options first: a typo exits 2 before anything is read or uploaded.
         schedule = schedule_from_options(burst, window, rate, duration)
         drain_s = parse_duration(drain, "drain")
+        console = stderr_console()
+
+        @contextmanager
+        def watch(run_id: str, destination: str) -> Iterator[Any]:
+            console.print(f"load test {run_id}: {schedule.description} → {destination}", highlight=False)
+            with _Progress(console, schedule.count) as progress:
+                yield progress.update
+
         with open_context(opts, "load", lock=False) as lctx:
-            result = run_against(lctx, schedule, drain_s, out)
+            result = run_against(lctx, schedule, drain_s, out, watch)
         emit(result, opts.json, _render)
         return 0 if result["ok"] else 1
 

@@ -76,6 +76,8 @@ def api_client(ctx: Context):
     never goes stale."""
     from kubernetes import client as k8s
 
+    from radstream.runlog import kube_call
+
     region, cluster_name = ctx.config.region, ctx.config.cluster_name
     access = ctx.target.kube_access(ctx.client, cluster_name)
     configuration = k8s.Configuration()
@@ -104,6 +106,7 @@ def api_client(ctx: Context):
                     del header_params[key]
                 header_params["authorization"] = f"Bearer {token.renew()}"
                 response = super().call_api(method, url, header_params, *args, **kwargs)
+            kube_call(method, url, response.status)
             # Like the AWS hook: a refused or failed write (404 on delete, 409, 5xx) changed nothing.
             if 200 <= response.status <= 299:
                 self.counter.record_kube(method, url)

@@ -197,15 +197,10 @@ def test_cost_uses_the_measured_stage_times(sandbox_ctx):
 
 
 def test_the_commands_print_one_json_object(sandbox_ctx, moto_endpoint, tmp_path):
-    import typer
     from typer.testing import CliRunner
 
-    from radstream.commands import analytics
+    from radstream.cli import app
 
-    app = typer.Typer()
-    app.command("query")(analytics.query)
-    app.command("report")(analytics.report)
-    app.command("cost")(analytics.cost)
     config = sandbox_ctx.loaded.path
     runner = CliRunner()
 

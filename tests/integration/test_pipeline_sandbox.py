@@ -110,7 +110,7 @@ def test_until_phase_4_wires_it_a_good_study_fails_as_not_wired(deployed):
 
 
 def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp_path):
-    from radstream.commands.ingest import ingest_files
+    from radstream.ingest import ingest_files
 
     ctx = deployed
     s3, lam, images = ctx.client("s3"), ctx.client("lambda"), ctx.names.bucket("images")

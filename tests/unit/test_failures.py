@@ -41,6 +41,16 @@ def test_expired_and_missing_credentials_say_what_to_do():
     assert user_error(NoCredentialsError()).exit_code == 1
 
 
+def test_rejected_keys_and_an_expired_sso_session_say_what_to_do():
+    from botocore.exceptions import SSOTokenLoadError
+
+    rejected = error_fields(client_error("InvalidClientTokenId", "The security token included in the request is invalid",
+                                         "GetCallerIdentity"))
+    assert rejected["type"] == "InvalidClientTokenId" and "access key" in rejected["hint"] and "doctor" in rejected["hint"]
+    sso = error_fields(SSOTokenLoadError(error_msg="the token has expired"))
+    assert sso["type"] == "SSOTokenLoadError" and "aws sso login" in sso["hint"]
+
+
 def test_radstream_errors_keep_their_hint_and_type_and_other_errors_their_name():
     assert error_fields(ConfigError("bad field", hint="fix it")) == {"error": "bad field\n  → fix it", "hint": "fix it",
                                                                      "type": "ConfigError"}

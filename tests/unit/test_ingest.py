@@ -11,7 +11,7 @@ import pydicom
 import pytest
 from moto import mock_aws
 
-from radstream.commands.ingest import ingest_files
+from radstream.ingest import ingest_files
 from radstream.pipeline.deid import deidentify_bytes, is_identified
 from tests.unit.pipeline_fixtures import (
     CR_FILES,

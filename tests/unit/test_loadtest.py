@@ -220,13 +220,10 @@ def test_a_record_lands_with_the_documents_fields():
     ["--burst", "5", "--rate", "1/s", "--duration", "1m"], ["--burst", "0"],
 ])
 def test_the_command_refuses_bad_options_with_exit_2(args, tmp_path, monkeypatch):
-    import typer
     from typer.testing import CliRunner
 
-    from radstream.commands.load import load
+    from radstream.cli import app
 
     monkeypatch.chdir(tmp_path)  # no radstream.yaml: nothing could be uploaded anyway
-    app = typer.Typer()
-    app.command()(load)
-    result = CliRunner().invoke(app, [*args, "--json"])
+    result = CliRunner().invoke(app, ["load", *args, "--json"])
     assert result.exit_code == 2, result.output

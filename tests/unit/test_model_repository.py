@@ -214,16 +214,16 @@ def test_cli_build_and_import_print_one_json_object(tmp_path: Path) -> None:
 
     from typer.testing import CliRunner
 
-    from radstream.commands.model import app
+    from radstream.cli import app
 
     runner = CliRunner()
-    built_run = runner.invoke(app, ["build", "--repo", str(tmp_path / "r"), "--json"])
+    built_run = runner.invoke(app, ["model", "build", "--repo", str(tmp_path / "r"), "--json"])
     assert built_run.exit_code == 0, built_run.output
     built_out = json.loads(built_run.stdout)
     assert (built_out["ok"], built_out["version"], built_out["model_trained"]) == (True, 1, False)
 
     bad = tiny_model(tmp_path / "bad.onnx", in_type=TensorProto.FLOAT)
-    rejected = runner.invoke(app, ["import", str(bad), "--labels", str(labels_file(tmp_path / "l.txt", THREE)), "--repo", str(tmp_path / "r"), "--json"])
+    rejected = runner.invoke(app, ["model", "import", str(bad), "--labels", str(labels_file(tmp_path / "l.txt", THREE)), "--repo", str(tmp_path / "r"), "--json"])
     assert rejected.exit_code == 2
     out = json.loads(rejected.stdout)
     assert out["ok"] is False and "uint8" in out["error"]

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pydicom
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from radstream.commands.deid import deid, deidentify_files, plan_copies
+from radstream.cli import app
+from radstream.deid_files import deidentify_files, plan_copies
 from radstream.errors import ConfigError
 from radstream.pipeline.deid import DEIDENTIFICATION_METHOD, deidentify, deidentify_bytes, is_identified, require_deidentified
 from radstream.pipeline.errors import IdentifiedDicom
@@ -192,17 +192,13 @@ def test_output_over_input_is_refused(studies):
 
 
 def test_cli_prints_one_json_object(studies, tmp_path):
-    app = typer.Typer()
-    app.command()(deid)
-    result = CliRunner().invoke(app, [str(studies / "a.dcm"), "--out", str(tmp_path / "clean"), "--json"])
+    result = CliRunner().invoke(app, ["deid", str(studies / "a.dcm"), "--out", str(tmp_path / "clean"), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["ok"] and payload["files"][0]["output"] == str((tmp_path / "clean" / "a.dcm").resolve())
 
 
 def test_cli_exits_1_when_a_file_fails(studies, tmp_path):
-    app = typer.Typer()
-    app.command()(deid)
-    result = CliRunner().invoke(app, [str(studies / "notes.txt"), "--out", str(tmp_path / "clean"), "--json"])
+    result = CliRunner().invoke(app, ["deid", str(studies / "notes.txt"), "--out", str(tmp_path / "clean"), "--json"])
     assert result.exit_code == 1 and json.loads(result.stdout)["counts"]["failed"] == 1
 

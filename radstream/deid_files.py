@@ -1,0 +1,84 @@
+"""De-identified copies of DICOM files (PS3.15 basic profile), as `radstream deid` makes them.
+
+Named files must be DICOM; folders are searched recursively and their non-DICOM files skipped.
+Copies keep the folder layout under the output folder; originals are never modified.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from radstream.errors import ConfigError
+
+
+def plan_copies(inputs: list[Path], out: Path) -> list[tuple[Path, Path, bool]]:
+    """(source, destination, named explicitly) for every file to process. Raises ConfigError when
+    two sources would land on one destination or a destination is a source."""
+    out = out.resolve()
+    pairs: list[tuple[Path, Path, bool]] = []
+    for item in inputs:
+        item = item.resolve()
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and not p.is_relative_to(out))
+            pairs.extend((p, out / item.name / p.relative_to(item), False) for p in files)
+        else:
+            pairs.append((item, out / item.name, True))
+    seen: dict[Path, Path] = {}
+    sources = {src for src, _, _ in pairs}
+    for src, dst, _ in pairs:
+        if dst in sources:
+            raise ConfigError(f"{dst} is an input and would be overwritten", hint="choose another --out folder")
+        if dst in seen:
+            raise ConfigError(
+                f"{seen[dst]} and {src} would both be written to {dst}",
+                hint="de-identify them in separate runs or into separate --out folders",
+            )
+        seen[dst] = src
+    return pairs
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def deidentify_files(inputs: list[Path], out: Path) -> dict[str, Any]:
+    """De-identify every DICOM under `inputs` into `out`; one entry per file, failures included."""
+    import pydicom
+
+    from radstream.pipeline.deid import deidentify_bytes, is_identified
+
+    entries: list[dict[str, Any]] = []
+    for src, dst, named in plan_copies(inputs, out):
+        entry: dict[str, Any] = {"input": str(src), "output": None, "status": "skipped", "warnings": [], "error": None}
+        entries.append(entry)
+        try:
+            if not _looks_like_dicom(src):
+                if named:
+                    entry.update(status="failed", error="not a DICOM file (no 'DICM' at byte 128)")
+                continue
+            data = deidentify_bytes(src.read_bytes())
+            _write_atomically(dst, data)
+            entry["warnings"] = is_identified(pydicom.dcmread(dst, stop_before_pixels=True))
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            continue
+        entry.update(status="deidentified", output=str(dst))
+    counts = {s: sum(e["status"] == s for e in entries) for s in ("deidentified", "skipped", "failed")}
+    failed = counts["failed"] > 0
+    return {
+        "ok": not failed,
+        "out": str(out),
+        "counts": counts,
+        "files": entries,
+        "error": f"{counts['failed']} file(s) failed" if failed else None,
+    }
