@@ -108,6 +108,8 @@ def _raster_study(path: Path, data: bytes, kind: str) -> Study:
 
 def ingest_files(s3: Any, bucket: str, paths: list[Path], already_deidentified: bool = False) -> dict[str, Any]:
     """Prepare and upload every study under `paths`; one entry per file, refusals included."""
+    from radstream.aws.runs import upload
+
     entries: list[dict[str, Any]] = []
     seen: dict[str, Path] = {}
     for path, named in collect(paths):
@@ -121,9 +123,9 @@ def ingest_files(s3: Any, bucket: str, paths: list[Path], already_deidentified: 
             seen[study.study_id] = path
             entry.update(study_id=study.study_id, format=study.format, deidentified=study.deidentified,
                          warnings=study.warnings)
-            for key, body, content_type in study.objects:
-                s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-                entry["keys"].append(key)
+            for uploaded in study.objects:
+                upload(s3, bucket, [uploaded])
+                entry["keys"].append(uploaded[0])
             entry["status"] = "uploaded"
         except NotAnImage:
             if not named:
