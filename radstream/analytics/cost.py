@@ -283,7 +283,7 @@ def deployment_cost(ctx: Any, *, images_per_hour: float | None = None, explorer_
     """Idle cost of what the account holds; cost per 1000 images from the telemetry's measured stage
     times (when there are any); Cost Explorer over the last `explorer_days` days on aws."""
     from radstream.analytics.runner import run_query
-    from radstream.phases.p0_foundation import LAMBDA_MEMORY_MB
+    from radstream.documents import LAMBDA_MEMORY_MB
 
     idle = idle_cost(deployment_inventory(ctx))
     summary: dict[str, Any] = {"idle": idle, "per_1000_images": None, "cost_explorer": None, "notes": []}
