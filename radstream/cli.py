@@ -16,6 +16,7 @@ from radstream.commands import deid as deid_commands
 from radstream.commands import ingest as ingest_commands
 from radstream.commands import load as load_commands
 from radstream.commands import model as model_commands
+from radstream.commands import render as render_commands
 from radstream.commands import sandbox as sandbox_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
 from radstream.session import Options, confirm, confirm_billable, open_context
@@ -38,6 +39,7 @@ app.command("load")(load_commands.load)
 app.command("query")(analytics_commands.query)
 app.command("report")(analytics_commands.report)
 app.command("cost")(analytics_commands.cost)
+app.command("render")(render_commands.render)
 
 
 def _print_version(asked: bool) -> None:

@@ -56,12 +56,17 @@ def rule_drift(events: Any, name: str, pattern: dict, targets: list[dict], tags:
     return drift
 
 
+def rule_parameters(name: str, pattern: dict, tags: dict[str, str], description: str = "") -> dict[str, Any]:
+    """PutRule's parameters, the event pattern as an object (PutRule takes it as JSON text)."""
+    return {"Name": name, "EventPattern": pattern, "State": "ENABLED", "Description": description,
+            "Tags": to_list(tags)}
+
+
 def ensure_rule(events: Any, name: str, pattern: dict, targets: list[dict], tags: dict[str, str],
                 description: str = "") -> bool:
     drift = rule_drift(events, name, pattern, targets, tags)
     if "missing" in drift or "pattern" in drift:
-        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED", Description=description,
-                        Tags=to_list(tags))
+        events.put_rule(**rule_parameters(name, pattern, tags, description) | {"EventPattern": json.dumps(pattern)})
     if "missing" in drift or "targets" in drift:
         wanted = {t["Id"] for t in targets}
         stale = [t["Id"] for t in events.list_targets_by_rule(Rule=name)["Targets"] if t["Id"] not in wanted]

@@ -25,10 +25,20 @@ def code_sha256(zip_bytes: bytes) -> str:
     return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
 
 
+def _newest_layer_version(lam: Any, name: str) -> dict[str, Any] | None:
+    versions = lam.list_layer_versions(LayerName=name).get("LayerVersions", [])
+    return max(versions, key=lambda v: v["Version"], default=None)
+
+
+def newest_layer_version(lam: Any, name: str) -> str | None:
+    """The ARN of the layer's newest version, whatever it holds (None before the first publish)."""
+    newest = _newest_layer_version(lam, name)
+    return newest["LayerVersionArn"] if newest else None
+
+
 def current_layer_version(lam: Any, name: str, zip_bytes: bytes) -> str | None:
     """The ARN of the newest layer version if it holds exactly these bytes, else None."""
-    versions = lam.list_layer_versions(LayerName=name).get("LayerVersions", [])
-    newest = max(versions, key=lambda v: v["Version"], default=None)
+    newest = _newest_layer_version(lam, name)
     if newest is None:
         return None
     found = lam.get_layer_version(LayerName=name, VersionNumber=newest["Version"])
@@ -53,18 +63,29 @@ def delete_layer(lam: Any, name: str) -> None:
             lam.delete_layer_version(LayerName=name, VersionNumber=version["Version"])
 
 
-def _desired_config(role_arn: str, env: dict[str, str], current_env: dict[str, str], layers: list[str],
-                    timeout: int, memory: int) -> dict[str, Any]:
+def function_configuration(role_arn: str, env: dict[str, str], layers: list[str], timeout: int,
+                           memory: int) -> dict[str, Any]:
+    """The configuration RadStream gives a function: CreateFunction's parameters less name, code and tags."""
     return {
         "Role": role_arn,
         "Handler": HANDLER,
         "Runtime": RUNTIME,
         "Timeout": timeout,
         "MemorySize": memory,
-        # Our variables win; others (set by later phases) survive.
-        "Environment": {"Variables": {**current_env, **env}},
+        "Environment": {"Variables": env},
         "Layers": layers,
     }
+
+
+def create_parameters(name: str, configuration: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+    """CreateFunction's parameters without the code (what `radstream render` shows)."""
+    return {"FunctionName": name, **configuration, "Tags": tags}
+
+
+def _desired_config(role_arn: str, env: dict[str, str], current_env: dict[str, str], layers: list[str],
+                    timeout: int, memory: int) -> dict[str, Any]:
+    # Our variables win; others (set by later phases) survive.
+    return function_configuration(role_arn, {**current_env, **env}, layers, timeout, memory)
 
 
 def function_drift(
@@ -122,7 +143,7 @@ def ensure_function(
 
 def _create(lam: Any, name: str, config: dict[str, Any], zip_bytes: bytes, tags: dict[str, str]) -> None:
     retry_while_role_propagates(
-        lambda: lam.create_function(FunctionName=name, Code={"ZipFile": zip_bytes}, Tags=tags, **config))
+        lambda: lam.create_function(**create_parameters(name, config, tags), Code={"ZipFile": zip_bytes}))
     lam.get_waiter("function_active_v2").wait(FunctionName=name)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from radstream.aws.lambda_ import LAMBDA_MEMORY_MB, LAMBDA_TIMEOUT_S
+from radstream import documents
 from radstream.errors import ConfigError, RadstreamError
 from radstream.names import LAMBDA_FUNCTIONS, TELEMETRY_PREFIX
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
@@ -14,54 +14,8 @@ from radstream.phases.base import Change, Phase, Step, VerifyFailed
 if TYPE_CHECKING:
     from radstream.context import Context
 
-PHASE = 0
+PHASE = documents.FOUNDATION_PHASE
 ATHENA_PREFIX = "athena-results/"
-FAILURE_LOGS_POLICY = "events-to-logs"
-
-
-def template_variables(ctx: Context) -> dict[str, str]:
-    """Values for the ${...} placeholders in manifests/iam/."""
-    names = ctx.names
-    buckets = names.buckets()
-    return {
-        "Partition": names.partition,
-        "Account": names.account_id,
-        "Region": names.region,
-        "Deployment": names.deployment,
-        "ImagesBucket": buckets["images"],
-        "ResultsBucket": buckets["results"],
-        "TelemetryBucket": buckets["telemetry"],
-        "ArtifactsBucket": buckets["artifacts"],
-        "KinesisStream": names.kinesis_stream,
-        "StateMachine": names.state_machine,
-        "GlueDatabase": names.glue_database,
-        "EcrRepository": names.ecr_repository,
-        "FailureLogGroup": failure_log_group(ctx),
-    }
-
-
-def failure_log_group(ctx: Context) -> str:
-    return f"/aws/events/{ctx.names.deployment}/execution-failed"
-
-
-def _role_arn(ctx: Context, purpose: str) -> str:
-    from radstream.aws.iam import role_arn
-
-    return role_arn(ctx.names.account_id, ctx.names.role(purpose), ctx.names.partition)
-
-
-def _function_arns(ctx: Context) -> dict[str, str]:
-    from radstream.aws.lambda_ import function_arn
-
-    names = ctx.names
-    return {fn: function_arn(names.region, names.account_id, names.lambda_function(fn), names.partition)
-            for fn in LAMBDA_FUNCTIONS}
-
-
-def _state_machine_arn(ctx: Context) -> str:
-    from radstream.aws.stepfunctions import state_machine_arn
-
-    return state_machine_arn(ctx.names.region, ctx.names.account_id, ctx.names.state_machine, ctx.names.partition)
 
 
 class _DriftStep(Step):
@@ -121,31 +75,24 @@ class RolesStep(_DriftStep):
     name = "iam-roles"
     description = "least-privilege IAM roles for Lambda, Step Functions, EventBridge, Firehose, Glue and EKS"
 
-    def _specs(self, ctx: Context) -> list[tuple[str, dict, dict | None, list[str]]]:
-        from radstream.aws.iam import ROLE_PURPOSES, managed_policy_arns, role_documents
-
-        variables, manifests = template_variables(ctx), ctx.root / "manifests" / "iam"
-        return [(ctx.names.role(purpose), *role_documents(manifests, purpose, variables),
-                 managed_policy_arns(purpose, ctx.names.partition)) for purpose in ROLE_PURPOSES]
-
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
         from radstream.aws.iam import role_drift
 
         iam, tags = ctx.client("iam"), ctx.names.tags(PHASE)
-        return [("iam role", name, role_drift(iam, name, trust, policy, managed, tags))
-                for name, trust, policy, managed in self._specs(ctx)]
+        return [("iam role", r.name, role_drift(iam, r.name, r.trust, r.policy, r.managed, tags))
+                for r in documents.roles(ctx.names, ctx.root)]
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.iam import ensure_role
 
         iam, tags = ctx.client("iam"), ctx.names.tags(PHASE)
-        for name, trust, policy, managed in self._specs(ctx):
-            ensure_role(iam, name, trust, policy, managed, tags)
+        for r in documents.roles(ctx.names, ctx.root):
+            ensure_role(iam, r.name, r.trust, r.policy, r.managed, tags)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
         from radstream.aws.iam import ROLE_PURPOSES
 
-        return {"roles": {purpose: _role_arn(ctx, purpose) for purpose in ROLE_PURPOSES}}
+        return {"roles": {purpose: documents.role_arn(ctx.names, purpose) for purpose in ROLE_PURPOSES}}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.iam import ROLE_PURPOSES, delete_role
@@ -229,32 +176,19 @@ class FunctionsStep(_DriftStep):
             ctx.log(f"building the Lambda layer for manylinux/CPython {python} (pip, once per requirements set)")
         return layer_zip(ctx.cache_dir, python=python).read_bytes()
 
-    def _environment(self, ctx: Context) -> dict[str, str]:
-        buckets = ctx.names.buckets()
-        return {
-            "DEPLOYMENT": ctx.names.deployment,
-            "IMAGES_BUCKET": buckets["images"],
-            "RESULTS_BUCKET": buckets["results"],
-            "TELEMETRY_BUCKET": buckets["telemetry"],
-            "ARTIFACTS_BUCKET": buckets["artifacts"],
-            "TELEMETRY_STREAM": ctx.names.kinesis_stream,
-            "MODEL_NAME": ctx.config.triton.model_name,
-        }
-
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
         from radstream.aws.lambda_ import current_layer_version, function_drift
         from radstream.aws.packaging import function_zip
 
         layer_arn = current_layer_version(ctx.client("lambda"), ctx.names.lambda_layer, self._layer_zip(ctx))
         found = [("lambda layer", ctx.names.lambda_layer, [] if layer_arn else ["missing"])]
-        lam, tags, env, role = ctx.client("lambda"), ctx.names.tags(PHASE), self._environment(ctx), \
-            _role_arn(ctx, "lambda")
+        lam, tags, settings = ctx.client("lambda"), ctx.names.tags(PHASE), \
+            documents.function_settings(ctx.names, ctx.config)
         for fn in LAMBDA_FUNCTIONS:
             name = ctx.names.lambda_function(fn)
             # Without the layer version the functions cannot be right yet: they will be updated.
-            drift = function_drift(lam, name, role_arn=role, zip_bytes=function_zip(ctx.root, fn), env=env,
-                                   layers=[layer_arn or "(new layer version)"], tags=tags,
-                                   timeout=LAMBDA_TIMEOUT_S, memory=LAMBDA_MEMORY_MB)
+            drift = function_drift(lam, name, zip_bytes=function_zip(ctx.root, fn),
+                                   layers=[layer_arn or "(new layer version)"], tags=tags, **settings)
             found.append(("lambda function", name, drift))
         return found
 
@@ -262,18 +196,18 @@ class FunctionsStep(_DriftStep):
         from radstream.aws.lambda_ import ensure_function, ensure_layer
         from radstream.aws.packaging import function_zip
 
-        lam, tags, env = ctx.client("lambda"), ctx.names.tags(PHASE), self._environment(ctx)
+        lam, tags, settings = ctx.client("lambda"), ctx.names.tags(PHASE), \
+            documents.function_settings(ctx.names, ctx.config)
         layer_arn, _ = ensure_layer(lam, ctx.names.lambda_layer, self._layer_zip(ctx),
                                     "numpy, pillow and pydicom for radstream.pipeline")
         for fn in LAMBDA_FUNCTIONS:
-            ensure_function(lam, ctx.names.lambda_function(fn), role_arn=_role_arn(ctx, "lambda"),
-                            zip_bytes=function_zip(ctx.root, fn), env=env, layers=[layer_arn], tags=tags,
-                            timeout=LAMBDA_TIMEOUT_S, memory=LAMBDA_MEMORY_MB)
+            ensure_function(lam, ctx.names.lambda_function(fn), zip_bytes=function_zip(ctx.root, fn),
+                            layers=[layer_arn], tags=tags, **settings)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
         from radstream.aws.lambda_ import current_layer_version
 
-        return {"functions": _function_arns(ctx),
+        return {"functions": documents.function_arns(ctx.names),
                 "layer_arn": current_layer_version(ctx.client("lambda"), ctx.names.lambda_layer, self._layer_zip(ctx))}
 
     def destroy(self, ctx: Context) -> None:
@@ -289,89 +223,69 @@ class StateMachineStep(_DriftStep):
     name = "state-machine"
     description = "the Step Functions pipeline (ASL from manifests/stepfunctions/pipeline.asl.json)"
 
-    def _definition(self, ctx: Context) -> dict:
-        from radstream.aws.stepfunctions import render_definition
-
-        return render_definition(ctx.root / "manifests" / "stepfunctions" / "pipeline.asl.json", _function_arns(ctx))
-
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
         from radstream.aws.stepfunctions import state_machine_drift
 
-        drift = state_machine_drift(ctx.client("stepfunctions"), _state_machine_arn(ctx), self._definition(ctx),
-                                    _role_arn(ctx, "sfn"), ctx.names.tags(PHASE))
+        drift = state_machine_drift(ctx.client("stepfunctions"), documents.state_machine_arn(ctx.names),
+                                    documents.state_machine_definition(ctx.names, ctx.root),
+                                    documents.role_arn(ctx.names, "sfn"), ctx.names.tags(PHASE))
         return [("state machine", ctx.names.state_machine, drift)]
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.stepfunctions import ensure_state_machine
 
-        ensure_state_machine(ctx.client("stepfunctions"), _state_machine_arn(ctx), self._definition(ctx),
-                             _role_arn(ctx, "sfn"), ctx.names.tags(PHASE))
+        ensure_state_machine(ctx.client("stepfunctions"), documents.state_machine_arn(ctx.names),
+                             documents.state_machine_definition(ctx.names, ctx.root),
+                             documents.role_arn(ctx.names, "sfn"), ctx.names.tags(PHASE))
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        return {"state_machine_arn": _state_machine_arn(ctx)}
+        return {"state_machine_arn": documents.state_machine_arn(ctx.names)}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.stepfunctions import delete_state_machine
 
-        delete_state_machine(ctx.client("stepfunctions"), _state_machine_arn(ctx))
+        delete_state_machine(ctx.client("stepfunctions"), documents.state_machine_arn(ctx.names))
 
 
 class EventRulesStep(_DriftStep):
     name = "eventbridge"
     description = "uploads start the pipeline; failed executions are logged"
 
-    def _rules(self, ctx: Context) -> list[tuple[str, dict, list[dict], str]]:
-        from radstream.aws.events import execution_failed_pattern, image_uploaded_pattern, log_group_arn
-
-        names = ctx.names
-        log_arn = log_group_arn(names.region, names.account_id, failure_log_group(ctx), names.partition)
-        return [
-            (names.event_rule("image-uploaded"), image_uploaded_pattern(names.bucket("images")),
-             [{"Id": "pipeline", "Arn": _state_machine_arn(ctx), "RoleArn": _role_arn(ctx, "events")}],
-             "an image under incoming/ starts the pipeline"),
-            (names.event_rule("execution-failed"), execution_failed_pattern(_state_machine_arn(ctx)),
-             [{"Id": "failure-log", "Arn": log_arn}], "failed, timed-out or aborted executions are logged"),
-        ]
-
-    def _logs_policy(self, ctx: Context) -> tuple[str, dict]:
-        from radstream.aws.iam import render_document
-
-        path = ctx.root / "manifests" / "iam" / "events-to-logs.resource-policy.json"
-        return f"{ctx.names.deployment}-{FAILURE_LOGS_POLICY}", render_document(path, template_variables(ctx))
-
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
         from radstream.aws.events import log_group_drift, logs_resource_policy_drift, rule_drift
 
         events, logs, tags = ctx.client("events"), ctx.client("logs"), ctx.names.tags(PHASE)
-        policy_name, document = self._logs_policy(ctx)
+        policy_name, document = documents.logs_resource_policy(ctx.names, ctx.root)
+        group = documents.failure_log_group(ctx.names)
         found = [
-            ("log group", failure_log_group(ctx), log_group_drift(logs, failure_log_group(ctx), tags, 30)),
+            ("log group", group, log_group_drift(logs, group, tags, 30)),
             ("logs resource policy", policy_name, logs_resource_policy_drift(logs, policy_name, document)),
         ]
-        found += [("eventbridge rule", name, rule_drift(events, name, pattern, targets, tags))
-                  for name, pattern, targets, _ in self._rules(ctx)]
+        found += [("eventbridge rule", r.name, rule_drift(events, r.name, r.pattern, r.targets, tags))
+                  for r in documents.event_rules(ctx.names)]
         return found
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.events import ensure_log_group, ensure_logs_resource_policy, ensure_rule
 
         events, logs, tags = ctx.client("events"), ctx.client("logs"), ctx.names.tags(PHASE)
-        ensure_log_group(logs, failure_log_group(ctx), tags, 30)
-        ensure_logs_resource_policy(logs, *self._logs_policy(ctx))
-        for name, pattern, targets, description in self._rules(ctx):
-            ensure_rule(events, name, pattern, targets, tags, description)
+        ensure_log_group(logs, documents.failure_log_group(ctx.names), tags, 30)
+        ensure_logs_resource_policy(logs, *documents.logs_resource_policy(ctx.names, ctx.root))
+        for r in documents.event_rules(ctx.names):
+            ensure_rule(events, r.name, r.pattern, r.targets, tags, r.description)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        return {"event_rules": [name for name, *_ in self._rules(ctx)], "failure_log_group": failure_log_group(ctx)}
+        return {"event_rules": [r.name for r in documents.event_rules(ctx.names)],
+                "failure_log_group": documents.failure_log_group(ctx.names)}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.events import delete_log_group, delete_logs_resource_policy, delete_rule
 
         events, logs = ctx.client("events"), ctx.client("logs")
-        for name, *_ in self._rules(ctx):
-            delete_rule(events, name)
-        delete_logs_resource_policy(logs, self._logs_policy(ctx)[0])
-        delete_log_group(logs, failure_log_group(ctx))
+        for r in documents.event_rules(ctx.names):
+            delete_rule(events, r.name)
+        delete_logs_resource_policy(logs, documents.logs_resource_policy(ctx.names, ctx.root)[0])
+        delete_log_group(logs, documents.failure_log_group(ctx.names))
 
 
 class FirehoseStep(_DriftStep):
@@ -385,7 +299,7 @@ class FirehoseStep(_DriftStep):
         pipeline, names = ctx.config.pipeline, ctx.names
         return {
             "stream_arn": stream_arn(names.region, names.account_id, names.kinesis_stream, names.partition),
-            "role_arn": _role_arn(ctx, "firehose"),
+            "role_arn": documents.role_arn(ctx.names, "firehose"),
             "bucket_arn": bucket_arn(names.bucket("telemetry"), names.partition),
             "prefix": TELEMETRY_PREFIX,
             "size_mb": pipeline.firehose_buffer_mb,
@@ -464,7 +378,7 @@ class GlueStep(_DriftStep):
         database = database_drift(glue, names.glue_database, database_arn, tags)
         table = ["missing"] if "missing" in database else \
             table_drift(glue, names.glue_database, names.glue_table, self._location(ctx), TELEMETRY_COLUMNS)
-        crawler = crawler_drift(glue, names.glue_crawler, crawler_arn, _role_arn(ctx, "glue-crawler"),
+        crawler = crawler_drift(glue, names.glue_crawler, crawler_arn, documents.role_arn(ctx.names, "glue-crawler"),
                                 names.glue_database, names.glue_table, tags)
         return [("glue database", names.glue_database, database),
                 ("glue table", f"{names.glue_database}.{names.glue_table}", table),
@@ -478,7 +392,7 @@ class GlueStep(_DriftStep):
         database_arn, crawler_arn = self._arns(ctx)
         ensure_database(glue, names.glue_database, database_arn, tags)
         ensure_table(glue, names.glue_database, names.glue_table, self._location(ctx), TELEMETRY_COLUMNS)
-        ensure_crawler(glue, names.glue_crawler, crawler_arn, _role_arn(ctx, "glue-crawler"),
+        ensure_crawler(glue, names.glue_crawler, crawler_arn, documents.role_arn(ctx.names, "glue-crawler"),
                        names.glue_database, names.glue_table, tags)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
@@ -626,7 +540,7 @@ class ClusterStep(_DriftStep):
             creation = {"subnets": subnets, "version": version}
             ctx.log(f"creating EKS cluster {name}: Kubernetes {version} in {', '.join(sorted(set(subnets.values())))} "
                     "(about 10 minutes on AWS)")
-        ensure_cluster(eks, name, role_arn=_role_arn(ctx, "eks-cluster"), tags=tags, **creation)
+        ensure_cluster(eks, name, role_arn=documents.role_arn(ctx.names, "eks-cluster"), tags=tags, **creation)
         ctx.wait(f"EKS cluster {name} ACTIVE", lambda: cluster_active(eks, name, deployment),
                  timeout=1800, interval=15.0)
         cluster = describe_cluster(eks, name)

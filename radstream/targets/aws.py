@@ -87,18 +87,16 @@ class AwsTarget(Target):
                 self._permissions(session.client("iam", endpoint_url=endpoint), identity)]
 
     def _permissions(self, iam: Any, identity: dict[str, str]) -> dict[str, Any]:
-        from types import SimpleNamespace
-
-        from radstream.aws.operator_policy import merged, operator_documents
+        from radstream.aws.operator_policy import merged
         from radstream.aws.permissions import missing_actions, principal_arn
+        from radstream.documents import operator_policies
         from radstream.names import Names, partition_of
-        from radstream.phases.p0_foundation import template_variables
 
         if identity["Arn"].endswith(":root"):  # the simulator refuses the root user, who may do anything
             return check("permissions", True, "the account's root user (better: a user or role with the operator policies)", "")
         settings, principal = self.settings, principal_arn(identity["Arn"])
         names = Names(settings.deployment, identity["Account"], settings.region, partition_of(identity["Arn"]))
-        document = merged(operator_documents(template_variables(SimpleNamespace(names=names))))
+        document = merged(list(operator_policies(names).values()))
         try:
             missing = missing_actions(iam, principal, document)
         except Exception as exc:  # noqa: BLE001 - whatever stops the simulation is what to report

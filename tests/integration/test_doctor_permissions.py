@@ -6,7 +6,6 @@ with all of them) passes."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -17,11 +16,11 @@ WITHHELD = ("iam:PassRole", "eks:CreateNodegroup", "s3:PutBucketPolicy")
 
 
 def operator_policy() -> dict:
-    from radstream.aws.operator_policy import merged, operator_documents
+    from radstream.aws.operator_policy import merged
+    from radstream.documents import operator_policies
     from radstream.names import Names
-    from radstream.phases.p0_foundation import template_variables
 
-    return merged(operator_documents(template_variables(SimpleNamespace(names=Names(DEPLOYMENT, ACCOUNT, REGION)))))
+    return merged(list(operator_policies(Names(DEPLOYMENT, ACCOUNT, REGION)).values()))
 
 
 def without(document: dict, actions: tuple[str, ...]) -> dict:

@@ -18,7 +18,8 @@ from radstream.aws.propagation import retry_while_role_propagates
 from radstream.context import Context
 from tests.conftest import REPO
 from radstream.engine import Engine
-from radstream.phases.p0_foundation import FoundationPhase, template_variables
+from radstream.documents import template_variables
+from radstream.phases.p0_foundation import FoundationPhase
 from radstream.state import State
 from tests.integration.sandbox_fixtures import TRUST_POLICY, client, wait_for, wait_for_execution, zip_of
 from tests.unit.pipeline_fixtures import raster, smooth_image
@@ -70,7 +71,7 @@ def aws(ctx: Context, service: str):
 
 
 def lambda_policy(ctx: Context) -> dict:
-    _, policy = role_documents(REPO / "manifests" / "iam", "lambda", template_variables(ctx))
+    _, policy = role_documents(REPO / "manifests" / "iam", "lambda", template_variables(ctx.names))
     return policy
 
 

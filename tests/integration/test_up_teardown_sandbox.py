@@ -124,6 +124,27 @@ def test_plan_detailed_exitcode_is_0_once_converged(project: Path, second_up: di
     assert code == 0 and plan["ok"] and not any(p.get("changes") for p in plan["phases"])
 
 
+def test_render_writes_what_up_applied_with_the_targets_own_values(project: Path, second_up: dict[str, Any],
+                                                                   tmp_path: Path):
+    import yaml
+
+    code, rendered, _ = radstream(project, "render", "--out", str(tmp_path))
+    assert code == 0 and rendered["ok"] and rendered["target"] == "sandbox" and rendered["out"] == str(tmp_path)
+    assert {f.split("/")[0] for f in rendered["files"]} == {"iam", "s3", "events", "stepfunctions", "lambda", "k8s",
+                                                           "triton"}
+    # The values only the target knows are its own: the pushed image's digest, the layer's version.
+    code, status, _ = radstream(project, "status")
+    deployment = yaml.safe_load((tmp_path / "k8s" / "01-deployment-triton.yaml").read_text())
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == status["outputs"]["image"]
+    live = aws(project, "lambda").get_function(FunctionName=f"{DEPLOYMENT}-invoke-inference")["Configuration"]
+    function = json.loads((tmp_path / "lambda" / "invoke_inference.json").read_text())
+    assert function["Layers"] == [layer["Arn"] for layer in live["Layers"]] and function["Role"] == live["Role"]
+    machine = aws(project, "stepfunctions").describe_state_machine(
+        stateMachineArn=status["outputs"]["state_machine_arn"])
+    asl = json.loads((tmp_path / "stepfunctions" / "pipeline.asl.json").read_text())
+    assert json.loads(machine["definition"]) == asl
+
+
 def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked: dict[str, Any]):
     first = parked["first"]
     assert first["ok"] and first["mutations"] >= 1

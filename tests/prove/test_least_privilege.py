@@ -1,9 +1,10 @@
-"""Least privilege and leak checks: IAM policies rendered for a test deployment (no wildcard action,
-every resource this deployment's, clean under parliament), Kubernetes manifests (valid under
-kubernetes-validate, clean under checkov), the ASL (valid under statelint), no secret in the state,
-logs or CLI output of an `up`, and the sandbox's servers on loopback only. Teardown leaving other
-resources alone is proved in test_crash_resume.py; TLS-only buckets and their public access block
-in tests/integration/test_phase0_sandbox.py."""
+"""Least privilege and leak checks over what `radstream render` writes for a test deployment (the
+documents the phases apply, built by the same functions): IAM policies (no wildcard action, every
+resource this deployment's, clean under parliament), Kubernetes manifests (valid under
+kubernetes-validate, clean under checkov), the ASL (valid under statelint), nothing left unrendered;
+then no secret in the state, logs or CLI output of an `up`, and the sandbox's servers on loopback only.
+Teardown leaving other resources alone is proved in test_crash_resume.py; TLS-only buckets and their
+public access block in tests/integration/test_phase0_sandbox.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -23,35 +23,49 @@ from tests.prove.support import run
 
 DEPLOYMENT = "rs-lp-q7"  # distinctive, so "the ARN names this deployment" cannot hold by accident
 ACCOUNT, REGION = "123456789012", "us-east-1"
-IAM_DIR = REPO / "manifests" / "iam"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{DEPLOYMENT}-triton:model-0123456789ab@sha256:{'0' * 64}"
+LAYER = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{DEPLOYMENT}-pipeline-deps:3"
+GPU_INSTANCE = "g4dn.xlarge"
 
 
-def variables() -> dict[str, str]:
+def render_into(out: Path, **settings) -> Path:
+    """What `radstream render` writes for the test deployment: its pure half, with fixed facts, so no
+    sandbox is needed."""
+    from radstream import documents
+    from radstream.config import validate
     from radstream.names import Names
-    from radstream.phases.p0_foundation import template_variables
 
-    return template_variables(SimpleNamespace(names=Names(DEPLOYMENT, ACCOUNT, REGION)))
-
-
-def identity_policies() -> dict[str, dict]:
-    from radstream.aws.iam import ROLE_PURPOSES, role_documents
-
-    found = {}
-    for purpose in ROLE_PURPOSES:
-        _, policy = role_documents(IAM_DIR, purpose, variables())
-        if policy is not None:
-            found[purpose] = policy
-    return found
+    config = validate({"target": "aws", "deployment": DEPLOYMENT, **settings}, "test")
+    facts = documents.Facts(IMAGE, LAYER, REPO / "model_repo")
+    documents.write(out, documents.render(Names(DEPLOYMENT, ACCOUNT, REGION), config, REPO, facts))
+    return out
 
 
-def resource_policies() -> dict[str, dict]:
-    from radstream.aws.iam import render_document
-    from radstream.aws.s3 import tls_only_policy
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_into(tmp_path_factory.mktemp("render"))
 
-    found = {"events-to-logs": render_document(IAM_DIR / "events-to-logs.resource-policy.json", variables())}
-    for kind in ("Images", "Results", "Telemetry", "Artifacts"):
-        found[f"bucket {kind.lower()}"] = tls_only_policy(variables()[f"{kind}Bucket"])
-    return found
+
+@pytest.fixture(scope="module")
+def rendered_gpu(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GPU profile adds the NVIDIA device plugin DaemonSet, GPU requests and the GPU toleration."""
+    return render_into(tmp_path_factory.mktemp("render-gpu"), nodegroup={"instance_type": GPU_INSTANCE})
+
+
+def documents_in(folder: Path, pattern: str) -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text()) for path in sorted(folder.glob(pattern))}
+
+
+def identity_policies(rendered: Path) -> dict[str, dict]:
+    # The operator's own policies (operator*.policy.json) grant what creating these roles takes (IAM
+    # writes, iam:PassRole, reads on "*"): tests/unit/test_operator_policy.py holds them to their rules.
+    return {name: doc for name, doc in documents_in(rendered / "iam", "*.policy.json").items()
+            if not name.startswith("operator")}
+
+
+def resource_policies(rendered: Path) -> dict[str, dict]:
+    return {**documents_in(rendered / "iam", "*.resource-policy.json"),
+            **documents_in(rendered / "s3", "*.bucket-policy.json")}
 
 
 def statements(document: dict) -> list[dict]:
@@ -61,6 +75,20 @@ def statements(document: dict) -> list[dict]:
 
 def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def test_render_fills_every_folder_and_leaves_no_placeholder(rendered: Path, rendered_gpu: Path):
+    from radstream.documents import FOLDERS
+
+    for out in (rendered, rendered_gpu):
+        files = [p for p in out.rglob("*") if p.is_file()]
+        assert {p.relative_to(out).parts[0] for p in files} == set(FOLDERS)
+        assert [str(p.relative_to(out)) for p in files if "${" in p.read_text()] == []
+    assert len(list((rendered / "lambda").glob("*.json"))) == 6 and len(identity_policies(rendered)) == 6
+    # The facts reach the documents: the layer version into every function, the digest into the pods.
+    assert {json.loads(p.read_text())["Layers"][0] for p in (rendered / "lambda").glob("*.json")} == {LAYER}
+    assert IMAGE in (rendered / "k8s" / "01-deployment-triton.yaml").read_text()
+    assert "KIND_CPU" in (rendered / "triton" / "radstream_cxr" / "config.pbtxt").read_text()
 
 
 # Resources that cannot carry a deployment's name, each required by AWS as it is:
@@ -75,11 +103,13 @@ SCOPE_EXCEPTIONS = {
 STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken"}
 
 
-def test_iam_grants_no_wildcard_action_and_only_this_deployments_resources():
-    own_names = [DEPLOYMENT, DEPLOYMENT.replace("-", "_"), *(variables()[f"{k}Bucket"] for k in
-                                                            ("Images", "Results", "Telemetry", "Artifacts"))]
+def test_iam_grants_no_wildcard_action_and_only_this_deployments_resources(rendered: Path):
+    from radstream.names import BUCKET_KINDS, Names
+
+    buckets = Names(DEPLOYMENT, ACCOUNT, REGION).buckets()
+    own_names = [DEPLOYMENT, DEPLOYMENT.replace("-", "_"), *(buckets[kind] for kind in BUCKET_KINDS)]
     checked = 0
-    for name, document in {**identity_policies(), **resource_policies()}.items():
+    for name, document in {**identity_policies(rendered), **resource_policies(rendered)}.items():
         for statement in statements(document):
             if statement["Effect"] != "Allow":
                 continue
@@ -95,16 +125,15 @@ def test_iam_grants_no_wildcard_action_and_only_this_deployments_resources():
     assert checked >= 40
 
 
-def test_trust_policies_admit_one_aws_service_to_assume_the_role():
-    from radstream.aws.iam import ROLE_PURPOSES, role_documents
-
-    for purpose in ROLE_PURPOSES:
-        trust, _ = role_documents(IAM_DIR, purpose, variables())
+def test_trust_policies_admit_one_aws_service_to_assume_the_role(rendered: Path):
+    trusts = documents_in(rendered / "iam", "*.trust.json")
+    assert len(trusts) == 7
+    for name, trust in trusts.items():
         for statement in statements(trust):
-            assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole", purpose
+            assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole", name
             services = as_list(statement["Principal"]["Service"])
-            assert list(statement["Principal"]) == ["Service"] and len(services) == 1, purpose
-            assert services[0].endswith(".amazonaws.com"), purpose
+            assert list(statement["Principal"]) == ["Service"] and len(services) == 1, name
+            assert services[0].endswith(".amazonaws.com"), name
 
 
 def parliament_findings(document: dict) -> list[tuple[str, str]]:
@@ -114,21 +143,21 @@ def parliament_findings(document: dict) -> list[tuple[str, str]]:
     return [(finding.issue, str(finding.detail)) for finding in policy.findings]
 
 
-def test_parliament_finds_nothing_in_the_policies():
+def test_parliament_finds_nothing_in_the_policies(rendered: Path):
     # parliament audits identity policies and resource policies with a Resource; trust policies have
     # none by design (see the test above for them).
+    policies = {**identity_policies(rendered), **resource_policies(rendered)}
     found = {}
-    for name, document in {**identity_policies(), **resource_policies()}.items():
+    for name, document in policies.items():
         findings = parliament_findings(document)
-        if name == "eks-nodes":
+        if name == "eks-nodes.policy.json":
             # The community auditor flags ecr:GetAuthorizationToken as exposing credentials: it is
             # the registry login nodes need to pull the serving image (the STAR_RESOURCE_ACTIONS case).
             findings = [f for f in findings if f[0] != "CREDENTIALS_EXPOSURE"]
         if findings:
             found[name] = findings
-    print(f"\nparliament: {sum(map(len, found.values()))} findings in "
-          f"{len(identity_policies()) + len(resource_policies())} policies")
-    assert found == {}
+    print(f"\nparliament: {sum(map(len, found.values()))} findings in {len(policies)} policies")
+    assert len(policies) == 6 + 1 + 4 and found == {}
 
 
 def test_parliament_does_find_a_wildcard_policy():
@@ -139,25 +168,19 @@ def test_parliament_does_find_a_wildcard_policy():
 
 
 # -- Kubernetes -------------------------------------------------------------------------------------
-def rendered_manifests(tmp_path: Path) -> list[dict]:
-    from radstream import config as config_mod
-    from radstream.kube import manifests
+def kube_objects(rendered: Path) -> dict[Path, dict]:
+    import yaml
 
-    (tmp_path / "radstream.yaml").write_text(f"target: aws\ndeployment: {DEPLOYMENT}\n")
-    settings = config_mod.load(tmp_path / "radstream.yaml", environ={}).settings
-    directory = manifests.template_dir(REPO)
-    image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{DEPLOYMENT}-triton@sha256:{'0' * 64}"
-    return [manifests.namespace(settings, directory), *manifests.workloads(settings, directory, image),
-            manifests.service(settings, directory), manifests.device_plugin(settings, directory)]
+    return {path: yaml.safe_load(path.read_text()) for path in sorted((rendered / "k8s").glob("*.yaml"))}
 
 
-def test_kubernetes_manifests_are_valid_for_the_cluster_version(tmp_path: Path):
+def test_kubernetes_manifests_are_valid_for_the_cluster_version(rendered: Path, rendered_gpu: Path):
     import kubernetes_validate
 
-    objects = rendered_manifests(tmp_path)
-    assert {o["kind"] for o in objects} == {"Namespace", "Deployment", "PodDisruptionBudget",
-                                             "HorizontalPodAutoscaler", "Service", "DaemonSet"}
-    for obj in objects:
+    cpu, gpu = kube_objects(rendered), kube_objects(rendered_gpu)
+    kinds = ["Namespace", "Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Service"]
+    assert [o["kind"] for o in cpu.values()] == kinds and [o["kind"] for o in gpu.values()] == ["DaemonSet", *kinds]
+    for obj in [*cpu.values(), *gpu.values()]:
         kubernetes_validate.validate(obj, "1.30", strict=True)  # raises on the first schema error
 
 
@@ -175,38 +198,29 @@ CHECKOV_SKIPS = {
 CHECKOV_SKIPPED_OBJECTS = {"DaemonSet"}
 
 
-def test_kubernetes_manifests_are_clean_under_checkov(tmp_path: Path):
-    import yaml
-
+def test_kubernetes_manifests_are_clean_under_checkov(rendered: Path, rendered_gpu: Path):
     checkov = shutil.which("checkov")
     if checkov is None:
         pytest.skip("checkov is not installed (it needs its own venv: its pins clash with boto3's)")
-    directory = tmp_path / "k8s"
-    directory.mkdir()
-    scanned = [o for o in rendered_manifests(tmp_path) if o["kind"] not in CHECKOV_SKIPPED_OBJECTS]
-    for index, obj in enumerate(scanned):
-        (directory / f"{index}-{obj['kind']}.yaml").write_text(yaml.safe_dump(obj))
-    proc = subprocess.run([checkov, "-d", str(directory), "--framework", "kubernetes", "--output", "json",
-                           "--compact", "--skip-check", ",".join(sorted(CHECKOV_SKIPS))],
+    # Both profiles: the GPU one's Deployment asks for a GPU and tolerates the GPU taint.
+    scanned = [str(path) for out in (rendered, rendered_gpu) for path, obj in kube_objects(out).items()
+               if obj["kind"] not in CHECKOV_SKIPPED_OBJECTS]
+    proc = subprocess.run([checkov, "--framework", "kubernetes", "--output", "json", "--compact",
+                           "--skip-check", ",".join(sorted(CHECKOV_SKIPS)), "-f", *scanned],
                           capture_output=True, text=True, timeout=300, check=False)
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     failed = [(c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]]
     passed = sum(r["summary"]["passed"] for r in reports)
-    print(f"\ncheckov: {len(failed)} failed, {passed} passed, {len(CHECKOV_SKIPS)} checks skipped")
-    assert passed > 20 and failed == []
+    print(f"\ncheckov: {len(scanned)} files, {len(failed)} failed, {passed} passed, "
+          f"{len(CHECKOV_SKIPS)} checks skipped")
+    assert len(scanned) == 10 and passed > 40 and failed == []
 
 
-def test_pipeline_asl_is_valid_under_statelint():
+def test_pipeline_asl_is_valid_under_statelint(rendered: Path):
     from statelint.linter import Linter
 
-    from radstream.aws.lambda_ import function_arn
-    from radstream.aws.stepfunctions import render_definition
-    from radstream.names import LAMBDA_FUNCTIONS, Names
-
-    names = Names(DEPLOYMENT, ACCOUNT, REGION)
-    arns = {fn: function_arn(REGION, ACCOUNT, names.lambda_function(fn)) for fn in LAMBDA_FUNCTIONS}
-    definition = render_definition(REPO / "manifests" / "stepfunctions" / "pipeline.asl.json", arns)
+    definition = json.loads((rendered / "stepfunctions" / "pipeline.asl.json").read_text())
     assert Linter.validate(definition) == []
     assert Linter.validate({"StartAt": "Nowhere", "States": {}})  # the checker is alive
 

@@ -17,9 +17,8 @@ from radstream.aws.propagation import retry_while_role_propagates, role_not_yet_
 from radstream.aws.s3 import tls_only_policy
 from radstream.context import Context
 from radstream.names import partition_of
-from radstream.phases.p0_foundation import (
-    AthenaStep, EventRulesStep, FirehoseStep, GlueStep, RolesStep, StateMachineStep, _function_arns,
-)
+from radstream import documents
+from radstream.phases.p0_foundation import AthenaStep, FirehoseStep, GlueStep, RolesStep, StateMachineStep
 from radstream.state import State
 
 # The EKS add-ons run images from AWS's own ECR accounts (602401143452 serves most regions).
@@ -75,15 +74,17 @@ def test_every_arn_phase_0_builds_is_in_the_callers_partition(tmp_path, region, 
     with mock_aws():  # moto's STS answers with the region's partition, as AWS does
         ctx = _context(tmp_path, region)
         assert ctx.names.partition == partition
-        specs = RolesStep()._specs(ctx)
+        roles = documents.roles(ctx.names, ctx.root)
         built = {
             "roles": RolesStep().outputs(ctx),
-            "role documents": [(trust, policy) for _, trust, policy, _ in specs],
-            "managed policies": [arn for *_, managed in specs for arn in managed],
-            "functions": _function_arns(ctx),
+            "role documents": [(r.trust, r.policy) for r in roles],
+            "managed policies": [arn for r in roles for arn in r.managed],
+            "functions": documents.function_arns(ctx.names),
             "state machine": StateMachineStep().outputs(ctx),
-            "rules": EventRulesStep()._rules(ctx),
-            "logs policy": EventRulesStep()._logs_policy(ctx),
+            "rules": [(r.pattern, r.targets) for r in documents.event_rules(ctx.names)],
+            "logs policy": documents.logs_resource_policy(ctx.names, ctx.root),
+            "lambda": documents.create_function_parameters(ctx.names, ctx.config, "store_results",
+                                                           documents.layer_arn_before_publish(ctx.names)),
             "firehose": FirehoseStep()._settings(ctx),
             "glue": GlueStep()._arns(ctx),
             "athena": AthenaStep()._args(ctx),

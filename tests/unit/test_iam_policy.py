@@ -4,7 +4,6 @@ handlers make are allowed, the neighbouring ones are not."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 
@@ -81,10 +80,10 @@ def lambda_policy():
     from radstream.aws.iam import role_documents
     from tests.conftest import REPO
     from radstream.names import Names
-    from radstream.phases.p0_foundation import template_variables
+    from radstream.documents import template_variables
 
     names = Names("rs-lp", "123456789012", "us-east-1")
-    _, policy = role_documents(REPO / "manifests" / "iam", "lambda", template_variables(SimpleNamespace(names=names)))
+    _, policy = role_documents(REPO / "manifests" / "iam", "lambda", template_variables(names))
     arns = {kind: f"arn:aws:s3:::{name}" for kind, name in names.buckets().items()}
     return policy, arns, f"arn:aws:kinesis:us-east-1:123456789012:stream/{names.kinesis_stream}"
 

@@ -5,7 +5,6 @@ it is sent from the operator's Context session."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -71,10 +70,10 @@ def test_allow_notaction_and_deny_decide_as_iam_does():
 
 
 def rendered_operator_policies(deployment: str, account: str, region: str, partition: str) -> list[dict]:
+    from radstream.documents import operator_policies
     from radstream.names import Names
-    from radstream.phases.p0_foundation import template_variables
 
-    return op.operator_documents(template_variables(SimpleNamespace(names=Names(deployment, account, region, partition))))
+    return list(operator_policies(Names(deployment, account, region, partition)).values())
 
 
 def test_the_operator_policies_render_and_each_fits_a_managed_policy():

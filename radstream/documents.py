@@ -1,0 +1,243 @@
+"""Every document RadStream applies, rendered for one deployment: what `radstream render` writes.
+
+The builders are pure: functions of the deployment's Names, its settings and the templates under
+manifests/, and the phases build what they apply with these same functions, so what render shows is
+what `up` sends. What only exists once applied (the serving image's digest, the layer's version)
+comes in as Facts, which radstream.preview reads from the target.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from radstream.aws.lambda_ import LAMBDA_MEMORY_MB, LAMBDA_TIMEOUT_S
+from radstream.names import LAMBDA_FUNCTIONS, Names
+
+if TYPE_CHECKING:
+    from radstream.config import Config
+
+# The phase that applies these documents; their resources' tags name it.
+FOUNDATION_PHASE = 0
+FAILURE_LOGS_POLICY = "events-to-logs"
+# The folders render owns in its output directory (emptied before each render: no stale file stays).
+FOLDERS = ("iam", "s3", "events", "stepfunctions", "lambda", "k8s", "triton")
+
+
+def template_variables(names: Names) -> dict[str, str]:
+    """Values for the ${...} placeholders in manifests/iam/."""
+    buckets = names.buckets()
+    return {
+        "Partition": names.partition,
+        "Account": names.account_id,
+        "Region": names.region,
+        "Deployment": names.deployment,
+        "ImagesBucket": buckets["images"],
+        "ResultsBucket": buckets["results"],
+        "TelemetryBucket": buckets["telemetry"],
+        "ArtifactsBucket": buckets["artifacts"],
+        "KinesisStream": names.kinesis_stream,
+        "StateMachine": names.state_machine,
+        "GlueDatabase": names.glue_database,
+        "EcrRepository": names.ecr_repository,
+        "FailureLogGroup": failure_log_group(names),
+    }
+
+
+def failure_log_group(names: Names) -> str:
+    return f"/aws/events/{names.deployment}/execution-failed"
+
+
+def role_arn(names: Names, purpose: str) -> str:
+    from radstream.aws.iam import role_arn as arn
+
+    return arn(names.account_id, names.role(purpose), names.partition)
+
+
+def function_arns(names: Names) -> dict[str, str]:
+    from radstream.aws.lambda_ import function_arn
+
+    return {fn: function_arn(names.region, names.account_id, names.lambda_function(fn), names.partition)
+            for fn in LAMBDA_FUNCTIONS}
+
+
+def state_machine_arn(names: Names) -> str:
+    from radstream.aws.stepfunctions import state_machine_arn as arn
+
+    return arn(names.region, names.account_id, names.state_machine, names.partition)
+
+
+# -- IAM --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Role:
+    purpose: str
+    name: str
+    trust: dict[str, Any]
+    policy: dict[str, Any] | None  # the inline policy; the EKS cluster role has none
+    managed: list[str]  # AWS managed policy ARNs
+
+
+def roles(names: Names, root: Path) -> list[Role]:
+    from radstream.aws.iam import ROLE_PURPOSES, managed_policy_arns, role_documents
+
+    variables, manifests = template_variables(names), root / "manifests" / "iam"
+    return [Role(purpose, names.role(purpose), *role_documents(manifests, purpose, variables),
+                 managed_policy_arns(purpose, names.partition)) for purpose in ROLE_PURPOSES]
+
+
+def operator_policies(names: Names) -> dict[str, dict[str, Any]]:
+    """The operator's managed policies for this deployment, by template name (operator, operator-read)."""
+    from radstream.aws.operator_policy import POLICY_NAMES, operator_documents
+
+    return {name.removesuffix(".json"): document
+            for name, document in zip(POLICY_NAMES, operator_documents(template_variables(names)))}
+
+
+def logs_resource_policy(names: Names, root: Path) -> tuple[str, dict[str, Any]]:
+    """(name, document) of the CloudWatch Logs resource policy that lets EventBridge log failures."""
+    from radstream.aws.iam import render_document
+
+    path = root / "manifests" / "iam" / f"{FAILURE_LOGS_POLICY}.resource-policy.json"
+    return f"{names.deployment}-{FAILURE_LOGS_POLICY}", render_document(path, template_variables(names))
+
+
+def bucket_policies(names: Names) -> dict[str, dict[str, Any]]:
+    """Each bucket's policy (TLS only), by bucket kind."""
+    from radstream.aws.s3 import tls_only_policy
+
+    return {kind: tls_only_policy(bucket, names.partition) for kind, bucket in names.buckets().items()}
+
+
+# -- the pipeline -----------------------------------------------------------------------------------
+def state_machine_definition(names: Names, root: Path) -> dict[str, Any]:
+    from radstream.aws.stepfunctions import render_definition
+
+    return render_definition(root / "manifests" / "stepfunctions" / "pipeline.asl.json", function_arns(names))
+
+
+@dataclass(frozen=True)
+class Rule:
+    purpose: str
+    name: str
+    pattern: dict[str, Any]
+    targets: list[dict[str, str]]
+    description: str
+
+
+def event_rules(names: Names) -> list[Rule]:
+    from radstream.aws.events import execution_failed_pattern, image_uploaded_pattern, log_group_arn
+
+    log_arn = log_group_arn(names.region, names.account_id, failure_log_group(names), names.partition)
+    return [
+        Rule("image-uploaded", names.event_rule("image-uploaded"), image_uploaded_pattern(names.bucket("images")),
+             [{"Id": "pipeline", "Arn": state_machine_arn(names), "RoleArn": role_arn(names, "events")}],
+             "an image under incoming/ starts the pipeline"),
+        Rule("execution-failed", names.event_rule("execution-failed"),
+             execution_failed_pattern(state_machine_arn(names)), [{"Id": "failure-log", "Arn": log_arn}],
+             "failed, timed-out or aborted executions are logged"),
+    ]
+
+
+def function_settings(names: Names, config: Config) -> dict[str, Any]:
+    """What every pipeline function is given (the keyword arguments of radstream.aws.lambda_'s
+    function_drift and ensure_function, less the code, layers and tags)."""
+    buckets = names.buckets()
+    env = {
+        "DEPLOYMENT": names.deployment,
+        "IMAGES_BUCKET": buckets["images"],
+        "RESULTS_BUCKET": buckets["results"],
+        "TELEMETRY_BUCKET": buckets["telemetry"],
+        "ARTIFACTS_BUCKET": buckets["artifacts"],
+        "TELEMETRY_STREAM": names.kinesis_stream,
+        "MODEL_NAME": config.triton.model_name,
+    }
+    return {"role_arn": role_arn(names, "lambda"), "env": env, "timeout": LAMBDA_TIMEOUT_S, "memory": LAMBDA_MEMORY_MB}
+
+
+def layer_arn_before_publish(names: Names) -> str:
+    """The layer's ARN without a version: what render shows before the first version is published."""
+    from radstream.aws import make_arn
+
+    return make_arn(names.partition, "lambda", names.region, names.account_id, f"layer:{names.lambda_layer}")
+
+
+def create_function_parameters(names: Names, config: Config, fn: str, layer_arn: str) -> dict[str, Any]:
+    from radstream.aws.lambda_ import create_parameters, function_configuration
+
+    return create_parameters(names.lambda_function(fn),
+                             function_configuration(**function_settings(names, config), layers=[layer_arn]),
+                             names.tags(FOUNDATION_PHASE))
+
+
+# -- Kubernetes -------------------------------------------------------------------------------------
+def kube_objects(config: Config, root: Path, image: str) -> list[dict[str, Any]]:
+    """The objects phases 1 (the GPU device plugin), 2 and 3 apply, in the order they apply them."""
+    from radstream.kube import manifests
+
+    directory = manifests.template_dir(root)
+    plugin = [manifests.device_plugin(config, directory)] if manifests.is_gpu(config) else []
+    return [*plugin, manifests.namespace(config, directory), *manifests.workloads(config, directory, image),
+            manifests.service(config, directory)]
+
+
+# -- everything, as files ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Facts:
+    """What only the target knows."""
+
+    image: str  # repository:tag@digest once pushed, repository:tag (the tag phase 2 pushes) before
+    layer_arn: str | None  # the layer's newest version, None before the first publish
+    model_repository: Path  # the Triton model repository the image serves
+
+
+def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, Any]:
+    """Relative path -> document: a dict or list for .json and .yaml files, text for the rest."""
+    from radstream.aws.events import rule_parameters
+
+    found: dict[str, Any] = {}
+    for role in roles(names, root):
+        found[f"iam/{role.purpose}.trust.json"] = role.trust
+        if role.policy is not None:
+            found[f"iam/{role.purpose}.policy.json"] = role.policy
+        if role.managed:
+            found[f"iam/{role.purpose}.managed-policies.json"] = role.managed
+    for name, document in operator_policies(names).items():
+        found[f"iam/{name}.policy.json"] = document
+    found[f"iam/{FAILURE_LOGS_POLICY}.resource-policy.json"] = logs_resource_policy(names, root)[1]
+    for kind, document in bucket_policies(names).items():
+        found[f"s3/{kind}.bucket-policy.json"] = document
+    for rule in event_rules(names):
+        found[f"events/{rule.purpose}.rule.json"] = {
+            **rule_parameters(rule.name, rule.pattern, names.tags(FOUNDATION_PHASE), rule.description),
+            "Targets": rule.targets}
+    found["stepfunctions/pipeline.asl.json"] = state_machine_definition(names, root)
+    layer = facts.layer_arn or layer_arn_before_publish(names)
+    for fn in LAMBDA_FUNCTIONS:
+        found[f"lambda/{fn}.json"] = create_function_parameters(names, config, fn, layer)
+    for index, obj in enumerate(kube_objects(config, root, facts.image)):
+        found[f"k8s/{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"] = obj
+    for model_config in sorted(facts.model_repository.glob("*/config.pbtxt")):
+        found[f"triton/{model_config.parent.name}/config.pbtxt"] = model_config.read_text()
+    return found
+
+
+def write(out: Path, documents: dict[str, Any]) -> list[str]:
+    """Write the documents under `out` (render's own folders emptied first); their relative paths."""
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in FOLDERS:
+        shutil.rmtree(out / folder, ignore_errors=True)
+    for relative, document in documents.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(document, str):
+            path.write_text(document)
+        elif relative.endswith(".yaml"):
+            path.write_text(yaml.safe_dump(document, sort_keys=False))
+        else:
+            path.write_text(json.dumps(document, indent=2) + "\n")
+    return list(documents)

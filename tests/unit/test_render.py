@@ -1,0 +1,84 @@
+"""`radstream render`: what it writes is what phase 0 applies (read back from moto after an apply),
+a second render leaves no stale file, and on aws without credentials it fails clearly and writes
+nothing. Linting the rendered documents is tests/prove/test_least_privilege.py's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from radstream import documents
+from radstream.aws.lambda_ import newest_layer_version
+from radstream.names import LAMBDA_FUNCTIONS
+from tests.conftest import REPO, cli_env
+from tests.unit.test_aws_s3 import moto_conditioned_deny, moto_s3_eventbridge_readback  # noqa: F401
+from tests.unit.test_phase0_plan import ctx, run_apply  # noqa: F401
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/rs-triton:model-0123456789ab"
+
+
+def load(out: Path, relative: str):
+    return json.loads((out / relative).read_text())
+
+
+def test_render_shows_what_phase_0_applied(ctx, tmp_path: Path):  # noqa: F811
+    outputs = run_apply(ctx)
+    lam, iam, names = ctx.client("lambda"), ctx.client("iam"), ctx.names
+    # The layer version render reads from the target is the one the functions were given.
+    layer = newest_layer_version(lam, names.lambda_layer)
+    assert layer == outputs["layer_arn"]
+    out = tmp_path / "rendered"
+    facts = documents.Facts(IMAGE, layer, REPO / "model_repo")
+    documents.write(out, documents.render(names, ctx.config, ctx.root, facts))
+
+    for fn in LAMBDA_FUNCTIONS:
+        rendered, live = load(out, f"lambda/{fn}.json"), lam.get_function(FunctionName=names.lambda_function(fn))
+        config = live["Configuration"]
+        keys = ("FunctionName", "Role", "Handler", "Runtime", "Timeout", "MemorySize", "Environment")
+        assert {k: config[k] for k in keys} == {k: rendered[k] for k in keys}
+        assert [layer["Arn"] for layer in config["Layers"]] == rendered["Layers"]
+        assert live["Tags"] == rendered["Tags"]
+    for purpose in ("lambda", "sfn", "eks-cluster"):
+        role = iam.get_role(RoleName=names.role(purpose))["Role"]
+        assert role["AssumeRolePolicyDocument"] == load(out, f"iam/{purpose}.trust.json")
+    policy = iam.get_role_policy(RoleName=names.role("lambda"), PolicyName="radstream")["PolicyDocument"]
+    assert policy == load(out, "iam/lambda.policy.json")
+    machine = ctx.client("stepfunctions").describe_state_machine(stateMachineArn=outputs["state_machine_arn"])
+    assert json.loads(machine["definition"]) == load(out, "stepfunctions/pipeline.asl.json")
+    events = ctx.client("events")
+    for purpose in ("image-uploaded", "execution-failed"):
+        rendered = load(out, f"events/{purpose}.rule.json")
+        assert json.loads(events.describe_rule(Name=rendered["Name"])["EventPattern"]) == rendered["EventPattern"]
+        targets = events.list_targets_by_rule(Rule=rendered["Name"])["Targets"]
+        assert [{k: t[k] for k in ("Id", "Arn", "RoleArn") if k in t} for t in targets] == rendered["Targets"]
+    s3 = ctx.client("s3")
+    for kind, bucket in names.buckets().items():
+        assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == load(out, f"s3/{kind}.bucket-policy.json")
+
+
+def test_a_second_render_replaces_its_folders_and_keeps_other_files(tmp_path: Path):
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "stale.yaml").write_text("kind: Gone\n")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    files = documents.write(tmp_path, {"k8s/00-namespace-x.yaml": {"kind": "Namespace"}, "triton/m/config.pbtxt": "x"})
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == \
+        ["k8s/00-namespace-x.yaml", "notes.txt", "triton/m/config.pbtxt"]
+    assert files == ["k8s/00-namespace-x.yaml", "triton/m/config.pbtxt"]
+
+
+def test_render_on_aws_without_credentials_fails_clearly_and_writes_nothing(project: Path):
+    # No credential anywhere botocore looks, and no instance metadata service to wait for.
+    env = {k: v for k, v in cli_env().items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(project / "none"), AWS_SHARED_CREDENTIALS_FILE=str(project / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    result = subprocess.run([sys.executable, "-m", "radstream.cli", "render", "--out", "rendered", "--target", "aws",
+                             "--json"], cwd=project, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and result.stdout.count("\n") == 1
+    error = json.loads(result.stdout)
+    assert error["ok"] is False and error["type"] == "NoCredentialsError"
+    assert "credentials" in error["error"] and error["hint"]
+    assert not (project / "rendered").exists()
+    # The project is on the sandbox target: --target aws, not the config, chose where to look.
+    assert not (project / ".radstream" / "sandbox.json").exists()
