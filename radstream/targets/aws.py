@@ -6,10 +6,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from radstream.checks import check
 from radstream.targets.base import ClientFactory, KubeAccess, Registry, Target
+
+if TYPE_CHECKING:
+    from radstream.context import Context
 
 CREDENTIALS_FIX = "configure credentials (aws configure, AWS_PROFILE or environment variables) or set aws.profile"
 PERMISSIONS_FIX = ("attach manifests/iam/operator.json and operator-read.json to your user or role, their ${...} "
@@ -98,7 +101,8 @@ class AwsTarget(Target):
             return check("permissions", True, "the account's root user (better: a user or role with the operator policies)", "")
         settings, principal = self.settings, principal_arn(identity["Arn"])
         names = Names(settings.deployment, identity["Account"], settings.region, partition_of(identity["Arn"]))
-        document = merged(operator_documents(template_variables(SimpleNamespace(names=names))))
+        # template_variables reads only ctx.names: a stand-in saves building a whole Context here
+        document = merged(operator_documents(template_variables(cast("Context", SimpleNamespace(names=names)))))
         try:
             missing = missing_actions(iam, principal, document)
         except Exception as exc:  # noqa: BLE001 - whatever stops the simulation is what to report
