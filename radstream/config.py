@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from radstream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 CONFIG_FILE = "radstream.yaml"
 ENV_PREFIX = "RADSTREAM_"
@@ -21,11 +24,12 @@ _ENV_NOT_SETTINGS_PREFIX = "RADSTREAM_SANDBOX_"
 
 
 class _Section(BaseModel):
+    # Defaults are spelled Field(default=...): type checkers do not see a positional one.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class AwsSettings(_Section):
-    endpoint_url: str | None = Field(None, description="Point at an external emulator (e.g. LocalStack).")
+    endpoint_url: str | None = Field(default=None, description="Point at an external emulator (e.g. LocalStack).")
     profile: str | None = None
 
     @field_validator("endpoint_url")
@@ -41,10 +45,10 @@ _PRINCIPAL_ARN = r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,
 
 
 class ClusterSettings(_Section):
-    name: str | None = Field(None, description="Defaults to <deployment>-cluster.")
+    name: str | None = Field(default=None, description="Defaults to <deployment>-cluster.")
     mode: Literal["create", "adopt"] = "create"
     # None: the version EKS offers by default in standard support on the day `up` runs.
-    version: str | None = Field(None, pattern=r"^1\.\d{2}$")
+    version: str | None = Field(default=None, pattern=r"^1\.\d{2}$")
     subnet_ids: list[str] = Field(default_factory=list)
     admin_principals: list[str] = Field(default_factory=list)
 
@@ -64,18 +68,18 @@ _NODEGROUP_MAX_NODES = 450
 
 
 class NodegroupSettings(_Section):
-    name: str = Field("cpu-ng", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-    instance_type: str = Field("t3.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    name: str = Field(default="cpu-ng", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+    instance_type: str = Field(default="t3.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
-    min_size: int = Field(1, ge=0, le=_NODEGROUP_MAX_NODES)
-    desired_size: int = Field(1, ge=0, le=_NODEGROUP_MAX_NODES)
-    max_size: int = Field(2, ge=1, le=_NODEGROUP_MAX_NODES)
+    min_size: int = Field(default=1, ge=0, le=_NODEGROUP_MAX_NODES)
+    desired_size: int = Field(default=1, ge=0, le=_NODEGROUP_MAX_NODES)
+    max_size: int = Field(default=2, ge=1, le=_NODEGROUP_MAX_NODES)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[dict[str, str]] = Field(default_factory=list)
-    drain_timeout_seconds: int = Field(300, ge=10, le=3600)
+    drain_timeout_seconds: int = Field(default=300, ge=10, le=3600)
     # EKS diskSize: the root volume, which holds every pulled image. EKS's own default, 20 GiB,
     # cannot hold the stock Triton image (~15.5 GB unpacked); 100 holds it with room to spare.
-    disk_gib: int = Field(100, ge=20, le=16384)
+    disk_gib: int = Field(default=100, ge=20, le=16384)
     # Other nodegroups phase 1 drains and deletes although this deployment did not create them
     # (its own, tagged radstream:deployment, always are); anyone else's are left alone.
     replace: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]] = Field(default_factory=list)
@@ -121,14 +125,14 @@ class NodegroupSettings(_Section):
 
 
 class TritonSettings(_Section):
-    model_name: str = Field("radstream_cxr", pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    namespace: str = Field("radstream", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-    replicas: int = Field(1, ge=1, le=20)
+    model_name: str = Field(default="radstream_cxr", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    namespace: str = Field(default="radstream", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    replicas: int = Field(default=1, ge=1, le=20)
     base_image: str = "nvcr.io/nvidia/tritonserver:24.08-py3"
     builder: Literal["daemonless", "docker", "buildah", "podman"] = "daemonless"
     # Covers a node's first pull of the serving image: ~8 GB compressed at a pessimistic 8 MB/s is
     # ~1000 s, unpacking ~15.5 GB a few minutes more, then Triton loads the model.
-    rollout_timeout_seconds: int = Field(1800, ge=30, le=7200)
+    rollout_timeout_seconds: int = Field(default=1800, ge=30, le=7200)
 
 
 # The only retention periods CloudWatch Logs' PutRetentionPolicy accepts.
@@ -137,12 +141,12 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 
 class PipelineSettings(_Section):
-    max_image_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    max_pixels: int = Field(64_000_000, ge=224 * 224)
-    sidecar_wait_seconds: int = Field(30, ge=0, le=600)
-    firehose_buffer_seconds: int = Field(60, ge=0, le=900)
-    firehose_buffer_mb: int = Field(1, ge=1, le=128)
-    log_retention_days: int = Field(30, description="Retention of the Lambda functions' log groups.")
+    max_image_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(default=64_000_000, ge=224 * 224)
+    sidecar_wait_seconds: int = Field(default=30, ge=0, le=600)
+    firehose_buffer_seconds: int = Field(default=60, ge=0, le=900)
+    firehose_buffer_mb: int = Field(default=1, ge=1, le=128)
+    log_retention_days: int = Field(default=30, description="Retention of the Lambda functions' log groups.")
 
     @field_validator("log_retention_days")
     @classmethod
@@ -154,9 +158,9 @@ class PipelineSettings(_Section):
 
 class Config(_Section):
     target: Literal["sandbox", "aws"] = "sandbox"
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     deployment: str = Field(
-        "radstream",
+        default="radstream",
         pattern=r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$",
         description="Id every resource name derives from.",
     )
@@ -230,7 +234,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: dict[str, Any], source: str) -> str:
+def _describe(error: ErrorDetails, source: str) -> str:
     field = ".".join(str(p) for p in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class Reporter:
@@ -40,7 +43,7 @@ class RichReporter(Reporter):
             console=self.console,
             transient=False,
         )
-        self._tasks: dict[tuple[int, str], int] = {}
+        self._tasks: dict[tuple[int, str], TaskID] = {}
         self._started = False
 
     def _ensure(self) -> None:

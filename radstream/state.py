@@ -14,9 +14,12 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radstream.errors import LockHeld, StateError
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
@@ -198,7 +201,7 @@ class DeploymentLock:
         self.command = command
         self.info_path = state_dir / LOCK_INFO_FILE
         self.taken_over: dict[str, Any] | None = None
-        self._lock = None
+        self._lock: BaseFileLock | None = None
 
     def holder(self) -> dict[str, Any] | None:
         try:

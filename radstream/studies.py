@@ -133,11 +133,11 @@ def rgb_dicom(size: int = 128) -> bytes:
     colour pixels the pipeline refuses."""
     import numpy as np
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     from radstream.pipeline.deid import DEIDENTIFICATION_METHOD
 
-    sop_class = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+    sop_class = UID("1.2.840.10008.5.1.4.1.1.7")  # Secondary Capture Image Storage
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class

@@ -65,15 +65,19 @@ def ensure_repository(ecr: Any, name: str, tags: dict[str, str], keep: int = 10)
     if "lifecycle" in drift:
         ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(lifecycle_policy(keep)))
     if "tags" in drift:
-        ecr.tag_resource(resourceArn=_describe(ecr, name)["repositoryArn"], tags=to_list(tags))
+        ecr.tag_resource(resourceArn=_existing(ecr, name)["repositoryArn"], tags=to_list(tags))
     return bool(drift)
 
 
-def repository_uri(ecr: Any, name: str) -> str:
+def _existing(ecr: Any, name: str) -> dict[str, Any]:
     repo = _describe(ecr, name)
     if repo is None:
         raise LookupError(f"ECR repository {name} does not exist; run phase 0 first")
-    return repo["repositoryUri"]
+    return repo
+
+
+def repository_uri(ecr: Any, name: str) -> str:
+    return _existing(ecr, name)["repositoryUri"]
 
 
 def delete_repository(ecr: Any, name: str) -> None:

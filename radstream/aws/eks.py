@@ -129,8 +129,9 @@ def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str]) 
         if error_code(exc) != "UnsupportedAvailabilityZoneException":
             raise
         # The zones that work for this account, also named at the end of the message.
-        valid = set(exc.response.get("validZones") or re.findall(r"[a-z]{2}(?:-gov)?-[a-z]+-\d[a-z]",
-                                                                  str(exc).rpartition("choose from")[2]))
+        response = getattr(exc, "response", {})  # a ClientError's, as error_code found
+        valid = set(response.get("validZones") or re.findall(r"[a-z]{2}(?:-gov)?-[a-z]+-\d[a-z]",
+                                                             str(exc).rpartition("choose from")[2]))
         kept = sorted(subnet for subnet, zone in subnets.items() if zone in valid)
         if len({subnets[s] for s in kept}) < 2:
             raise RadstreamError(f"EKS refused the zones of cluster {request['name']}: {exc}",
@@ -149,7 +150,10 @@ def ensure_cluster(eks: Any, name: str, *, role_arn: str, tags: dict[str, str],
         _create_cluster(eks, {"name": name, "version": version, "roleArn": role_arn, "tags": tags,
                               "accessConfig": ACCESS_CONFIG}, subnets)
     elif "tags" in drift:
-        eks.tag_resource(resourceArn=describe_cluster(eks, name)["arn"], tags=tags)
+        cluster = describe_cluster(eks, name)
+        if cluster is None:
+            raise RadstreamError(f"EKS cluster {name} was deleted while RadStream was retagging it")
+        eks.tag_resource(resourceArn=cluster["arn"], tags=tags)
     return bool(drift)
 
 
@@ -411,6 +415,8 @@ def ensure_nodegroup(eks: Any, cluster: str, name: str, spec: NodegroupSpec, *, 
             hint="give nodegroup.name a new value: phase 1 then creates that nodegroup, drains this one and deletes it",
         )
     found = describe_nodegroup(eks, cluster, name)
+    if found is None:
+        raise RadstreamError(f"nodegroup {name} of cluster {cluster} was deleted while RadStream was updating it")
     update: dict[str, Any] = {}
     if "scaling" in drift:
         update["scalingConfig"] = spec.scaling

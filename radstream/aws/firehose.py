@@ -51,8 +51,8 @@ def ensure_delivery_stream(
     """Create, update the S3 destination in place, or replace when the source changed.
 
     `wait(description, predicate)` is called while a replaced stream is being deleted."""
-    kwargs = dict(stream_arn=stream_arn, role_arn=role_arn, bucket_arn=bucket_arn, prefix=prefix,
-                  size_mb=size_mb, interval_s=interval_s)
+    kwargs: dict[str, Any] = dict(stream_arn=stream_arn, role_arn=role_arn, bucket_arn=bucket_arn, prefix=prefix,
+                                  size_mb=size_mb, interval_s=interval_s)
     drift = delivery_stream_drift(firehose, name, tags=tags, **kwargs)
     if "source" in drift:
         delete_delivery_stream(firehose, name)

@@ -63,7 +63,7 @@ def iam_action(prefix: str, operation: str) -> str:
     return ACTIONS.get((prefix, operation), f"{prefix}:{operation}")
 
 
-def _listed(value: Any) -> list[str]:
+def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 

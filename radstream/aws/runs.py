@@ -78,8 +78,9 @@ class ExecutionFinder:
                 detail = json.loads(described.get("input") or "{}").get("detail") or {}
                 same_bucket = (detail.get("bucket") or {}).get("name") == self.bucket
                 self._key_of[arn] = (detail.get("object") or {}).get("key") if same_bucket else None
-            if self._key_of[arn]:
-                self.found[self._key_of[arn]] = arn  # oldest first, so the newest wins
+            key = self._key_of[arn]
+            if key:
+                self.found[key] = arn  # oldest first, so the newest wins
         return self.found
 
 

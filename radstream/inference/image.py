@@ -196,7 +196,7 @@ def _build_daemonless(layer: Layer, base: ImageRef, base_client: RegistryClient,
     config = json.loads(base_client.get_blob(base.repository, manifest["config"]["digest"]))
     new_manifest, new_config = compose_image(manifest, media_type, config, layer)
     digest = sha256_digest(new_manifest)
-    result = {"image": str(target.with_tag(layer.tag).with_digest(digest)), "digest": digest, "tag": layer.tag,
+    result: dict[str, Any] = {"image": str(target.with_tag(layer.tag).with_digest(digest)), "digest": digest, "tag": layer.tag,
               "pushed_blobs": 0, "mounted_blobs": 0, "skipped": False, "builder": "daemonless"}
     if target_client.manifest_digest(target.repository, layer.tag) == digest:
         log(f"{target.with_tag(layer.tag)} is already in the registry; nothing to push")
@@ -250,6 +250,9 @@ def _build_with_tool(tool: str, model_repo_dir: Path, base: ImageRef, target: Im
           "--build-arg", f"MODEL_REPO={model_repo_dir.name}", "-t", str(image), str(model_repo_dir.parent)])
     _run([tool, "push", str(image)])
     digest = target_client.manifest_digest(target.repository, tag)
+    if digest is None:
+        raise RadstreamError(f"{tool} pushed {image} but the registry has nothing under that tag",
+                             f"check that {tool} pushes to {target.registry} (its login, proxy or mirror settings)")
     log(f"pushed {image} with {tool}")
     return {**result, "image": str(image.with_digest(digest)), "digest": digest}
 

@@ -175,8 +175,8 @@ def _output_range(ds: Any) -> tuple[float, float]:
         entries = _lut_entries(item)
         bits = int(item.LUTDescriptor[2])
         # Descriptors often overstate the entry depth (16 for 12-bit tables): trust the table.
-        high = max(int(entries.max()), 1)
-        return 0.0, float(min((1 << bits) - 1, (1 << int(high).bit_length()) - 1))
+        largest = max(int(entries.max()), 1)
+        return 0.0, float(min((1 << bits) - 1, (1 << largest.bit_length()) - 1))
     if "ModalityLUTSequence" in ds:
         low, high = 0.0, float((1 << int(ds.ModalityLUTSequence[0].LUTDescriptor[2])) - 1)
     elif ds.get("PixelRepresentation", 0) == 0:

@@ -9,6 +9,13 @@ import logging
 import os
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+    from radstream.sandbox.firehose_pump import FirehosePump
+    from radstream.sandbox.lambda_runner import LambdaRunner
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +45,9 @@ class EmbeddedAws:
         self.log_dir = log_dir
         self.region = region
         self.logs = {"lambda": str(log_dir / "lambda")}
-        self._server = None
-        self._runner = None
-        self._pump = None
+        self._server: ThreadedMotoServer | None = None
+        self._runner: LambdaRunner | None = None
+        self._pump: FirehosePump | None = None
 
     def start(self) -> dict[str, str]:
         from moto.server import ThreadedMotoServer

@@ -105,7 +105,8 @@ class CloudController:
             Listeners=[{"Protocol": "TCP", "LoadBalancerPort": p["port"], "InstanceProtocol": "TCP",
                         "InstancePort": p.get("nodePort") or p["port"]} for p in ports])
         log.info("cloud controller: load balancer %s for %s/%s", name, meta["namespace"], meta["name"])
-        return self._described(name)["DNSName"]
+        created = self._described(name)
+        return created["DNSName"] if created is not None else None  # not listed yet: asked again next pass
 
     def release(self, service: Obj) -> bool:
         if self._cluster() is None:

@@ -15,12 +15,12 @@ header is forwarded as sent, so the registry's Location URLs point back at the f
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import re
 import threading
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
 # Hop-by-hop headers, and the body's framing, which the front sets itself: never forwarded.
@@ -182,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the registry's own log is enough
 
 
-def _read_chunked(stream: IO[bytes]) -> bytes:
+def _read_chunked(stream: io.BufferedIOBase) -> bytes:
     parts = []
     while size := int(stream.readline().split(b";")[0], 16):
         parts.append(stream.read(size))

@@ -44,7 +44,7 @@ def _months_later(moment: datetime, months: int) -> datetime:
 def cluster_versions(today: datetime | None = None) -> list[dict[str, Any]]:
     """Every released version, newest first, with its status on `today` (default: now)."""
     today = today or datetime.now(timezone.utc)
-    versions = []
+    versions: list[dict[str, Any]] = []
     for version, released in RELEASES.items():
         release = datetime.fromisoformat(released).replace(tzinfo=timezone.utc)
         standard_end = _months_later(release, STANDARD_MONTHS)

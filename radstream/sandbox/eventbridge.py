@@ -18,17 +18,21 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moto.events.utils import EventMessageType
 
 log = logging.getLogger(__name__)
 
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 
 
-def normalise_event(event: dict[str, Any]) -> dict[str, Any]:
+def normalise_event(original: Mapping[str, Any]) -> dict[str, Any]:
     """The event as a target sees it: ISO time, no moto-internal fields."""
-    event = {k: v for k, v in event.items() if k != "ingestion-time"}
+    event = {k: v for k, v in original.items() if k != "ingestion-time"}
     if isinstance(event.get("time"), (int, float)):
         event["time"] = datetime.fromtimestamp(event["time"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return event
@@ -156,7 +160,7 @@ def _emit_status_changes() -> None:
             log.exception("could not emit the status change of %s", execution.exec_arn)
 
     terminated.radstream_patched = True  # type: ignore[attr-defined]
-    BaseExecutionWorkerCommunication.terminated = terminated
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]  # the patch is the point
 
 
 def install() -> None:
@@ -171,7 +175,7 @@ def _deliver_to_all_targets() -> None:
     if getattr(moto_send, "radstream_patched", False):
         return
 
-    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+    def send_to_targets(self: Any, original_event: EventMessageType, transform_input: bool = True) -> None:
         if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
             return
         ours = [t for t in self.targets if _service_of(t["Arn"]) in _DELIVERIES]
@@ -190,4 +194,4 @@ def _deliver_to_all_targets() -> None:
                 log.exception("rule %s could not deliver to %s", self.name, target["Arn"])
 
     send_to_targets.radstream_patched = True  # type: ignore[attr-defined]
-    Rule.send_to_targets = send_to_targets
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]  # the patch is the point

@@ -86,6 +86,7 @@ def _conditions_hold(conditions: Mapping[str, Mapping[str, Any]], keys: Mapping[
             elif got is None:  # absent: only negated and ...IfExists operators hold
                 holds = negated or if_exists
             else:
+                assert test is not None  # only "Null" has no test, and it took the first branch
                 matched = any(test(str(want), got) for want in _listed(wanted))
                 holds = not matched if negated else matched
             if not holds:

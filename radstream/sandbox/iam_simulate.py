@@ -63,8 +63,8 @@ def missing_context_keys(documents: list[dict[str, Any]], action: str, context: 
 
 
 def _result(action: str, resource: str, decision: str, missing: list[str], specific: bool) -> dict[str, Any]:
-    result = {"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": decision,
-              "MatchedStatements": [], "MissingContextValues": [] if specific else missing}
+    result: dict[str, Any] = {"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": decision,
+                              "MatchedStatements": [], "MissingContextValues": [] if specific else missing}
     if specific:
         result["ResourceSpecificResults"] = [{"EvalResourceName": resource, "EvalResourceDecision": decision,
                                               "MatchedStatements": [], "MissingContextValues": missing}]

@@ -70,8 +70,8 @@ def moto_nodegroup(described: dict[str, Any]) -> Any:
     parts = arn.split(":")
     if len(parts) < 6 or parts[4] not in eks_backends:
         return None
-    cluster = eks_backends[parts[4]][parts[3]].clusters.get(described.get("clusterName"))
-    found = cluster.nodegroups.get(described.get("nodegroupName")) if cluster else None
+    cluster = eks_backends[parts[4]][parts[3]].clusters.get(described.get("clusterName", ""))
+    found = cluster.nodegroups.get(described.get("nodegroupName", "")) if cluster else None
     return found if found is not None and found.arn == arn else None
 
 

@@ -13,13 +13,13 @@ WINDOW_ENV = "RADSTREAM_SANDBOX_ROLE_PROPAGATION_SECONDS"
 DEFAULT_WINDOW_S = 2.0
 
 
-def role_is_propagating(role_arn: str | None) -> bool:
+def role_is_propagating(role_arn: str) -> bool:
     """True for a role this emulated account created less than the window ago. Unknown roles are
     left to moto (which lets most services name roles that do not exist)."""
     from moto.core.utils import utcnow
     from moto.iam.models import iam_backends
 
-    parts = (role_arn or "").split(":")
+    parts = role_arn.split(":")
     if len(parts) < 6 or parts[2] != "iam":
         return False
     try:
@@ -43,7 +43,7 @@ def refuses_propagating_roles(roles: Callable[[dict[str, Any]], list[str | None]
 
         def refusing(*args: Any, **kwargs: Any) -> Any:
             for arn in roles(signature.bind(*args, **kwargs).arguments):
-                if role_is_propagating(arn):
+                if arn and role_is_propagating(arn):
                     raise refusal(arn)
             return original(*args, **kwargs)
 

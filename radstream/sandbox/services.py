@@ -15,7 +15,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from radstream.inference.triton_local import LocalTriton
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class SandboxTriton:
     def __init__(self, repo_dir: Path, work_dir: Path, log_dir: Path) -> None:
         self.repo_dir, self.work_dir, self.log_dir = Path(repo_dir), Path(work_dir), Path(log_dir)
         self.logs: dict[str, str] = {}
-        self._triton = None
+        self._triton: LocalTriton | None = None
 
     def start(self) -> dict[str, str]:
         from radstream.inference.model import MODEL_NAME
