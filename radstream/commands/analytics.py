@@ -74,7 +74,7 @@ def query(
         from radstream.session import open_context
 
         with open_context(opts, "query", lock=False) as qctx:
-            result = run_query(qctx, name=name, sql=sql, params=_params(param), engine=engine)  # type: ignore[arg-type]
+            result = run_query(qctx, name=name, sql=sql, params=_params(param), engine=engine)
         from radstream.render import render_query
 
         emit({"ok": True, "name": name, **result.to_dict()}, opts.json, render_query)

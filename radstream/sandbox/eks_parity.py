@@ -68,7 +68,7 @@ def _default_version() -> str:
     return next(v["clusterVersion"] for v in cluster_versions() if v["defaultVersion"])
 
 
-def describe_cluster_versions(self):  # type: ignore[no-untyped-def]
+def describe_cluster_versions(self):
     from moto.core.responses import ActionResult
 
     def flag(name: str) -> bool:
@@ -115,7 +115,7 @@ def _refuse_unsupported_zones(account: str, region: str, name: str, subnet_ids: 
 
 
 def create_cluster_like_eks(original: Callable[..., Any]) -> Callable[..., Any]:
-    def create_cluster(self):  # type: ignore[no-untyped-def]
+    def create_cluster(self):
         from moto.sts.models import sts_backends
 
         name = self._get_param("name")
@@ -147,7 +147,7 @@ def create_cluster_like_eks(original: Callable[..., Any]) -> Callable[..., Any]:
 def create_nodegroup_like_eks(original: Callable[..., Any]) -> Callable[..., Any]:
     """EKS reports no diskSize for a nodegroup launched from a launch template (the disk is the
     template's); moto reports its default of 20."""
-    def create_nodegroup(self):  # type: ignore[no-untyped-def]
+    def create_nodegroup(self):
         result = original(self)
         if self._get_param("launchTemplate"):
             cluster = self.eks_backend.clusters[self._get_param("name")]
@@ -170,7 +170,7 @@ def _iam_principal(arn: str) -> str:
     return f"arn:{partition}:iam::{account}:{kind}/{rest}"
 
 
-def _cluster(self) -> Any:  # type: ignore[no-untyped-def]
+def _cluster(self) -> Any:
     name = self._get_param("name")
     cluster = self.eks_backend.clusters.get(name)
     if cluster is None:
@@ -186,13 +186,13 @@ def _entries(cluster: Any) -> dict[str, dict[str, Any]]:
     return cluster.radstream_access_entries
 
 
-def _principal_arn(self) -> str:  # type: ignore[no-untyped-def]
+def _principal_arn(self) -> str:
     from urllib.parse import unquote
 
     return unquote(self._get_param("principalArn") or "")
 
 
-def _entry(self, cluster: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _entry(self, cluster: Any) -> dict[str, Any]:
     entry = _entries(cluster).get(_principal_arn(self))
     if entry is None:
         raise _error("ResourceNotFoundException", "The specified access entry resource could not be found.",
@@ -241,7 +241,7 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in entry.items() if key != "policies"}
 
 
-def create_access_entry(self):  # type: ignore[no-untyped-def]
+def create_access_entry(self):
     from moto.core.responses import ActionResult
 
     cluster = _cluster(self)
@@ -252,13 +252,13 @@ def create_access_entry(self):  # type: ignore[no-untyped-def]
     return ActionResult({"accessEntry": _public(entry)})
 
 
-def describe_access_entry(self):  # type: ignore[no-untyped-def]
+def describe_access_entry(self):
     from moto.core.responses import ActionResult
 
     return ActionResult({"accessEntry": _public(_entry(self, _cluster(self)))})
 
 
-def list_access_entries(self):  # type: ignore[no-untyped-def]
+def list_access_entries(self):
     from moto.core.responses import ActionResult
 
     policy = self._get_param("associatedPolicyArn")
@@ -266,7 +266,7 @@ def list_access_entries(self):  # type: ignore[no-untyped-def]
     return ActionResult({"accessEntries": sorted(entries)})
 
 
-def delete_access_entry(self):  # type: ignore[no-untyped-def]
+def delete_access_entry(self):
     from moto.core.responses import EmptyResult
 
     cluster = _cluster(self)
@@ -274,7 +274,7 @@ def delete_access_entry(self):  # type: ignore[no-untyped-def]
     return EmptyResult()
 
 
-def associate_access_policy(self):  # type: ignore[no-untyped-def]
+def associate_access_policy(self):
     from moto.core.responses import ActionResult
 
     cluster = _cluster(self)
@@ -291,7 +291,7 @@ def associate_access_policy(self):  # type: ignore[no-untyped-def]
                          "associatedAccessPolicy": associated})
 
 
-def list_associated_access_policies(self):  # type: ignore[no-untyped-def]
+def list_associated_access_policies(self):
     from moto.core.responses import ActionResult
 
     cluster = _cluster(self)

@@ -10,7 +10,7 @@ from radstream.aws.iam import role_name_with_path
 
 
 def crawler_answers_role_name(original: Callable[..., Any]) -> Callable[..., Any]:
-    def as_dict(self):  # type: ignore[no-untyped-def]
+    def as_dict(self):
         described = original(self)
         return {**described, "Role": role_name_with_path(described["Role"])}
 

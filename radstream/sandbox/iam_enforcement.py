@@ -29,7 +29,7 @@ LAMBDA_SERVICE = "lambda.amazonaws.com"
 def authorize_lambda_sessions(original: Callable[..., Any]) -> Callable[..., Any]:
     """Wraps moto's ActionAuthenticatorMixin._authenticate_and_authorize_action."""
 
-    def authenticate_and_authorize(self, iam_request_cls, resource="*"):  # type: ignore[no-untyped-def]
+    def authenticate_and_authorize(self, iam_request_cls, resource="*"):
         if not _is_lambda_session(self):
             return original(self, iam_request_cls, resource)
         _Check(self, iam_request_cls, resource).run()

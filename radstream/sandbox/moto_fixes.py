@@ -16,7 +16,7 @@ def unnamed_executions_get_a_uuid(original: Callable[..., Any]) -> Callable[...,
     """moto names an unnamed execution "None", so a second unnamed StartExecution collides.
     AWS generates a UUID; do the same."""
 
-    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):  # type: ignore[no-untyped-def]
+    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
         return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
 
     return start_execution
@@ -26,7 +26,7 @@ def bucket_notification_reports_eventbridge(original: Callable[..., Any]) -> Cal
     """moto stores a bucket's EventBridgeConfiguration but leaves it out of
     GetBucketNotificationConfiguration; put it back so drift checks see what S3 would show."""
 
-    def get_bucket_notification(self):  # type: ignore[no-untyped-def]
+    def get_bucket_notification(self):
         response = original(self)
         config = self.backend.get_bucket_notification_configuration(self.bucket_name)
         if config is None or config.event_bridge is None:
@@ -51,7 +51,7 @@ def deny_needs_its_condition_keys(original: Callable[..., Any]) -> Callable[...,
     condition keys are absent from the request does not apply, as on AWS."""
     from moto.iam.access_control import PermissionResult
 
-    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):  # type: ignore[no-untyped-def]
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
         result = original(self, action, resource, principal, incoming_condition_values)
         condition = self._statement.get("Condition") or {}
         keys = {key for values in condition.values() for key in values}
@@ -75,7 +75,7 @@ def lambda_task_errors_are_named_by_lambda(original: Callable[..., Any]) -> Call
     from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
 
-    def _from_error(self, env, ex):  # type: ignore[no-untyped-def]
+    def _from_error(self, env, ex):
         if not isinstance(ex, ClientError):
             return original(self, env, ex)
         error, cause = StateTaskServiceLambda._error_cause_from_client_error(ex)

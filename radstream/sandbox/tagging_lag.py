@@ -66,7 +66,7 @@ def _recently_deleted(account_id: str, region: str) -> list[Any]:
 def deletes_are_remembered(original: Callable[..., Any]) -> Callable[..., Any]:
     """BaseResponse.call_action: a Delete*/Deregister*/Terminate* action notes what it removed."""
 
-    def call_action(self):  # type: ignore[no-untyped-def]
+    def call_action(self):
         if not (self._get_action() or "").startswith(_DELETING):
             return original(self)
         return _remembering(self.current_account, self.region, lambda: original(self))
@@ -77,7 +77,7 @@ def deletes_are_remembered(original: Callable[..., Any]) -> Callable[..., Any]:
 def bucket_deletes_are_remembered(original: Callable[..., Any]) -> Callable[..., Any]:
     """S3Response.delete_bucket, which S3's own dispatch calls without call_action."""
 
-    def delete_bucket(self):  # type: ignore[no-untyped-def]
+    def delete_bucket(self):
         return _remembering(self.current_account, self.region, lambda: original(self))
 
     return delete_bucket
@@ -88,7 +88,7 @@ def deleted_resources_stay_listed(original: Callable[..., Any]) -> Callable[...,
     deleted within the window that match the same filters (unless one of that ARN exists again)."""
     from moto.core.resource_tagging import make_tag_matcher, match_resource_type
 
-    def _get_resources_generator(self, tag_filters=None, resource_type_filters=None,  # type: ignore[no-untyped-def]
+    def _get_resources_generator(self, tag_filters=None, resource_type_filters=None,
                                  resource_arn_list=None) -> Iterator[Any]:
         yield from original(self, tag_filters=tag_filters, resource_type_filters=resource_type_filters,
                             resource_arn_list=resource_arn_list)
