@@ -104,7 +104,7 @@ class Context:
 
     # -- waiting and talking --------------------------------------------------------------------
     def wait(
-        self, description: str, predicate: Callable[[], T], timeout: float, interval: float = 2.0
+        self, description: str, predicate: Callable[[], T | None], timeout: float, interval: float = 2.0
     ) -> T:
         """Poll `predicate` until it returns something truthy; show a spinner meanwhile."""
         deadline = time.monotonic() + timeout

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -219,7 +219,7 @@ def success_path(asl: Mapping[str, Any]) -> list[str]:
     return path
 
 
-def workload_from_measurements(stage_rows: list[Mapping[str, Any]], asl: Mapping[str, Any],
+def workload_from_measurements(stage_rows: Sequence[Mapping[str, Any]], asl: Mapping[str, Any],
                                lambda_memory_mb: int) -> ImageWorkload:
     """An ImageWorkload from the `events_by_stage` rows (mean ms per stage) and the state machine."""
     path = success_path(asl)

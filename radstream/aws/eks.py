@@ -87,11 +87,20 @@ def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
+def existing_cluster(eks: Any, name: str) -> dict[str, Any]:
+    """The described cluster, which the caller has seen exist: one deleted meanwhile is an error."""
+    cluster = describe_cluster(eks, name)
+    if cluster is None:
+        raise RadstreamError(f"EKS cluster {name} was deleted while RadStream was working on it",
+                             hint="run the same command again: phase 0 creates it")
+    return cluster
+
+
 def cluster_api(eks: Any, name: str) -> tuple[str, bytes]:
     """The cluster's API endpoint and the CA certificate (PEM) it is served with."""
     import base64
 
-    cluster = eks.describe_cluster(name=name)["cluster"]
+    cluster = existing_cluster(eks, name)
     return cluster["endpoint"], base64.b64decode(cluster["certificateAuthority"]["data"])
 
 
@@ -150,10 +159,7 @@ def ensure_cluster(eks: Any, name: str, *, role_arn: str, tags: dict[str, str],
         _create_cluster(eks, {"name": name, "version": version, "roleArn": role_arn, "tags": tags,
                               "accessConfig": ACCESS_CONFIG}, subnets)
     elif "tags" in drift:
-        cluster = describe_cluster(eks, name)
-        if cluster is None:
-            raise RadstreamError(f"EKS cluster {name} was deleted while RadStream was retagging it")
-        eks.tag_resource(resourceArn=cluster["arn"], tags=tags)
+        eks.tag_resource(resourceArn=existing_cluster(eks, name)["arn"], tags=tags)
     return bool(drift)
 
 

@@ -14,9 +14,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 from radstream.commands.common import ConfigOpt, JsonOpt, emit, options, run_command, stderr_console
 
@@ -34,7 +37,9 @@ class _Progress:
     """A bar on a terminal (studies landed of planned, with the running p50); plain lines otherwise."""
 
     def __init__(self, console: Any, total: int):
-        self.console, self.total, self.bar, self.task = console, total, None, None
+        self.console, self.total = console, total
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
         self._last_line = 0.0
 
     def __enter__(self) -> _Progress:
@@ -59,7 +64,7 @@ class _Progress:
         p50 = percentile([r.latency_ms for r in records if r.status == "SUCCESS" and r.latency_ms is not None], 50)
         text = (f"uploaded {landed + counts['pending']}/{self.total} · in flight {counts['pending']} · "
                 f"ok {counts['SUCCESS']} · failed {counts['FAILED']}" + (f" · p50 {p50:.0f} ms" if p50 else ""))
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=landed, description=text)
         elif time.monotonic() - self._last_line >= _PLAIN_EVERY_S:
             self._last_line = time.monotonic()

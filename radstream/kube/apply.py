@@ -262,7 +262,7 @@ def wait_rollout(wait: Wait, api: Any, namespace: str, name: str, timeout: float
             return deployment
         selector = ((deployment or {}).get("spec") or {}).get("selector", {}).get("matchLabels") or {}
         activity = pod_activity(api, namespace, selector) if log and selector else []
-        if activity and activity != shown:
+        if log is not None and activity and activity != shown:
             shown[:] = activity
             for line in activity:
                 log(f"  pod {line}")

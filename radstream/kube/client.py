@@ -14,7 +14,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from radstream.context import Context
@@ -88,8 +88,10 @@ def api_client(ctx: Context):
     token = BearerToken(lambda: eks_token(session, cluster_name, region))
     configuration.api_key_prefix = {"authorization": "Bearer"}
     configuration.api_key = {"authorization": token.value}
-    # The client asks this before it serializes each request.
-    configuration.refresh_api_key_hook = lambda c: c.api_key.update(authorization=token.current())
+    def refresh(configured: Any) -> None:  # the client calls it before it serializes each request
+        configured.api_key.update(authorization=token.current())
+
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]  # the client declares it None
 
     class CountingApiClient(k8s.ApiClient):
         # radstream.kube.apply records its retries here.

@@ -499,7 +499,7 @@ class ClusterStep(_DriftStep):
             ctx.warn(f"cluster.admin_principals is not applied to the adopted cluster {cluster['name']}")
 
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
-        from radstream.aws.eks import access_entry_drift, admin_policy_arn, cluster_drift, describe_cluster, is_owned
+        from radstream.aws.eks import access_entry_drift, admin_policy_arn, cluster_drift, existing_cluster, is_owned
 
         eks, name, principals = ctx.client("eks"), ctx.config.cluster_name, ctx.config.cluster.admin_principals
         self.preflight(ctx)
@@ -508,7 +508,7 @@ class ClusterStep(_DriftStep):
             subnets, version, support = self._creation(ctx)
             detail = [f"Kubernetes {version} ({support})", f"zones {', '.join(sorted(set(subnets.values())))}"]
             return [("eks cluster", name, drift + detail)] + [("eks access entry", p, ["missing"]) for p in principals]
-        cluster = describe_cluster(eks, name)
+        cluster = existing_cluster(eks, name)
         if not drift and cluster["status"] != "ACTIVE":
             drift = [f"status {cluster['status']}"]
         found = [("eks cluster", name, drift)]
@@ -522,7 +522,7 @@ class ClusterStep(_DriftStep):
     def apply(self, ctx: Context) -> None:
         from radstream.aws.eks import (
             admin_policy_arn, cluster_active, cluster_drift, delete_cluster, describe_cluster, ensure_access_entry,
-            ensure_cluster, is_owned,
+            ensure_cluster, existing_cluster, is_owned,
         )
 
         eks, name, deployment, tags = ctx.client("eks"), ctx.config.cluster_name, ctx.names.deployment, \
@@ -543,7 +543,7 @@ class ClusterStep(_DriftStep):
         ensure_cluster(eks, name, role_arn=documents.role_arn(ctx.names, "eks-cluster"), tags=tags, **creation)
         ctx.wait(f"EKS cluster {name} ACTIVE", lambda: cluster_active(eks, name, deployment),
                  timeout=1800, interval=15.0)
-        cluster = describe_cluster(eks, name)
+        cluster = existing_cluster(eks, name)
         if is_owned(cluster, deployment):
             for principal in ctx.config.cluster.admin_principals:
                 ensure_access_entry(eks, name, principal, admin_policy_arn(cluster), tags)
@@ -551,10 +551,10 @@ class ClusterStep(_DriftStep):
             self._operator_access(ctx, cluster)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        from radstream.aws.eks import cluster_versions, describe_cluster, is_owned, support_status
+        from radstream.aws.eks import cluster_versions, existing_cluster, is_owned, support_status
 
         eks, name = ctx.client("eks"), ctx.config.cluster_name
-        cluster = describe_cluster(eks, name)
+        cluster = existing_cluster(eks, name)
         return {"cluster_name": name, "cluster_arn": cluster["arn"], "cluster_endpoint": cluster.get("endpoint"),
                 "cluster_adopted": not is_owned(cluster, ctx.names.deployment),
                 # What the control plane costs per hour depends on it (radstream.analytics.cost).

@@ -255,8 +255,8 @@ def demo_summary(ctx: Context) -> dict[str, Any]:
             failures.append({"study_id": study_id, "stage": record.error_stage, "error_type": record.error_type,
                              "message": record.error_message, "reason_key": f"s3://{results}/{failure_reason_key(study_id)}"})
         if study_id == REAL_STUDY_ID and kind == "result":
-            real = {"study_id": study_id, "model_trained": document.get("model_trained"),
-                    "findings": (document.get("findings") or [])[:5]}
+            real = {"study_id": study_id, "model_trained": (document or {}).get("model_trained"),
+                    "findings": ((document or {}).get("findings") or [])[:5]}
     ok = [s for s in studies if s["status"] == "SUCCESS"]
     latency = distribution([s["latency_ms"] for s in ok if s["latency_ms"] is not None])
     stages = {stage: distribution([s["stage_ms"][stage] for s in ok if stage in s["stage_ms"]])
