@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from radstream.names import TAG_DEPLOYMENT
 
 PRICES_AS_OF = "2025-01-15"
 PRICE_SOURCE = "AWS public on-demand prices, us-east-1, Linux, shared tenancy (USD)"
@@ -232,35 +231,22 @@ def workload_from_measurements(stage_rows: Sequence[Mapping[str, Any]], asl: Map
 
 
 def cost_explorer(ce: Any, deployment: str, start: date, end: date, granularity: str = "DAILY") -> dict[str, Any]:
-    """Unblended cost of everything tagged with this deployment, per service and per period.
+    """Unblended cost of everything tagged with this deployment, per service and per period
+    (read by radstream.aws.costing.deployment_costs, which says what the data needs and costs)."""
+    from radstream.aws.costing import deployment_costs
 
-    Works once radstream:deployment is activated as a cost allocation tag; the data lags about a
-    day; each Cost Explorer request is billed ($0.01)."""
-    request: dict[str, Any] = {
-        "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
-        "Granularity": granularity,
-        "Metrics": ["UnblendedCost"],
-        "Filter": {"Tags": {"Key": TAG_DEPLOYMENT, "Values": [deployment], "MatchOptions": ["EQUALS"]}},
-        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
-    }
     by_service: dict[str, float] = {}
     periods = []
     currency = "USD"
-    while True:
-        page = ce.get_cost_and_usage(**request)
-        for result in page.get("ResultsByTime", []):
-            period_total = 0.0
-            for group in result.get("Groups", []):
-                metric = group["Metrics"]["UnblendedCost"]
-                amount, currency = float(metric["Amount"]), metric.get("Unit", currency)
-                by_service[group["Keys"][0]] = by_service.get(group["Keys"][0], 0.0) + amount
-                period_total += amount
-            periods.append({"start": result["TimePeriod"]["Start"], "end": result["TimePeriod"]["End"],
-                            "cost": round(period_total, 6)})
-        token = page.get("NextPageToken")
-        if not token:
-            break
-        request["NextPageToken"] = token
+    for result in deployment_costs(ce, deployment, start, end, granularity):
+        period_total = 0.0
+        for group in result.get("Groups", []):
+            metric = group["Metrics"]["UnblendedCost"]
+            amount, currency = float(metric["Amount"]), metric.get("Unit", currency)
+            by_service[group["Keys"][0]] = by_service.get(group["Keys"][0], 0.0) + amount
+            period_total += amount
+        periods.append({"start": result["TimePeriod"]["Start"], "end": result["TimePeriod"]["End"],
+                        "cost": round(period_total, 6)})
     return {
         "start": start.isoformat(), "end": end.isoformat(), "currency": currency,
         "total": round(sum(by_service.values()), 6),

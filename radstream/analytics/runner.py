@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from radstream.analytics.sql import Engine, QueryError, get_query, render
-from radstream.errors import RadstreamError, WaitTimeout
+from radstream.errors import RadstreamError
 from radstream.names import TELEMETRY_PREFIX
 
 ATHENA_TIMEOUT_S = 300.0
@@ -85,27 +85,12 @@ def run_query(
 # -- Athena ---------------------------------------------------------------------------------------
 def run_athena(athena: Any, sql: str, *, database: str, workgroup: str, wait: Wait,
                timeout: float = ATHENA_TIMEOUT_S) -> QueryResult:
-    """Submit in the deployment's workgroup (which fixes where results go), wait, read every page."""
+    """Run it in the deployment's workgroup (radstream.aws.athena.execute_query), rows typed."""
+    from radstream.aws.athena import execute_query
+
     started = time.monotonic()
-    query_id = athena.start_query_execution(
-        QueryString=sql, QueryExecutionContext={"Database": database}, WorkGroup=workgroup
-    )["QueryExecutionId"]
-
-    def finished() -> dict[str, Any] | None:
-        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-        state = execution["Status"]["State"]
-        if state in ("FAILED", "CANCELLED"):
-            reason = execution["Status"].get("StateChangeReason", "no reason given")
-            raise RadstreamError(f"Athena query {query_id} {state.lower()}: {reason}",
-                                 hint=f"it ran in workgroup {workgroup}, database {database}")
-        return execution if state == "SUCCEEDED" else None
-
-    try:
-        execution = wait(f"Athena query {query_id}", finished, timeout, interval=1.0)
-    except WaitTimeout:
-        athena.stop_query_execution(QueryExecutionId=query_id)  # a forgotten query still scans (and bills)
-        raise
-    pages = athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id)
+    query_id, execution, pages = execute_query(athena, sql, database=database, workgroup=workgroup, wait=wait,
+                                               timeout=timeout)
     columns, rows = rows_from_pages(pages)
     scanned = execution.get("Statistics", {}).get("DataScannedInBytes")
     return QueryResult("athena", sql, columns, rows, time.monotonic() - started,
@@ -159,14 +144,15 @@ def sync_objects(s3: Any, bucket: str, prefix: str, cache_dir: Path) -> list[Pat
     dropping copies of objects that are gone. Gzipped objects keep a .gz suffix for DuckDB."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from radstream.aws.s3 import list_objects, read_object
+
     folder = cache_dir / bucket
     folder.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, str] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if obj.get("Size", 1) and not obj["Key"].endswith("/"):
-                stem = hashlib.sha256(obj["Key"].encode()).hexdigest()[:24] + "-" + obj["ETag"].strip('"')
-                wanted[stem] = obj["Key"]
+    for obj in list_objects(s3, bucket, prefix):
+        if obj.get("Size", 1) and not obj["Key"].endswith("/"):
+            stem = hashlib.sha256(obj["Key"].encode()).hexdigest()[:24] + "-" + obj["ETag"].strip('"')
+            wanted[stem] = obj["Key"]
     cached: dict[str, Path] = {}
     for path in folder.iterdir():
         stem = path.name.split(".")[0]
@@ -176,7 +162,7 @@ def sync_objects(s3: Any, bucket: str, prefix: str, cache_dir: Path) -> list[Pat
             path.unlink(missing_ok=True)
 
     def fetch(stem: str) -> Path:
-        body = s3.get_object(Bucket=bucket, Key=wanted[stem])["Body"].read()
+        body = read_object(s3, bucket, wanted[stem])
         path = folder / (stem + (".json.gz" if body[:2] == _GZIP_MAGIC else ".json"))
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         with os.fdopen(fd, "wb") as handle:

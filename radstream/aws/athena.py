@@ -1,11 +1,14 @@
-"""The Athena workgroup: queries over the telemetry table, results kept in our own bucket."""
+"""The Athena workgroup: queries over the telemetry table, results kept in our own bucket; and
+running one query in it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from radstream.aws import error_code, make_arn
 from radstream.aws.tags import from_list, missing, to_list
+from radstream.errors import RadstreamError, WaitTimeout
 
 
 def workgroup_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
@@ -72,3 +75,31 @@ def delete_workgroup(athena: Any, name: str) -> None:
     except Exception as exc:
         if error_code(exc) != "InvalidRequestException":
             raise
+
+
+def execute_query(athena: Any, sql: str, *, database: str, workgroup: str, wait: Callable[..., Any],
+                  timeout: float) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """Submit in the workgroup (which fixes where results go), `wait(description, predicate,
+    timeout, interval=)` until it succeeds, read every GetQueryResults page. Returns (query id,
+    its QueryExecution, the pages). A failed or cancelled query raises RadstreamError; one still
+    running when the wait times out is stopped before the timeout propagates."""
+    query_id = athena.start_query_execution(
+        QueryString=sql, QueryExecutionContext={"Database": database}, WorkGroup=workgroup
+    )["QueryExecutionId"]
+
+    def finished() -> dict[str, Any] | None:
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        state = execution["Status"]["State"]
+        if state in ("FAILED", "CANCELLED"):
+            reason = execution["Status"].get("StateChangeReason", "no reason given")
+            raise RadstreamError(f"Athena query {query_id} {state.lower()}: {reason}",
+                                 hint=f"it ran in workgroup {workgroup}, database {database}")
+        return execution if state == "SUCCEEDED" else None
+
+    try:
+        execution = wait(f"Athena query {query_id}", finished, timeout, interval=1.0)
+    except WaitTimeout:
+        athena.stop_query_execution(QueryExecutionId=query_id)  # a forgotten query still scans (and bills)
+        raise
+    pages = list(athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id))
+    return query_id, execution, pages

@@ -323,6 +323,11 @@ def describe_nodegroup(eks: Any, cluster: str, name: str) -> dict[str, Any] | No
         raise
 
 
+def update_nodegroup_scaling(eks: Any, cluster: str, name: str, scaling: dict[str, int]) -> None:
+    """Ask EKS for new minSize/maxSize/desiredSize; the update runs on after this returns."""
+    eks.update_nodegroup_config(clusterName=cluster, nodegroupName=name, scalingConfig=scaling)
+
+
 # Statuses a nodegroup never leaves by itself: waiting on one is waiting forever.
 FAILED_STATUSES = ("CREATE_FAILED", "DELETE_FAILED")
 

@@ -81,6 +81,11 @@ def ensure_delivery_stream(
     return bool(drift)
 
 
+def delivery_stream_status(firehose: Any, name: str) -> str:
+    """CREATING, ACTIVE, DELETING…; an absent stream raises (ResourceNotFoundException)."""
+    return firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamStatus"]
+
+
 def delivery_stream_gone(firehose: Any, name: str) -> bool:
     try:
         firehose.describe_delivery_stream(DeliveryStreamName=name)

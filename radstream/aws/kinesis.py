@@ -44,3 +44,12 @@ def delete_stream(kinesis: Any, name: str) -> None:
     except Exception as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
+
+
+def stream_status(kinesis: Any, name: str) -> str:
+    """CREATING, ACTIVE, UPDATING or DELETING; an absent stream raises (ResourceNotFoundException)."""
+    return kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
+
+
+def put_record(kinesis: Any, name: str, data: bytes, partition_key: str) -> None:
+    kinesis.put_record(StreamName=name, Data=data, PartitionKey=partition_key)

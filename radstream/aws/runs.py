@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from radstream.aws import error_code
+from radstream.aws.s3 import list_objects
 
 _GONE = {"NoSuchBucket", "404", "NotFound", "NoSuchKey"}
 RESULTS_PREFIX = "results/"
@@ -27,15 +28,13 @@ def landed(s3: Any, results_bucket: str, id_prefix: str = "") -> dict[str, str]:
     """study id → "result" | "failure" for every outcome under results/ and failed/ whose id starts
     with `id_prefix`. A result wins over an older failure of the same study (it was re-run)."""
     found: dict[str, str] = {}
-    paginator = s3.get_paginator("list_objects_v2")
     for prefix, kind in ((FAILED_PREFIX, "failure"), (RESULTS_PREFIX, "result")):
-        for page in paginator.paginate(Bucket=results_bucket, Prefix=prefix + id_prefix):
-            for item in page.get("Contents", []):
-                rest = item["Key"][len(prefix):]
-                if kind == "result" and rest.endswith(".json") and "/" not in rest:
-                    found[rest[: -len(".json")]] = kind
-                elif kind == "failure" and rest.endswith("/reason.json"):
-                    found[rest[: -len("/reason.json")]] = kind
+        for item in list_objects(s3, results_bucket, prefix + id_prefix):
+            rest = item["Key"][len(prefix):]
+            if kind == "result" and rest.endswith(".json") and "/" not in rest:
+                found[rest[: -len(".json")]] = kind
+            elif kind == "failure" and rest.endswith("/reason.json"):
+                found[rest[: -len("/reason.json")]] = kind
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from radstream.aws import error_code, make_arn
@@ -165,6 +166,26 @@ def delete_bucket(s3: Any, name: str) -> None:
     try:
         empty_bucket(s3, name)
         s3.delete_bucket(Bucket=name)
+    except Exception as exc:
+        if error_code(exc) not in _GONE:
+            raise
+
+
+def list_objects(s3: Any, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+    """Every object under the prefix (ListObjectsV2 entries), page by page as they are consumed: a
+    caller that stops early lists no further."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", [])
+
+
+def read_object(s3: Any, bucket: str, key: str) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def delete_object(s3: Any, bucket: str, key: str) -> None:
+    """A plain delete (a delete marker in a versioned bucket); quiet when the bucket is gone."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
     except Exception as exc:
         if error_code(exc) not in _GONE:
             raise

@@ -82,3 +82,9 @@ def delete_state_machine(sfn: Any, arn: str) -> None:
     except Exception as exc:
         if error_code(exc) != "StateMachineDoesNotExist":
             raise
+
+
+def execution_ended(sfn: Any, execution_arn: str) -> dict[str, Any] | None:
+    """The execution's description once it is no longer RUNNING, None while it is."""
+    described = sfn.describe_execution(executionArn=execution_arn)
+    return None if described["status"] == "RUNNING" else described

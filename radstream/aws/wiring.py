@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from radstream.aws import error_code
+from radstream.aws.s3 import read_object
 
 
 def function_environment(lam: Any, name: str) -> dict[str, str]:
@@ -30,7 +31,7 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
             return False
         raise
     return True
@@ -38,7 +39,7 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
 
 def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return json.loads(read_object(s3, bucket, key))
     except Exception as exc:
         if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None

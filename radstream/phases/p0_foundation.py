@@ -489,8 +489,9 @@ class ClusterStep(_DriftStep):
     def _operator_access(self, ctx: Context, cluster: dict[str, Any]) -> None:
         """An adopted cluster: say what access the operator needs, and refuse when EKS shows it has none."""
         from radstream.aws.eks import operator_access
+        from radstream.aws.permissions import caller_identity
 
-        caller = ctx.client("sts").get_caller_identity()["Arn"]
+        caller = caller_identity(ctx.client("sts"))["Arn"]
         allowed, message = operator_access(ctx.client("eks"), cluster, caller)
         if allowed is False:
             raise RadstreamError(message, hint="ask the cluster's owner for an access entry, or use another cluster")

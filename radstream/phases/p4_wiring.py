@@ -117,6 +117,8 @@ class TestExecutionStep(Step):
         return [Change("run", "pipeline execution", study, f"upload s3://{ctx.names.bucket('images')}/{image}")]
 
     def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.runs import upload
+        from radstream.aws.stepfunctions import execution_ended
         from radstream.aws.wiring import find_execution
 
         s3, sfn = ctx.client("s3"), ctx.client("stepfunctions")
@@ -126,9 +128,8 @@ class TestExecutionStep(Step):
         # Clocks of this machine and the service may differ a little.
         since = datetime.now(timezone.utc) - timedelta(seconds=30)
         # The sidecar first: the image's upload is what starts the pipeline.
-        s3.put_object(Bucket=images, Key=f"{INCOMING_PREFIX}{study}.json", Body=probe_sidecar(study),
-                      ContentType="application/json")
-        s3.put_object(Bucket=images, Key=image_key, Body=probe_png(), ContentType="image/png")
+        upload(s3, images, [(f"{INCOMING_PREFIX}{study}.json", probe_sidecar(study), "application/json"),
+                            (image_key, probe_png(), "image/png")])
 
         def started() -> str | None:
             return find_execution(sfn, state_machine, since, lambda event: self._is_for(event, images, image_key))
@@ -136,7 +137,7 @@ class TestExecutionStep(Step):
         arn = ctx.wait(f"the execution for s3://{images}/{image_key}", started, timeout=EXECUTION_START_TIMEOUT_S,
                        interval=2.0)
         ended = ctx.wait(f"execution {arn.rsplit(':', 1)[-1]}",
-                         lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+                         lambda: execution_ended(sfn, arn),
                          timeout=EXECUTION_TIMEOUT_S, interval=1.0)
         if ended["status"] != "SUCCEEDED":
             raise RadstreamError(f"the test execution ended {ended['status']}: {self._why(ctx, study, ended)}",
@@ -184,7 +185,7 @@ class TestExecutionStep(Step):
 
     def destroy(self, ctx: Context) -> None:
         """Remove the probe study's objects (the buckets themselves belong to phase 0)."""
-        from radstream.aws.s3 import bucket_exists
+        from radstream.aws.s3 import delete_object
         from radstream.pipeline.results import result_key
 
         endpoint = ctx.outputs(3).get("endpoint")
@@ -194,8 +195,7 @@ class TestExecutionStep(Step):
         for bucket, key in ((ctx.names.bucket("images"), f"{INCOMING_PREFIX}{study}.png"),
                             (ctx.names.bucket("images"), f"{INCOMING_PREFIX}{study}.json"),
                             (ctx.names.bucket("results"), result_key(study))):
-            if bucket_exists(s3, bucket):
-                s3.delete_object(Bucket=bucket, Key=key)
+            delete_object(s3, bucket, key)
 
 
 class WiringPhase(Phase):

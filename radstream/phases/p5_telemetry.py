@@ -22,11 +22,12 @@ LANDING_GRACE_S = 120
 
 
 def _streams_active(ctx: Context) -> dict[str, str]:
-    kinesis = ctx.client("kinesis").describe_stream_summary(StreamName=ctx.names.kinesis_stream)
-    firehose = ctx.client("firehose").describe_delivery_stream(DeliveryStreamName=ctx.names.firehose_stream)
+    from radstream.aws.firehose import delivery_stream_status
+    from radstream.aws.kinesis import stream_status
+
     return {
-        "kinesis": kinesis["StreamDescriptionSummary"]["StreamStatus"],
-        "firehose": firehose["DeliveryStreamDescription"]["DeliveryStreamStatus"],
+        "kinesis": stream_status(ctx.client("kinesis"), ctx.names.kinesis_stream),
+        "firehose": delivery_stream_status(ctx.client("firehose"), ctx.names.firehose_stream),
     }
 
 
@@ -46,14 +47,13 @@ class StreamsActiveStep(Step):
 
 def find_probe(s3: Any, bucket: str, probe_id: str, newer_than: float = 0.0) -> str | None:
     """The key of the telemetry object holding the probe, if it has landed."""
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=TELEMETRY_PREFIX):
-        for item in page.get("Contents", []):
-            if item["LastModified"].timestamp() < newer_than:
-                continue
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            if probe_id.encode() in body:
-                return item["Key"]
+    from radstream.aws.s3 import list_objects, read_object
+
+    for item in list_objects(s3, bucket, TELEMETRY_PREFIX):
+        if item["LastModified"].timestamp() < newer_than:
+            continue
+        if probe_id.encode() in read_object(s3, bucket, item["Key"]):
+            return item["Key"]
     return None
 
 
@@ -66,28 +66,22 @@ class ProbeStep(Step):
         recorded = ctx.outputs(PHASE)
         if not recorded.get("probe_key"):
             return False
-        from radstream.aws import error_code
+        from radstream.aws.wiring import object_exists
 
-        try:
-            ctx.client("s3").head_object(Bucket=ctx.names.bucket("telemetry"), Key=recorded["probe_key"])
-        except Exception as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NoSuchBucket"):
-                return False
-            raise
-        return True
+        return object_exists(ctx.client("s3"), ctx.names.bucket("telemetry"), recorded["probe_key"])
 
     def plan(self, ctx: Context) -> list[Change]:
         return [Change("run", "kinesis record", ctx.names.kinesis_stream,
                        f"probe record, then wait for it under s3://{ctx.names.bucket('telemetry')}/{TELEMETRY_PREFIX}")]
 
     def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.kinesis import put_record
         from radstream.pipeline.results import telemetry_event, telemetry_line
 
         probe_id = f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}"
         event = telemetry_event(study_id=probe_id, status="SUCCESS", stage_ms={}, input_key="radstream:telemetry-probe")
         sent = time.time()
-        ctx.client("kinesis").put_record(StreamName=ctx.names.kinesis_stream, Data=telemetry_line(event),
-                                         PartitionKey=probe_id)
+        put_record(ctx.client("kinesis"), ctx.names.kinesis_stream, telemetry_line(event), probe_id)
         s3, bucket = ctx.client("s3"), ctx.names.bucket("telemetry")
         timeout = ctx.config.pipeline.firehose_buffer_seconds + LANDING_GRACE_S
         key = ctx.wait(f"probe {probe_id} in s3://{bucket}/{TELEMETRY_PREFIX}",

@@ -183,9 +183,11 @@ class FollowStep(Step):
             ctx.names.region, ctx.names.account_id, ctx.names.state_machine, ctx.names.partition)
 
     def verify(self, ctx: Context) -> None:
+        from radstream.aws.stepfunctions import execution_ended
+
         sfn = ctx.client("stepfunctions")
         running = [sid for sid, e in (ctx.outputs(PHASE).get("demo_executions") or {}).items()
-                   if sfn.describe_execution(executionArn=e["arn"])["status"] == "RUNNING"]
+                   if execution_ended(sfn, e["arn"]) is None]
         if running:
             raise VerifyFailed(f"still running: {', '.join(running)}")
 

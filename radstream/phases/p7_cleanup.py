@@ -50,6 +50,8 @@ def _configured_scaling(ctx: Context) -> dict[str, int]:
 def _set_scaling(ctx: Context, scaling: dict[str, int]) -> None:
     """Change the nodegroup's scaling and wait until EKS is done updating it (EKS refuses another
     update, or a delete, while one runs)."""
+    from radstream.aws.eks import update_nodegroup_scaling
+
     eks, cluster, name = ctx.client("eks"), ctx.config.cluster_name, ctx.config.nodegroup.name
 
     def active() -> bool:
@@ -60,7 +62,7 @@ def _set_scaling(ctx: Context, scaling: dict[str, int]) -> None:
     found = _nodegroup(ctx)
     if found is None or found.get("scalingConfig") == scaling:
         return
-    eks.update_nodegroup_config(clusterName=cluster, nodegroupName=name, scalingConfig=scaling)
+    update_nodegroup_scaling(eks, cluster, name, scaling)
     ctx.wait(f"nodegroup {name} scaled to {scaling['desiredSize']}", active, timeout=SCALE_TIMEOUT_S, interval=5.0)
 
 

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from radstream.aws.costing import live_inventory
+from radstream.aws.costing import deployment_costs, live_inventory
 
 REGION = "us-east-1"
 OURS = [{"Key": "radstream:deployment", "Value": "rs-c"}]
@@ -55,3 +55,23 @@ def test_tagged_nat_gateways_endpoints_and_load_balancers_are_counted_and_others
     assert [(lb["name"], lb["kind"], lb["service"]) for lb in found["load_balancers"]] == [
         ("ours", "clb", "radstream/triton-svc")]
     assert "DescribeNatGateways" in found["sources"]["nat_gateways"]
+
+
+def test_deployment_costs_follow_every_page_filtered_by_the_deployment_tag(client):
+    from datetime import date
+
+    from moto.moto_api._internal.models import moto_api_backend
+
+    def page(start: str, token: str | None = None) -> dict:
+        result = {"ResultsByTime": [{"TimePeriod": {"Start": start, "End": "2025-03-03"}, "Groups": []}]}
+        return result | ({"NextPageToken": token} if token else {})
+
+    moto_api_backend.set_ce_cost_usage(page("2025-03-01", "p2"), "123456789012")
+    moto_api_backend.set_ce_cost_usage(page("2025-03-02"), "123456789012")
+    ce, requests = client("ce"), []
+    ce.meta.events.register("provide-client-params.ce.GetCostAndUsage", lambda params, **_: requests.append(dict(params)))
+    results = deployment_costs(ce, "rs-c", date(2025, 3, 1), date(2025, 3, 3), "DAILY")
+    assert [r["TimePeriod"]["Start"] for r in results] == ["2025-03-01", "2025-03-02"]
+    assert [r.get("NextPageToken") for r in requests] == [None, "p2"]
+    assert all(r["Filter"] == {"Tags": {"Key": "radstream:deployment", "Values": ["rs-c"], "MatchOptions": ["EQUALS"]}}
+               and r["TimePeriod"] == {"Start": "2025-03-01", "End": "2025-03-03"} for r in requests)

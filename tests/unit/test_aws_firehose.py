@@ -3,7 +3,10 @@ import pytest
 from moto import mock_aws
 
 from tests.support.aws import record_mutations
-from radstream.aws.firehose import delete_delivery_stream, delivery_stream_drift, ensure_delivery_stream
+from radstream.aws import error_code
+from radstream.aws.firehose import (
+    delete_delivery_stream, delivery_stream_drift, delivery_stream_status, ensure_delivery_stream,
+)
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 ROLE = "arn:aws:iam::123456789012:role/t1-firehose-role"
@@ -56,3 +59,12 @@ def test_changed_source_replaces_the_stream(setup):
     ensure_delivery_stream(firehose, "t1-fh", **moved, wait=lambda what, done: waited.append(done()))
     assert waited == [True]
     assert delivery_stream_drift(firehose, "t1-fh", **moved) == []
+
+
+def test_status_of_a_delivery_stream_and_an_absent_one_raises(setup):
+    firehose, settings, _ = setup
+    ensure_delivery_stream(firehose, "t1-telemetry-firehose", **settings)
+    assert delivery_stream_status(firehose, "t1-telemetry-firehose") == "ACTIVE"
+    with pytest.raises(Exception) as raised:
+        delivery_stream_status(firehose, "t1-other-firehose")
+    assert error_code(raised.value) == "ResourceNotFoundException"

@@ -3,7 +3,8 @@ import pytest
 from moto import mock_aws
 
 from tests.support.aws import record_mutations
-from radstream.aws.kinesis import delete_stream, ensure_stream, stream_arn, stream_drift
+from radstream.aws import error_code
+from radstream.aws.kinesis import delete_stream, ensure_stream, stream_arn, stream_drift, stream_status
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 
@@ -33,3 +34,12 @@ def test_create_no_op_retag_delete(kinesis):
     delete_stream(kinesis, "t1-telemetry")
     assert stream_drift(kinesis, "t1-telemetry", TAGS) == ["missing"]
     delete_stream(kinesis, "t1-telemetry")
+
+
+def test_status_of_a_stream_and_an_absent_one_raises(kinesis):
+    ensure_stream(kinesis, "t1-telemetry", TAGS)
+    assert stream_status(kinesis, "t1-telemetry") == "ACTIVE"
+    # Absence is an error, not a status to wait for: phase 5 must not wait on a stream phase 0 never made.
+    with pytest.raises(Exception) as raised:
+        stream_status(kinesis, "t1-other")
+    assert error_code(raised.value) == "ResourceNotFoundException"

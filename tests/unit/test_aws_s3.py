@@ -5,7 +5,10 @@ import pytest
 from moto import mock_aws
 
 from tests.support.aws import record_mutations
-from radstream.aws.s3 import bucket_drift, delete_bucket, ensure_bucket, tls_only_policy
+from radstream.aws.s3 import (
+    bucket_drift, delete_bucket, delete_object, ensure_bucket, list_objects, tls_only_policy,
+)
+from radstream.aws.wiring import object_exists
 
 REGION = "eu-west-1"
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
@@ -98,3 +101,39 @@ def test_delete_empties_every_version_and_is_quiet_when_gone(s3):
     delete_bucket(s3, name)
     assert bucket_drift(s3, name, TAGS) == ["missing"]
     delete_bucket(s3, name)
+
+
+def test_list_objects_pages_on_demand(s3):
+    name = "t1-telemetry-123456789012"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    for n in range(1001):  # one more than a ListObjectsV2 page
+        s3.put_object(Bucket=name, Key=f"raw_telemetry/{n:04d}", Body=b"x")
+    s3.put_object(Bucket=name, Key="athena-results/other.csv", Body=b"x")
+    listings = []
+    s3.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: listings.append(1))
+
+    assert next(list_objects(s3, name, "raw_telemetry/"))["Key"] == "raw_telemetry/0000"
+    assert len(listings) == 1  # stopping early lists no further page
+    keys = [item["Key"] for item in list_objects(s3, name, "raw_telemetry/")]
+    assert len(keys) == 1001 and keys[-1] == "raw_telemetry/1000" and len(listings) == 3
+
+
+def test_delete_object_leaves_a_marker_and_is_quiet_when_the_bucket_is_gone(s3):
+    name = "t1-images-123456789012"
+    ensure_bucket(s3, name, REGION, TAGS)
+    s3.put_object(Bucket=name, Key="incoming/a.png", Body=b"png")
+    delete_object(s3, name, "incoming/a.png")
+    assert not object_exists(s3, name, "incoming/a.png")
+    versions = s3.list_object_versions(Bucket=name)
+    assert len(versions["Versions"]) == 1 and len(versions["DeleteMarkers"]) == 1
+    delete_bucket(s3, name)
+    delete_object(s3, name, "incoming/a.png")
+
+
+def test_object_exists_is_false_for_a_missing_key_or_bucket(s3):
+    name = "t1-results-123456789012"
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=name, Key="results/a.json", Body=b"{}")
+    assert object_exists(s3, name, "results/a.json")
+    assert not object_exists(s3, name, "results/b.json")
+    assert not object_exists(s3, "t1-gone-123456789012", "results/a.json")

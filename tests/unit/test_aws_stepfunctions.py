@@ -7,7 +7,7 @@ from moto import mock_aws
 
 from tests.support.aws import record_mutations
 from radstream.aws.stepfunctions import (
-    delete_state_machine, ensure_state_machine, render_definition, state_machine_arn,
+    delete_state_machine, ensure_state_machine, execution_ended, render_definition, state_machine_arn,
     state_machine_drift,
 )
 from radstream.names import LAMBDA_FUNCTIONS
@@ -79,3 +79,13 @@ def test_create_no_op_update_and_delete(sfn):
     delete_state_machine(sfn, arn)
     assert state_machine_drift(sfn, arn, definition, ROLE, TAGS) == ["missing"]
     delete_state_machine(sfn, arn)
+
+
+def test_an_execution_has_ended_once_it_is_no_longer_running(sfn):
+    arn = state_machine_arn(REGION, ACCOUNT, "t1-pipeline")
+    ensure_state_machine(sfn, arn, render_definition(ASL, ARNS), ROLE, TAGS)
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    assert execution_ended(sfn, execution) is None
+    sfn.stop_execution(executionArn=execution, error="Test", cause="stopped by the test")
+    ended = execution_ended(sfn, execution)
+    assert ended["status"] == "ABORTED" and ended["executionArn"] == execution
