@@ -27,8 +27,10 @@ def _nodegroups(client: ClientFactory, cluster: str) -> list[dict[str, Any]]:
     eks, groups = client("eks"), []
     for name in list_nodegroups(eks, cluster):
         found = describe_nodegroup(eks, cluster, name)
-        count = ((found or {}).get("scalingConfig") or {}).get("desiredSize", 0)
-        if not count or found["status"] == "DELETING":
+        if found is None or found["status"] == "DELETING":  # gone since the listing, or going
+            continue
+        count = (found.get("scalingConfig") or {}).get("desiredSize", 0)
+        if not count:
             continue
         if found.get("launchTemplate") or found.get("diskSize"):
             disk = nodegroup_disk_gib(found, client("ec2"))
