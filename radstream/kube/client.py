@@ -90,6 +90,7 @@ def api_client(ctx: Context):
     configuration = k8s.Configuration()
     if ctx.config.target == "sandbox":
         configuration.host = ctx.sandbox["kubernetes_endpoint"]
+        configuration.ssl_ca_cert = ctx.sandbox["kubernetes_ca"]
         session = sandbox_session(ctx.sandbox, region)
     else:
         cluster = ctx.client("eks").describe_cluster(name=cluster_name)["cluster"]

@@ -99,9 +99,10 @@ def status_body(error: ApiException) -> dict[str, Any]:
 
 
 def test_requests_without_the_bearer_token_are_refused(cluster):
-    emulator, _ = cluster
+    emulator, api = cluster
+    info = {"kubernetes_endpoint": emulator.endpoint, "kubernetes_ca": api.configuration.ssl_ca_cert}
     with pytest.raises(ApiException) as caught:
-        client.CoreV1Api(api_client({"kubernetes_endpoint": emulator.endpoint}, token="wrong")).list_namespace()
+        client.CoreV1Api(api_client(info, token="wrong")).list_namespace()
     assert caught.value.status == 401
     assert status_body(caught.value)["reason"] == "Unauthorized"
 

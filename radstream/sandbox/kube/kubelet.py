@@ -22,7 +22,10 @@ Hooks (all optional, called on the controller thread, so they must return quickl
                                       why a container image cannot be pulled (None: it can); such a
                                       pod waits in ErrImagePull, then ImagePullBackOff, asked again
                                       every `probe_period`, with the kubelet's Pulling/Failed events
-The sandbox plugs the local Triton server into the first three, its registry into the last.
+  container_log_hook(pod, container) -> bytes | None
+                                      what a running container printed (`kubectl logs`); None: nothing
+The sandbox plugs the local Triton server into the first three and the last, its registry into
+image_pull_hook.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ log = logging.getLogger(__name__)
 ReadinessHook = Callable[[Obj], bool]
 PodHook = Callable[[Obj], None]
 LoadBalancerHook = Callable[[Obj], "str | Obj | None"]
+LogHook = Callable[[Obj, str], "bytes | None"]
 ImagePullHook = Callable[[str], "str | None"]
 ReleaseHook = Callable[[Obj], bool]
 
@@ -177,6 +181,8 @@ class Kubelet:
         self.load_balancer_hook = load_balancer_hook or self._fake_elb_hostname
         self.load_balancer_release_hook: ReleaseHook = self._released
         self.image_pull_hook: ImagePullHook | None = None
+        self.container_log_hook: LogHook | None = None
+        api.container_log = self.container_log  # the API server asks the kubelet for logs
         self.node_ready_delay, self.pod_start_delay = node_ready_delay, pod_start_delay
         self.pod_ready_delay, self.load_balancer_delay = pod_ready_delay, load_balancer_delay
         self.probe_period, self.system_pods, self.interval = probe_period, system_pods, interval
@@ -223,6 +229,9 @@ class Kubelet:
         self._workload_status()
         self._disruption_budgets()
         self._services()
+
+    def container_log(self, pod: Obj, container: str) -> bytes:
+        return (self.container_log_hook(pod, container) if self.container_log_hook else None) or b""
 
     def _since(self, what: str, uid: str) -> float:
         return time.monotonic() - self._timers.setdefault((what, uid), time.monotonic())

@@ -12,8 +12,9 @@ import itertools
 import json
 import logging
 import math
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +53,7 @@ SERVER_VERSION = {
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WATCH_TIMEOUT_DEFAULT = 1800.0
+HANDSHAKE_SECONDS = 10.0
 
 
 def bad_request(message: str) -> ApiError:
@@ -319,6 +321,8 @@ class Api:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # What a container printed, asked of the kubelet (which sets it) as the real server asks a node's.
+        self.container_log: Callable[[Obj, str], bytes] | None = None
         self._applied: dict[tuple[Key, str], Obj] = {}  # last configuration each field manager applied
         self._cluster_ips = itertools.count(10)
         self._node_ports = itertools.count(30080)
@@ -550,6 +554,30 @@ class Api:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
+    # logs
+
+    def pod_log(self, namespace: str, name: str, query: dict[str, str]) -> bytes:
+        """GET pods/<name>/log: the container's output, checked and trimmed as the real server does."""
+        pod = self.store.get("v1", "Pod", namespace, name)
+        names = [c["name"] for c in pod["spec"].get("containers") or []]
+        container = query.get("container") or (names[0] if len(names) == 1 else None)
+        if container is None:
+            raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
+        if container not in names:
+            raise bad_request(f"container {container} is not valid for pod {name}")
+        status = next((s for s in (pod.get("status") or {}).get("containerStatuses") or [] if s["name"] == container), {})
+        if "running" not in (status.get("state") or {}):
+            reason = ((status.get("state") or {}).get("waiting") or {}).get("reason") or "ContainerCreating"
+            raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+        text = self.container_log(pod, container) if self.container_log else b""
+        tail = query.get("tailLines")
+        if tail is not None:
+            if not tail.isdigit():
+                raise bad_request("tailLines must be a non-negative number")
+            text = b"".join(text.splitlines(keepends=True)[-int(tail):]) if int(tail) else b""
+        return text
+
+
 def scale_of(deployment: Obj) -> Obj:
     meta = deployment["metadata"]
     return {
@@ -654,6 +682,8 @@ def _resource_list(group_version: str) -> Obj:
                 entry.update(group="autoscaling", version="v1", kind="Scale")
             elif sub == "eviction":
                 entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
+            elif sub == "log":
+                entry.update(kind="Pod", verbs=["get"])
             resources.append(entry)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 
@@ -666,8 +696,9 @@ def _selectors(query: dict[str, str]) -> tuple[Any, Any]:
 
 
 def handle(api: Api, method: str, path: str, query: dict[str, str], content_type: str, body: bytes
-           ) -> tuple[int, Obj | Iterator[bytes]]:
-    """One authenticated request: (HTTP status, JSON document or an iterator of watch lines)."""
+           ) -> tuple[int, Obj | Iterator[bytes] | bytes]:
+    """One authenticated request: (HTTP status, JSON document, an iterator of watch lines, or the
+    plain text of a log)."""
     target = resolve(path)
     if not isinstance(target, Route):
         if method != "GET":
@@ -697,6 +728,10 @@ def handle(api: Api, method: str, path: str, query: dict[str, str], content_type
             return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                          "metadata": {"resourceVersion": str(store.resource_version)}, "items": items}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
+    if sub == "log":
+        if method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
+        return 200, api.pod_log(ns or "", name, query)
     if method == "GET":
         obj = store.get(kind.api_version, kind.kind, ns, name)
         return 200, scale_of(obj) if sub == "scale" else obj
@@ -773,10 +808,22 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, code: int, document: Obj) -> None:
-        payload = json.dumps(document).encode()
+    def handle(self) -> None:
+        self.request.settimeout(HANDSHAKE_SECONDS)
+        try:
+            self.request.do_handshake()
+        except (ssl.SSLError, OSError) as error:
+            # A plain-HTTP client, or one that does not trust the CA: there is no request to answer.
+            log.info("TLS handshake with %s failed: %s", self.client_address[0], error)
+            return
+        self.request.settimeout(None)  # watches and idle keep-alive connections wait as long as they like
+        super().handle()
+
+    def _send(self, code: int, document: Obj | bytes) -> None:
+        text = isinstance(document, bytes)
+        payload = document if text else json.dumps(document).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if text else "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -814,7 +861,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("kube emulator failed on %s %s", self.command, self.path)
             self._send(500, ApiError(500, "InternalError", f"internal error: {error!r}").status())
             return
-        if isinstance(result, dict):
+        if isinstance(result, (dict, bytes)):
             self._send(code, result)
         else:
             self._stream(result)
@@ -823,21 +870,28 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiHttpServer(ThreadingHTTPServer):
-    """The emulator's HTTP front: 127.0.0.1 on a free port, an EKS bearer token (see eks_auth)
-    required on every path."""
+    """The emulator's HTTPS front: 127.0.0.1 on a free port, TLS with `tls` (see tls.py), an EKS
+    bearer token (see eks_auth) required on every path."""
 
     daemon_threads = True
 
-    def __init__(self, api: Api, access_key_id: str, token_seconds: float = EKS_TOKEN_LIFETIME_SECONDS,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, api: Api, access_key_id: str, tls: ssl.SSLContext,
+                 token_seconds: float = EKS_TOKEN_LIFETIME_SECONDS, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
         self.api, self._access_key_id, self._token_seconds = api, access_key_id, token_seconds
+        self._tls = tls
         self._thread: threading.Thread | None = None
+
+    def get_request(self) -> tuple[ssl.SSLSocket, Any]:
+        # The handshake happens on the connection's own thread (see _Handler.handle): one slow or
+        # plain-HTTP client must not hold up the accept loop.
+        sock, address = super().get_request()
+        return self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"https://{host}:{port}"
 
     def refusal(self, header: str) -> str | None:
         """Why a request with this Authorization header is refused (None: it is not)."""

@@ -52,7 +52,7 @@ class Kind:
 KINDS: tuple[Kind, ...] = (
     Kind("v1", "Namespace", "namespaces", False, ("status",), ("ns",)),
     Kind("v1", "Node", "nodes", False, ("status",), ("no",)),
-    Kind("v1", "Pod", "pods", True, ("status", "eviction"), ("po",)),
+    Kind("v1", "Pod", "pods", True, ("status", "eviction", "log"), ("po",)),
     Kind("v1", "Service", "services", True, ("status",), ("svc",)),
     Kind("v1", "ConfigMap", "configmaps", True, (), ("cm",)),
     Kind("v1", "Secret", "secrets", True),
