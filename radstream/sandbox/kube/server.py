@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from radstream.kube.client import EKS_TOKEN_LIFETIME_SECONDS
 from radstream.sandbox.kube.eks_auth import token_problem
+from radstream.sandbox.kube.tables import table
 from radstream.sandbox.kube.store import (
     KINDS,
     ApiError,
@@ -695,10 +696,10 @@ def _selectors(query: dict[str, str]) -> tuple[Any, Any]:
         raise bad_request(str(error)) from None
 
 
-def handle(api: Api, method: str, path: str, query: dict[str, str], content_type: str, body: bytes
-           ) -> tuple[int, Obj | Iterator[bytes] | bytes]:
+def handle(api: Api, method: str, path: str, query: dict[str, str], content_type: str, body: bytes,
+           accept: str = "application/json") -> tuple[int, Obj | Iterator[bytes] | bytes]:
     """One authenticated request: (HTTP status, JSON document, an iterator of watch lines, or the
-    plain text of a log)."""
+    plain text of a log). A GET whose Accept asks for a Table (kubectl get) gets one."""
     target = resolve(path)
     if not isinstance(target, Route):
         if method != "GET":
@@ -716,6 +717,8 @@ def handle(api: Api, method: str, path: str, query: dict[str, str], content_type
             with store.lock:
                 items = store.list(kind.api_version, kind.kind, ns, labels, fields)
                 rv = store.resource_version
+            if _wants_table(accept):
+                return 200, table(kind, items, str(rv))
             return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                          "metadata": {"resourceVersion": str(rv)}, "items": items}
         if method == "POST":
@@ -734,6 +737,8 @@ def handle(api: Api, method: str, path: str, query: dict[str, str], content_type
         return 200, api.pod_log(ns or "", name, query)
     if method == "GET":
         obj = store.get(kind.api_version, kind.kind, ns, name)
+        if sub is None and _wants_table(accept):
+            return 200, table(kind, [obj], obj["metadata"].get("resourceVersion"))
         return 200, scale_of(obj) if sub == "scale" else obj
     if method == "POST" and sub == "eviction":
         _parse_body(body)
@@ -758,6 +763,11 @@ def handle(api: Api, method: str, path: str, query: dict[str, str], content_type
                      "details": {"name": name, "kind": kind.plural, "uid": deleted["metadata"]["uid"],
                                  **({"group": kind.group} if kind.group else {})}}
     raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
+
+
+def _wants_table(accept: str) -> bool:
+    return any("as=Table" in media.replace(" ", "").split(";") and "g=meta.k8s.io" in media.replace(" ", "").split(";")
+               for media in accept.split(","))
 
 
 def _check_body(obj: Any, kind: Kind, namespace: str | None) -> None:
@@ -853,7 +863,8 @@ class _Handler(BaseHTTPRequestHandler):
                 log.info("refused %s %s: %s", self.command, url.path, refused)
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             code, result = handle(self.server.api, self.command, url.path, query,
-                                  self.headers.get("Content-Type") or "application/json", body)
+                                  self.headers.get("Content-Type") or "application/json", body,
+                                  self.headers.get("Accept") or "application/json")
         except ApiError as error:
             self._send(error.code, error.status())
             return
