@@ -79,6 +79,7 @@ def _dump(document: dict[str, Any]) -> bytes:
 def write(path: Path, document: dict[str, Any]) -> None:
     from radstream.private_file import write_private
 
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_private(path, _dump(document))
 
 
@@ -101,7 +102,6 @@ def merge(path: Path, document: dict[str, Any]) -> None:
         kept = [e for e in merged.get(section) or [] if e.get("name") not in new]
         merged[section] = kept + list(new.values())
     merged["current-context"] = document["current-context"]
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write(path, merged)
 
 

@@ -256,6 +256,33 @@ def test_kubeconfig_merge_keeps_the_users_other_entries(project: Path, kube_env:
     assert nodes.returncode == 0 and "Ready" in nodes.stdout
 
 
+def test_on_the_aws_target_the_kubeconfig_is_the_eks_entry_with_radstreams_token_plugin(
+        project: Path, second_up: dict[str, Any], tmp_path: Path):
+    # The sandbox's emulated EKS stands in for AWS: same calls, same cluster description.
+    endpoint = json.loads((project / ".radstream" / "sandbox.json").read_text())["aws_endpoint"]
+    (tmp_path / "radstream.yaml").write_text(f"target: aws\ndeployment: {DEPLOYMENT}\naws:\n  endpoint_url: {endpoint}\n")
+    env = cli_env({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLEOPERATOR1", "AWS_SECRET_ACCESS_KEY": "testing"})
+    proc = subprocess.run([sys.executable, "-m", "radstream.cli", "kubeconfig", "--json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    cluster = aws(project, "eks").describe_cluster(name=f"{DEPLOYMENT}-cluster")["cluster"]
+    assert (result["context"], result["cluster"], result["server"]) == (cluster["arn"], cluster["arn"], cluster["endpoint"])
+    import yaml
+
+    config = yaml.safe_load(Path(result["path"]).read_text())
+    assert config["clusters"][0]["cluster"]["certificate-authority-data"] == cluster["certificateAuthority"]["data"]
+    plugin = config["users"][0]["user"]["exec"]
+    credential = subprocess.run([plugin["command"], *plugin["args"]], cwd="/", env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert credential.returncode == 0, credential.stderr
+    printed = json.loads(credential.stdout)
+    assert (printed["kind"], printed["apiVersion"]) == ("ExecCredential", plugin["apiVersion"])
+    url = base64.urlsafe_b64decode(printed["status"]["token"].removeprefix("k8s-aws-v1.") + "==").decode()
+    assert "Action=GetCallerIdentity" in url and "X-Amz-Credential=AKIDEXAMPLEOPERATOR1%2F" in url
+    assert "x-k8s-aws-id" in url and printed["status"]["expirationTimestamp"].endswith("Z")
+
+
 def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked: dict[str, Any]):
     first = parked["first"]
     assert first["ok"] and first["mutations"] >= 1
