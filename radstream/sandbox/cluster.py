@@ -214,7 +214,7 @@ class EksSync:
         return joins
 
     def _instance_ids(self, nodegroup: str) -> list[str]:
-        from radstream.sandbox.kube.kubelet import NODEGROUP_LABEL
+        from radstream.sandbox.kube.nodes import NODEGROUP_LABEL
 
         nodes = self.kube.store.list("v1", "Node", label_selector=[(NODEGROUP_LABEL, "In", (nodegroup,))])
         return [n["spec"]["providerID"].rpartition("/")[2] for n in nodes if n.get("spec", {}).get("providerID")]

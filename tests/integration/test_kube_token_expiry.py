@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 LIFETIME = 2.0
 # X-Amz-Date has whole seconds, so a token is at most LIFETIME + 1 s old when it expires.
 PAST_LIFETIME = LIFETIME + 1.5
-SERVER_LOG = "radstream.sandbox.kube.server"
+SERVER_LOG = "radstream.sandbox.kube.http_server"
 
 
 @pytest.fixture

@@ -1,10 +1,16 @@
-"""The sandbox's Kubernetes: an API server emulator over real HTTP plus a simulated cluster.
+"""The sandbox's Kubernetes: an API server emulator over real HTTPS plus a simulated cluster.
 
 `KubeEmulator` is the sandbox daemon's service: `start()` returns the https endpoint, the CA
 certificate that verifies it (see tls.py) and the access key the `kubernetes` client signs its EKS
 tokens with (see eks_auth.py), `stop()` ends it. Nodes exist
 only through nodegroups (`add_nodegroup` / `resize_nodegroup` / `remove_nodegroup`, called when the
 sandbox's EKS nodegroups change). Hooks connect pods and Services to real local processes; see kubelet.py.
+
+One idea per module. The API server: kinds (the resource types), errors, metadata, selectors,
+store (objects, resourceVersions, watches), admission, patches, status (readiness, conditions),
+api (the verbs around the store), routes (paths and discovery), rest (a request to an API call),
+tables (kubectl get's columns), eks_auth, tls, http_server. The cluster: kubelet (pods and the
+reconcile loop) with nodes, scheduler and controllers.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from radstream.kube.client import EKS_TOKEN_LIFETIME_SECONDS
-from radstream.sandbox.kube.kubelet import INSTANCE_TYPES, Kubelet
-from radstream.sandbox.kube.server import Api, ApiHttpServer
+from radstream.sandbox.kube.api import Api
+from radstream.sandbox.kube.http_server import ApiHttpServer
+from radstream.sandbox.kube.kubelet import Kubelet
 from radstream.sandbox.kube.store import Store
 from radstream.sandbox.kube.tls import ensure_ca, server_context
 
-__all__ = ["INSTANCE_TYPES", "KubeEmulator"]
+__all__ = ["KubeEmulator"]
 
 
 class KubeEmulator:

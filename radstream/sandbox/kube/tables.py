@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from radstream.sandbox.kube.store import Kind, Obj
+from radstream.sandbox.kube.kinds import Kind, Obj
 
 Row = list[Any]
 
