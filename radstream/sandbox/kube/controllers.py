@@ -162,13 +162,13 @@ class Controllers:
                 current = deployment["spec"].get("replicas", 1)
                 desired = min(max(current, spec.get("minReplicas", 1)), spec["maxReplicas"])
                 if desired != current:
-                    self.store.mutate("apps/v1", "Deployment", ns, target["name"], lambda d: d["spec"].update(replicas=desired))
+                    self.store.mutate("apps/v1", "Deployment", ns, target["name"], lambda d, desired=desired: d["spec"].update(replicas=desired))
                 status = {"currentReplicas": (deployment.get("status") or {}).get("replicas", 0), "desiredReplicas": desired}
             previous = hpa.get("status") or {}
             status["conditions"] = [condition(previous.get("conditions") or [], "AbleToScale", "True" if deployment else "False",
                                               "SucceededGetScale" if deployment else "FailedGetScale")]
             self.store.mutate("autoscaling/v2", "HorizontalPodAutoscaler", ns, hpa["metadata"]["name"],
-                              lambda h: h.update(status=status))
+                              lambda h, status=status: h.update(status=status))
 
     def _workload_status(self) -> None:
         for deployment in self.store.list("apps/v1", "Deployment"):
@@ -184,7 +184,7 @@ class Controllers:
                       "updatedNumberScheduled": sum(1 for p in pods if p["metadata"]["labels"].get("controller-revision-hash") == current),
                       "observedGeneration": ds["metadata"]["generation"]}
             self.store.mutate("apps/v1", "DaemonSet", ds["metadata"]["namespace"], ds["metadata"]["name"],
-                              lambda d: d.update(status=status))
+                              lambda d, status=status: d.update(status=status))
 
     def _deployment_status(self, deployment: Obj) -> None:
         spec, meta = deployment["spec"], deployment["metadata"]
@@ -230,7 +230,7 @@ class Controllers:
                                          observedGeneration=generation)],
             }
             self.store.mutate("policy/v1", "PodDisruptionBudget", pdb["metadata"]["namespace"], pdb["metadata"]["name"],
-                              lambda p: p.update(status=status))
+                              lambda p, status=status: p.update(status=status))
 
     def _services(self) -> None:
         for service in self.store.list("v1", "Service"):
@@ -258,7 +258,7 @@ class Controllers:
             if found:
                 entry = found if isinstance(found, dict) else {"hostname": found}
                 self.store.mutate("v1", "Service", meta["namespace"], meta["name"],
-                                  lambda s: s.update(status={"loadBalancer": {"ingress": [entry]}}))
+                                  lambda s, entry=entry: s.update(status={"loadBalancer": {"ingress": [entry]}}))
 
     @staticmethod
     def _released(service: Obj) -> bool:

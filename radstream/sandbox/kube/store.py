@@ -214,7 +214,7 @@ class Store:
         while True:
             with self._lock:
                 self._changed.wait_for(
-                    lambda: self._rv > position or self._closed, max(0.0, deadline - time.monotonic())
+                    lambda position=position: self._rv > position or self._closed, max(0.0, deadline - time.monotonic())
                 )
                 if self._closed or time.monotonic() >= deadline:
                     return
