@@ -10,7 +10,7 @@ One idea per module. The API server: kinds (the resource types), errors, metadat
 store (objects, resourceVersions, watches), admission, patches, status (readiness, conditions),
 api (the verbs around the store), routes (paths and discovery), rest (a request to an API call),
 tables (kubectl get's columns), eks_auth, tls, http_server. The cluster: kubelet (pods and the
-reconcile loop) with nodes, scheduler and controllers.
+reconcile loop) with nodes, scheduler and controllers, on the state they share (kubelet_state).
 """
 
 from __future__ import annotations

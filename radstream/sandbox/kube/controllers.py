@@ -15,6 +15,7 @@ from typing import Any
 from radstream.kube.manifests import LOAD_BALANCER_CLEANUP
 from radstream.sandbox.kube.errors import ApiError
 from radstream.sandbox.kube.kinds import Obj, kind_of
+from radstream.sandbox.kube.kubelet_state import KubeletState
 from radstream.sandbox.kube.metadata import random_suffix
 from radstream.sandbox.kube.scheduler import tolerates
 from radstream.sandbox.kube.selectors import labels_match
@@ -43,9 +44,9 @@ def _owner_reference(owner: Obj) -> Obj:
             "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
-class Controllers:
-    """The controllers. Mixed into Kubelet, whose __init__ makes the state these methods
-    share (store, api, timers, hooks)."""
+class Controllers(KubeletState):
+    """The controllers. Mixed into Kubelet, whose __init__ makes the state
+    declared on KubeletState."""
 
     def _collect_garbage(self) -> None:
         """Delete pods whose node or controlling owner is gone, and report pods that stopped."""

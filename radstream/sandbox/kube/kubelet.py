@@ -31,32 +31,23 @@ image_pull_hook.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from radstream.sandbox.kube.api import Api
 from radstream.sandbox.kube.controllers import Controllers
 from radstream.sandbox.kube.errors import ApiError
 from radstream.sandbox.kube.kinds import Obj
+from radstream.sandbox.kube.kubelet_state import ImagePullHook, LoadBalancerHook, LogHook, PodHook, ReadinessHook
 from radstream.sandbox.kube.metadata import now_iso
-from radstream.sandbox.kube.nodes import Nodegroup, Nodes
+from radstream.sandbox.kube.nodes import Nodes
 from radstream.sandbox.kube.scheduler import Scheduler
 from radstream.sandbox.kube.status import TERMINAL_PHASES, condition, pod_ready
 
 log = logging.getLogger(__name__)
-
-ReadinessHook = Callable[[Obj], bool]
-PodHook = Callable[[Obj], None]
-LoadBalancerHook = Callable[[Obj], "str | Obj | None"]
-LogHook = Callable[[Obj, str], "bytes | None"]
-ImagePullHook = Callable[[str], "str | None"]
-ReleaseHook = Callable[[Obj], bool]
 
 
 class Kubelet(Nodes, Scheduler, Controllers):
@@ -85,16 +76,16 @@ class Kubelet(Nodes, Scheduler, Controllers):
         self.pod_start_hook = pod_start_hook
         self.pod_stop_hook = pod_stop_hook
         self.load_balancer_hook = load_balancer_hook or self._fake_elb_hostname
-        self.load_balancer_release_hook: ReleaseHook = self._released
+        self.load_balancer_release_hook = self._released
         self.image_pull_hook: ImagePullHook | None = None
         self.container_log_hook: LogHook | None = None
         api.container_log = self.container_log  # the API server asks the kubelet for logs
         self.node_ready_delay, self.pod_start_delay = node_ready_delay, pod_start_delay
         self.pod_ready_delay, self.load_balancer_delay = pod_ready_delay, load_balancer_delay
         self.probe_period, self.system_pods, self.interval = probe_period, system_pods, interval
-        self._nodegroups: dict[str, Nodegroup] = {}
-        self._timers: dict[tuple[str, str], float] = {}  # (what, uid) -> when first noticed
-        self._running: dict[str, Obj] = {}  # uid -> last seen running pod, for pod_stop_hook
+        self._nodegroups = {}
+        self._timers = {}
+        self._running = {}
         self._addresses = itertools.count(10)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,29 +127,6 @@ class Kubelet(Nodes, Scheduler, Controllers):
 
     def container_log(self, pod: Obj, container: str) -> bytes:
         return (self.container_log_hook(pod, container) if self.container_log_hook else None) or b""
-
-    def _since(self, what: str, uid: str) -> float:
-        return time.monotonic() - self._timers.setdefault((what, uid), time.monotonic())
-
-    def _probe_due(self, uid: str) -> bool:
-        """Readiness is probed every `probe_period`, not on every pass (passes follow every write)."""
-        now = time.monotonic()
-        if now - self._timers.get(("probe", uid), 0.0) < self.probe_period:
-            return False
-        self._timers[("probe", uid)] = now
-        return True
-
-    def _event(self, pod: Obj, reason: str, message: str, type_: str = "Normal", component: str = "kubelet") -> None:
-        stamp = now_iso()
-        self.api.create({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{pod['metadata']['name']}.{secrets.token_hex(8)}", "namespace": pod["metadata"]["namespace"]},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
-                               "namespace": pod["metadata"]["namespace"], "uid": pod["metadata"]["uid"]},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "source": {"component": component}, "reportingComponent": component,
-            "firstTimestamp": stamp, "lastTimestamp": stamp,
-        })
 
     def _pods(self) -> None:
         """The kubelet proper: start bound pods after a delay, then follow the readiness hook."""
@@ -283,12 +251,3 @@ class Kubelet(Nodes, Scheduler, Controllers):
     def _ready_after_delay(self, pod: Obj) -> bool:
         return self._since("started", pod["metadata"]["uid"]) >= self.pod_ready_delay
 
-    @staticmethod
-    def _call(hook: Callable[[Obj], Any] | None, obj: Obj) -> Any:
-        if hook is None:
-            return None
-        try:
-            return hook(copy.deepcopy(obj))
-        except Exception:
-            log.exception("kube emulator hook %r failed on %s", hook, obj["metadata"].get("name"))
-            return None

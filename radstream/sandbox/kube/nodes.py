@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from radstream.kube.capacity import INSTANCE_TYPES
 from radstream.sandbox.kube.kinds import Obj, kind_of
+from radstream.sandbox.kube.kubelet_state import KubeletState
 from radstream.sandbox.kube.metadata import now_iso
 from radstream.sandbox.kube.status import condition, node_ready
 
@@ -27,9 +28,9 @@ class Nodegroup:
     joins: bool = True  # False: its nodes register but never turn Ready (EKS: NodeCreationFailure)
 
 
-class Nodes:
-    """Nodegroups and the node controller. Mixed into Kubelet, whose __init__ makes the state these methods
-    share (store, api, timers, hooks)."""
+class Nodes(KubeletState):
+    """Nodegroups and the node controller. Mixed into Kubelet, whose __init__ makes the
+    state declared on KubeletState."""
 
     def add_nodegroup(self, name: str, instance_type: str, count: int, labels: dict[str, str] | None = None,
                       taints: list[Obj] | None = None, capacity_type: str = "ON_DEMAND", joins: bool = True) -> list[str]:

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from radstream.sandbox.kube.kinds import Obj
+from radstream.sandbox.kube.kubelet_state import KubeletState
 from radstream.sandbox.kube.selectors import labels_match, selector_requirements
 from radstream.sandbox.kube.status import TERMINAL_PHASES, condition, node_ready
 
@@ -43,9 +44,9 @@ def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
     return False
 
 
-class Scheduler:
-    """Scheduling. Mixed into Kubelet, whose __init__ makes the state these methods
-    share (store, api, timers, hooks)."""
+class Scheduler(KubeletState):
+    """Scheduling. Mixed into Kubelet, whose __init__ makes the state
+    declared on KubeletState."""
 
     def _schedule(self) -> None:
         nodes = [n for n in self.store.list("v1", "Node")]
