@@ -88,7 +88,11 @@ def _direct_rows(onnx_path: Path, seconds: float, concurrencies: tuple[int, ...]
     rows = []
     for c in concurrencies:
         batch = np.repeat(_image(), c, axis=0)
-        stats = _measure(1, lambda _i, batch=batch: lambda: len(session.run(None, {name: batch})[0]), seconds)
+
+        # The default binds this concurrency's batch; a def, as mypy cannot type a lambda's default.
+        def work(_i: int, batch: Any = batch) -> Callable[[], int]:
+            return lambda: len(session.run(None, {name: batch})[0])
+        stats = _measure(1, work, seconds)
         rows.append({"mode": "onnxruntime", "protocol": "in-process", "dynamic_batching": None, "concurrency": c, **stats})
     return rows
 

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from radstream.kube.manifests import LOAD_BALANCER_CLEANUP
@@ -37,6 +38,16 @@ def _scaled(value: Any, total: int, round_up: bool) -> int:
 
 def _controller_of(obj: Obj) -> Obj | None:
     return next((o for o in obj["metadata"].get("ownerReferences") or [] if o.get("controller")), None)
+
+
+# Changes for Store.mutate that bind their values when made: the controllers make them in loops
+# (a lambda with default arguments would bind them too, but mypy cannot infer its type).
+def _set_status(status: Obj) -> Callable[[Obj], None]:
+    return lambda obj: obj.update(status=status)
+
+
+def _set_replicas(replicas: int) -> Callable[[Obj], None]:
+    return lambda obj: obj["spec"].update(replicas=replicas)
 
 
 def _owner_reference(owner: Obj) -> Obj:
@@ -163,13 +174,13 @@ class Controllers(KubeletState):
                 current = deployment["spec"].get("replicas", 1)
                 desired = min(max(current, spec.get("minReplicas", 1)), spec["maxReplicas"])
                 if desired != current:
-                    self.store.mutate("apps/v1", "Deployment", ns, target["name"], lambda d, desired=desired: d["spec"].update(replicas=desired))
+                    self.store.mutate("apps/v1", "Deployment", ns, target["name"], _set_replicas(desired))
                 status = {"currentReplicas": (deployment.get("status") or {}).get("replicas", 0), "desiredReplicas": desired}
             previous = hpa.get("status") or {}
             status["conditions"] = [condition(previous.get("conditions") or [], "AbleToScale", "True" if deployment else "False",
                                               "SucceededGetScale" if deployment else "FailedGetScale")]
             self.store.mutate("autoscaling/v2", "HorizontalPodAutoscaler", ns, hpa["metadata"]["name"],
-                              lambda h, status=status: h.update(status=status))
+                              _set_status(status))
 
     def _workload_status(self) -> None:
         for deployment in self.store.list("apps/v1", "Deployment"):
@@ -185,7 +196,7 @@ class Controllers(KubeletState):
                       "updatedNumberScheduled": sum(1 for p in pods if p["metadata"]["labels"].get("controller-revision-hash") == current),
                       "observedGeneration": ds["metadata"]["generation"]}
             self.store.mutate("apps/v1", "DaemonSet", ds["metadata"]["namespace"], ds["metadata"]["name"],
-                              lambda d, status=status: d.update(status=status))
+                              _set_status(status))
 
     def _deployment_status(self, deployment: Obj) -> None:
         spec, meta = deployment["spec"], deployment["metadata"]
@@ -231,7 +242,7 @@ class Controllers(KubeletState):
                                          observedGeneration=generation)],
             }
             self.store.mutate("policy/v1", "PodDisruptionBudget", pdb["metadata"]["namespace"], pdb["metadata"]["name"],
-                              lambda p, status=status: p.update(status=status))
+                              _set_status(status))
 
     def _services(self) -> None:
         for service in self.store.list("v1", "Service"):
@@ -259,7 +270,7 @@ class Controllers(KubeletState):
             if found:
                 entry = found if isinstance(found, dict) else {"hostname": found}
                 self.store.mutate("v1", "Service", meta["namespace"], meta["name"],
-                                  lambda s, entry=entry: s.update(status={"loadBalancer": {"ingress": [entry]}}))
+                                  _set_status({"loadBalancer": {"ingress": [entry]}}))
 
     @staticmethod
     def _released(service: Obj) -> bool:

@@ -10,6 +10,7 @@ admission.py.
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 import uuid
@@ -192,8 +193,11 @@ class Store:
     def wait_for_change(self, since_rv: int, timeout: float) -> int:
         """Block until the store moves past `since_rv`, it closes, or `timeout` passes."""
         with self._lock:
-            self._changed.wait_for(lambda: self._rv > since_rv or self._closed, timeout)
+            self._changed.wait_for(functools.partial(self._moved_past, since_rv), timeout)
             return self._rv
+
+    def _moved_past(self, rv: int) -> bool:
+        return self._rv > rv or self._closed
 
     def watch(self, since_rv: int | None, match: Callable[[Obj], bool], timeout: float) -> Iterator[tuple[str, Obj]]:
         """Yield (type, object) events. Without `since_rv`, first an ADDED event per current match.
@@ -213,9 +217,8 @@ class Store:
         yield from initial
         while True:
             with self._lock:
-                self._changed.wait_for(
-                    lambda position=position: self._rv > position or self._closed, max(0.0, deadline - time.monotonic())
-                )
+                # partial binds this pass's position (mypy cannot type a lambda's default argument).
+                self._changed.wait_for(functools.partial(self._moved_past, position), max(0.0, deadline - time.monotonic()))
                 if self._closed or time.monotonic() >= deadline:
                     return
                 batch = [(event, obj) for rv, event, obj in self._events if rv > position and match(obj)]
