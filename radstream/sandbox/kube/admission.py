@@ -40,7 +40,7 @@ def _qos_class(spec: Obj) -> str:
     if not any(r.get("requests") or r.get("limits") for r in resources):
         return "BestEffort"
     guaranteed = all(
-        all((r.get("limits") or {}).get(name) and (r.get("requests") or r.get("limits")).get(name)
+        all((r.get("limits") or {}).get(name) and (r.get("requests") or r["limits"]).get(name)
             == r["limits"][name] for name in ("cpu", "memory"))
         for r in resources
     )

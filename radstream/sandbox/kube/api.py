@@ -234,7 +234,7 @@ class Api:
             raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
         if container not in names:
             raise bad_request(f"container {container} is not valid for pod {name}")
-        status = next((s for s in (pod.get("status") or {}).get("containerStatuses") or [] if s["name"] == container), {})
+        status: Obj = next((s for s in (pod.get("status") or {}).get("containerStatuses") or [] if s["name"] == container), {})
         if "running" not in (status.get("state") or {}):
             reason = ((status.get("state") or {}).get("waiting") or {}).get("reason") or "ContainerCreating"
             raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}')

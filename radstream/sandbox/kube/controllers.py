@@ -19,7 +19,7 @@ from radstream.sandbox.kube.kinds import Obj, kind_of
 from radstream.sandbox.kube.kubelet_state import KubeletState
 from radstream.sandbox.kube.metadata import random_suffix
 from radstream.sandbox.kube.scheduler import tolerates
-from radstream.sandbox.kube.selectors import labels_match
+from radstream.sandbox.kube.selectors import Requirement, labels_match
 from radstream.sandbox.kube.status import condition, pod_ready
 
 
@@ -101,7 +101,7 @@ class Controllers(KubeletState):
         """Nodes a DaemonSet runs on: selector matched and NoSchedule taints tolerated. Like the real
         controller, its pods tolerate cordons and not-ready nodes."""
         spec = ds["spec"]["template"].get("spec") or {}
-        selector = [(k, "In", (v,)) for k, v in (spec.get("nodeSelector") or {}).items()]
+        selector: list[Requirement] = [(k, "In", (v,)) for k, v in (spec.get("nodeSelector") or {}).items()]
         return {n["metadata"]["name"] for n in nodes
                 if labels_match(selector, n["metadata"].get("labels"))
                 and all(tolerates(spec.get("tolerations") or [], t) for t in (n["spec"].get("taints") or [])

@@ -10,7 +10,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from radstream.kube.client import EKS_TOKEN_LIFETIME_SECONDS
@@ -44,10 +44,12 @@ class _Handler(BaseHTTPRequestHandler):
         super().handle()
 
     def _send(self, code: int, document: Obj | bytes) -> None:
-        text = isinstance(document, bytes)
-        payload = document if text else json.dumps(document).encode()
+        if isinstance(document, bytes):
+            payload, content_type = document, "text/plain"
+        else:
+            payload, content_type = json.dumps(document).encode(), "application/json"
         self.send_response(code)
-        self.send_header("Content-Type", "text/plain" if text else "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -115,7 +117,8 @@ class ApiHttpServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        # Bound to an IP address, the host is a str (typeshed's socket addresses allow bytes).
+        host, port = cast("tuple[str, int]", self.server_address[:2])
         return f"https://{host}:{port}"
 
     def refusal(self, header: str) -> str | None:

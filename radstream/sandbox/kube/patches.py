@@ -140,8 +140,7 @@ def apply_delta(last: Any, new: Any) -> Any:
     delta: Obj = {}
     for field, value in new.items():
         old = last.get(field)
-        key = _merge_key(field, value + old) if isinstance(value, list) and isinstance(old, list) else None
-        if key:
+        if isinstance(value, list) and isinstance(old, list) and (key := _merge_key(field, value + old)):
             previous = {item.get(key): item for item in old}
             kept = {item.get(key) for item in value}
             delta[field] = [apply_delta(previous.get(item.get(key)), item) for item in value] + [

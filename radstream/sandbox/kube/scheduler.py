@@ -10,7 +10,7 @@ from typing import Any
 
 from radstream.sandbox.kube.kinds import Obj
 from radstream.sandbox.kube.kubelet_state import KubeletState
-from radstream.sandbox.kube.selectors import labels_match, selector_requirements
+from radstream.sandbox.kube.selectors import Requirement, labels_match, selector_requirements
 from radstream.sandbox.kube.status import TERMINAL_PHASES, condition, node_ready
 
 _SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3}
@@ -29,7 +29,7 @@ def pod_requests(pod: Obj) -> Counter[str]:
     for container in (pod.get("spec") or {}).get("containers") or []:
         resources = container.get("resources") or {}
         for name, quantity in {**(resources.get("limits") or {}), **(resources.get("requests") or {})}.items():
-            total[name] += parse_quantity(quantity)
+            total[name] += parse_quantity(quantity)  # type: ignore[assignment]  # typeshed counts in int; cores and bytes are floats
     return total
 
 
@@ -61,7 +61,8 @@ class Scheduler(KubeletState):
         pending.sort(key=lambda p: ("critical" not in (p["spec"].get("priorityClassName") or ""),
                                     int(p["metadata"]["resourceVersion"])))
         for pod in pending:
-            fits, reasons = [], Counter()
+            fits: list[Obj] = []
+            reasons: Counter[str] = Counter()
             for node in nodes:
                 reason = self._unfit(pod, node, usage[node["metadata"]["name"]])
                 if reason:
@@ -86,7 +87,7 @@ class Scheduler(KubeletState):
             return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
         if node["spec"].get("unschedulable") and not tolerates(tolerations, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}):
             return "node(s) were unschedulable"
-        selector = [(k, "In", (v,)) for k, v in (spec.get("nodeSelector") or {}).items()]
+        selector: list[Requirement] = [(k, "In", (v,)) for k, v in (spec.get("nodeSelector") or {}).items()]
         terms = ((((spec.get("affinity") or {}).get("nodeAffinity") or {})
                   .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or [])
         if not labels_match(selector, labels) or (terms and not any(

@@ -30,6 +30,8 @@ def condition(previous: list[Obj], kind: str, status: str, reason: str | None = 
         entry["reason"] = reason
     if message is not None:
         entry["message"] = message
-    keep = old is not None and old.get("status") == status
-    entry["lastTransitionTime"] = old.get("lastTransitionTime", now_iso()) if keep else now_iso()
+    if old is not None and old.get("status") == status:
+        entry["lastTransitionTime"] = old.get("lastTransitionTime", now_iso())
+    else:
+        entry["lastTransitionTime"] = now_iso()
     return entry
