@@ -37,7 +37,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from radstream.sandbox.role_sessions import RoleSessions, Session
 
@@ -163,6 +163,9 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
             )
+        # Both are pipes (stdin=PIPE, stdout=PIPE); Popen's type cannot tell that from its arguments.
+        self._requests = cast("IO[bytes]", self.process.stdin)
+        self._replies = cast("IO[bytes]", self.process.stdout)
         self._pending = b""
         started = time.monotonic()
         reply = self._read(INIT_TIMEOUT_SECONDS)
@@ -175,8 +178,8 @@ class Worker:
     def invoke(self, event: Any, context: dict[str, Any]) -> dict[str, Any]:
         request = {"event": event, "context": context, "timeout": self.spec.timeout}
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            self.process.stdin.flush()
+            self._requests.write((json.dumps(request) + "\n").encode())
+            self._requests.flush()
         except (BrokenPipeError, OSError) as exc:
             self.kill()
             raise WorkerGone(f"worker exited before the invocation (code {self.process.poll()})") from exc
@@ -185,7 +188,7 @@ class Worker:
     def _read(self, timeout: float) -> dict[str, Any]:
         """One protocol line within `timeout` seconds; kills the worker otherwise."""
         deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()
+        fd = self._replies.fileno()
         while b"\n" not in self._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -218,7 +221,7 @@ class Worker:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait()
-        for pipe in (self.process.stdin, self.process.stdout):
+        for pipe in (self._requests, self._replies):
             try:
                 pipe.close()
             except OSError:
@@ -301,7 +304,7 @@ class LambdaRunner:
             "log_group_name": spec.log_group,
             "log_stream_name": worker.log_stream,
         }
-        environment = {"log_stream": worker.log_stream}
+        environment: dict[str, Any] = {"log_stream": worker.log_stream}
         if worker.cold:  # the first invocation of an environment reports its init
             environment["init_ms"] = worker.init_seconds * 1000
             worker.cold = False
@@ -465,5 +468,5 @@ def install(endpoint_url: str, cache_dir: Path, log_dir: Path) -> LambdaRunner:
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         return runner.run(self, {} if event is None else event)
 
-    LambdaFunction._invoke_lambda = _invoke_lambda
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]  # the runner replaces moto's invocation
     return runner
