@@ -13,6 +13,7 @@ import base64
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,7 @@ def write(path: Path, document: dict[str, Any]) -> None:
     write_private(path, _dump(document))
 
 
-def user_kubeconfig(environ: dict[str, str] | None = None) -> Path:
+def user_kubeconfig(environ: Mapping[str, str] | None = None) -> Path:
     """The file kubectl reads first: $KUBECONFIG's first entry, else ~/.kube/config."""
     environ = os.environ if environ is None else environ
     first = next((p for p in (environ.get("KUBECONFIG") or "").split(os.pathsep) if p), None)
@@ -79,7 +80,7 @@ def merge(path: Path, document: dict[str, Any]) -> None:
     import yaml
 
     existing = yaml.safe_load(path.read_text()) if path.exists() else None
-    merged = existing if isinstance(existing, dict) else {"apiVersion": "v1", "kind": "Config", "preferences": {}}
+    merged: dict[str, Any] = existing if isinstance(existing, dict) else {"apiVersion": "v1", "kind": "Config", "preferences": {}}
     for section in _SECTIONS:
         new = {e["name"]: e for e in document[section]}
         kept = [e for e in merged.get(section) or [] if e.get("name") not in new]
