@@ -110,3 +110,26 @@ def test_no_import_cycle_among_radstream_modules():
     graph = import_graph()
     assert "radstream.context" in graph and graph["radstream.context"], "the graph must see imports"
     assert cycles(graph) == []
+
+
+def target_name_comparisons(path: Path) -> list[int]:
+    """Lines where `<something>.target` is compared with a target's name ("sandbox", "aws")."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            named = any(isinstance(s, ast.Attribute) and s.attr == "target" for s in sides)
+            if named and any(isinstance(s, ast.Constant) and s.value in ("sandbox", "aws") for s in sides):
+                found.append(node.lineno)
+    return found
+
+
+def test_only_the_targets_package_and_the_settings_ask_which_target_this_is(tmp_path: Path):
+    probe = tmp_path / "probe.py"
+    probe.write_text('if ctx.config.target == "sandbox":\n    pass\n')
+    assert target_name_comparisons(probe) == [1]
+    # The settings choose per-target defaults; everything else asks radstream.targets.
+    allowed = {REPO / "radstream" / "config.py", *(REPO / "radstream" / "targets").rglob("*.py")}
+    asking = {str(p.relative_to(REPO)): lines for p in (REPO / "radstream").rglob("*.py")
+              if p not in allowed and (lines := target_name_comparisons(p))}
+    assert asking == {}
