@@ -135,7 +135,9 @@ class CertificateStep(Step):
         from radstream.aws.acm import imported_body
 
         arn = _certificate_arn(ctx)
-        body = imported_body(ctx.client("acm"), arn) if arn else None
+        if arn is None:
+            return False  # nothing imported yet: make no local files either (a plan changes nothing)
+        body = imported_body(ctx.client("acm"), arn)
         return body is not None and body.strip() == self._wanted(ctx).decode().strip()
 
     def plan(self, ctx: Context) -> list[Change]:

@@ -137,9 +137,10 @@ class CloudController:
                 Description=f"Security group for Kubernetes ELB {name} ({meta['namespace']}/{meta['name']})",
                 TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}])["GroupId"]
             ranges = service["spec"].get("loadBalancerSourceRanges") or ["0.0.0.0/0"]
-            ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
-                {"IpProtocol": "tcp", "FromPort": lb["LoadBalancerPort"], "ToPort": lb["LoadBalancerPort"],
-                 "IpRanges": [{"CidrIp": cidr} for cidr in ranges]} for lb in wanted])
+            if wanted:
+                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+                    {"IpProtocol": "tcp", "FromPort": lb["LoadBalancerPort"], "ToPort": lb["LoadBalancerPort"],
+                     "IpRanges": [{"CidrIp": cidr} for cidr in ranges]} for lb in wanted])
         self._client("elb").create_load_balancer(
             LoadBalancerName=name, Subnets=subnets, SecurityGroups=[group], Tags=tags, Listeners=wanted,
             Scheme="internal" if is_internal(service) else "internet-facing")
