@@ -173,14 +173,21 @@ def create_function_parameters(names: Names, config: Config, fn: str, layer_arn:
 
 
 # -- Kubernetes -------------------------------------------------------------------------------------
-def kube_objects(config: Config, root: Path, image: str) -> list[dict[str, Any]]:
+def certificate_arn_before_import(names: Names) -> str:
+    """What render shows for Triton's certificate before phase 3 imports it into ACM."""
+    from radstream.aws import make_arn
+
+    return make_arn(names.partition, "acm", names.region, names.account_id, "certificate/imported-by-phase-3")
+
+
+def kube_objects(config: Config, root: Path, image: str, certificate_arn: str) -> list[dict[str, Any]]:
     """The objects phases 1 (the GPU device plugin), 2 and 3 apply, in the order they apply them."""
     from radstream.kube import manifests
 
     directory = manifests.template_dir(root)
     plugin = [manifests.device_plugin(config, directory)] if manifests.is_gpu(config) else []
     return [*plugin, manifests.namespace(config, directory), *manifests.workloads(config, directory, image),
-            manifests.service(config, directory)]
+            manifests.service(config, directory, certificate_arn)]
 
 
 # -- everything, as files ---------------------------------------------------------------------------
@@ -191,6 +198,7 @@ class Facts:
     image: str  # repository:tag@digest once pushed, repository:tag (the tag phase 2 pushes) before
     layer_arn: str | None  # the layer's newest version, None before the first publish
     model_repository: Path  # the Triton model repository the image serves
+    certificate_arn: str | None = None  # Triton's certificate in ACM, None before phase 3 imports it
 
 
 def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, Any]:
@@ -217,7 +225,8 @@ def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, 
     layer = facts.layer_arn or layer_arn_before_publish(names)
     for fn in LAMBDA_FUNCTIONS:
         found[f"lambda/{fn}.json"] = create_function_parameters(names, config, fn, layer)
-    for index, obj in enumerate(kube_objects(config, root, facts.image)):
+    certificate = facts.certificate_arn or certificate_arn_before_import(names)
+    for index, obj in enumerate(kube_objects(config, root, facts.image, certificate)):
         found[f"k8s/{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"] = obj
     for model_config in sorted(facts.model_repository.glob("*/config.pbtxt")):
         found[f"triton/{model_config.parent.name}/config.pbtxt"] = model_config.read_text()

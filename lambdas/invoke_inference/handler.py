@@ -1,5 +1,5 @@
 """InvokeInference: the study's tensor to Triton (KServe v2, binary tensors) at INFERENCE_ENDPOINT,
-which phase 4 sets. Until then it raises InferenceNotWired, which ends the study in StoreFailure;
+verified over TLS against INFERENCE_CA_PEM, both of which phase 4 sets. Until then it raises InferenceNotWired, which ends the study in StoreFailure;
 an unreachable or busy server raises InferenceUnavailable, which the state machine retries."""
 
 from __future__ import annotations
@@ -25,5 +25,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         deadline = None
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - _RESERVE_S
-        outcome = infer(tensor, endpoint=endpoint, model=support.setting("MODEL_NAME"), deadline=deadline)
+        outcome = infer(tensor, endpoint=endpoint, model=support.setting("MODEL_NAME"), deadline=deadline,
+                        ca_pem=os.environ.get("INFERENCE_CA_PEM") or None)
     return {**event, "inference_results": outcome.to_dict(), "processing_time_ms": timings}

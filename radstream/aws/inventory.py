@@ -1,7 +1,7 @@
 """Everything carrying radstream:deployment=<id>, so teardown can prove nothing is left.
 
 The Resource Groups Tagging API answers for most services in one paginated call; IAM roles,
-Kinesis streams, ECR repositories, EKS clusters and EventBridge rules are also listed per service
+Kinesis streams, ECR repositories, EKS clusters, EventBridge rules and ACM certificates are also listed per service
 (neither every emulator nor every AWS partition reports them there). Lambda layers cannot carry
 tags at all: they are found by their name.
 
@@ -95,7 +95,14 @@ def _lambda_layers(client: ClientFactory, deployment: str) -> Iterator[tuple[str
                 yield "lambda", layer["LatestMatchingVersion"]["LayerVersionArn"]
 
 
-_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers)
+def _acm_certificates(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
+    from radstream.aws.acm import deployment_certificates
+
+    for arn in deployment_certificates(client("acm"), deployment):
+        yield "acm", arn
+
+
+_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers, _acm_certificates)
 
 
 # -- is it still there? ---------------------------------------------------------------------------
@@ -228,6 +235,11 @@ def _ec2(client: ClientFactory, arn: str) -> str:
     return PRESENT
 
 
+def _acm(client: ClientFactory, arn: str) -> str:
+    acm = client("acm")
+    return _status(lambda: acm.describe_certificate(CertificateArn=arn))
+
+
 def _load_balancing(client: ClientFactory, arn: str) -> str:
     """Classic load balancers are loadbalancer/<name>; v2 ones loadbalancer/app|net|gwy/<name>/<id>."""
     kind, _, rest = _resource(arn).partition("/")
@@ -247,7 +259,7 @@ def _load_balancing(client: ClientFactory, arn: str) -> str:
 _STATUS: dict[str, Callable[[ClientFactory, str], str]] = {
     "glue": _glue, "kinesis": _kinesis, "states": _states, "firehose": _firehose, "eks": _eks, "s3": _s3,
     "lambda": _lambda, "logs": _logs, "athena": _athena, "ecr": _ecr, "events": _events, "iam": _iam,
-    "ec2": _ec2, "elasticloadbalancing": _load_balancing,
+    "ec2": _ec2, "elasticloadbalancing": _load_balancing, "acm": _acm,
 }
 
 

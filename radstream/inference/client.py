@@ -41,6 +41,7 @@ class TritonClient:
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
+        ca_file: str | None = None,
     ):
         if protocol not in ("http", "grpc"):
             raise RadstreamError(f"unknown Triton protocol {protocol!r}.", "Use 'http' or 'grpc'.")
@@ -50,6 +51,7 @@ class TritonClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.ca_file = ca_file  # over HTTPS: the CA the server's certificate must chain to (None: the system's)
         self._client: Any = None
         self._signature: tuple[str, str, int] | None = None
 
@@ -61,15 +63,19 @@ class TritonClient:
             address = self.url.split("://", 1)[-1].rstrip("/")
             secure = self.url.startswith(("https://", "grpcs://"))
             if self.protocol == "http":
+                import gevent.ssl
                 import tritonclient.http as httpclient
 
+                # Without a context factory tritonclient wraps sockets bare: no certificate check at all.
                 self._client = httpclient.InferenceServerClient(
-                    address, connection_timeout=self.timeout, network_timeout=self.timeout, ssl=secure
+                    address, connection_timeout=self.timeout, network_timeout=self.timeout, ssl=secure,
+                    ssl_options={"ca_certs": self.ca_file} if self.ca_file else None,
+                    ssl_context_factory=gevent.ssl.create_default_context,
                 )
             else:
                 import tritonclient.grpc as grpcclient
 
-                self._client = grpcclient.InferenceServerClient(address, ssl=secure)
+                self._client = grpcclient.InferenceServerClient(address, ssl=secure, root_certificates=self.ca_file)
         return self._client
 
     def close(self) -> None:

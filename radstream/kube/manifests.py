@@ -23,6 +23,14 @@ SERVICE = "triton-svc"
 SERVICE_PHASE = 3  # the phase that creates the Service, and so its load balancer
 # The cloud controller's finalizer: a LoadBalancer Service stays until its load balancer is released.
 LOAD_BALANCER_CLEANUP = "service.kubernetes.io/load-balancer-cleanup"
+_LB_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-"
+INTERNAL_ANNOTATION, SSL_CERT_ANNOTATION = f"{_LB_ANNOTATION}internal", f"{_LB_ANNOTATION}ssl-cert"
+SSL_PORTS_ANNOTATION, BACKEND_PROTOCOL_ANNOTATION = f"{_LB_ANNOTATION}ssl-ports", f"{_LB_ANNOTATION}backend-protocol"
+# Read by the cloud controller only when it creates the load balancer (kubernetes/kubernetes#64251,
+# #39593: adding the internal annotation later leaves the load balancer internet-facing).
+CREATION_ANNOTATIONS = (INTERNAL_ANNOTATION, SSL_CERT_ANNOTATION, SSL_PORTS_ANNOTATION, BACKEND_PROTOCOL_ANNOTATION)
+# Who may reach the load balancer when the VPC's own CIDR is not known: RFC 1918's private ranges.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 DEVICE_PLUGIN = "nvidia-device-plugin"
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -133,13 +141,24 @@ def workloads(config: Config, directory: Path, image: str) -> list[Manifest]:
     return [deployment(config, directory, image), disruption_budget(config, directory), autoscaler(config, directory)]
 
 
-def service(config: Config, directory: Path) -> Manifest:
+def service(config: Config, directory: Path, certificate_arn: str,
+            source_ranges: tuple[str, ...] = PRIVATE_RANGES) -> Manifest:
+    """Triton's Service: an internal load balancer terminating TLS with `certificate_arn`,
+    reachable from `source_ranges` only (the VPC's CIDR when known)."""
     tags = f"{TAG_DEPLOYMENT}={config.deployment},{TAG_PHASE}={SERVICE_PHASE}"
     manifest = load(directory, "service", {"ServiceName": SERVICE, "Namespace": config.triton.namespace,
-                                           "AdditionalTags": tags})
+                                           "AdditionalTags": tags, "CertificateArn": certificate_arn})
     manifest["metadata"]["labels"] = labels(config)
     manifest["spec"]["selector"] = selector(config)
+    manifest["spec"]["loadBalancerSourceRanges"] = list(source_ranges)
     return manifest
+
+
+def creation_annotations_differ(live: Manifest, desired: Manifest) -> list[str]:
+    """The annotations read only at the load balancer's creation whose live value is not the desired one."""
+    have = live["metadata"].get("annotations") or {}
+    want = desired["metadata"].get("annotations") or {}
+    return [key for key in CREATION_ANNOTATIONS if have.get(key) != want.get(key)]
 
 
 def device_plugin(config: Config, directory: Path) -> Manifest:
@@ -152,8 +171,9 @@ def device_plugin(config: Config, directory: Path) -> Manifest:
     return manifest
 
 
-def endpoints(service_obj: Manifest) -> tuple[str, str] | None:
-    """(HTTP URL, gRPC host:port) of a LoadBalancer Service once it has an ingress, else None.
+def endpoint(service_obj: Manifest) -> str | None:
+    """The URL of a LoadBalancer Service's first port once it has an ingress, else None: https://
+    when that port is one of its ssl-ports, else http://.
 
     An ingress entry may list the ports it really listens on (in the Service's port order); when it
     does not, the Service's own ports apply. Its IP, when it has one, needs no DNS lookup."""
@@ -164,9 +184,18 @@ def endpoints(service_obj: Manifest) -> tuple[str, str] | None:
     host = entry.get("ip") or entry.get("hostname")
     if not host:
         return None
-    declared = [p["port"] for p in (service_obj.get("spec") or {}).get("ports") or []]
-    listening = [p["port"] for p in entry.get("ports") or []]
-    ports = listening + declared[len(listening):]
-    http = ports[0] if ports else 80
-    grpc = ports[1] if len(ports) > 1 else 8001
-    return f"http://{host}:{http}", f"{host}:{grpc}"
+    declared = ((service_obj.get("spec") or {}).get("ports") or [])[:1]
+    listening = [p["port"] for p in entry.get("ports") or []][:1]
+    port = (listening or [p["port"] for p in declared] or [80])[0]
+    scheme = "https" if declared and is_ssl_port(service_obj, declared[0]) else "http"
+    return f"{scheme}://{host}:{port}"
+
+
+def is_ssl_port(service_obj: Manifest, port: Manifest) -> bool:
+    """Whether the load balancer terminates TLS on this Service port: the ssl-cert annotation is set
+    and ssl-ports (numbers or names, "*" for all; absent means all) lists it."""
+    annotations = (service_obj.get("metadata") or {}).get("annotations") or {}
+    if not annotations.get(SSL_CERT_ANNOTATION):
+        return False
+    listed = {item.strip() for item in annotations.get(SSL_PORTS_ANNOTATION, "*").split(",") if item.strip()}
+    return bool(listed & {"*", str(port["port"]), str(port.get("name"))})

@@ -1,6 +1,10 @@
-"""Phase 3: expose Triton through a LoadBalancer Service (80 -> 8000 HTTP, 8001 gRPC), wait for its
-external hostname, then prove it end to end: server ready, model ready and one real inference.
-The endpoint recorded here is what phase 4 wires into the pipeline."""
+"""Phase 3: expose Triton through an internal LoadBalancer Service (HTTPS 443 -> 8000), wait for its
+hostname, then prove it end to end over TLS: server ready, model ready and one real inference.
+
+TLS: the deployment's own CA (kept in <state dir>/tls/, radstream.certificates) signs Triton's
+server certificate, which is imported into ACM; the load balancer terminates TLS with it and the
+pipeline verifies it against the CA. The endpoint recorded here, and the CA's certificate (public),
+are what phase 4 wires into the pipeline."""
 
 from __future__ import annotations
 
@@ -14,23 +18,56 @@ if TYPE_CHECKING:
     from radstream.context import Context
 
 PHASE = 3
+TLS_DIR = "tls"  # under the state dir: the deployment's CA and Triton's certificate, keys mode 0600
 LOAD_BALANCER_TIMEOUT_S = 900  # an AWS load balancer and its DNS name take a few minutes
 SMOKE_INPUT_SIZE = 224
 
 
+def tls_files(ctx: Context):
+    """The deployment's CA and Triton's current server certificate (made once, renewed near expiry),
+    for any Classic ELB name in the region (internal-<name>-<id>.<region>.elb.amazonaws.com) and
+    whatever else the target's clients connect by."""
+    from radstream.certificates import ensure
+
+    dns, ips = ctx.target.tls_extra_names
+    suffix = "amazonaws.com.cn" if ctx.names.partition == "aws-cn" else "amazonaws.com"
+    return ensure(ctx.state_dir / TLS_DIR, f"radstream-{ctx.config.deployment}-ca",
+                  f"radstream-{ctx.config.deployment}-triton",
+                  dns_names=(f"*.{ctx.config.region}.elb.{suffix}", *dns), ips=ips)
+
+
+def _certificate_arn(ctx: Context) -> str | None:
+    return ctx.outputs(PHASE).get("certificate_arn")
+
+
 def _service_manifest(ctx: Context) -> dict[str, Any]:
+    from radstream.documents import certificate_arn_before_import
     from radstream.kube.manifests import service, template_dir
 
-    return service(ctx.config, template_dir(ctx.root))
+    return service(ctx.config, template_dir(ctx.root), _certificate_arn(ctx) or certificate_arn_before_import(ctx.names))
 
 
-def live_endpoints(ctx: Context) -> tuple[str, str] | None:
-    """(HTTP URL, gRPC address) of the Service's load balancer, read from the cluster."""
+def _live_service(ctx: Context) -> dict[str, Any] | None:
     from radstream.kube.apply import get, kube_api
-    from radstream.kube.manifests import SERVICE, endpoints
+    from radstream.kube.manifests import SERVICE
 
-    live = get(kube_api(ctx), "Service", SERVICE, ctx.config.triton.namespace)
-    return endpoints(live) if live else None
+    return get(kube_api(ctx), "Service", SERVICE, ctx.config.triton.namespace)
+
+
+def live_endpoint(ctx: Context) -> str | None:
+    """The URL of the Service's load balancer, read from the cluster."""
+    from radstream.kube.manifests import endpoint
+
+    live = _live_service(ctx)
+    return endpoint(live) if live else None
+
+
+def _to_replace(ctx: Context) -> list[str]:
+    """The creation-time annotations the live Service has wrong: it must be made anew for them."""
+    from radstream.kube.manifests import creation_annotations_differ
+
+    live = _live_service(ctx)
+    return creation_annotations_differ(live, _service_manifest(ctx)) if live else []
 
 
 def load_balancer_services(ctx: Context) -> list[str]:
@@ -87,17 +124,66 @@ def _gone(service: dict[str, Any] | None) -> bool:
     return False
 
 
+class CertificateStep(Step):
+    name = "tls-certificate"
+    description = "the deployment's CA and Triton's server certificate, imported into ACM for the load balancer"
+
+    def _wanted(self, ctx: Context) -> bytes:
+        return tls_files(ctx).server_cert.read_bytes()
+
+    def check(self, ctx: Context) -> bool:
+        from radstream.aws.acm import imported_body
+
+        arn = _certificate_arn(ctx)
+        if arn is None:
+            return False  # nothing imported yet: make no local files either (a plan changes nothing)
+        body = imported_body(ctx.client("acm"), arn)
+        return body is not None and body.strip() == self._wanted(ctx).decode().strip()
+
+    def plan(self, ctx: Context) -> list[Change]:
+        where = ctx.state_dir / TLS_DIR
+        return [Change("create" if not _certificate_arn(ctx) else "update", "acm certificate",
+                       f"radstream-{ctx.config.deployment}-triton",
+                       f"server certificate signed by the deployment's CA ({where}), imported for the TLS listener")]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.acm import ensure_certificate
+
+        files = tls_files(ctx)
+        arn = ensure_certificate(ctx.client("acm"), ctx.config.deployment, ctx.names.tags(PHASE),
+                                 files.server_cert.read_bytes(), files.server_key.read_bytes(),
+                                 files.ca_cert.read_bytes(), _certificate_arn(ctx))
+        ctx.record("acm-certificate", arn, arn)
+        return {"certificate_arn": arn}
+
+    def verify(self, ctx: Context) -> None:
+        if not self.check(ctx):
+            raise VerifyFailed("ACM does not hold the deployment's current Triton certificate")
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        # The CA's certificate only (public): what the pipeline verifies Triton with.
+        return {"ca_certificate": tls_files(ctx).ca_cert.read_text()}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.acm import delete_certificate, deployment_certificates
+
+        acm = ctx.client("acm")
+        for arn in {*deployment_certificates(acm, ctx.config.deployment), *filter(None, [_certificate_arn(ctx)])}:
+            delete_certificate(acm, arn)
+
+
 class EndpointStep(Step):
     name = "endpoint"
-    description = "LoadBalancer Service in front of Triton, its hostname, and one real inference through it"
+    description = "internal LoadBalancer Service in front of Triton (TLS), its hostname, and one real inference through it"
 
     def _client(self, ctx: Context, retries: int = 0):
         from radstream.inference.client import TritonClient
 
-        found = live_endpoints(ctx)
+        found = live_endpoint(ctx)
         if found is None:
             raise RadstreamError("the Triton Service has no load balancer yet", hint="run phase 3 again")
-        return TritonClient(found[0], model=ctx.config.triton.model_name, timeout=10.0, retries=retries)
+        return TritonClient(found, model=ctx.config.triton.model_name, timeout=10.0, retries=retries,
+                            ca_file=str(tls_files(ctx).ca_cert))
 
     def _serving(self, ctx: Context) -> bool:
         from radstream.inference.client import TritonError
@@ -111,22 +197,37 @@ class EndpointStep(Step):
     def check(self, ctx: Context) -> bool:
         from radstream.kube.apply import is_applied, kube_api
 
-        return is_applied(kube_api(ctx), _service_manifest(ctx)) and live_endpoints(ctx) is not None \
+        return is_applied(kube_api(ctx), _service_manifest(ctx)) and live_endpoint(ctx) is not None \
             and self._serving(ctx)
 
     def plan(self, ctx: Context) -> list[Change]:
         from radstream.kube.manifests import SERVICE
 
-        return [Change("create", "k8s service", f"{ctx.config.triton.namespace}/{SERVICE}",
-                       "type LoadBalancer: 80 -> 8000 (HTTP), 8001 (gRPC); then one inference through it")]
+        manifest = _service_manifest(ctx)
+        annotations = manifest["metadata"]["annotations"]
+        shown = ", ".join(f"{k.rpartition('/')[2]}={annotations[k]}" for k in sorted(annotations)
+                          if not k.endswith("additional-resource-tags"))
+        detail = (f"type LoadBalancer: 443 (HTTPS) -> 8000; {shown}; source ranges "
+                  f"{', '.join(manifest['spec']['loadBalancerSourceRanges'])}; then one inference through it")
+        stale = _to_replace(ctx)
+        if stale:
+            return [Change("replace", "k8s service", f"{ctx.config.triton.namespace}/{SERVICE}",
+                           f"{', '.join(stale)} differ and are read only when the load balancer is made: "
+                           f"delete it, wait for its load balancer to go, create it ({detail})")]
+        return [Change("create", "k8s service", f"{ctx.config.triton.namespace}/{SERVICE}", detail)]
 
     def apply(self, ctx: Context) -> dict[str, Any]:
         from radstream.kube.apply import apply, kube_api
         from radstream.kube.manifests import SERVICE
 
+        stale = _to_replace(ctx)
+        if stale:
+            ctx.warn(f"Service {ctx.config.triton.namespace}/{SERVICE} has other {', '.join(stale)}, which its "
+                     "load balancer keeps from its creation: replacing it")
+            self._delete(ctx)
         apply(kube_api(ctx), _service_manifest(ctx))
-        http, _ = ctx.wait(f"load balancer of {ctx.config.triton.namespace}/{SERVICE}", lambda: live_endpoints(ctx),
-                           timeout=LOAD_BALANCER_TIMEOUT_S, interval=2.0)
+        http = ctx.wait(f"load balancer of {ctx.config.triton.namespace}/{SERVICE}", lambda: live_endpoint(ctx),
+                        timeout=LOAD_BALANCER_TIMEOUT_S, interval=2.0)
         ctx.wait(f"Triton ready with model {ctx.config.triton.model_name} at {http}", lambda: self._serving(ctx),
                  timeout=LOAD_BALANCER_TIMEOUT_S, interval=5.0)
         return {"smoke_test": self._infer_once(ctx)}
@@ -145,20 +246,24 @@ class EndpointStep(Step):
         return {"probabilities": int(expected), "milliseconds": round(seconds * 1000, 1)}
 
     def verify(self, ctx: Context) -> None:
-        if live_endpoints(ctx) is None or not self._serving(ctx):
+        if live_endpoint(ctx) is None or not self._serving(ctx):
             raise VerifyFailed("the load balancer does not reach a ready Triton")
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        found = live_endpoints(ctx)
-        return {"endpoint": found[0], "grpc_endpoint": found[1]} if found else {}
+        found = live_endpoint(ctx)
+        return {"endpoint": found} if found else {}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.eks import cluster_running
-        from radstream.kube.apply import delete, get, kube_api
-        from radstream.kube.manifests import SERVICE
 
         if not cluster_running(ctx.client("eks"), ctx.config.cluster_name):
             return  # phase 0 sweeps what a gone cluster left behind
+        self._delete(ctx)
+
+    def _delete(self, ctx: Context) -> None:
+        from radstream.kube.apply import delete, get, kube_api
+        from radstream.kube.manifests import SERVICE
+
         api, namespace = kube_api(ctx), ctx.config.triton.namespace
         # The Service object stays until its load balancer is released, so waiting for it waits for both.
         if delete(api, "Service", SERVICE, namespace):
@@ -170,7 +275,7 @@ class EndpointStep(Step):
 class ExposePhase(Phase):
     number = PHASE
     name = "expose"
-    summary = "LoadBalancer Service, health, model ready and one real inference"
+    summary = "TLS certificate in ACM, internal LoadBalancer Service, health, model ready and one real inference over HTTPS"
 
     def steps(self, ctx: Context) -> list[Step]:
-        return [EndpointStep()]
+        return [CertificateStep(), EndpointStep()]

@@ -1,6 +1,9 @@
 """Phase 4: wire the pipeline to Triton and prove it with one study.
 
-The endpoint reaches the pipeline through the invoke_inference Lambda's environment (INFERENCE_ENDPOINT);
+The endpoint reaches the pipeline through the invoke_inference Lambda's environment (INFERENCE_ENDPOINT),
+with the deployment CA's certificate it verifies Triton's TLS certificate against (INFERENCE_CA_PEM:
+an ECDSA CA certificate is about 600 bytes, well inside the 4 KB Lambda allows for all variables,
+and an environment change needs no new package);
 the state machine calls that Lambda by ARN and embeds no endpoint, so its definition stays the one
 phase 0 owns (changing it here would make phase 0 see drift and undo it). The proof is a real
 study: a generated PNG and its JSON sidecar uploaded under incoming/, the execution EventBridge
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 
 PHASE = 4
 ENDPOINT_VARIABLE = "INFERENCE_ENDPOINT"
+CA_VARIABLE = "INFERENCE_CA_PEM"
 
 EXECUTION_START_TIMEOUT_S = 120
 EXECUTION_TIMEOUT_S = 600
@@ -35,6 +39,11 @@ def _endpoint(ctx: Context) -> str:
     if not endpoint:
         raise RadstreamError("phase 3 has not recorded the Triton endpoint", hint="run phase 3 first (radstream phase run 3)")
     return endpoint
+
+
+def _wiring(ctx: Context) -> dict[str, str | None]:
+    """The invoke Lambda's variables: the endpoint and, for TLS, the CA that signed its certificate."""
+    return {ENDPOINT_VARIABLE: _endpoint(ctx), CA_VARIABLE: ctx.outputs(3).get("ca_certificate")}
 
 
 def _function(ctx: Context) -> str:
@@ -63,20 +72,22 @@ def probe_sidecar(study_id: str) -> bytes:
 
 class InferenceEndpointStep(Step):
     name = "invoke-inference-endpoint"
-    description = f"give the invoke_inference Lambda the Triton endpoint ({ENDPOINT_VARIABLE})"
+    description = f"give the invoke_inference Lambda the Triton endpoint ({ENDPOINT_VARIABLE}) and its CA ({CA_VARIABLE})"
 
     def check(self, ctx: Context) -> bool:
         from radstream.aws.wiring import function_environment
 
-        return function_environment(ctx.client("lambda"), _function(ctx)).get(ENDPOINT_VARIABLE) == _endpoint(ctx)
+        current = function_environment(ctx.client("lambda"), _function(ctx))
+        return all(current.get(k) == v for k, v in _wiring(ctx).items())
 
     def plan(self, ctx: Context) -> list[Change]:
-        return [Change("update", "lambda function", _function(ctx), f"{ENDPOINT_VARIABLE}={_endpoint(ctx)}")]
+        ca = f"; {CA_VARIABLE}=<the deployment's CA certificate>" if _wiring(ctx)[CA_VARIABLE] else ""
+        return [Change("update", "lambda function", _function(ctx), f"{ENDPOINT_VARIABLE}={_endpoint(ctx)}{ca}")]
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.wiring import set_function_environment
 
-        set_function_environment(ctx.client("lambda"), _function(ctx), {ENDPOINT_VARIABLE: _endpoint(ctx)})
+        set_function_environment(ctx.client("lambda"), _function(ctx), _wiring(ctx))
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
         return {"wired_endpoint": _endpoint(ctx)}
@@ -90,7 +101,7 @@ class InferenceEndpointStep(Step):
         from radstream.aws.wiring import set_function_environment
 
         try:
-            set_function_environment(ctx.client("lambda"), _function(ctx), {ENDPOINT_VARIABLE: None})
+            set_function_environment(ctx.client("lambda"), _function(ctx), {ENDPOINT_VARIABLE: None, CA_VARIABLE: None})
         except Exception as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise

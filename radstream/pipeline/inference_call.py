@@ -6,6 +6,11 @@ bytes; JSON tensors are 30-50 times slower). The output is asked for through Tri
 classification extension, which returns "probability:index:label" for every class, so the labels
 come from the model's own label file and cannot drift from the model.
 
+TLS: an https:// endpoint is verified against `ca_pem`, the deployment's CA (phase 4 sets
+INFERENCE_CA_PEM), never the system's store; a certificate from any other CA fails the handshake,
+which is retried and then raised as InferenceUnavailable. A plaintext http:// endpoint is refused
+unless it is loopback (a tensor on 127.0.0.1 crosses no network): InferenceNotWired, not retried.
+
 Failures worth retrying (no answer, timeouts, 5xx, 429, the model not loaded or not ready yet) are
 retried here with exponential backoff and then raised as InferenceUnavailable, which the state
 machine retries again; a request the server refuses is InvalidModelOutput and is not retried.
@@ -14,12 +19,15 @@ machine retries again; a request the server refuses is InvalidModelOutput and is
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from radstream.pipeline.errors import (
     InferenceNotWired,
@@ -68,7 +76,31 @@ def base_url(endpoint: str | None) -> str:
         )
     if "://" not in endpoint:
         endpoint = f"http://{endpoint}"
-    return endpoint.rstrip("/")
+    endpoint = endpoint.rstrip("/")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https"):
+        raise InferenceNotWired(f"the inference endpoint {endpoint} is neither https:// nor http://")
+    if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+        raise InferenceNotWired(
+            f"refusing the plaintext inference endpoint {endpoint}: radiograph tensors must not cross a network "
+            "unencrypted; run phase 3 and 4 again (`radstream up`) to wire the https:// endpoint")
+    return endpoint
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_context(ca_pem: str | None) -> ssl.SSLContext:
+    """Verifies the server's certificate and name against `ca_pem` only (None: the system's CAs)."""
+    context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def infer(
@@ -80,10 +112,13 @@ def infer(
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF_S,
     deadline: float | None = None,
+    ca_pem: str | None = None,
 ) -> InferenceOutcome:
     """Probabilities per label for one uint8 [1, H, W] tensor. `deadline` is a time.monotonic()
-    value (the Lambda's remaining time) that no attempt or backoff may run past."""
+    value (the Lambda's remaining time) that no attempt or backoff may run past; `ca_pem` is the CA
+    an https:// endpoint's certificate must chain to."""
     url = base_url(endpoint)
+    context = tls_context(ca_pem) if url.startswith("https://") else None
     batch = tensor[None, ...]
     attempts, last = 0, ""
     while True:
@@ -92,8 +127,8 @@ def infer(
             break
         attempts += 1
         try:
-            signature = _signature(url, model, max(budget, _MIN_ATTEMPT_S))
-            return _infer_once(url, model, batch, signature, max(budget, _MIN_ATTEMPT_S))
+            signature = _signature(url, model, max(budget, _MIN_ATTEMPT_S), context)
+            return _infer_once(url, model, batch, signature, max(budget, _MIN_ATTEMPT_S), context)
         except _Retryable as exc:
             last = str(exc)
         pause = backoff * 2 ** (attempts - 1)
@@ -103,11 +138,11 @@ def infer(
     raise InferenceUnavailable(f"Triton at {url} did not answer for model '{model}' after {attempts} attempt(s): {last}")
 
 
-def _signature(url: str, model: str, timeout: float) -> tuple[str, str, int, bool]:
+def _signature(url: str, model: str, timeout: float, context: ssl.SSLContext | None) -> tuple[str, str, int, bool]:
     """Input name, output name, class count and trained flag, read once from the model config."""
     key = (url, model)
     if key not in _signatures:
-        config = json.loads(_request(f"{url}/v2/models/{model}/config", None, {}, timeout))
+        config = json.loads(_request(f"{url}/v2/models/{model}/config", None, {}, timeout, context))
         try:
             output = config["output"][0]
             classes = int(output["dims"][-1])
@@ -119,7 +154,8 @@ def _signature(url: str, model: str, timeout: float) -> tuple[str, str, int, boo
     return _signatures[key]
 
 
-def _infer_once(url: str, model: str, batch: np.ndarray, signature: tuple[str, str, int, bool], timeout: float) -> InferenceOutcome:
+def _infer_once(url: str, model: str, batch: np.ndarray, signature: tuple[str, str, int, bool], timeout: float,
+                context: ssl.SSLContext | None) -> InferenceOutcome:
     input_name, output_name, classes, trained = signature
     data = batch.tobytes()
     header = json.dumps({
@@ -128,7 +164,7 @@ def _infer_once(url: str, model: str, batch: np.ndarray, signature: tuple[str, s
         "outputs": [{"name": output_name, "parameters": {"classification": classes, "binary_data": False}}],
     }).encode()
     headers = {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"}
-    raw = _request(f"{url}/v2/models/{model}/infer", header + data, headers, timeout)
+    raw = _request(f"{url}/v2/models/{model}/infer", header + data, headers, timeout, context)
     try:
         answer = json.loads(raw)
         output = next(o for o in answer["outputs"] if o["name"] == output_name)
@@ -152,10 +188,11 @@ def parse_classification(entries: list[Any]) -> dict[str, float]:
     return probabilities
 
 
-def _request(url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> bytes:
+def _request(url: str, body: bytes | None, headers: dict[str, str], timeout: float,
+             context: ssl.SSLContext | None) -> bytes:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
@@ -163,5 +200,5 @@ def _request(url: str, body: bytes | None, headers: dict[str, str], timeout: flo
         if exc.code in (404, 429) or exc.code >= 500 or "not at ready state" in detail or "unknown model" in detail:
             raise _Retryable(f"HTTP {exc.code} {detail}") from None
         raise InvalidModelOutput(f"Triton refused the request (HTTP {exc.code}): {detail}") from None
-    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError) as exc:
         raise _Retryable(f"{type(exc).__name__}: {exc}") from None

@@ -28,7 +28,9 @@ Service is Triton's when its selector selects a Triton pod or itself asks for
 with one `ports` entry per Service port, in the Service's port order: a Service port whose target is
 Triton's HTTP port (8000, or a port named `http`) gets the local Triton's HTTP port, one targeting
 gRPC (8001 / `grpc`) its gRPC port; any other keeps its own number and carries
-`"error": "NoLocalEndpoint"`. The convention for clients, true on EKS too (where `ports` is absent):
+`"error": "NoLocalEndpoint"`. A port the load balancer terminates TLS on (ssl-cert and ssl-ports)
+leads instead to the nginx front the cloud controller runs for its HTTPS listener, itself proxying
+to the local Triton; until that front listens the Service gets no ingress. The convention for clients, true on EKS too (where `ports` is absent):
 Service port i is reached at <ip, else hostname>:<ports[i].port if ports is present else the Service
 port> — the HTTP endpoint URL is http://<ip or hostname>:<ports[0].port, or 80> when HTTP is the
 first port. The local Triton runs from the sandbox's start, whether Triton pods exist or not."""
@@ -44,11 +46,13 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from radstream.inference.model import MODEL_NAME
+from radstream.kube.manifests import is_ssl_port
 from radstream.sandbox.cloud_controller import CloudController
+from radstream.sandbox.tls_front import TlsFronts
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +267,11 @@ class TritonBridge:
     """Kubelet hooks: Triton pods follow the local Triton's model readiness and show its log, and
     their LoadBalancer Services get an ingress reaching it. `published` is the daemon's endpoint map, read at call time."""
 
-    def __init__(self, store: Any, published: Mapping[str, str], model_name: str = MODEL_NAME) -> None:
+    def __init__(self, store: Any, published: Mapping[str, str], model_name: str = MODEL_NAME,
+                 tls_port: Callable[[Obj, int, int], int | None] | None = None) -> None:
         self.store, self.published, self.model_name = store, published, model_name
+        # (service, service port, local upstream port) -> where its load balancer terminates TLS, if it does
+        self.tls_port = tls_port
         self._ready = False
         self._failures = 0
         self._checked_at = float("-inf")
@@ -329,8 +336,13 @@ class TritonBridge:
             target = port.get("targetPort", port["port"])
             if isinstance(target, str):
                 target = int(target) if target.isdigit() else named.get(target, TRITON_PORT_NAMES.get(target))
-            entry: Obj = {"port": local.get(target) or port["port"], "protocol": port.get("protocol", "TCP")}
-            if local.get(target) is None:
+            upstream = local.get(target)
+            if upstream is not None and is_ssl_port(service, port):
+                upstream = self.tls_port(service, port["port"], upstream) if self.tls_port else None
+                if upstream is None:
+                    return None  # its TLS listener is not serving yet: no address that would fail the handshake
+            entry: Obj = {"port": upstream or port["port"], "protocol": port.get("protocol", "TCP")}
+            if upstream is None:
                 entry["error"] = "NoLocalEndpoint"
             ports.append(entry)
         # The load balancer's DNS name does not resolve here: `ip` (preferred by clients) is where it leads.
@@ -347,9 +359,10 @@ class SandboxKubernetes:
     name = "kubernetes"
 
     def __init__(self, published: Mapping[str, str], region: str, ca_dir: Path | None = None,
-                 sync_interval: float = SYNC_INTERVAL) -> None:
+                 sync_interval: float = SYNC_INTERVAL, tls_dir: Path | None = None) -> None:
         self.published, self.region, self.sync_interval = published, region, sync_interval
-        self.ca_dir = ca_dir
+        self.ca_dir, self.tls_dir = ca_dir, tls_dir
+        self.fronts: TlsFronts | None = None
         self.emulator: Any = None
         self.sync: EksSync | None = None
 
@@ -360,10 +373,11 @@ class SandboxKubernetes:
 
         lifetime = float(os.environ.get(TOKEN_SECONDS_ENV) or EKS_TOKEN_LIFETIME_SECONDS)
         self.emulator = KubeEmulator(region=self.region, token_seconds=lifetime, ca_dir=self.ca_dir)
-        cloud = CloudController(self.published["aws_endpoint"], self.region)
+        self.fronts = TlsFronts(self.tls_dir) if self.tls_dir else None
+        cloud = CloudController(self.published["aws_endpoint"], self.region, self.fronts)
         self.emulator.kubelet.load_balancer_hook = cloud.provision
         self.emulator.kubelet.load_balancer_release_hook = cloud.release
-        TritonBridge(self.emulator.store, self.published).install(self.emulator.kubelet)
+        TritonBridge(self.emulator.store, self.published, tls_port=cloud.tls_port).install(self.emulator.kubelet)
         endpoints = self.emulator.start()
         self.sync = EksSync(self.emulator, self.published["aws_endpoint"], self.region, self.sync_interval)
         self.sync.start()
@@ -375,3 +389,5 @@ class SandboxKubernetes:
             self.sync.stop()
         if self.emulator is not None:
             self.emulator.stop()
+        if self.fronts is not None:
+            self.fronts.stop()  # the load balancers' nginx processes: never left running

@@ -35,6 +35,8 @@ class Target(ABC):
     query_engine: str  # "athena" or "duckdb"
     has_cost_explorer: bool
     lambda_layer_python: str  # the Python the Lambda layer's wheels are built for
+    # Names beyond the load balancer's that Triton's TLS certificate must also carry (DNS, IP).
+    tls_extra_names: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded, self.settings, self.state_dir = loaded, loaded.settings, loaded.state_dir

@@ -24,6 +24,8 @@ class SandboxTarget(Target):
     has_cost_explorer = False
     # The sandbox's functions run in this interpreter, so the layer's wheels must load here.
     lambda_layer_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # The load balancer's ingress is 127.0.0.1 here (radstream.sandbox.cluster), so clients connect by IP.
+    tls_extra_names = (("localhost",), ("127.0.0.1",))
 
     @cached_property
     def endpoints(self) -> dict[str, Any]:

@@ -129,13 +129,13 @@ def test_phase3_endpoint_answers_a_real_inference(first_run: dict[str, Any]):
     from radstream.phases.p3_expose import smoke_input
 
     outputs = first_run["ctx"].state.outputs(3)
-    assert outputs["endpoint"].startswith("http://127.0.0.1:")
+    assert outputs["endpoint"].startswith("https://127.0.0.1:")
     assert outputs["smoke_test"]["probabilities"] == 14
-    with TritonClient(outputs["endpoint"]) as client:
+    ca = first_run["ctx"].state_dir / "tls" / "ca.crt"
+    with TritonClient(outputs["endpoint"], ca_file=str(ca)) as client:
         probabilities = client.infer(smoke_input())
     assert probabilities.shape == (1, 14) and np.all((probabilities >= 0) & (probabilities <= 1))
-    with TritonClient(outputs["grpc_endpoint"], protocol="grpc") as client:
-        assert client.is_model_ready()
+    assert "grpc_endpoint" not in outputs  # gRPC would cross the load balancer in the clear: not exposed
 
 
 def test_second_run_makes_no_mutation(project: Path, first_run: dict[str, Any]):

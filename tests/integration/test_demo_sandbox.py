@@ -111,6 +111,48 @@ def test_the_aws_cli_finds_every_function_s_invocations_in_its_log_group(project
         assert starts and starts == reports, group
 
 
+def test_a_triton_certificate_from_another_ca_quarantines_the_study_as_unavailable(project, first_demo, tmp_path):
+    import time
+
+    import boto3
+
+    from radstream.certificates import ensure
+    from radstream.phases.p4_wiring import CA_VARIABLE, probe_png, probe_sidecar
+
+    endpoint = json.loads((project / ".radstream" / "sandbox.json").read_text())["aws_endpoint"]
+    lam = boto3.client("lambda", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    function = f"{DEPLOYMENT}-invoke-inference"
+    wired = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    assert wired["INFERENCE_ENDPOINT"].startswith("https://") and "BEGIN CERTIFICATE" in wired[CA_VARIABLE]
+    other = ensure(tmp_path / "other", "other-ca", "other", ips=("127.0.0.1",)).ca_cert.read_text()
+    images, results = first_demo["outputs"]["buckets"]["images"], first_demo["outputs"]["buckets"]["results"]
+    study = "wrong-ca-study"
+
+    def set_ca(pem: str) -> None:
+        lam.update_function_configuration(FunctionName=function, Environment={"Variables": {**wired, CA_VARIABLE: pem}})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=function)
+
+    set_ca(other)
+    try:
+        s3(project).put_object(Bucket=images, Key=f"incoming/{study}.json", Body=probe_sidecar(study))
+        s3(project).put_object(Bucket=images, Key=f"incoming/{study}.png", Body=probe_png())
+        started, reason = time.monotonic(), None
+        while reason is None and time.monotonic() - started < 300:
+            try:
+                reason = read_json(project, results, f"failed/{study}/reason.json")
+            except Exception:
+                time.sleep(1)
+    finally:
+        set_ca(wired[CA_VARIABLE])
+    assert reason is not None, "the study never got a failure record"
+    assert (reason["stage"], reason["error_type"]) == ("inference", "InferenceUnavailable")
+    assert "CERTIFICATE_VERIFY_FAILED" in reason["message"] and reason["input_key"] == f"incoming/{study}.png"
+    assert reason["copied"]  # nothing lost: the original is kept next to its reason
+    s3(project).head_object(Bucket=results, Key=f"failed/{study}/{study}.png")
+    print(f"\nwrong CA: quarantined after {time.monotonic() - started:.1f} s: {reason['message'][:160]}")
+
+
 def test_a_second_demo_changes_nothing(project, first_demo):
     again = cli(project, "demo", "--yes", "--json")
     assert again.code == 0, again.stderr[-3000:]

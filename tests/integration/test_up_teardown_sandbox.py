@@ -101,9 +101,51 @@ def test_up_from_nothing_brings_phases_0_to_5_up_with_their_outputs(project: Pat
     code, status, _ = radstream(project, "status")
     assert code == 0
     outputs = status["outputs"]
-    assert outputs["endpoint"].startswith("http://")
+    assert outputs["endpoint"].startswith("https://127.0.0.1:")
     assert outputs["state_machine_arn"].endswith(f":stateMachine:{DEPLOYMENT}-pipeline")
     assert set(outputs["buckets"]) == {"images", "results", "telemetry", "artifacts"}
+
+
+def test_triton_is_behind_an_internal_load_balancer_whose_tls_a_plain_tritonclient_verifies(
+        project: Path, first_up: dict[str, Any], tmp_path: Path):
+    import numpy as np
+    import onnxruntime as ort
+    import tritonclient.http as httpclient
+    from gevent.ssl import create_default_context
+
+    from radstream.certificates import ensure
+    from radstream.resources import model_repository
+
+    _, status, _ = radstream(project, "status")
+    address = status["outputs"]["endpoint"].removeprefix("https://")
+    (balancer,) = aws(project, "elb").describe_load_balancers()["LoadBalancerDescriptions"]
+    assert balancer["Scheme"] == "internal"
+    (listener,) = [d["Listener"] for d in balancer["ListenerDescriptions"]]
+    assert (listener["Protocol"], listener["LoadBalancerPort"]) == ("HTTPS", 443)  # moto echoes no InstanceProtocol
+    assert listener["SSLCertificateId"] == status["outputs"]["certificate_arn"]
+
+    images = np.random.default_rng(3).integers(0, 256, (2, 1, 224, 224), dtype=np.uint8)
+    session = ort.InferenceSession(str(model_repository(project / ".radstream") / "radstream_cxr" / "1" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"image": images})[0]
+
+    def infer(ca: Path) -> Any:
+        client = httpclient.InferenceServerClient(address, ssl=True, ssl_options={"ca_certs": str(ca)},
+                                                  ssl_context_factory=create_default_context)
+        try:
+            tensor = httpclient.InferInput("image", list(images.shape), "UINT8")
+            tensor.set_data_from_numpy(images, binary_data=True)
+            return client.infer("radstream_cxr", [tensor],
+                                outputs=[httpclient.InferRequestedOutput("probabilities", binary_data=True)])
+        finally:
+            client.close()
+
+    probabilities = infer(project / ".radstream" / "tls" / "ca.crt").as_numpy("probabilities")
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5, rtol=0)
+    print(f"\nover TLS through the load balancer: {probabilities.shape} probabilities, max |diff| "
+          f"{np.abs(probabilities - expected).max():.2e} from onnxruntime")
+    with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+        infer(ensure(tmp_path / "other", "other-ca", "other", ips=("127.0.0.1",)).ca_cert)
 
 
 def test_nodes_launch_from_a_template_that_tags_their_instances_and_volumes(project: Path, first_up: dict[str, Any]):

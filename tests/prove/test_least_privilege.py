@@ -241,12 +241,22 @@ def test_no_secret_in_state_logs_or_cli_output_of_an_up(reference):
     assert stat.S_IMODE((reference.state_dir / "sandbox.json").stat().st_mode) == 0o600
     secrets = [info["kubernetes_access_key_id"].encode()]
     secrets += [os.environ[k].encode() for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if os.environ.get(k)]
+    # The deployment's TLS keys (Triton's and its CA's), whose PEM body could be printed without its header.
+    tls_keys = [reference.state_dir / "tls" / name for name in ("server.key", "ca.key")]
+    assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in tls_keys)
+    assert stat.S_IMODE((reference.state_dir / "tls").stat().st_mode) == 0o700
+    secrets += [b"".join(k.read_bytes().splitlines()[1:-1]) for k in tls_keys]
+    secrets += [line for k in tls_keys for line in k.read_bytes().splitlines()[1:-1]]
 
     texts: dict[str, bytes] = {"up stdout": reference.up.stdout.encode(), "up stderr": reference.up.stderr.encode()}
     for args in (("status", "--json"), ("status", "--refresh", "--json"), ("sandbox", "status", "--json"),
                  ("phase", "list", "--json"), ("plan", "--json"), ("up", "--yes", "--json", "-vv")):
         result = run(reference.project, *args)
         texts[" ".join(args)] = (result.stdout + result.stderr).encode()
+    rendered = reference.project / "rendered"
+    result = run(reference.project, "render", "--out", str(rendered))
+    assert result.code == 0, result.stderr[-2000:]
+    texts.update({f"render {p.relative_to(rendered)}": p.read_bytes() for p in rendered.rglob("*") if p.is_file()})
     # The state (and its backup) and every log the sandbox and its Lambdas wrote. sandbox.json is
     # where the token lives (0600, checked above); caches hold third-party code, not our output.
     files = [reference.state_dir / "state.json", reference.state_dir / "state.json.bak",
@@ -260,6 +270,7 @@ def test_no_secret_in_state_logs_or_cli_output_of_an_up(reference):
         return hits + [m.group(0)[:24].decode(errors="replace") + "…" for p in SECRET_PATTERNS for m in p.finditer(text)]
 
     assert found((reference.state_dir / "sandbox.json").read_bytes()), "the scan must see the token where it lives"
+    assert found(tls_keys[0].read_bytes()[40:]), "the scan must see Triton's key where it lives, even headless"
     leaks = {name: hits for name, text in texts.items() if (hits := found(text))}
     print(f"\nsecret scan: {len(texts)} outputs and files, {sum(map(len, texts.values())) // 1024} KiB, "
           f"{len(leaks)} with a secret")
@@ -312,5 +323,6 @@ def test_sandbox_servers_listen_on_loopback_only(reference):
             if match and int(match.group(1)) in listening:
                 bound[listening[int(match.group(1))]] = pid
     print(f"\nsandbox: {len(bound)} listening sockets in {len(_process_tree(daemon_pid))} processes")
-    assert len(bound) >= 5  # moto, the Kubernetes API, the registry, Triton HTTP and gRPC at least
+    assert len(bound) >= 6  # moto, the Kubernetes API, the registry, Triton HTTP and gRPC, nginx at least
+    assert any(Path(f"/proc/{pid}/comm").read_text().strip() == "nginx" for pid in bound.values())
     assert [a for a in bound if a.split(":")[0] not in LOOPBACK_HEX] == []

@@ -103,14 +103,16 @@ def test_autoscaler_targets_the_deployment_at_70_percent_cpu():
     assert spec["metrics"][0]["resource"] == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
 
 
-def test_service_is_a_load_balancer_from_80_to_8000_and_grpc():
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+
+
+def test_service_is_a_load_balancer_from_443_to_8000_only():
     cfg = config(triton={"namespace": "serving"})
-    svc = manifests.service(cfg, TEMPLATES)
+    svc = manifests.service(cfg, TEMPLATES, CERTIFICATE)
     assert svc["metadata"]["namespace"] == "serving"
     assert svc["spec"]["type"] == "LoadBalancer"
     assert svc["spec"]["selector"] == manifests.selector(cfg)
-    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == \
-        [("http", 80, 8000), ("grpc", 8001, 8001)]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("https", 443, 8000)]
 
 
 def test_namespace_enforces_the_restricted_pod_security_standard():
@@ -129,16 +131,16 @@ def test_device_plugin_runs_on_the_gpu_nodegroup_only():
 
 @pytest.mark.parametrize(("status", "expected"), [
     ({}, None),
-    ({"loadBalancer": {"ingress": [{"hostname": "a1.elb.amazonaws.com"}]}},
-     ("http://a1.elb.amazonaws.com:80", "a1.elb.amazonaws.com:8001")),
-    ({"loadBalancer": {"ingress": [{"hostname": "127.0.0.1", "ports": [{"port": 41000}, {"port": 41001}]}]}},
-     ("http://127.0.0.1:41000", "127.0.0.1:41001")),
-    ({"loadBalancer": {"ingress": [{"ip": "10.0.0.5", "ports": [{"port": 41000}]}]}},
-     ("http://10.0.0.5:41000", "10.0.0.5:8001")),
+    ({"loadBalancer": {"ingress": [{"hostname": "internal-a1.elb.amazonaws.com"}]}},
+     "https://internal-a1.elb.amazonaws.com:443"),
+    ({"loadBalancer": {"ingress": [{"hostname": "127.0.0.1", "ports": [{"port": 41000}]}]}},
+     "https://127.0.0.1:41000"),
+    ({"loadBalancer": {"ingress": [{"ip": "10.0.0.5", "hostname": "a1", "ports": [{"port": 41000}]}]}},
+     "https://10.0.0.5:41000"),
 ])
-def test_endpoints_from_the_load_balancer_status(status, expected):
-    svc = manifests.service(config(), TEMPLATES) | {"status": status}
-    assert manifests.endpoints(svc) == expected
+def test_endpoint_from_the_load_balancer_status(status, expected):
+    svc = manifests.service(config(), TEMPLATES, CERTIFICATE) | {"status": status}
+    assert manifests.endpoint(svc) == expected
 
 
 def test_contains_ignores_server_defaults_but_not_changed_values():

@@ -90,7 +90,7 @@ def deploy_leftovers_of_phases_0_to_3(ctx: Context) -> None:
               {"Key": "kubernetes.io/service-name", "Value": "radstream/triton-svc"}])
     api = kube_api(ctx)
     apply(api, namespace(ctx.config, template_dir(ctx.root)))
-    apply(api, service(ctx.config, template_dir(ctx.root)))
+    apply(api, service(ctx.config, template_dir(ctx.root), "arn:aws:acm:us-east-1:123456789012:certificate/abc"))
     ctx.wait("the node of cpu-ng", lambda: cpu_nodes(ctx), timeout=20, interval=0.1)
 
 
