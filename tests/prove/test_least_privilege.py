@@ -246,7 +246,9 @@ def test_no_secret_in_state_logs_or_cli_output_of_an_up(reference):
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in tls_keys)
     assert stat.S_IMODE((reference.state_dir / "tls").stat().st_mode) == 0o700
     secrets += [b"".join(k.read_bytes().splitlines()[1:-1]) for k in tls_keys]
-    secrets += [line for k in tls_keys for line in k.read_bytes().splitlines()[1:-1]]
+    # Line by line too, but only the two body lines that hold the private scalar: a P-256 PKCS#8 key's
+    # last line is its public point, which the (public) certificates contain as well.
+    secrets += [line for k in tls_keys for line in k.read_bytes().splitlines()[1:3]]
 
     texts: dict[str, bytes] = {"up stdout": reference.up.stdout.encode(), "up stderr": reference.up.stderr.encode()}
     for args in (("status", "--json"), ("status", "--refresh", "--json"), ("sandbox", "status", "--json"),
