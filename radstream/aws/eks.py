@@ -54,27 +54,33 @@ def _zones_offering(ec2: Any, instance_type: str, zones: list[str]) -> set[str]:
     return offered
 
 
-def cluster_subnets(ec2: Any, subnet_ids: list[str], instance_type: str) -> dict[str, str]:
-    """Subnet ID -> zone name for a new cluster and its nodes. Configured subnets are refused when
-    EKS or the node instance type cannot use one of their zones; the default VPC's lose those zones."""
-    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"] if subnet_ids else _default_vpc_subnets(ec2)
+def unusable_zones(ec2: Any, zones: list[str], instance_type: str) -> dict[str, str]:
+    """Zone name -> why neither EKS nor a node of `instance_type` can be placed there."""
     zone_ids = {z["ZoneName"]: z["ZoneId"] for z in ec2.describe_availability_zones()["AvailabilityZones"]}
-    zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
-    offered = _zones_offering(ec2, instance_type, sorted(set(zones.values())))
+    offered = _zones_offering(ec2, instance_type, zones)
     unusable = {}
-    for zone in sorted(set(zones.values())):
+    for zone in zones:
         if zone_ids.get(zone) in UNSUPPORTED_ZONE_IDS:
             unusable[zone] = f"EKS does not support {zone} ({zone_ids[zone]})"
         elif zone not in offered:
             unusable[zone] = f"{instance_type} is not offered in {zone}"
+    return unusable
+
+
+def cluster_subnets(ec2: Any, subnet_ids: list[str], instance_type: str) -> dict[str, str]:
+    """Subnet ID -> zone name for a new cluster and its nodes. Configured subnets are refused when
+    EKS or the node instance type cannot use one of their zones; the default VPC's lose those zones."""
+    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"] if subnet_ids else _default_vpc_subnets(ec2)
+    zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+    unusable = unusable_zones(ec2, sorted(set(zones.values())), instance_type)
     if subnet_ids and unusable:
-        raise RadstreamError("cluster.subnet_ids cannot be used: " + "; ".join(unusable.values()),
+        raise RadstreamError("network.subnet_ids cannot be used: " + "; ".join(unusable.values()),
                              hint="choose subnets in other zones, or another nodegroup.instance_type")
     usable = {subnet: zone for subnet, zone in sorted(zones.items()) if zone not in unusable}
     if len(set(usable.values())) < 2:
         why = "; ".join(unusable.values()) or "they span fewer zones"
         raise RadstreamError(f"EKS needs subnets in two availability zones, and only {len(set(usable.values()))} "
-                             f"can be used ({why})", hint="set cluster.subnet_ids, or another nodegroup.instance_type")
+                             f"can be used ({why})", hint="set network.subnet_ids, or another nodegroup.instance_type")
     return usable
 
 
@@ -144,7 +150,7 @@ def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str]) 
         kept = sorted(subnet for subnet, zone in subnets.items() if zone in valid)
         if len({subnets[s] for s in kept}) < 2:
             raise RadstreamError(f"EKS refused the zones of cluster {request['name']}: {exc}",
-                                 hint=f"set cluster.subnet_ids to subnets in two of {sorted(valid)}") from exc
+                                 hint=f"set network.subnet_ids to subnets in two of {sorted(valid)}") from exc
         create(kept)
 
 

@@ -104,7 +104,9 @@ def install() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    from radstream.sandbox import eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation, tagging_lag
+    from radstream.sandbox import (
+        eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation, tagging_lag, vpc_parity,
+    )
 
     _wrap(StepFunctionsParserBackend, "start_execution", unnamed_executions_get_a_uuid)
     _wrap(S3Response, "get_bucket_notification", bucket_notification_reports_eventbridge)
@@ -114,5 +116,6 @@ def install() -> None:
     glue_crawler_role.install(_wrap)
     iam_enforcement.install(_wrap)
     eks_parity.install(_wrap)
+    vpc_parity.install(_wrap)
     iam_simulate.install()
     tagging_lag.install(_wrap)
