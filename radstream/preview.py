@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 def facts(ctx: Context) -> Facts:
     from radstream.aws.lambda_ import newest_layer_version
     from radstream.inference.image import model_layer
+    from radstream.phases.p0_foundation import function_vpc
     from radstream.phases.p2_triton import model_repository, pushed_image, registry
 
     repository = model_repository(ctx)
     image = pushed_image(ctx) or f"{registry(ctx).repository}:{model_layer(repository).tag}"
-    return Facts(image, newest_layer_version(ctx.client("lambda"), ctx.names.lambda_layer), repository)
+    return Facts(image, newest_layer_version(ctx.client("lambda"), ctx.names.lambda_layer), repository,
+                 function_vpc(ctx))
 
 
 def render_project(config_path: Path | None, target: str | None, out: Path, verbose: int = 0) -> dict[str, Any]:

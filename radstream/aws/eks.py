@@ -121,8 +121,23 @@ def is_owned(resource: dict[str, Any], deployment: str) -> bool:
     return (resource.get("tags") or {}).get(TAG_DEPLOYMENT) == deployment
 
 
-def cluster_drift(eks: Any, name: str, tags: dict[str, str]) -> list[str]:
-    """"missing" when absent (or being deleted); "replace: ..." for an owned cluster in FAILED."""
+def endpoint_access(public_access_cidrs: list[str]) -> dict[str, Any]:
+    """The API endpoint: private inside the VPC (nodes and Lambdas never leave it), public only to
+    the operator's addresses."""
+    return {"endpointPrivateAccess": True, "endpointPublicAccess": True, "publicAccessCidrs": sorted(public_access_cidrs)}
+
+
+def _access_drift(cluster: dict[str, Any], access: dict[str, Any]) -> list[str]:
+    config = cluster.get("resourcesVpcConfig") or {}
+    # EKS's default for publicAccessCidrs is everywhere.
+    current = {key: sorted(config.get(key) or ["0.0.0.0/0"]) if key == "publicAccessCidrs" else config.get(key)
+               for key in access}
+    return [] if current == access else ["endpoint access"]
+
+
+def cluster_drift(eks: Any, name: str, tags: dict[str, str], access: dict[str, Any] | None = None) -> list[str]:
+    """"missing" when absent (or being deleted); "replace: ..." for an owned cluster in FAILED;
+    "endpoint access" when an owned cluster's endpoint differs from `access` (endpoint_access)."""
     cluster = describe_cluster(eks, name)
     if cluster is None or cluster["status"] == "DELETING":
         return ["missing"]
@@ -130,13 +145,13 @@ def cluster_drift(eks: Any, name: str, tags: dict[str, str]) -> list[str]:
         return []  # adopted: someone else's cluster, used as it is
     if cluster["status"] == "FAILED":
         return [f"replace: FAILED ({health_issues(cluster)})"]
-    return ["tags"] if missing(cluster.get("tags", {}), tags) else []
+    drift = ["tags"] if missing(cluster.get("tags", {}), tags) else []
+    return drift + (_access_drift(cluster, access) if access else [])
 
 
-def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str]) -> None:
+def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str], access: dict[str, Any]) -> None:
     def create(subnet_ids: list[str]) -> None:
-        _create(eks.create_cluster, **request, resourcesVpcConfig={
-            "subnetIds": subnet_ids, "endpointPublicAccess": True, "endpointPrivateAccess": True})
+        _create(eks.create_cluster, **request, resourcesVpcConfig={"subnetIds": subnet_ids, **access})
 
     try:
         create(sorted(subnets))
@@ -155,17 +170,24 @@ def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str]) 
 
 
 def ensure_cluster(eks: Any, name: str, *, role_arn: str, tags: dict[str, str],
-                   subnets: dict[str, str] | None = None, version: str | None = None) -> bool:
+                   subnets: dict[str, str] | None = None, version: str | None = None,
+                   access: dict[str, Any] | None = None) -> bool:
     """Start creating the cluster when missing, in `subnets` (subnet ID -> zone name, from
-    cluster_subnets) at `version` (the caller waits for ACTIVE); retag it when its tags drifted."""
-    drift = cluster_drift(eks, name, tags)
+    cluster_subnets) at `version` with `access` (endpoint_access; the caller waits for ACTIVE);
+    retag it when its tags drifted, and update its endpoint access when that did (EKS allows it in
+    place; the cluster is UPDATING for a few minutes)."""
+    access = access or endpoint_access(["0.0.0.0/0"])
+    drift = cluster_drift(eks, name, tags, access)
     if "missing" in drift:
         if not subnets or not version:
             raise ValueError("creating a cluster needs its subnets and version")
         _create_cluster(eks, {"name": name, "version": version, "roleArn": role_arn, "tags": tags,
-                              "accessConfig": ACCESS_CONFIG}, subnets)
-    elif "tags" in drift:
+                              "accessConfig": ACCESS_CONFIG}, subnets, access)
+        return True
+    if "tags" in drift:
         eks.tag_resource(resourceArn=existing_cluster(eks, name)["arn"], tags=tags)
+    if "endpoint access" in drift:
+        eks.update_cluster_config(name=name, resourcesVpcConfig=access)
     return bool(drift)
 
 
