@@ -150,7 +150,7 @@ class NetworkStep(_DriftStep):
     description = ("the private path: VPC, private subnets, NAT gateway or interface endpoints, S3 gateway endpoint, "
                    "the Lambdas' security group")
 
-    def _adopted_groups(self, ctx: Context) -> tuple[str, list[Any]] | None:
+    def _adopted_groups(self, ctx: Context) -> tuple[str, list[Any]]:
         """(VPC ID, wanted groups) when the network is not ours: only the Lambdas' group is."""
         from radstream.aws.network import groups, s3_prefix_list, vpc_of
 
