@@ -14,6 +14,7 @@ from radstream.commands import analytics as analytics_commands
 from radstream.commands import bench as bench_commands
 from radstream.commands import deid as deid_commands
 from radstream.commands import ingest as ingest_commands
+from radstream.commands import kubeconfig as kubeconfig_commands
 from radstream.commands import load as load_commands
 from radstream.commands import model as model_commands
 from radstream.commands import render as render_commands
@@ -33,6 +34,7 @@ app.add_typer(phase_app, name="phase")
 app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(model_commands.app, name="model")
 app.add_typer(bench_commands.app, name="bench")
+app.add_typer(kubeconfig_commands.app, name="kubeconfig")
 app.command("deid")(deid_commands.deid)
 app.command("ingest")(ingest_commands.ingest)
 app.command("load")(load_commands.load)

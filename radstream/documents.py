@@ -93,7 +93,7 @@ def operator_policies(names: Names) -> dict[str, dict[str, Any]]:
     from radstream.aws.operator_policy import POLICY_NAMES, operator_documents
 
     return {name.removesuffix(".json"): document
-            for name, document in zip(POLICY_NAMES, operator_documents(template_variables(names)))}
+            for name, document in zip(POLICY_NAMES, operator_documents(template_variables(names)), strict=True)}
 
 
 def logs_resource_policy(names: Names, root: Path) -> tuple[str, dict[str, Any]]:

@@ -264,7 +264,7 @@ def run_load(
     """Upload each study when it is due, poll for outcomes, and stop by itself once every uploaded
     study has landed, or `drain_s` after the last upload. Ctrl-C stops submitting and drains (still
     bounded by `drain_s`); a second Ctrl-C stops waiting. Whatever has not landed by then is LOST."""
-    records = [StudyRecord(i, sid, offset) for i, (sid, offset) in enumerate(zip(study_ids, schedule.offsets))]
+    records = [StudyRecord(i, sid, offset) for i, (sid, offset) in enumerate(zip(study_ids, schedule.offsets, strict=False))]
     started = clock()
     next_index, stopping, deadline, last_poll = 0, False, None, -math.inf
     interrupted = False

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-
 PRICES_AS_OF = "2025-01-15"
 PRICE_SOURCE = "AWS public on-demand prices, us-east-1, Linux, shared tenancy (USD)"
 HOURS_PER_MONTH = 730  # AWS's own convention for monthly estimates

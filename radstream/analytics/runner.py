@@ -116,7 +116,7 @@ def rows_from_pages(pages: Iterable[Mapping[str, Any]]) -> tuple[list[str], list
                 first = False
                 continue
             first = False
-            rows.append({c: _athena_value(v, t) for c, v, t in zip(columns, texts, types)})
+            rows.append({c: _athena_value(v, t) for c, v, t in zip(columns, texts, types, strict=False)})
     return columns, rows
 
 
@@ -172,7 +172,7 @@ def sync_objects(s3: Any, bucket: str, prefix: str, cache_dir: Path) -> list[Pat
 
     missing = [stem for stem in wanted if stem not in cached]
     with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
-        fetched = dict(zip(missing, pool.map(fetch, missing)))
+        fetched = dict(zip(missing, pool.map(fetch, missing), strict=True))
     return sorted(cached.get(stem) or fetched[stem] for stem in wanted)
 
 
@@ -211,7 +211,7 @@ def run_duckdb(sql: str, files: list[Path], *, table: str) -> QueryResult:
         except duckdb.Error as exc:
             raise QueryError(f"DuckDB could not run the query: {exc}") from None
         columns = [d[0] for d in cursor.description]
-        rows = [{c: _plain(v) for c, v in zip(columns, row)} for row in cursor.fetchall()]
+        rows = [{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
     finally:
         con.close()
     return QueryResult("duckdb", sql, columns, rows, time.monotonic() - started, {"objects": len(files)})

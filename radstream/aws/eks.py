@@ -102,12 +102,14 @@ def existing_cluster(eks: Any, name: str) -> dict[str, Any]:
     return cluster
 
 
-def cluster_api(eks: Any, name: str) -> tuple[str, bytes]:
-    """The cluster's API endpoint and the CA certificate (PEM) it is served with."""
+def cluster_api(eks: Any, name: str) -> tuple[str, str, bytes]:
+    """The cluster's ARN, its API endpoint and the CA certificate (PEM) it is served with."""
     import base64
 
-    cluster = existing_cluster(eks, name)
-    return cluster["endpoint"], base64.b64decode(cluster["certificateAuthority"]["data"])
+    cluster = describe_cluster(eks, name)
+    if cluster is None or not cluster.get("endpoint"):
+        raise RadstreamError(f"the EKS cluster {name} does not exist (yet)", hint="create it with `radstream up`")
+    return cluster["arn"], cluster["endpoint"], base64.b64decode(cluster["certificateAuthority"]["data"])
 
 
 def cluster_running(eks: Any, name: str) -> bool:

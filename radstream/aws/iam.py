@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from radstream.aws import error_code, make_arn
-from radstream.templating import substitute
 from radstream.aws.tags import from_list, missing, to_list
+from radstream.templating import substitute
 
 ROLE_PURPOSES = ("lambda", "sfn", "events", "firehose", "glue-crawler", "eks-cluster", "eks-nodes")
 INLINE_POLICY = "radstream"

@@ -45,7 +45,7 @@ def simulations(document: dict[str, Any]) -> list[dict[str, Any]]:
         values = [_listed(pairs[key]) for pairs in (statement.get("Condition") or {}).values() for key in pairs]
         for combination in product(*values):
             entries = [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
-                       for k, v in zip(keys, combination)]
+                       for k, v in zip(keys, combination, strict=True)]
             requests.append({**base, "ContextEntries": entries} if entries else base)
     return requests
 

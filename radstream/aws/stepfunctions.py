@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from radstream.aws import error_code, make_arn
-from radstream.templating import substitute
 from radstream.aws.propagation import retry_while_role_propagates
 from radstream.aws.tags import from_list, missing, to_list
+from radstream.templating import substitute
 
 # Placeholder in the ASL -> the Lambda (radstream.names.LAMBDA_FUNCTIONS) it stands for.
 FUNCTION_PLACEHOLDERS = {

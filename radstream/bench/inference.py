@@ -88,7 +88,7 @@ def _direct_rows(onnx_path: Path, seconds: float, concurrencies: tuple[int, ...]
     rows = []
     for c in concurrencies:
         batch = np.repeat(_image(), c, axis=0)
-        stats = _measure(1, lambda _i: lambda: len(session.run(None, {name: batch})[0]), seconds)
+        stats = _measure(1, lambda _i, batch=batch: lambda: len(session.run(None, {name: batch})[0]), seconds)
         rows.append({"mode": "onnxruntime", "protocol": "in-process", "dynamic_batching": None, "concurrency": c, **stats})
     return rows
 
@@ -104,7 +104,7 @@ def _triton_rows(repo_dir: Path, work_dir: Path, dynamic_batching: bool, seconds
             for c in concurrencies:
                 clients = [TritonClient(url, protocol) for _ in range(c)]
 
-                def work(i: int) -> Callable[[], int]:
+                def work(i: int, clients: list[TritonClient] = clients) -> Callable[[], int]:
                     image = _image(i)
                     return lambda: len(clients[i].infer(image))
 

@@ -52,9 +52,8 @@ def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]
 
 def options(ctx: typer.Context | None, **local: Any):
     """The root callback's global options merged with the command's own."""
-    from radstream.session import Options
-
     from radstream.runlog import command_line
+    from radstream.session import Options
 
     root = ctx.obj if ctx is not None and isinstance(ctx.obj, Options) else Options()
     merged = root.merged(**local)

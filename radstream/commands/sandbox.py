@@ -11,7 +11,7 @@ from radstream.commands.common import ConfigOpt, JsonOpt, emit, options, run_com
 
 app = typer.Typer(help="The local sandbox: emulated AWS, a Kubernetes API emulator and a real Triton.", no_args_is_help=True)
 
-PUBLIC_KEYS = ("running", "pid", "aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc", "registry",
+PUBLIC_KEYS = ("running", "pid", "aws_endpoint", "kubernetes_endpoint", "kubernetes_ca", "triton_http", "triton_grpc", "registry",
                "base_image", "started_at", "logs")
 
 

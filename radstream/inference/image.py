@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from radstream.errors import ConfigError, RadstreamError
-from radstream.resources import manifest
 from radstream.inference.oci import (
     DOCKER_MANIFEST,
     INDEX_TYPES,
@@ -36,6 +35,7 @@ from radstream.inference.oci import (
     select_platform,
     sha256_digest,
 )
+from radstream.resources import manifest
 
 MODELS_DIR = "models"  # the layer unpacks to /models, where Triton's --model-repository points
 SERVE_CMD = ["tritonserver", f"--model-repository=/{MODELS_DIR}"]

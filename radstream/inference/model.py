@@ -108,7 +108,7 @@ def build_model(labels_count: int = 14, seed: int = SEED) -> Any:
     x = g.node("Cast", [INPUT_NAME], to=TensorProto.FLOAT)
     x = g.node("Concat", [x, x, x], axis=1)
     scale = np.array([1.0 / (255.0 * s) for s in _STD], "float32").reshape(1, 3, 1, 1)
-    shift = np.array([-m / s for m, s in zip(_MEAN, _STD)], "float32").reshape(1, 3, 1, 1)
+    shift = np.array([-m / s for m, s in zip(_MEAN, _STD, strict=True)], "float32").reshape(1, 3, 1, 1)
     x = g.node("Add", [g.node("Mul", [x, g.const("scale", scale)]), g.const("shift", shift)])
 
     x, size = g.conv(x, 3, _STEM_CHANNELS, 3, 2, IMAGE_SIZE)

@@ -81,7 +81,7 @@ def inspect_onnx(onnx_path: Path, num_labels: int) -> Signature:
             "Add a Cast (and your normalisation) at the start of the graph so it takes raw uint8 pixels.",
         )
     fixed = [1, IMAGE_SIZE, IMAGE_SIZE]
-    if len(in_dims) != 4 or any(isinstance(d, int) and d != w for d, w in zip(in_dims[1:], fixed)):
+    if len(in_dims) != 4 or any(isinstance(d, int) and d != w for d, w in zip(in_dims[1:], fixed, strict=True)):
         raise ModelContractError(
             f"input '{inp.name}' has shape {in_dims}; the pipeline sends {want_in}.",
             "Export with a single grey-scale channel at 224x224 (replicate channels inside the graph if needed).",

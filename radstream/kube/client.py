@@ -82,9 +82,8 @@ def api_client(ctx: Context):
     access = ctx.target.kube_access(ctx.client, cluster_name)
     configuration = k8s.Configuration()
     configuration.host = access.host
-    if access.ca_file is not None:
-        configuration.ssl_ca_cert = str(access.ca_file)
-    session = access.token_session or ctx.boto_session
+    configuration.ssl_ca_cert = str(access.ca_file)
+    session = ctx.target.kube_token_session() or ctx.boto_session
     token = BearerToken(lambda: eks_token(session, cluster_name, region))
     configuration.api_key_prefix = {"authorization": "Bearer"}
     configuration.api_key = {"authorization": token.value}

@@ -628,8 +628,15 @@ class ClusterStep(_DriftStep):
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.eks import (
-            admin_policy_arn, cluster_active, cluster_drift, delete_cluster, describe_cluster, ensure_access_entry,
-            ensure_cluster, existing_cluster, is_owned,
+            admin_policy_arn,
+            cluster_active,
+            cluster_drift,
+            delete_cluster,
+            describe_cluster,
+            ensure_access_entry,
+            ensure_cluster,
+            existing_cluster,
+            is_owned,
         )
 
         eks, name, deployment, tags = ctx.client("eks"), ctx.config.cluster_name, ctx.names.deployment, \

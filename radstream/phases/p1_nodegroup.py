@@ -291,9 +291,9 @@ class DevicePluginStep(Step):
         apply(kube_api(ctx), self._manifest(ctx))
 
     def destroy(self, ctx: Context) -> None:
+        from radstream.aws.eks import cluster_running
         from radstream.kube.apply import delete, kube_api
         from radstream.kube.manifests import DEVICE_PLUGIN
-        from radstream.aws.eks import cluster_running
 
         # Else the DaemonSet is gone, or goes, with the cluster.
         if cluster_running(ctx.client("eks"), ctx.config.cluster_name):

@@ -73,8 +73,8 @@ class ServingImageStep(Step):
 
     def apply(self, ctx: Context) -> None:
         from radstream.inference.image import build_and_push
-        from radstream.inference.repository import build_repository, versions
         from radstream.inference.model import MODEL_NAME
+        from radstream.inference.repository import build_repository, versions
 
         repo = model_repository(ctx)
         if not versions(repo / MODEL_NAME):
@@ -119,8 +119,8 @@ class NamespaceStep(Step):
         apply(kube_api(ctx), self._manifest(ctx))
 
     def destroy(self, ctx: Context) -> None:
-        from radstream.kube.apply import delete, kube_api, wait_deleted
         from radstream.aws.eks import cluster_running
+        from radstream.kube.apply import delete, kube_api, wait_deleted
 
         if not cluster_running(ctx.client("eks"), ctx.config.cluster_name):
             return  # the namespace is gone, or goes, with the cluster
@@ -193,9 +193,9 @@ class WorkloadsStep(Step):
         return {"namespace": ctx.config.triton.namespace, "deployment": DEPLOYMENT}
 
     def destroy(self, ctx: Context) -> None:
+        from radstream.aws.eks import cluster_running
         from radstream.kube.apply import delete, kube_api, list_objects, wait_deleted
         from radstream.kube.manifests import DEPLOYMENT, selector
-        from radstream.aws.eks import cluster_running
 
         if not cluster_running(ctx.client("eks"), ctx.config.cluster_name):
             return  # the workloads are gone, or go, with the cluster

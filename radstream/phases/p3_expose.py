@@ -49,8 +49,7 @@ def load_balancer_services(ctx: Context) -> list[str]:
 def sweep_load_balancers(ctx: Context, cluster: str) -> None:
     """Delete what the cloud controller made for a cluster that is gone: its load balancers, then
     their security groups (AWS holds those a while after the load balancer goes)."""
-    from radstream.aws.elb import cluster_load_balancers, cluster_security_groups, delete_load_balancer, \
-        delete_security_group
+    from radstream.aws.elb import cluster_load_balancers, cluster_security_groups, delete_load_balancer, delete_security_group
 
     elb, elbv2, ec2 = ctx.client("elb"), ctx.client("elbv2"), ctx.client("ec2")
     for name in cluster_load_balancers(elb, elbv2, cluster):

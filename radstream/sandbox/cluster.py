@@ -43,6 +43,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -213,7 +214,7 @@ class EksSync:
         return joins
 
     def _instance_ids(self, nodegroup: str) -> list[str]:
-        from radstream.sandbox.kube.kubelet import NODEGROUP_LABEL
+        from radstream.sandbox.kube.nodes import NODEGROUP_LABEL
 
         nodes = self.kube.store.list("v1", "Node", label_selector=[(NODEGROUP_LABEL, "In", (nodegroup,))])
         return [n["spec"]["providerID"].rpartition("/")[2] for n in nodes if n.get("spec", {}).get("providerID")]
@@ -259,8 +260,8 @@ def _port_of(address: str | None) -> int | None:
 
 
 class TritonBridge:
-    """Kubelet hooks: Triton pods follow the local Triton's model readiness, and their LoadBalancer
-    Services get an ingress reaching it. `published` is the daemon's endpoint map, read at call time."""
+    """Kubelet hooks: Triton pods follow the local Triton's model readiness and show its log, and
+    their LoadBalancer Services get an ingress reaching it. `published` is the daemon's endpoint map, read at call time."""
 
     def __init__(self, store: Any, published: Mapping[str, str], model_name: str = MODEL_NAME) -> None:
         self.store, self.published, self.model_name = store, published, model_name
@@ -274,6 +275,15 @@ class TritonBridge:
         kubelet.readiness_hook = lambda pod: self.model_ready() if is_triton_pod(pod) else default_ready(pod)
         kubelet.load_balancer_hook = lambda service: (
             self.ingress(service, default_lb(service)) if self.is_triton_service(service) else default_lb(service))
+        kubelet.container_log_hook = lambda pod, container: self.log() if is_triton_pod(pod) else None
+
+    def log(self) -> bytes | None:
+        """The local Triton's log: what every Triton pod's container prints."""
+        path = self.published.get("triton_log")
+        try:
+            return Path(path).read_bytes() if path else None
+        except FileNotFoundError:
+            return None
 
     def model_ready(self) -> bool:
         now = time.monotonic()
@@ -336,8 +346,10 @@ class SandboxKubernetes:
 
     name = "kubernetes"
 
-    def __init__(self, published: Mapping[str, str], region: str, sync_interval: float = SYNC_INTERVAL) -> None:
+    def __init__(self, published: Mapping[str, str], region: str, ca_dir: Path | None = None,
+                 sync_interval: float = SYNC_INTERVAL) -> None:
         self.published, self.region, self.sync_interval = published, region, sync_interval
+        self.ca_dir = ca_dir
         self.emulator: Any = None
         self.sync: EksSync | None = None
 
@@ -347,7 +359,7 @@ class SandboxKubernetes:
         from radstream.sandbox.kube.eks_auth import TOKEN_SECONDS_ENV
 
         lifetime = float(os.environ.get(TOKEN_SECONDS_ENV) or EKS_TOKEN_LIFETIME_SECONDS)
-        self.emulator = KubeEmulator(region=self.region, token_seconds=lifetime)
+        self.emulator = KubeEmulator(region=self.region, token_seconds=lifetime, ca_dir=self.ca_dir)
         cloud = CloudController(self.published["aws_endpoint"], self.region)
         self.emulator.kubelet.load_balancer_hook = cloud.provision
         self.emulator.kubelet.load_balancer_release_hook = cloud.release

@@ -24,9 +24,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ENDPOINT_KEYS = ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc")
-# Everything services publish into sandbox.json: endpoints, the OCI registry ("127.0.0.1:P") with the
-# base image seeded in it, and the access key the emulator admits (a secret: never print it).
-PUBLISHED_KEYS = (*ENDPOINT_KEYS, "registry", "base_image", "kubernetes_access_key_id")
+# Everything services publish into sandbox.json: endpoints, the CA certificate that verifies the
+# Kubernetes one, the OCI registry ("127.0.0.1:P") with the base image seeded in it, and the access
+# key the emulator admits (a secret: never print it).
+PUBLISHED_KEYS = (*ENDPOINT_KEYS, "kubernetes_ca", "registry", "base_image", "kubernetes_access_key_id")
 STATE_FILE = "sandbox.json"
 PID_FILE = "sandbox.pid"
 DAEMON_LOG = "sandbox.log"
@@ -38,15 +39,10 @@ class SandboxError(RuntimeError):
 
 # --- files -----------------------------------------------------------------------------------------
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Readers never see a half-written file: temp file, fsync, rename. Owner-only (0600): it
-    holds a secret."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)  # O_CREAT's mode only applies to a new file
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Owner-only (0600): it holds a secret."""
+    from radstream.private_file import write_private
+
+    write_private(path, json.dumps(data, indent=2).encode())
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

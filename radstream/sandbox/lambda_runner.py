@@ -48,87 +48,8 @@ TIMEOUT_ERROR = "Sandbox.Timedout"
 INIT_TIMEOUT_SECONDS = 60.0
 MAX_WORKERS_PER_FUNCTION = 4
 
-# The worker's entry point. It runs with `python -I -c`, so nothing from radstream is imported
-# before the handler: a `radstream` package shipped inside the zip wins over the repository's.
-_BOOTSTRAP = r'''
-import importlib, json, logging, os, sys, time, traceback
-
-class Capture:
-    """Collects what the handler prints for the invocation's log tail; also copies it to stderr."""
-    def __init__(self, sink):
-        self.sink, self.parts = sink, []
-    def write(self, text):
-        self.parts.append(text)
-        self.sink.write(text)
-        return len(text)
-    def flush(self):
-        self.sink.flush()
-    def isatty(self):
-        return False
-    def take(self):
-        text, self.parts = "".join(self.parts), []
-        return text
-
-class Context:
-    def __init__(self, info, deadline):
-        self.__dict__.update(info)
-        self._deadline = deadline
-    def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-def error_of(exc, tb=True):
-    stack = traceback.format_tb(exc.__traceback__) if tb else []
-    return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": stack}
-
-def main():
-    handler, extra_paths = sys.argv[1], json.loads(sys.argv[2])
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # stray C-level output must not corrupt the protocol
-    sys.path[:0] = extra_paths
-    capture = Capture(sys.__stderr__)
-    sys.stdout = sys.stderr = capture
-    root = logging.getLogger()
-    handler_ = logging.StreamHandler(capture)
-    handler_.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(message)s"))
-    root.addHandler(handler_)
-
-    def send(message):
-        protocol.write(json.dumps(message) + "\n")
-
-    module_name, _, func_name = handler.rpartition(".")
-    try:
-        module = importlib.import_module(module_name.replace("/", "."))
-    except Exception as exc:
-        err = error_of(exc)
-        err.update(errorType="Runtime.ImportModuleError",
-                   errorMessage=f"Unable to import module '{module_name}': {exc}")
-        send({"init_error": err, "logs": capture.take()})
-        return
-    func = getattr(module, func_name, None)
-    if func is None:
-        send({"init_error": {"errorType": "Runtime.HandlerNotFound",
-                             "errorMessage": f"Handler '{func_name}' missing on module '{module_name}'",
-                             "stackTrace": []}, "logs": capture.take()})
-        return
-    send({"ready": True, "logs": capture.take()})
-    for line in sys.stdin:
-        request = json.loads(line)
-        context = Context(request["context"], time.monotonic() + request["timeout"])
-        try:
-            result = func(request["event"], context)
-            try:
-                reply = {"payload": json.dumps(result)}
-            except (TypeError, ValueError) as exc:
-                reply = {"error": {"errorType": "Runtime.MarshalError",
-                                   "errorMessage": f"Unable to marshal response: {exc}",
-                                   "stackTrace": []}}
-        except Exception as exc:
-            reply = {"error": error_of(exc)}
-        reply["logs"] = capture.take()
-        send(reply)
-
-main()
-'''
+# The worker's program (see lambda_worker.py), run by path with `python -I`.
+WORKER = Path(__file__).with_name("lambda_worker.py")
 
 
 def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int | None,
@@ -235,7 +156,7 @@ class Worker:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "ab") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-c", _BOOTSTRAP, spec.handler, json.dumps(paths)],
+                [sys.executable, "-I", str(WORKER), spec.handler, json.dumps(paths)],
                 cwd=code_dir,
                 env=env,
                 stdin=subprocess.PIPE,

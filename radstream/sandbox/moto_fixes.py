@@ -68,12 +68,13 @@ def lambda_task_errors_are_named_by_lambda(original: Callable[..., Any]) -> Call
     a 5xx) into "Exception" in moto, so no Retry on Lambda.TooManyRequestsException ever matches.
     Step Functions names them "Lambda.<code>", as moto already does for arn:aws:states:::lambda:invoke."""
     from botocore.exceptions import ClientError
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
-        StateTaskServiceLambda)
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
     from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
     def _from_error(self, env, ex):
         if not isinstance(ex, ClientError):

@@ -94,7 +94,8 @@ class SandboxTriton:
         os.symlink(self._triton.log_path, link)
         self.logs = {"triton": str(link)}
         log.info("Triton serving %s on %s", MODEL_NAME, endpoints["triton_http"])
-        return endpoints
+        # The Kubernetes emulator shows it as the Triton pods' `kubectl logs`.
+        return {**endpoints, "triton_log": str(self._triton.log_path)}
 
     def stop(self) -> None:
         if self._triton is not None:
@@ -117,5 +118,5 @@ def build_services(options: SandboxOptions, published: Mapping[str, str]) -> lis
         aws,
         SandboxRegistry(options.state_dir / "registry", options.log_dir),
         SandboxTriton(model_repository(options.state_dir), options.state_dir / "triton", options.log_dir),
-        SandboxKubernetes(published, options.region),
+        SandboxKubernetes(published, options.region, ca_dir=options.state_dir / "sandbox-ca"),
     ]

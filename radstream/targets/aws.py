@@ -43,16 +43,22 @@ class AwsTarget(Target):
     def kube_access(self, client: ClientFactory, cluster_name: str) -> KubeAccess:
         from radstream.aws.eks import cluster_api
 
-        endpoint, ca = cluster_api(client("eks"), cluster_name)
+        arn, endpoint, ca = cluster_api(client("eks"), cluster_name)
         with tempfile.NamedTemporaryFile(prefix="radstream-eks-ca-", suffix=".crt", delete=False) as ca_file:
             ca_file.write(ca)
-        return KubeAccess(endpoint, Path(ca_file.name), None)
+        return KubeAccess(endpoint, Path(ca_file.name), arn)
+
+    def kube_token_session(self) -> Any | None:
+        return None
 
     def image_registry(self, client: ClientFactory, repository_name: str) -> Registry:
         from radstream.aws.ecr import ecr_credentials
 
         host, username, password = ecr_credentials(client("ecr"))
         return Registry(f"{host}/{repository_name}", self.settings.triton.base_image, (username, password))
+
+    def running(self) -> bool:
+        return True
 
     def account_discarded(self) -> bool:
         return False

@@ -18,8 +18,8 @@ ClientFactory = Callable[[str], Any]  # service name -> boto3 client (Context.cl
 @dataclass(frozen=True)
 class KubeAccess:
     host: str
-    ca_file: Path | None  # None: the host is plain HTTP on loopback
-    token_session: Any  # the boto3 session EKS tokens are signed with; None: the deployment's own
+    ca_file: Path  # the CA the API's certificate is verified against
+    name: str  # what kubeconfigs call the cluster (its ARN on EKS, as `aws eks update-kubeconfig` does)
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,19 @@ class Target(ABC):
 
     @abstractmethod
     def kube_access(self, client: ClientFactory, cluster_name: str) -> KubeAccess:
-        """Where the cluster's API is, how to trust it, and whose credentials sign its tokens."""
+        """Where the cluster's API is, how to trust it, and what kubeconfigs call it."""
+
+    @abstractmethod
+    def kube_token_session(self) -> Any | None:
+        """The boto3 session the cluster's EKS tokens are signed with (None: the deployment's own)."""
 
     @abstractmethod
     def image_registry(self, client: ClientFactory, repository_name: str) -> Registry:
         """Where the serving image is pushed, with what it is built on."""
+
+    @abstractmethod
+    def running(self) -> bool:
+        """Whether the target answers now (a cloud always does)."""
 
     @abstractmethod
     def account_discarded(self) -> bool:

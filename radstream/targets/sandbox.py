@@ -55,8 +55,11 @@ class SandboxTarget(Target):
         return boto3.Session(region_name=self.settings.region, **SANDBOX_CREDENTIALS)
 
     def kube_access(self, client: ClientFactory, cluster_name: str) -> KubeAccess:
-        return KubeAccess(self.endpoints["kubernetes_endpoint"], None,
-                          token_session(self.endpoints, self.settings.region))
+        return KubeAccess(self.endpoints["kubernetes_endpoint"], Path(self.endpoints["kubernetes_ca"]),
+                          f"radstream-sandbox-{self.settings.deployment}")
+
+    def kube_token_session(self) -> Any | None:
+        return token_session(self.endpoints, self.settings.region)
 
     def image_registry(self, client: ClientFactory, repository_name: str) -> Registry:
         host = self.endpoints.get("registry")
@@ -68,11 +71,14 @@ class SandboxTarget(Target):
             )
         return Registry(f"{host}/{repository_name}", self.endpoints["base_image"], None)
 
-    def account_discarded(self) -> bool:
+    def running(self) -> bool:
         from radstream.sandbox import daemon
 
+        return bool(daemon.status(self.state_dir).get("running"))
+
+    def account_discarded(self) -> bool:
         # An emulator the user runs elsewhere (aws.endpoint_url) keeps its state without our daemon.
-        return not self.settings.aws.endpoint_url and not daemon.status(self.state_dir).get("running")
+        return not self.settings.aws.endpoint_url and not self.running()
 
     def finish_teardown(self, stop_local: bool, warn: Callable[[str], None]) -> dict[str, Any]:
         if not stop_local:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from radstream.aws.ecr import ecr_credentials
 from radstream.errors import ConfigError
 from radstream.inference import image as image_mod
-from radstream.aws.ecr import ecr_credentials
 from radstream.inference.image import build_and_push, compose_image, model_layer
 from radstream.inference.oci import (
     DOCKER_HUB,
@@ -39,10 +39,10 @@ from radstream.inference.oci import (
     registry_url,
     sha256_digest,
 )
+from radstream.resources import manifest
 from radstream.sandbox.base_image import push_synthetic_base
 from radstream.sandbox.ecr_front import EcrFront
 from radstream.sandbox.registry import INSTALL_HINT, RegistryServer, SandboxRegistry, registry_binary
-from radstream.resources import manifest
 
 # ---------------------------------------------------------------------------------------------
 # Pure: references and the layer

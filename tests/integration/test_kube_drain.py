@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from radstream.kube.apply import apply, get, list_objects, request, path
+from radstream.kube.apply import apply, get, list_objects, path, request
 from radstream.kube.drain import DrainBlocked, drain, must_move, pods_to_move
 from radstream.sandbox.kube import KubeEmulator
 from tests.support.kube import sandbox_api_client

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 LIFETIME = 2.0
 # X-Amz-Date has whole seconds, so a token is at most LIFETIME + 1 s old when it expires.
 PAST_LIFETIME = LIFETIME + 1.5
-SERVER_LOG = "radstream.sandbox.kube.server"
+SERVER_LOG = "radstream.sandbox.kube.http_server"
 
 
 @pytest.fixture
@@ -57,7 +58,8 @@ def raw_get(info: dict[str, str], token: str) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(f"{info['kubernetes_endpoint']}/api/v1/namespaces",
                                      headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        tls = ssl.create_default_context(cafile=info["kubernetes_ca"])
+        with urllib.request.urlopen(request, timeout=10, context=tls) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

@@ -16,11 +16,11 @@ from radstream import config
 from radstream.aws.iam import INLINE_POLICY, role_documents
 from radstream.aws.propagation import retry_while_role_propagates
 from radstream.context import Context
-from tests.conftest import REPO
-from radstream.engine import Engine
 from radstream.documents import template_variables
+from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase
 from radstream.state import State
+from tests.conftest import REPO
 from tests.integration.sandbox_fixtures import TRUST_POLICY, client, wait_for, wait_for_execution, zip_of
 from tests.unit.pipeline_fixtures import raster, smooth_image
 

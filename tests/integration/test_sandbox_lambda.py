@@ -3,8 +3,8 @@ updates, and Step Functions tasks whose Retry/Catch see the handler's error name
 
 from __future__ import annotations
 
-import json
 import base64
+import json
 import time
 
 import pytest

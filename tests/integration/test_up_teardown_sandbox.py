@@ -5,7 +5,13 @@ run on a fresh project that lists changes and changes nothing. Timings are print
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import re
+import shlex
+import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -143,6 +149,159 @@ def test_render_writes_what_up_applied_with_the_targets_own_values(project: Path
         stateMachineArn=status["outputs"]["state_machine_arn"])
     asl = json.loads((tmp_path / "stepfunctions" / "pipeline.asl.json").read_text())
     assert json.loads(machine["definition"]) == asl
+
+
+# --- kubectl on the sandbox, as a user would read it (after `up`, before phase 7 parks the nodes) ---
+needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None,
+                                   reason="no kubectl on PATH: apt-get install kubernetes-client (./dev test does)")
+
+
+@pytest.fixture(scope="module")
+def kube_env(second_up: dict[str, Any], project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment `eval "$(radstream kubeconfig)"` leaves: KUBECONFIG set, nothing else printed.
+    kubectl's discovery cache goes to a temporary directory, not the user's."""
+    cache = tmp_path_factory.mktemp("kube-cache")
+    env = cli_env({"KUBECACHEDIR": str(cache)})
+    env.pop("KUBECONFIG", None)
+    script = f'eval "$({shlex.quote(sys.executable)} -m radstream.cli kubeconfig)" && printf %s "$KUBECONFIG"'
+    proc = subprocess.run(["bash", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == str(project / ".radstream" / "kubeconfig")
+    return env | {"KUBECONFIG": proc.stdout}
+
+
+def kubectl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, timeout=120)
+    print(f"\n$ kubectl {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def rows(output: str) -> list[list[str]]:
+    """kubectl's table, split on runs of 2+ spaces (cells like `10.0.0.1` have none)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in output.splitlines() if line.strip()]
+
+
+@needs_kubectl
+def test_the_kubeconfig_is_private_verifies_the_sandbox_ca_and_holds_no_token(project: Path, kube_env: dict[str, str]):
+    import yaml
+
+    path = Path(kube_env["KUBECONFIG"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    config = yaml.safe_load(path.read_text())
+    (cluster,) = config["clusters"]
+    ca_dir = project / ".radstream" / "sandbox-ca"
+    assert base64.b64decode(cluster["cluster"]["certificate-authority-data"]) == (ca_dir / "ca.crt").read_bytes()
+    assert cluster["cluster"]["server"].startswith("https://127.0.0.1:")
+    assert {stat.S_IMODE(p.stat().st_mode) for p in ca_dir.glob("*.key")} == {0o600}
+    ((user,),) = [config["users"]]
+    assert Path(user["user"]["exec"]["command"]).is_absolute() and "token" not in user["user"]
+    code, result, _ = radstream(project, "kubeconfig")
+    assert (code, result["path"], result["context"]) == (0, str(path), f"radstream-sandbox-{DEPLOYMENT}")
+
+
+@needs_kubectl
+def test_kubectl_gets_the_pods_nodes_services_autoscaler_and_budget(kube_env: dict[str, str]):
+    pods = kubectl(kube_env, "get", "pods", "-A")
+    assert pods.returncode == 0, pods.stderr
+    triton = [r for r in rows(pods.stdout) if r[0] == "radstream" and r[1].startswith("triton-")]
+    assert triton and all(r[2:4] == ["1/1", "Running"] for r in triton)
+    assert any(r[0] == "kube-system" and r[1].startswith("coredns-") for r in rows(pods.stdout))
+
+    rest = kubectl(kube_env, "get", "nodes,svc,hpa,pdb", "-A")
+    assert rest.returncode == 0, rest.stderr
+    table = rows(rest.stdout)
+    assert any(r[0].startswith("node/") and r[1] == "Ready" for r in table)
+    (service,) = [r for r in table if r[1:2] == ["service/triton-svc"]]
+    assert service[2] == "LoadBalancer" and service[4] not in ("<pending>", "<none>")
+    assert any(r[1] == "horizontalpodautoscaler.autoscaling/triton" and r[2] == "Deployment/triton" for r in table)
+    assert any(r[0] == "radstream" and r[1] == "poddisruptionbudget.policy/triton" for r in table)
+
+
+@needs_kubectl
+def test_kubectl_describes_the_triton_deployment_and_shows_the_local_tritons_log(project: Path, kube_env: dict[str, str]):
+    described = kubectl(kube_env, "describe", "deployment", "-n", "radstream")
+    assert described.returncode == 0, described.stderr
+    assert re.search(r"^Name:\s+triton$", described.stdout, re.M)
+    assert re.search(r"^Replicas:\s+\d+ desired \| \d+ updated \| \d+ total \| [1-9]\d* available", described.stdout, re.M)
+    assert re.search(r"^Events:", described.stdout, re.M)
+
+    names = kubectl(kube_env, "get", "pods", "-n", "radstream", "-l", "app.kubernetes.io/name=triton", "-o", "name")
+    pod = names.stdout.split()[0]
+    logs = kubectl(kube_env, "logs", pod, "-n", "radstream")
+    assert logs.returncode == 0, logs.stderr
+    triton_log = (project / ".radstream" / "logs" / "triton.log").read_text()
+    assert logs.stdout and triton_log.startswith(logs.stdout.splitlines()[0])
+    assert "Started HTTPService" in logs.stdout
+    tail = kubectl(kube_env, "logs", pod, "-n", "radstream", "--tail=1")
+    assert len(tail.stdout.splitlines()) == 1
+
+
+@needs_kubectl
+def test_the_sandbox_cluster_refuses_plain_http_and_tokens_it_does_not_admit(project: Path, kube_env: dict[str, str]):
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from tests.support.kube import sandbox_token
+
+    info = json.loads((project / ".radstream" / "sandbox.json").read_text())
+    port = urlsplit(info["kubernetes_endpoint"]).port
+    with pytest.raises((http.client.HTTPException, ConnectionError)):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=10)
+    # Well formed and signed, but by a principal the cluster has no access entry for.
+    foreign = sandbox_token({"kubernetes_access_key_id": "AKIDNOTADMITTED0000"})
+    refused = kubectl(kube_env, "--kubeconfig=/dev/null", f"--server={info['kubernetes_endpoint']}",
+                      f"--certificate-authority={info['kubernetes_ca']}", f"--token={foreign}", "get", "pods")
+    assert refused.returncode == 1 and "Unauthorized" in refused.stderr
+
+
+@needs_kubectl
+def test_kubeconfig_merge_keeps_the_users_other_entries(project: Path, kube_env: dict[str, str], tmp_path: Path):
+    import yaml
+
+    mine, second = tmp_path / "config", tmp_path / "second"
+    other = {"apiVersion": "v1", "kind": "Config", "current-context": "other",
+             "clusters": [{"name": "other", "cluster": {"server": "https://other.example:443"}}],
+             "users": [{"name": "other", "user": {"token": "x"}}],
+             "contexts": [{"name": "other", "context": {"cluster": "other", "user": "other"}}]}
+    mine.write_text(yaml.safe_dump(other))
+    env = kube_env | {"KUBECONFIG": f"{mine}:{second}"}
+    proc = subprocess.run([sys.executable, "-m", "radstream.cli", "kubeconfig", "--merge", "--json"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["path"] == str(mine) and not second.exists()  # $KUBECONFIG's first file
+    merged = yaml.safe_load(mine.read_text())
+    assert [c["name"] for c in merged["contexts"]] == ["other", f"radstream-sandbox-{DEPLOYMENT}"]
+    assert merged["current-context"] == f"radstream-sandbox-{DEPLOYMENT}"
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o600
+    nodes = kubectl(env, "get", "nodes")
+    assert nodes.returncode == 0 and "Ready" in nodes.stdout
+
+
+def test_on_the_aws_target_the_kubeconfig_is_the_eks_entry_with_radstreams_token_plugin(
+        project: Path, second_up: dict[str, Any], tmp_path: Path):
+    # The sandbox's emulated EKS stands in for AWS: same calls, same cluster description.
+    endpoint = json.loads((project / ".radstream" / "sandbox.json").read_text())["aws_endpoint"]
+    (tmp_path / "radstream.yaml").write_text(f"target: aws\ndeployment: {DEPLOYMENT}\naws:\n  endpoint_url: {endpoint}\n")
+    env = cli_env({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLEOPERATOR1", "AWS_SECRET_ACCESS_KEY": "testing"})
+    proc = subprocess.run([sys.executable, "-m", "radstream.cli", "kubeconfig", "--json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    cluster = aws(project, "eks").describe_cluster(name=f"{DEPLOYMENT}-cluster")["cluster"]
+    assert (result["context"], result["cluster"], result["server"]) == (cluster["arn"], cluster["arn"], cluster["endpoint"])
+    import yaml
+
+    config = yaml.safe_load(Path(result["path"]).read_text())
+    assert config["clusters"][0]["cluster"]["certificate-authority-data"] == cluster["certificateAuthority"]["data"]
+    plugin = config["users"][0]["user"]["exec"]
+    credential = subprocess.run([plugin["command"], *plugin["args"]], cwd="/", env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert credential.returncode == 0, credential.stderr
+    printed = json.loads(credential.stdout)
+    assert (printed["kind"], printed["apiVersion"]) == ("ExecCredential", plugin["apiVersion"])
+    url = base64.urlsafe_b64decode(printed["status"]["token"].removeprefix("k8s-aws-v1.") + "==").decode()
+    assert "Action=GetCallerIdentity" in url and "X-Amz-Credential=AKIDEXAMPLEOPERATOR1%2F" in url
+    assert "x-k8s-aws-id" in url and printed["status"]["expirationTimestamp"].endswith("Z")
 
 
 def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked: dict[str, Any]):

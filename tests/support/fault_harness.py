@@ -21,6 +21,7 @@ import functools
 import http.client
 import json
 import random
+import ssl
 import sys
 import threading
 from collections import Counter
@@ -107,8 +108,10 @@ def aws_handler(faults: Faults):
 
 
 # -- Kubernetes -------------------------------------------------------------------------------------
-def kube_proxy(upstream: str, faults: Faults) -> ThreadingHTTPServer:
+def kube_proxy(upstream: str, ca_file: str, faults: Faults) -> ThreadingHTTPServer:
+    """Plain HTTP in front of the emulator's HTTPS (verified with its CA)."""
     target = urlsplit(upstream)
+    tls = ssl.create_default_context(cafile=ca_file)
 
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -128,7 +131,7 @@ def kube_proxy(upstream: str, faults: Faults) -> ThreadingHTTPServer:
                                        "reason": reason, "message": f"injected fault: {status}"}).encode()
                 self._answer(status, {"Content-Type": "application/json"}, document)
                 return
-            upstream_conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+            upstream_conn = http.client.HTTPSConnection(target.hostname, target.port, timeout=120, context=tls)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
             upstream_conn.request(self.command, self.path, body=body, headers=headers)
             response = upstream_conn.getresponse()
@@ -183,7 +186,7 @@ def install(faults: Faults) -> None:
         info = dict(original_endpoints(self))
         upstream = info["kubernetes_endpoint"]
         if upstream not in proxies:
-            proxies[upstream] = kube_proxy(upstream, faults)
+            proxies[upstream] = kube_proxy(upstream, info["kubernetes_ca"], faults)
         info["kubernetes_endpoint"] = f"http://127.0.0.1:{proxies[upstream].server_address[1]}"
         return info
 

@@ -22,6 +22,7 @@ def sandbox_api_client(info: Mapping[str, Any], token: str | None = None) -> Any
     from kubernetes import client
 
     config = client.Configuration(host=info["kubernetes_endpoint"])
+    config.ssl_ca_cert = info["kubernetes_ca"]
     config.api_key = {"authorization": token or sandbox_token(info)}
     config.api_key_prefix = {"authorization": "Bearer"}
     return client.ApiClient(config)

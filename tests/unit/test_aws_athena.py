@@ -2,9 +2,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws.athena import delete_workgroup, ensure_workgroup, execute_query, workgroup_arn, workgroup_drift
 from radstream.errors import RadstreamError, WaitTimeout
+from tests.support.aws import record_mutations
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 ARN = workgroup_arn("us-east-1", "123456789012", "t1-analytics")

@@ -4,8 +4,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws.ecr import delete_repository, ensure_repository, lifecycle_policy, repository_drift, repository_uri
+from tests.support.aws import record_mutations
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 

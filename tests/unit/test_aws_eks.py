@@ -4,11 +4,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws.eks import (
-    cluster_drift, cluster_subnets, delete_cluster, describe_cluster, ensure_cluster, is_owned,
+    cluster_drift,
+    cluster_subnets,
+    delete_cluster,
+    describe_cluster,
+    ensure_cluster,
+    is_owned,
 )
 from radstream.errors import RadstreamError
+from tests.support.aws import record_mutations
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 ROLE = "arn:aws:iam::123456789012:role/t1-eks-cluster-role"

@@ -12,8 +12,15 @@ from moto import mock_aws
 
 from radstream import config
 from radstream.aws.eks import (
-    ACCESS_CONFIG, ClusterFailed, access_entry_drift, cluster_subnets, default_version, describe_cluster,
-    ensure_access_entry, ensure_cluster, support_status,
+    ACCESS_CONFIG,
+    ClusterFailed,
+    access_entry_drift,
+    cluster_subnets,
+    default_version,
+    describe_cluster,
+    ensure_access_entry,
+    ensure_cluster,
+    support_status,
 )
 from radstream.context import Context
 from radstream.errors import ConfigError, RadstreamError

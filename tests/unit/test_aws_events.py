@@ -6,12 +6,20 @@ import pytest
 from moto import mock_aws
 from moto.events.models import EventPattern
 
-from tests.support.aws import record_mutations
 from radstream.aws.events import (
-    delete_log_group, delete_logs_resource_policy, delete_rule, ensure_log_group, ensure_logs_resource_policy,
-    ensure_rule, execution_failed_pattern, image_uploaded_pattern, log_group_drift, logs_resource_policy_drift,
+    delete_log_group,
+    delete_logs_resource_policy,
+    delete_rule,
+    ensure_log_group,
+    ensure_logs_resource_policy,
+    ensure_rule,
+    execution_failed_pattern,
+    image_uploaded_pattern,
+    log_group_drift,
+    logs_resource_policy_drift,
     rule_drift,
 )
+from tests.support.aws import record_mutations
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}

@@ -2,11 +2,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws import error_code
 from radstream.aws.firehose import (
-    delete_delivery_stream, delivery_stream_drift, delivery_stream_status, ensure_delivery_stream,
+    delete_delivery_stream,
+    delivery_stream_drift,
+    delivery_stream_status,
+    ensure_delivery_stream,
 )
+from tests.support.aws import record_mutations
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 ROLE = "arn:aws:iam::123456789012:role/t1-firehose-role"

@@ -2,12 +2,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
-from radstream.pipeline.results import TELEMETRY_COLUMNS
 from radstream.aws.glue import (
-    crawler_drift, database_drift, delete_crawler, delete_database, ensure_crawler,
-    ensure_database, ensure_table, glue_arn, json_table_input, table_drift,
+    crawler_drift,
+    database_drift,
+    delete_crawler,
+    delete_database,
+    ensure_crawler,
+    ensure_database,
+    ensure_table,
+    glue_arn,
+    json_table_input,
+    table_drift,
 )
+from radstream.pipeline.results import TELEMETRY_COLUMNS
+from tests.support.aws import record_mutations
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 DB, TABLE, CRAWLER = "t1_analytics", "raw_telemetry", "t1-telemetry-crawler"

@@ -5,12 +5,19 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws.iam import (
-    INLINE_POLICY, MANAGED_POLICIES, ROLE_PURPOSES, UNSCOPABLE_ACTIONS, delete_role, ensure_role, managed_policy_arns,
-    role_documents, role_drift,
+    INLINE_POLICY,
+    MANAGED_POLICIES,
+    ROLE_PURPOSES,
+    UNSCOPABLE_ACTIONS,
+    delete_role,
+    ensure_role,
+    managed_policy_arns,
+    role_documents,
+    role_drift,
 )
 from radstream.names import Names
+from tests.support.aws import record_mutations
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests" / "iam"

@@ -2,9 +2,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws import error_code
 from radstream.aws.kinesis import delete_stream, ensure_stream, stream_arn, stream_drift, stream_status
+from tests.support.aws import record_mutations
 
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}
 

@@ -7,11 +7,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws.lambda_ import (
-    RUNTIME, code_sha256, delete_function, delete_layer, ensure_function, ensure_layer, function_drift,
+    RUNTIME,
+    code_sha256,
+    delete_function,
+    delete_layer,
+    ensure_function,
+    ensure_layer,
+    function_drift,
 )
 from radstream.aws.packaging import deterministic_zip, function_zip
+from tests.support.aws import record_mutations
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from radstream.aws.packaging import (
-    deterministic_zip, function_files, function_zip, layer_cache_key, layer_zip, sha256_hex, tree_files,
+    deterministic_zip,
+    function_files,
+    function_zip,
+    layer_cache_key,
+    layer_zip,
+    sha256_hex,
+    tree_files,
 )
 from radstream.names import LAMBDA_FUNCTIONS
 

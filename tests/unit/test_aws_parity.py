@@ -12,12 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from radstream import config
+from radstream import config, documents
 from radstream.aws.propagation import retry_while_role_propagates, role_not_yet_assumable
 from radstream.aws.s3 import tls_only_policy
 from radstream.context import Context
 from radstream.names import partition_of
-from radstream import documents
 from radstream.phases.p0_foundation import AthenaStep, FirehoseStep, GlueStep, RolesStep, StateMachineStep
 from radstream.state import State
 

@@ -4,11 +4,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws.s3 import (
-    bucket_drift, delete_bucket, delete_object, ensure_bucket, list_objects, tls_only_policy,
+    bucket_drift,
+    delete_bucket,
+    delete_object,
+    ensure_bucket,
+    list_objects,
+    tls_only_policy,
 )
 from radstream.aws.wiring import object_exists
+from tests.support.aws import record_mutations
 
 REGION = "eu-west-1"
 TAGS = {"radstream:deployment": "t1", "radstream:phase": "0"}

@@ -5,12 +5,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import record_mutations
 from radstream.aws.stepfunctions import (
-    delete_state_machine, ensure_state_machine, execution_ended, render_definition, state_machine_arn,
+    delete_state_machine,
+    ensure_state_machine,
+    execution_ended,
+    render_definition,
+    state_machine_arn,
     state_machine_drift,
 )
 from radstream.names import LAMBDA_FUNCTIONS
+from tests.support.aws import record_mutations
 
 ASL = Path(__file__).resolve().parents[2] / "manifests" / "stepfunctions" / "pipeline.asl.json"
 REGION, ACCOUNT = "us-east-1", "123456789012"

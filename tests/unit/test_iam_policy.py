@@ -4,7 +4,6 @@ handlers make are allowed, the neighbouring ones are not."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from radstream.sandbox.iam_policy import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, decide
@@ -78,9 +77,9 @@ def test_actions_ignore_case_resources_do_not_and_not_elements_invert():
 @pytest.fixture(scope="module")
 def lambda_policy():
     from radstream.aws.iam import role_documents
-    from tests.conftest import REPO
-    from radstream.names import Names
     from radstream.documents import template_variables
+    from radstream.names import Names
+    from tests.conftest import REPO
 
     names = Names("rs-lp", "123456789012", "us-east-1")
     _, policy = role_documents(REPO / "manifests" / "iam", "lambda", template_variables(names))

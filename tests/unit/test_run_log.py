@@ -134,13 +134,18 @@ def test_kubernetes_calls_are_logged_with_method_path_and_status_only(tmp_path: 
             self.end_headers()
             self.wfile.write(body)
 
+    from radstream.sandbox.kube.tls import ensure_ca, server_context
+
+    # Served as the sandbox serves its cluster: over TLS, with a CA of its own.
+    ca = ensure_ca(tmp_path / "ca")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Namespaces)
+    server.socket = server_context(tmp_path / "ca").wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         ctx = make_ctx(tmp_path)
         ctx.state_dir.mkdir(exist_ok=True)
         (ctx.state_dir / "sandbox.json").write_text(json.dumps({
-            "kubernetes_endpoint": f"http://127.0.0.1:{server.server_address[1]}",
+            "kubernetes_endpoint": f"https://127.0.0.1:{server.server_address[1]}", "kubernetes_ca": str(ca),
             "kubernetes_access_key_id": "AKIDSANDBOXEXAMPLE"}))
         with caplog.at_level(logging.DEBUG, logger="radstream.calls"):
             k8s.CoreV1Api(api_client(ctx)).list_namespace(label_selector="app=triton")
