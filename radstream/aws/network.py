@@ -373,7 +373,7 @@ def _ensure_egress(ec2: Any, layout: Layout, vpc_id: str, subnets: dict[str, Any
                                      TagSpecifications=_tag_spec("natgateway", layout.name("nat"), tags))["NatGateway"]
     if nat["State"] != "available":
         nat_id = nat["NatGatewayId"]
-        wait(f"NAT gateway {nat_id} available", lambda: _nat_state(ec2, nat_id) == "available",
+        wait(f"NAT gateway {nat_id} available", lambda nat_id=nat_id: _nat_state(ec2, nat_id) == "available",
              timeout=NAT_DELETE_TIMEOUT_S, interval=10.0)
     return {"igw": igw["InternetGatewayId"], "nat": nat["NatGatewayId"]}
 
@@ -499,14 +499,15 @@ def delete_groups(ec2: Any, deployment: str, wait: Wait) -> None:
     """Delete the deployment's security groups once no ENI uses them; quiet when gone."""
     for group in _ours(ec2, "security group", deployment).values():
         wait_interfaces_released(ec2, group["VpcId"], wait, {group["GroupId"]})
-        _quiet(lambda: ec2.delete_security_group(GroupId=group["GroupId"]), "InvalidGroup.NotFound")
+        _quiet(ec2.delete_security_group, "InvalidGroup.NotFound", GroupId=group["GroupId"])
 
 
-def _quiet(call: Callable[[], Any], *gone: str) -> None:
+def _quiet(call: Callable[..., Any], gone: str, **params: Any) -> None:
+    """call(**params), an error `gone` meaning it was already done."""
     try:
-        call()
+        call(**params)
     except Exception as exc:
-        if error_code(exc) not in gone:
+        if error_code(exc) != gone:
             raise
 
 
@@ -516,32 +517,32 @@ def _delete_egress(ec2: Any, deployment: str, wait: Wait) -> None:
     for nat in _ours(ec2, "nat gateway", deployment, settling=True).values():
         nat_id = nat["NatGatewayId"]
         if nat["State"] != "deleting":
-            _quiet(lambda: ec2.delete_nat_gateway(NatGatewayId=nat_id), "NatGatewayNotFound")
-        wait(f"NAT gateway {nat_id} deleted", lambda: _nat_state(ec2, nat_id) in (None, "deleted"),
+            _quiet(ec2.delete_nat_gateway, "NatGatewayNotFound", NatGatewayId=nat_id)
+        wait(f"NAT gateway {nat_id} deleted", lambda nat_id=nat_id: _nat_state(ec2, nat_id) in (None, "deleted"),
              timeout=NAT_DELETE_TIMEOUT_S, interval=10.0)
     for address in _ours(ec2, "elastic ip", deployment).values():
-        _quiet(lambda: ec2.release_address(AllocationId=address["AllocationId"]), "InvalidAllocationID.NotFound")
+        _quiet(ec2.release_address, "InvalidAllocationID.NotFound", AllocationId=address["AllocationId"])
     for igw in _ours(ec2, "internet gateway", deployment).values():
         for attachment in igw.get("Attachments", []):
-            _quiet(lambda: ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"],
-                                                       VpcId=attachment["VpcId"]), "Gateway.NotAttached")
-        _quiet(lambda: ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"]),
-               "InvalidInternetGatewayID.NotFound")
+            _quiet(ec2.detach_internet_gateway, "Gateway.NotAttached", InternetGatewayId=igw["InternetGatewayId"],
+                   VpcId=attachment["VpcId"])
+        _quiet(ec2.delete_internet_gateway, "InvalidInternetGatewayID.NotFound",
+               InternetGatewayId=igw["InternetGatewayId"])
     public = f"{deployment}-public"
     for name, table in _ours(ec2, "route table", deployment).items():
         if name == public:
             _delete_table(ec2, table)
     for name, subnet in _ours(ec2, "subnet", deployment).items():
         if name.startswith(f"{deployment}-public-"):
-            _quiet(lambda: ec2.delete_subnet(SubnetId=subnet["SubnetId"]), "InvalidSubnetID.NotFound")
+            _quiet(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
 
 
 def _delete_table(ec2: Any, table: dict[str, Any]) -> None:
     for association in table.get("Associations", []):
         if not association.get("Main"):
-            _quiet(lambda: ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"]),
-                   "InvalidAssociationID.NotFound")
-    _quiet(lambda: ec2.delete_route_table(RouteTableId=table["RouteTableId"]), "InvalidRouteTableID.NotFound")
+            _quiet(ec2.disassociate_route_table, "InvalidAssociationID.NotFound",
+                   AssociationId=association["RouteTableAssociationId"])
+    _quiet(ec2.delete_route_table, "InvalidRouteTableID.NotFound", RouteTableId=table["RouteTableId"])
 
 
 def delete_network(ec2: Any, deployment: str, wait: Wait) -> None:
@@ -557,5 +558,5 @@ def delete_network(ec2: Any, deployment: str, wait: Wait) -> None:
         # The endpoints' and Lambdas' ENIs hold their subnets until released.
         wait_interfaces_released(ec2, vpc["VpcId"], wait)
         for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]:
-            _quiet(lambda: ec2.delete_subnet(SubnetId=subnet["SubnetId"]), "InvalidSubnetID.NotFound")
-        _quiet(lambda: ec2.delete_vpc(VpcId=vpc["VpcId"]), "InvalidVpcID.NotFound")
+            _quiet(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
+        _quiet(ec2.delete_vpc, "InvalidVpcID.NotFound", VpcId=vpc["VpcId"])

@@ -106,7 +106,13 @@ def install() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     from radstream.sandbox import (
-        eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation, tagging_lag, vpc_parity,
+        eks_parity,
+        glue_crawler_role,
+        iam_enforcement,
+        iam_simulate,
+        role_propagation,
+        tagging_lag,
+        vpc_parity,
     )
 
     _wrap(StepFunctionsParserBackend, "start_execution", unnamed_executions_get_a_uuid)
