@@ -89,11 +89,15 @@ def lambda_task_errors_are_named_by_lambda(original: Callable[..., Any]) -> Call
 
 
 def _wrap(owner: type, attribute: str, fix: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    # Marked per fix, so installing twice is harmless and two fixes of one method (Lambda's
+    # create_function: role propagation, then VPC ENIs) both apply.
     original = getattr(owner, attribute)
-    if getattr(original, _MARK, False):
+    applied = getattr(original, _MARK, frozenset())
+    key = f"{fix.__module__}.{fix.__qualname__}"
+    if key in applied:
         return
     fixed = fix(original)
-    setattr(fixed, _MARK, True)
+    setattr(fixed, _MARK, applied | {key})
     setattr(owner, attribute, fixed)
 
 

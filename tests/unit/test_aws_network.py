@@ -120,3 +120,60 @@ def test_delete_goes_in_reverse_and_is_quiet_when_gone(ec2):
     mutations = record_mutations(ec2)
     network.delete_network(ec2, DEPLOYMENT, no_wait)
     assert mutations == []
+
+
+def _function_in(vpc_id: str, ec2) -> str:
+    """A function with the Lambdas' security group in the private subnets; its name."""
+    import io
+    import json
+    import zipfile
+
+    iam, lam = boto3.client("iam", region_name=REGION), boto3.client("lambda", region_name=REGION)
+    role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+               if "-private-" in str(s.get("Tags"))]
+    lam.create_function(FunctionName=f"{DEPLOYMENT}-fn", Runtime="python3.12", Role=role["Role"]["Arn"],
+                        Handler="handler.handler", Code={"ZipFile": code.getvalue()},
+                        VpcConfig={"SubnetIds": subnets,
+                                   "SecurityGroupIds": [network.group_id(ec2, vpc_id, f"{DEPLOYMENT}-lambda")]})
+    return f"{DEPLOYMENT}-fn"
+
+
+def test_teardown_right_after_the_functions_waits_for_their_enis(ec2, monkeypatch):
+    from radstream.sandbox import vpc_parity
+
+    # Longer than the NAT gateway's deletion, so the ENIs are still there when the groups go.
+    monkeypatch.setenv(vpc_parity.ENI_ENV, "1.5")
+    vpc_id = network.ensure_network(ec2, layout(ec2), TAGS, no_wait)
+    name = _function_in(vpc_id, ec2)
+    enis = [e for e in ec2.describe_network_interfaces()["NetworkInterfaces"] if name in e.get("Description", "")]
+    assert len(enis) == 2 and {e["InterfaceType"] for e in enis} == {"lambda"}
+    boto3.client("lambda", region_name=REGION).delete_function(FunctionName=name)
+
+    waited = []
+
+    def recording_wait(description, predicate, timeout, interval=2.0):
+        waited.append(description)
+        no_wait(description, predicate, timeout, interval)
+
+    network.delete_network(ec2, DEPLOYMENT, recording_wait)
+    assert any("network interface(s)" in w for w in waited)
+    assert ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"] == []
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["NetworkInterfaces"] == []
+
+
+def test_without_the_eni_wait_teardown_meets_dependency_violation(ec2, monkeypatch):
+    # What the wait above is for: EC2 (and the sandbox, vpc_parity) refuses the Lambdas' security
+    # group while the deleted function's ENIs linger.
+    from radstream.sandbox import vpc_parity
+
+    monkeypatch.setenv(vpc_parity.ENI_ENV, "30")
+    vpc_id = network.ensure_network(ec2, layout(ec2), TAGS, no_wait)
+    boto3.client("lambda", region_name=REGION).delete_function(FunctionName=_function_in(vpc_id, ec2))
+    monkeypatch.setattr(network, "wait_interfaces_released", lambda *args, **kwargs: None)
+    with pytest.raises(Exception, match="DependencyViolation"):
+        network.delete_network(ec2, DEPLOYMENT, no_wait)
