@@ -1,6 +1,6 @@
 """The EKS cluster: adopted when one of that name exists (then never tagged or deleted by us), or
-created in the configured subnets / the default VPC's subnets that EKS and the node instance type
-can use, at a version EKS supports, with access entries for its admins; replaced when it FAILED.
+created in the deployment's private subnets (or those network.subnet_ids names), refused when EKS
+or the node instance type cannot use one of their zones, at a version EKS supports, with access entries for its admins; replaced when it FAILED.
 And its managed nodegroups."""
 
 from __future__ import annotations
@@ -38,13 +38,6 @@ class ForeignNodegroup(ConfigError):
     """The configured nodegroup name is taken by a nodegroup this deployment did not create."""
 
 
-def _default_vpc_subnets(ec2: Any) -> list[dict[str, Any]]:
-    vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
-    if not vpcs:
-        raise RadstreamError("this region has no default VPC", hint="set cluster.subnet_ids in radstream.yaml")
-    return ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
-
-
 def _zones_offering(ec2: Any, instance_type: str, zones: list[str]) -> set[str]:
     offered: set[str] = set()
     for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
@@ -68,20 +61,18 @@ def unusable_zones(ec2: Any, zones: list[str], instance_type: str) -> dict[str, 
 
 
 def cluster_subnets(ec2: Any, subnet_ids: list[str], instance_type: str) -> dict[str, str]:
-    """Subnet ID -> zone name for a new cluster and its nodes. Configured subnets are refused when
-    EKS or the node instance type cannot use one of their zones; the default VPC's lose those zones."""
-    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"] if subnet_ids else _default_vpc_subnets(ec2)
+    """Subnet ID -> zone name for a new cluster and its nodes, refused when EKS or the node
+    instance type cannot use one of their zones, or they span fewer than two."""
+    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
     zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
     unusable = unusable_zones(ec2, sorted(set(zones.values())), instance_type)
-    if subnet_ids and unusable:
+    if unusable:
         raise RadstreamError("network.subnet_ids cannot be used: " + "; ".join(unusable.values()),
                              hint="choose subnets in other zones, or another nodegroup.instance_type")
-    usable = {subnet: zone for subnet, zone in sorted(zones.items()) if zone not in unusable}
-    if len(set(usable.values())) < 2:
-        why = "; ".join(unusable.values()) or "they span fewer zones"
-        raise RadstreamError(f"EKS needs subnets in two availability zones, and only {len(set(usable.values()))} "
-                             f"can be used ({why})", hint="set network.subnet_ids, or another nodegroup.instance_type")
-    return usable
+    if len(set(zones.values())) < 2:
+        raise RadstreamError(f"EKS needs subnets in two availability zones, and these span {len(set(zones.values()))}",
+                             hint="name subnets of two zones or more in network.subnet_ids")
+    return dict(sorted(zones.items()))
 
 
 def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:

@@ -365,6 +365,8 @@ def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked
     assert {f"eks cluster {DEPLOYMENT}-cluster", f"kinesis stream {DEPLOYMENT}-telemetry",
             "load balancer of service radstream/triton-svc"} <= resources
     assert not any(r.startswith("eks nodegroup") for r in resources)  # parked: no node bills any more
+    # The private path bills while parked: the NAT gateway, its address, the interface endpoint per zone.
+    assert {"nat gateways", "public IPv4 addresses", "vpc interface endpoints"} <= resources
     assert outputs["idle_usd_per_hour"] > 0 and outputs["idle_usd_per_month"] > outputs["idle_usd_per_hour"]
     assert "still costing" in parked["stderr"] and "idle cost" in parked["stderr"]
 
