@@ -499,8 +499,12 @@ def wait_interfaces_released(ec2: Any, vpc_id: str, wait: Wait, only_groups: set
 
 
 def delete_groups(ec2: Any, deployment: str, wait: Wait) -> None:
-    """Delete the deployment's security groups once no ENI uses them; quiet when gone."""
-    for group in _ours(ec2, "security group", deployment).values():
+    """Delete the security groups groups() makes once no ENI uses them; quiet when gone. Another
+    group carrying the deployment's tag is not ours to delete: teardown reports it as a leftover."""
+    made = {g.name for g in groups("", deployment, "", True)}
+    for name, group in _ours(ec2, "security group", deployment).items():
+        if name not in made:
+            continue
         wait_interfaces_released(ec2, group["VpcId"], wait, {group["GroupId"]})
         _quiet(ec2.delete_security_group, "InvalidGroup.NotFound", GroupId=group["GroupId"])
 

@@ -92,7 +92,7 @@ def _wrap(owner: type, attribute: str, fix: Callable[[Callable[..., Any]], Calla
     # Marked per fix, so installing twice is harmless and two fixes of one method (Lambda's
     # create_function: role propagation, then VPC ENIs) both apply.
     original = getattr(owner, attribute)
-    applied = getattr(original, _MARK, frozenset())
+    applied: frozenset[str] = getattr(original, _MARK, frozenset())
     key = f"{fix.__module__}.{fix.__qualname__}"
     if key in applied:
         return
