@@ -222,6 +222,14 @@ def _vpc(ec2: Any, layout: Layout) -> dict[str, Any] | None:
     return _ours(ec2, "vpc", layout.deployment).get(layout.name("vpc"))
 
 
+def _dns_drift(ec2: Any, vpc_id: str) -> list[str]:
+    """The VPC's DNS attributes that are off. Private DNS of the interface endpoints and EKS's private
+    endpoint both need them; a new VPC has hostnames off, and a run stopped right after CreateVpc
+    leaves them so."""
+    return [a for a in ("EnableDnsSupport", "EnableDnsHostnames")
+            if not ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=a[0].lower() + a[1:])[a]["Value"]]
+
+
 def network_drift(ec2: Any, layout: Layout, tags: dict[str, str]) -> list[tuple[str, str, list[str]]]:
     """[(kind, name, drift)] of every piece of the created network; read-only."""
     vpc = _vpc(ec2, layout)
@@ -229,7 +237,8 @@ def network_drift(ec2: Any, layout: Layout, tags: dict[str, str]) -> list[tuple[
     if vpc is None:
         return [("vpc", layout.name("vpc"), ["missing", layout.cidr])] + [
             (kind, name, ["missing", detail]) for kind, name, detail in _pieces(layout)]
-    found: list[tuple[str, str, list[str]]] = [("vpc", layout.name("vpc"), _tag_drift(vpc, layout.name("vpc"), tags))]
+    found: list[tuple[str, str, list[str]]] = [("vpc", layout.name("vpc"), _tag_drift(vpc, layout.name("vpc"), tags)
+                                                 + _dns_drift(ec2, vpc["VpcId"]))]
     subnets, tables = _ours(ec2, "subnet", dep), _ours(ec2, "route table", dep)
     for name, (zone, cidr) in {**layout.private(), **layout.public()}.items():
         found.append(("subnet", name, _tag_drift(subnets[name], name, tags) if name in subnets
@@ -307,12 +316,11 @@ def ensure_network(ec2: Any, layout: Layout, tags: dict[str, str], wait: Wait) -
     vpc = _vpc(ec2, layout)
     if vpc is None:
         vpc = ec2.create_vpc(CidrBlock=layout.cidr, TagSpecifications=_tag_spec("vpc", layout.name("vpc"), tags))["Vpc"]
-        # Private DNS of the interface endpoints and EKS's private endpoint both need them.
-        ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsSupport={"Value": True})
-        ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True})
     elif _tag_drift(vpc, layout.name("vpc"), tags):
         ec2.create_tags(Resources=[vpc["VpcId"]], Tags=to_list({**tags, "Name": layout.name("vpc")}))
     vpc_id = vpc["VpcId"]
+    for attribute in _dns_drift(ec2, vpc_id):
+        ec2.modify_vpc_attribute(VpcId=vpc_id, **{attribute: {"Value": True}})
     subnets = _ours(ec2, "subnet", dep)
     for name, (zone, cidr) in {**layout.private(), **layout.public()}.items():
         if name not in subnets:

@@ -75,6 +75,17 @@ def test_created_network_is_private_and_a_second_ensure_changes_nothing(ec2):
     assert mutations == []
 
 
+def test_dns_hostnames_left_off_by_a_stopped_run_are_drift_and_repaired(ec2):
+    # A run killed between CreateVpc and ModifyVpcAttribute: the VPC exists, private DNS cannot work.
+    wanted = layout(ec2)
+    vpc_id = network.ensure_network(ec2, wanted, TAGS, no_wait)
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})
+    assert ("vpc", f"{DEPLOYMENT}-vpc", ["EnableDnsHostnames"]) in network.network_drift(ec2, wanted, TAGS)
+    network.ensure_network(ec2, wanted, TAGS, no_wait)
+    assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+    assert [d for d in network.network_drift(ec2, wanted, TAGS) if d[2]] == []
+
+
 def test_no_internet_egress_has_endpoints_and_no_nat_and_removes_one(ec2):
     network.ensure_network(ec2, layout(ec2, nat=True), TAGS, no_wait)
     private = layout(ec2, nat=False)
