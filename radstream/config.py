@@ -49,8 +49,26 @@ class ClusterSettings(_Section):
     mode: Literal["create", "adopt"] = "create"
     # None: the version EKS offers by default in standard support on the day `up` runs.
     version: str | None = Field(default=None, pattern=r"^1\.\d{2}$")
-    subnet_ids: list[str] = Field(default_factory=list)
     admin_principals: list[str] = Field(default_factory=list)
+    # Who may reach the API endpoint from outside the VPC (nodes and Lambdas use its private side).
+    public_access_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "subnet_ids" in data:
+            raise ValueError("cluster.subnet_ids moved: set network.mode: adopt and network.subnet_ids")
+        return data
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        try:
+            return [str(ipaddress.IPv4Network(cidr)) for cidr in value]
+        except ValueError as exc:
+            raise ValueError(f"not IPv4 CIDR blocks: {exc}") from None
 
     @field_validator("admin_principals")
     @classmethod
@@ -124,6 +142,35 @@ class NodegroupSettings(_Section):
         return self
 
 
+class NetworkSettings(_Section):
+    # create: the deployment's own VPC; adopt: subnet_ids the user names (checked, never changed).
+    mode: Literal["create", "adopt"] = "create"
+    cidr: str = "10.42.0.0/16"
+    zones: int = Field(default=2, ge=2, le=6)
+    no_internet_egress: bool = False
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(default_factory=list)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 CIDR block: {exc}") from None
+        # Subnets are a sixteenth of it: /20 keeps 256 addresses per subnet for nodes, pods and ENIs.
+        if not (16 <= network.prefixlen <= 20 and network.is_private):
+            raise ValueError("must be a private (RFC 1918) block from /16 to /20")
+        return str(network)
+
+    @model_validator(mode="after")
+    def _subnets(self) -> NetworkSettings:
+        if (self.mode == "adopt") != bool(self.subnet_ids):
+            raise ValueError("subnet_ids are named with mode adopt, and only then")
+        return self
+
+
 class TritonSettings(_Section):
     model_name: str = Field(default="radstream_cxr", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     namespace: str = Field(default="radstream", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -166,6 +213,7 @@ class Config(_Section):
     )
     aws: AwsSettings = Field(default_factory=AwsSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     nodegroup: NodegroupSettings = Field(default_factory=NodegroupSettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
@@ -175,6 +223,14 @@ class Config(_Section):
         # On one machine there is nothing to save by buffering telemetry for a minute.
         if self.target == "sandbox" and "firehose_buffer_seconds" not in self.pipeline.model_fields_set:
             self.pipeline.firehose_buffer_seconds = 1
+        return self
+
+    @model_validator(mode="after")
+    def _adopted_cluster_network(self) -> Config:
+        # An adopted cluster keeps its own VPC: a network of ours would not reach it.
+        if self.cluster.mode == "adopt" and "mode" in self.network.model_fields_set and self.network.mode == "create":
+            raise ValueError("network.mode create cannot go with cluster.mode adopt: the adopted cluster keeps its "
+                             "own network (leave network.mode out, or adopt subnets of the cluster's VPC)")
         return self
 
     @property

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 FOUNDATION_PHASE = 0
 FAILURE_LOGS_POLICY = "events-to-logs"
 # The folders render owns in its output directory (emptied before each render: no stale file stays).
-FOLDERS = ("iam", "s3", "events", "stepfunctions", "lambda", "k8s", "triton")
+FOLDERS = ("iam", "s3", "events", "stepfunctions", "lambda", "ec2", "k8s", "triton")
 
 
 def template_variables(names: Names) -> dict[str, str]:
@@ -164,12 +164,31 @@ def layer_arn_before_publish(names: Names) -> str:
     return make_arn(names.partition, "lambda", names.region, names.account_id, f"layer:{names.lambda_layer}")
 
 
-def create_function_parameters(names: Names, config: Config, fn: str, layer_arn: str) -> dict[str, Any]:
+def function_vpc_before_network(names: Names) -> dict[str, list[str]]:
+    """The Lambdas' VpcConfig as render shows it before the network exists."""
+    return {"SubnetIds": [f"({names.deployment}-private-<zone>, one per zone)"],
+            "SecurityGroupIds": [f"({names.deployment}-lambda)"]}
+
+
+def create_function_parameters(names: Names, config: Config, fn: str, layer_arn: str,
+                               vpc: dict[str, list[str]] | None) -> dict[str, Any]:
     from radstream.aws.lambda_ import create_parameters, function_configuration
 
     return create_parameters(names.lambda_function(fn),
-                             function_configuration(**function_settings(names, config), layers=[layer_arn]),
+                             function_configuration(**function_settings(names, config), layers=[layer_arn],
+                                                    vpc=vpc or function_vpc_before_network(names)),
                              names.tags(FOUNDATION_PHASE))
+
+
+def security_groups(names: Names, config: Config, vpc_cidr: str | None) -> dict[str, Any]:
+    """The rules of the security groups phase 0 makes (the endpoints' only in a created network)."""
+    from radstream.aws.network import groups
+
+    created = config.network.mode == "create" and config.cluster.mode == "create"
+    cidr = vpc_cidr or (config.network.cidr if created else "(the adopted VPC's CIDR)")
+    return {g.name.removeprefix(f"{names.deployment}-"): {"GroupName": g.name, "Description": g.description,
+                                                           "IpPermissions": g.ingress, "IpPermissionsEgress": g.egress}
+            for g in groups(cidr, names.deployment, f"(com.amazonaws.{names.region}.s3 prefix list)", created)}
 
 
 # -- Kubernetes -------------------------------------------------------------------------------------
@@ -199,6 +218,7 @@ class Facts:
     layer_arn: str | None  # the layer's newest version, None before the first publish
     model_repository: Path  # the Triton model repository the image serves
     certificate_arn: str | None = None  # Triton's certificate in ACM, None before phase 3 imports it
+    function_vpc: dict[str, list[str]] | None = None  # the Lambdas' VpcConfig, None before the network
 
 
 def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, Any]:
@@ -224,7 +244,9 @@ def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, 
     found["stepfunctions/pipeline.asl.json"] = state_machine_definition(names, root)
     layer = facts.layer_arn or layer_arn_before_publish(names)
     for fn in LAMBDA_FUNCTIONS:
-        found[f"lambda/{fn}.json"] = create_function_parameters(names, config, fn, layer)
+        found[f"lambda/{fn}.json"] = create_function_parameters(names, config, fn, layer, facts.function_vpc)
+    for name, group in security_groups(names, config, None).items():
+        found[f"ec2/{name}.security-group.json"] = group
     certificate = facts.certificate_arn or certificate_arn_before_import(names)
     for index, obj in enumerate(kube_objects(config, root, facts.image, certificate)):
         found[f"k8s/{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"] = obj

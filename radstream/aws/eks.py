@@ -1,6 +1,6 @@
 """The EKS cluster: adopted when one of that name exists (then never tagged or deleted by us), or
-created in the configured subnets / the default VPC's subnets that EKS and the node instance type
-can use, at a version EKS supports, with access entries for its admins; replaced when it FAILED.
+created in the deployment's private subnets (or those network.subnet_ids names), refused when EKS
+or the node instance type cannot use one of their zones, at a version EKS supports, with access entries for its admins; replaced when it FAILED.
 And its managed nodegroups."""
 
 from __future__ import annotations
@@ -38,13 +38,6 @@ class ForeignNodegroup(ConfigError):
     """The configured nodegroup name is taken by a nodegroup this deployment did not create."""
 
 
-def _default_vpc_subnets(ec2: Any) -> list[dict[str, Any]]:
-    vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
-    if not vpcs:
-        raise RadstreamError("this region has no default VPC", hint="set cluster.subnet_ids in radstream.yaml")
-    return ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
-
-
 def _zones_offering(ec2: Any, instance_type: str, zones: list[str]) -> set[str]:
     offered: set[str] = set()
     for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
@@ -54,28 +47,32 @@ def _zones_offering(ec2: Any, instance_type: str, zones: list[str]) -> set[str]:
     return offered
 
 
-def cluster_subnets(ec2: Any, subnet_ids: list[str], instance_type: str) -> dict[str, str]:
-    """Subnet ID -> zone name for a new cluster and its nodes. Configured subnets are refused when
-    EKS or the node instance type cannot use one of their zones; the default VPC's lose those zones."""
-    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"] if subnet_ids else _default_vpc_subnets(ec2)
+def unusable_zones(ec2: Any, zones: list[str], instance_type: str) -> dict[str, str]:
+    """Zone name -> why neither EKS nor a node of `instance_type` can be placed there."""
     zone_ids = {z["ZoneName"]: z["ZoneId"] for z in ec2.describe_availability_zones()["AvailabilityZones"]}
-    zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
-    offered = _zones_offering(ec2, instance_type, sorted(set(zones.values())))
+    offered = _zones_offering(ec2, instance_type, zones)
     unusable = {}
-    for zone in sorted(set(zones.values())):
+    for zone in zones:
         if zone_ids.get(zone) in UNSUPPORTED_ZONE_IDS:
             unusable[zone] = f"EKS does not support {zone} ({zone_ids[zone]})"
         elif zone not in offered:
             unusable[zone] = f"{instance_type} is not offered in {zone}"
-    if subnet_ids and unusable:
-        raise RadstreamError("cluster.subnet_ids cannot be used: " + "; ".join(unusable.values()),
+    return unusable
+
+
+def cluster_subnets(ec2: Any, subnet_ids: list[str], instance_type: str) -> dict[str, str]:
+    """Subnet ID -> zone name for a new cluster and its nodes, refused when EKS or the node
+    instance type cannot use one of their zones, or they span fewer than two."""
+    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
+    zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+    unusable = unusable_zones(ec2, sorted(set(zones.values())), instance_type)
+    if unusable:
+        raise RadstreamError("network.subnet_ids cannot be used: " + "; ".join(unusable.values()),
                              hint="choose subnets in other zones, or another nodegroup.instance_type")
-    usable = {subnet: zone for subnet, zone in sorted(zones.items()) if zone not in unusable}
-    if len(set(usable.values())) < 2:
-        why = "; ".join(unusable.values()) or "they span fewer zones"
-        raise RadstreamError(f"EKS needs subnets in two availability zones, and only {len(set(usable.values()))} "
-                             f"can be used ({why})", hint="set cluster.subnet_ids, or another nodegroup.instance_type")
-    return usable
+    if len(set(zones.values())) < 2:
+        raise RadstreamError(f"EKS needs subnets in two availability zones, and these span {len(set(zones.values()))}",
+                             hint="name subnets of two zones or more in network.subnet_ids")
+    return dict(sorted(zones.items()))
 
 
 def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:
@@ -117,8 +114,23 @@ def is_owned(resource: dict[str, Any], deployment: str) -> bool:
     return (resource.get("tags") or {}).get(TAG_DEPLOYMENT) == deployment
 
 
-def cluster_drift(eks: Any, name: str, tags: dict[str, str]) -> list[str]:
-    """"missing" when absent (or being deleted); "replace: ..." for an owned cluster in FAILED."""
+def endpoint_access(public_access_cidrs: list[str]) -> dict[str, Any]:
+    """The API endpoint: private inside the VPC (nodes and Lambdas never leave it), public only to
+    the operator's addresses."""
+    return {"endpointPrivateAccess": True, "endpointPublicAccess": True, "publicAccessCidrs": sorted(public_access_cidrs)}
+
+
+def _access_drift(cluster: dict[str, Any], access: dict[str, Any]) -> list[str]:
+    config = cluster.get("resourcesVpcConfig") or {}
+    # EKS's default for publicAccessCidrs is everywhere.
+    current = {key: sorted(config.get(key) or ["0.0.0.0/0"]) if key == "publicAccessCidrs" else config.get(key)
+               for key in access}
+    return [] if current == access else ["endpoint access"]
+
+
+def cluster_drift(eks: Any, name: str, tags: dict[str, str], access: dict[str, Any] | None = None) -> list[str]:
+    """"missing" when absent (or being deleted); "replace: ..." for an owned cluster in FAILED;
+    "endpoint access" when an owned cluster's endpoint differs from `access` (endpoint_access)."""
     cluster = describe_cluster(eks, name)
     if cluster is None or cluster["status"] == "DELETING":
         return ["missing"]
@@ -126,13 +138,13 @@ def cluster_drift(eks: Any, name: str, tags: dict[str, str]) -> list[str]:
         return []  # adopted: someone else's cluster, used as it is
     if cluster["status"] == "FAILED":
         return [f"replace: FAILED ({health_issues(cluster)})"]
-    return ["tags"] if missing(cluster.get("tags", {}), tags) else []
+    drift = ["tags"] if missing(cluster.get("tags", {}), tags) else []
+    return drift + (_access_drift(cluster, access) if access else [])
 
 
-def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str]) -> None:
+def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str], access: dict[str, Any]) -> None:
     def create(subnet_ids: list[str]) -> None:
-        _create(eks.create_cluster, **request, resourcesVpcConfig={
-            "subnetIds": subnet_ids, "endpointPublicAccess": True, "endpointPrivateAccess": True})
+        _create(eks.create_cluster, **request, resourcesVpcConfig={"subnetIds": subnet_ids, **access})
 
     try:
         create(sorted(subnets))
@@ -146,22 +158,29 @@ def _create_cluster(eks: Any, request: dict[str, Any], subnets: dict[str, str]) 
         kept = sorted(subnet for subnet, zone in subnets.items() if zone in valid)
         if len({subnets[s] for s in kept}) < 2:
             raise RadstreamError(f"EKS refused the zones of cluster {request['name']}: {exc}",
-                                 hint=f"set cluster.subnet_ids to subnets in two of {sorted(valid)}") from exc
+                                 hint=f"set network.subnet_ids to subnets in two of {sorted(valid)}") from exc
         create(kept)
 
 
 def ensure_cluster(eks: Any, name: str, *, role_arn: str, tags: dict[str, str],
-                   subnets: dict[str, str] | None = None, version: str | None = None) -> bool:
+                   subnets: dict[str, str] | None = None, version: str | None = None,
+                   access: dict[str, Any] | None = None) -> bool:
     """Start creating the cluster when missing, in `subnets` (subnet ID -> zone name, from
-    cluster_subnets) at `version` (the caller waits for ACTIVE); retag it when its tags drifted."""
-    drift = cluster_drift(eks, name, tags)
+    cluster_subnets) at `version` with `access` (endpoint_access; the caller waits for ACTIVE);
+    retag it when its tags drifted, and update its endpoint access when that did (EKS allows it in
+    place; the cluster is UPDATING for a few minutes)."""
+    access = access or endpoint_access(["0.0.0.0/0"])
+    drift = cluster_drift(eks, name, tags, access)
     if "missing" in drift:
         if not subnets or not version:
             raise ValueError("creating a cluster needs its subnets and version")
         _create_cluster(eks, {"name": name, "version": version, "roleArn": role_arn, "tags": tags,
-                              "accessConfig": ACCESS_CONFIG}, subnets)
-    elif "tags" in drift:
+                              "accessConfig": ACCESS_CONFIG}, subnets, access)
+        return True
+    if "tags" in drift:
         eks.tag_resource(resourceArn=existing_cluster(eks, name)["arn"], tags=tags)
+    if "endpoint access" in drift:
+        eks.update_cluster_config(name=name, resourcesVpcConfig=access)
     return bool(drift)
 
 

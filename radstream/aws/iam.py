@@ -22,7 +22,7 @@ MANAGED_POLICIES = {
     "eks-nodes": ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly"],
 }
 # AWS accepts only Resource "*" for these actions; everything else must name our resources.
-UNSCOPABLE_ACTIONS = frozenset({"ecr:GetAuthorizationToken"})
+UNSCOPABLE_ACTIONS = frozenset({"ecr:GetAuthorizationToken", "ec2:DescribeNetworkInterfaces"})
 
 
 def render_document(path: Path, variables: dict[str, str]) -> dict[str, Any]:

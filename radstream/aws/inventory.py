@@ -102,7 +102,20 @@ def _acm_certificates(client: ClientFactory, deployment: str) -> Iterator[tuple[
         yield "acm", arn
 
 
-_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers, _acm_certificates)
+def _vpc_pieces(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
+    """The deployment's VPCs, and every ENI in them: Lambda's carry no tag (nor do the endpoints'),
+    and they hold the subnets until released."""
+    ec2 = client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": f"tag:{TAG_DEPLOYMENT}", "Values": [deployment]}])["Vpcs"]
+    for vpc in vpcs:
+        prefix = f"arn:{ec2.meta.partition}:ec2:{ec2.meta.region_name}:{vpc['OwnerId']}"
+        yield "ec2", f"{prefix}:vpc/{vpc['VpcId']}"
+        for eni in ec2.describe_network_interfaces(
+                Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["NetworkInterfaces"]:
+            yield "ec2", f"{prefix}:network-interface/{eni['NetworkInterfaceId']}"
+
+
+_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers, _acm_certificates, _vpc_pieces)
 
 
 # -- is it still there? ---------------------------------------------------------------------------
@@ -222,12 +235,42 @@ def _iam(client: ClientFactory, arn: str) -> str:
     return _status(lambda: iam.get_role(RoleName=rest.rpartition("/")[2]), missing=("NoSuchEntity",))  # after its path
 
 
+class _NotFound(Exception):
+    """A describe that answers with nothing (or a deleted resource), read as its not-found error."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.response = {"Error": {"Code": code}}
+
+
 def _ec2(client: ClientFactory, arn: str) -> str:
     kind, _, resource_id = _resource(arn).partition("/")
     ec2 = client("ec2")
     if kind == "security-group":
         return _status(lambda: ec2.describe_security_groups(GroupIds=[resource_id]),
                        missing=("InvalidGroup.NotFound",))
+    reads = {  # kind -> (describe operation, its ID filter, result key, not-found code)
+        "vpc": ("describe_vpcs", "VpcIds", "Vpcs", "InvalidVpcID.NotFound"),
+        "subnet": ("describe_subnets", "SubnetIds", "Subnets", "InvalidSubnetID.NotFound"),
+        "internet-gateway": ("describe_internet_gateways", "InternetGatewayIds", "InternetGateways",
+                             "InvalidInternetGatewayID.NotFound"),
+        "route-table": ("describe_route_tables", "RouteTableIds", "RouteTables", "InvalidRouteTableID.NotFound"),
+        "elastic-ip": ("describe_addresses", "AllocationIds", "Addresses", "InvalidAllocationID.NotFound"),
+        "natgateway": ("describe_nat_gateways", "NatGatewayIds", "NatGateways", "NatGatewayNotFound"),
+        "vpc-endpoint": ("describe_vpc_endpoints", "VpcEndpointIds", "VpcEndpoints", "InvalidVpcEndpointId.NotFound"),
+        "network-interface": ("describe_network_interfaces", "NetworkInterfaceIds", "NetworkInterfaces",
+                              "InvalidNetworkInterfaceID.NotFound"),
+    }
+    if kind in reads:
+        operation, ids, key, not_found = reads[kind]
+
+        def state() -> str | None:
+            found = getattr(ec2, operation)(**{ids: [resource_id]})[key]
+            if not found or str(found[0].get("State", "")).lower() == "deleted":
+                raise _NotFound(not_found)
+            return "DELETING" if str(found[0].get("State", "")).lower() == "deleting" else None
+
+        return _status(state, lambda answer: answer, missing=(not_found,))
     if kind == "launch-template":
         return _status(lambda: ec2.describe_launch_template_versions(LaunchTemplateId=resource_id,
                                                                      Versions=["$Latest"]),

@@ -64,8 +64,9 @@ def delete_layer(lam: Any, name: str) -> None:
 
 
 def function_configuration(role_arn: str, env: dict[str, str], layers: list[str], timeout: int,
-                           memory: int) -> dict[str, Any]:
-    """The configuration RadStream gives a function: CreateFunction's parameters less name, code and tags."""
+                           memory: int, vpc: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The configuration RadStream gives a function: CreateFunction's parameters less name, code and
+    tags. `vpc`: {"SubnetIds", "SecurityGroupIds"}, where the function's ENIs go."""
     return {
         "Role": role_arn,
         "Handler": HANDLER,
@@ -74,6 +75,7 @@ def function_configuration(role_arn: str, env: dict[str, str], layers: list[str]
         "MemorySize": memory,
         "Environment": {"Variables": env},
         "Layers": layers,
+        "VpcConfig": {key: sorted((vpc or {}).get(key, [])) for key in ("SubnetIds", "SecurityGroupIds")},
     }
 
 
@@ -83,14 +85,14 @@ def create_parameters(name: str, configuration: dict[str, Any], tags: dict[str, 
 
 
 def _desired_config(role_arn: str, env: dict[str, str], current_env: dict[str, str], layers: list[str],
-                    timeout: int, memory: int) -> dict[str, Any]:
+                    timeout: int, memory: int, vpc: dict[str, list[str]] | None) -> dict[str, Any]:
     # Our variables win; others (set by later phases) survive.
-    return function_configuration(role_arn, {**current_env, **env}, layers, timeout, memory)
+    return function_configuration(role_arn, {**current_env, **env}, layers, timeout, memory, vpc)
 
 
 def function_drift(
     lam: Any, name: str, *, role_arn: str, zip_bytes: bytes, env: dict[str, str], layers: list[str],
-    tags: dict[str, str], timeout: int = 60, memory: int = 512,
+    tags: dict[str, str], timeout: int = 60, memory: int = 512, vpc: dict[str, list[str]] | None = None,
 ) -> list[str]:
     """What differs from the desired function; ["missing"] when it does not exist."""
     try:
@@ -108,8 +110,10 @@ def function_drift(
         "Role": config["Role"], "Handler": config["Handler"], "Runtime": config["Runtime"],
         "Timeout": config["Timeout"], "MemorySize": config["MemorySize"],
         "Environment": {"Variables": current_env}, "Layers": [layer["Arn"] for layer in config.get("Layers", [])],
+        "VpcConfig": {key: sorted((config.get("VpcConfig") or {}).get(key) or [])
+                      for key in ("SubnetIds", "SecurityGroupIds")},
     }
-    if current != _desired_config(role_arn, env, current_env, layers, timeout, memory):
+    if current != _desired_config(role_arn, env, current_env, layers, timeout, memory, vpc):
         drift.append("configuration")
     if missing(found.get("Tags", {}), tags):
         drift.append("tags")
@@ -118,13 +122,13 @@ def function_drift(
 
 def ensure_function(
     lam: Any, name: str, *, role_arn: str, zip_bytes: bytes, env: dict[str, str], layers: list[str],
-    tags: dict[str, str], timeout: int = 60, memory: int = 512,
+    tags: dict[str, str], timeout: int = 60, memory: int = 512, vpc: dict[str, list[str]] | None = None,
 ) -> bool:
     """Create or repair the function; uploads code only when its sha256 differs."""
     drift = function_drift(lam, name, role_arn=role_arn, zip_bytes=zip_bytes, env=env, layers=layers,
-                           tags=tags, timeout=timeout, memory=memory)
+                           tags=tags, timeout=timeout, memory=memory, vpc=vpc)
     if "missing" in drift:
-        _create(lam, name, _desired_config(role_arn, env, {}, layers, timeout, memory), zip_bytes, tags)
+        _create(lam, name, _desired_config(role_arn, env, {}, layers, timeout, memory, vpc), zip_bytes, tags)
         return True
     if "code" in drift:
         lam.update_function_code(FunctionName=name, ZipFile=zip_bytes)
@@ -132,7 +136,7 @@ def ensure_function(
     if "configuration" in drift:
         current_env = lam.get_function_configuration(FunctionName=name).get("Environment", {}).get("Variables", {})
         lam.update_function_configuration(
-            FunctionName=name, **_desired_config(role_arn, env, current_env, layers, timeout, memory)
+            FunctionName=name, **_desired_config(role_arn, env, current_env, layers, timeout, memory, vpc)
         )
         _wait_updated(lam, name)
     if "tags" in drift:

@@ -102,6 +102,100 @@ class RolesStep(_DriftStep):
             delete_role(iam, ctx.names.role(purpose))
 
 
+def network_layout(ctx: Context) -> Any:
+    """The network network.mode create makes (radstream.aws.network.Layout)."""
+    from radstream.aws.network import Layout, choose_zones
+
+    settings = ctx.config.network
+    zones = choose_zones(ctx.client("ec2"), ctx.config.nodegroup.instance_type, settings.zones)
+    return Layout(ctx.names.deployment, ctx.names.region, settings.cidr, zones, not settings.no_internet_egress)
+
+
+def private_subnets(ctx: Context) -> dict[str, str] | None:
+    """Subnet ID -> zone where the cluster, its nodes and the Lambdas go; None before they exist.
+    An adopted cluster's own subnets unless network.subnet_ids names others (in its VPC)."""
+    from radstream.aws.eks import describe_cluster, is_owned
+    from radstream.aws.network import check_adopted, created_subnets
+    from radstream.kube.capacity import instance_type
+
+    ec2, settings = ctx.client("ec2"), ctx.config.network
+    if settings.mode == "adopt":
+        ng = ctx.config.nodegroup
+        return check_adopted(ec2, list(settings.subnet_ids), ng.max_size * instance_type(ng.instance_type).max_pods)
+    if ctx.config.cluster.mode == "adopt":
+        cluster = describe_cluster(ctx.client("eks"), ctx.config.cluster_name)
+        if cluster is None or is_owned(cluster, ctx.names.deployment):
+            return None
+        ids = cluster["resourcesVpcConfig"]["subnetIds"]
+        return {s["SubnetId"]: s["AvailabilityZone"] for s in ec2.describe_subnets(SubnetIds=ids)["Subnets"]}
+    return created_subnets(ec2, network_layout(ctx))
+
+
+def function_vpc(ctx: Context) -> dict[str, list[str]] | None:
+    """The Lambdas' VpcConfig; None before the network and their security group exist."""
+    from radstream.aws.network import group_id, vpc_of
+
+    subnets = private_subnets(ctx)
+    if not subnets:
+        return None
+    ec2 = ctx.client("ec2")
+    group = group_id(ec2, vpc_of(ec2, sorted(subnets))["VpcId"], f"{ctx.names.deployment}-lambda")
+    return {"SubnetIds": sorted(subnets), "SecurityGroupIds": [group]} if group else None
+
+
+class NetworkStep(_DriftStep):
+    """Before the functions (their VpcConfig) and the cluster (its subnets)."""
+
+    name = "network"
+    description = ("the private path: VPC, private subnets, NAT gateway or interface endpoints, S3 gateway endpoint, "
+                   "the Lambdas' security group")
+
+    def _adopted_groups(self, ctx: Context) -> tuple[str, list[Any]]:
+        """(VPC ID, wanted groups) when the network is not ours: only the Lambdas' group is."""
+        from radstream.aws.network import groups, s3_prefix_list, vpc_of
+
+        subnets = private_subnets(ctx)
+        if subnets is None:
+            raise RadstreamError(f"EKS cluster {ctx.config.cluster_name} does not exist, and cluster.mode is adopt",
+                                 hint="create it, fix cluster.name, or set cluster.mode: create")
+        ec2 = ctx.client("ec2")
+        vpc = vpc_of(ec2, sorted(subnets))
+        return vpc["VpcId"], groups(vpc["CidrBlock"], ctx.names.deployment, s3_prefix_list(ec2, ctx.names.region),
+                                    False)
+
+    def _ours(self, ctx: Context) -> bool:
+        return ctx.config.network.mode == "create" and ctx.config.cluster.mode == "create"
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.network import groups_drift, network_drift
+
+        ec2, tags = ctx.client("ec2"), ctx.names.tags(PHASE)
+        if self._ours(ctx):
+            return network_drift(ec2, network_layout(ctx), tags)
+        return groups_drift(ec2, *self._adopted_groups(ctx), tags)
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.network import ensure_groups, ensure_network
+
+        ec2, tags = ctx.client("ec2"), ctx.names.tags(PHASE)
+        if self._ours(ctx):
+            ensure_network(ec2, network_layout(ctx), tags, ctx.wait)
+        else:
+            ensure_groups(ec2, *self._adopted_groups(ctx), tags)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        return {"private_subnets": private_subnets(ctx), "function_vpc": function_vpc(ctx)}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.network import delete_groups, delete_network
+
+        # Tagged pieces only: an adopted network has nothing of ours but the Lambdas' group.
+        if self._ours(ctx):
+            delete_network(ctx.client("ec2"), ctx.names.deployment, ctx.wait)
+        else:
+            delete_groups(ctx.client("ec2"), ctx.names.deployment, ctx.wait)
+
+
 class KinesisStep(_DriftStep):
     name = "kinesis"
     description = "telemetry Kinesis data stream"
@@ -184,11 +278,12 @@ class FunctionsStep(_DriftStep):
         found = [("lambda layer", ctx.names.lambda_layer, [] if layer_arn else ["missing"])]
         lam, tags, settings = ctx.client("lambda"), ctx.names.tags(PHASE), \
             documents.function_settings(ctx.names, ctx.config)
+        vpc = function_vpc(ctx) or documents.function_vpc_before_network(ctx.names)
         for fn in LAMBDA_FUNCTIONS:
             name = ctx.names.lambda_function(fn)
             # Without the layer version the functions cannot be right yet: they will be updated.
             drift = function_drift(lam, name, zip_bytes=function_zip(ctx.root, fn),
-                                   layers=[layer_arn or "(new layer version)"], tags=tags, **settings)
+                                   layers=[layer_arn or "(new layer version)"], tags=tags, vpc=vpc, **settings)
             found.append(("lambda function", name, drift))
         return found
 
@@ -200,9 +295,12 @@ class FunctionsStep(_DriftStep):
             documents.function_settings(ctx.names, ctx.config)
         layer_arn, _ = ensure_layer(lam, ctx.names.lambda_layer, self._layer_zip(ctx),
                                     "numpy, pillow and pydicom for radstream.pipeline")
+        vpc = function_vpc(ctx)
+        if vpc is None:
+            raise RadstreamError("the Lambdas' subnets or security group are missing", hint="run phase 0 again")
         for fn in LAMBDA_FUNCTIONS:
             ensure_function(lam, ctx.names.lambda_function(fn), zip_bytes=function_zip(ctx.root, fn),
-                            layers=[layer_arn], tags=tags, **settings)
+                            layers=[layer_arn], tags=tags, vpc=vpc, **settings)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
         from radstream.aws.lambda_ import current_layer_version
@@ -467,9 +565,17 @@ class ClusterStep(_DriftStep):
         if support != "STANDARD_SUPPORT":
             ctx.warn(f"Kubernetes {version} is past standard support ({support}): EKS charges six times the "
                      "standard hourly price for its control plane; remove cluster.version for the current default")
-        subnets = cluster_subnets(ctx.client("ec2"), list(cluster_config.subnet_ids),
-                                  ctx.config.nodegroup.instance_type)
+        subnets = private_subnets(ctx)
+        if subnets is None:  # planned before the network exists: its zones
+            subnets = {f"(private subnet in {zone})": zone for zone in network_layout(ctx).zones}
+        else:  # EKS refuses some zones, and the node type is not offered in every zone
+            subnets = cluster_subnets(ctx.client("ec2"), sorted(subnets), ctx.config.nodegroup.instance_type)
         return subnets, version, support
+
+    def _access(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.eks import endpoint_access
+
+        return endpoint_access(ctx.config.cluster.public_access_cidrs)
 
     def preflight(self, ctx: Context) -> None:
         """cluster.mode create never adopts a same-named cluster someone else made: refused before
@@ -504,7 +610,7 @@ class ClusterStep(_DriftStep):
 
         eks, name, principals = ctx.client("eks"), ctx.config.cluster_name, ctx.config.cluster.admin_principals
         self.preflight(ctx)
-        drift = cluster_drift(eks, name, ctx.names.tags(PHASE))
+        drift = cluster_drift(eks, name, ctx.names.tags(PHASE), self._access(ctx))
         if "missing" in drift:
             subnets, version, support = self._creation(ctx)
             detail = [f"Kubernetes {version} ({support})", f"zones {', '.join(sorted(set(subnets.values())))}"]
@@ -536,7 +642,7 @@ class ClusterStep(_DriftStep):
         eks, name, deployment, tags = ctx.client("eks"), ctx.config.cluster_name, ctx.names.deployment, \
             ctx.names.tags(PHASE)
         self.preflight(ctx)
-        replace = [d for d in cluster_drift(eks, name, tags) if d.startswith("replace:")]
+        replace = [d for d in cluster_drift(eks, name, tags, self._access(ctx)) if d.startswith("replace:")]
         if replace:
             ctx.warn(f"EKS cluster {name}: {replace[0][9:]}; deleting and recreating it")
             delete_cluster(eks, name, deployment)
@@ -548,7 +654,11 @@ class ClusterStep(_DriftStep):
             creation = {"subnets": subnets, "version": version}
             ctx.log(f"creating EKS cluster {name}: Kubernetes {version} in {', '.join(sorted(set(subnets.values())))} "
                     "(about 10 minutes on AWS)")
-        ensure_cluster(eks, name, role_arn=documents.role_arn(ctx.names, "eks-cluster"), tags=tags, **creation)
+            if "public_access_cidrs" not in ctx.config.cluster.model_fields_set:
+                ctx.warn(f"EKS cluster {name}: its public API endpoint answers from anywhere (IAM still required); "
+                         "set cluster.public_access_cidrs to your address, e.g. [\"203.0.113.7/32\"]")
+        ensure_cluster(eks, name, role_arn=documents.role_arn(ctx.names, "eks-cluster"), tags=tags,
+                       access=self._access(ctx), **creation)
         ctx.wait(f"EKS cluster {name} ACTIVE", lambda: cluster_active(eks, name, deployment),
                  timeout=1800, interval=15.0)
         cluster = existing_cluster(eks, name)
@@ -600,6 +710,6 @@ class FoundationPhase(Phase):
 
     def steps(self, ctx: Context) -> list[Step]:
         # Dependency order; destroy runs it backwards.
-        return [BucketsStep(), RolesStep(), KinesisStep(), FunctionLogGroupsStep(), FunctionsStep(),
+        return [BucketsStep(), RolesStep(), NetworkStep(), KinesisStep(), FunctionLogGroupsStep(), FunctionsStep(),
                 StateMachineStep(), EventRulesStep(),
                 FirehoseStep(), EcrStep(), GlueStep(), AthenaStep(), ClusterStep()]

@@ -6,7 +6,9 @@
   bootstrapped) and reports health; without a version it gets EKS's default version;
 - access entries: Create/Describe/List/DeleteAccessEntry, AssociateAccessPolicy and
   ListAssociatedAccessPolicies with EKS's shapes and errors, the creator's entry bootstrapped;
-- DescribeClusterVersions from a table of real EKS releases, support status computed from today.
+- DescribeClusterVersions from a table of real EKS releases, support status computed from today;
+- UpdateClusterConfig changes only the resourcesVpcConfig fields it is given (moto replaces the
+  whole configuration, subnets included).
 
 Installed by moto_fixes.install() before the server starts (routes are read when moto builds its
 EKS app) and by the unit tests' conftest for in-process moto."""
@@ -311,9 +313,21 @@ HANDLERS = (describe_cluster_versions, create_access_entry, describe_access_entr
             delete_access_entry, associate_access_policy, list_associated_access_policies)
 
 
+def update_merges_vpc_config(original: Callable[..., Any]) -> Callable[..., Any]:
+    def update_cluster_config(self: Any, name: str, resources_vpc_config: dict[str, Any], *args: Any,
+                              **kwargs: Any) -> Any:
+        cluster = self.clusters.get(name)
+        if cluster is not None and resources_vpc_config:
+            resources_vpc_config = {**(cluster.resources_vpc_config or {}), **resources_vpc_config}
+        return original(self, name, resources_vpc_config, *args, **kwargs)
+
+    return update_cluster_config
+
+
 def install(wrap: Callable[[type, str, Callable[..., Any]], None]) -> None:
     """Apply through moto_fixes' wrap(owner, attribute, fix); adding routes and handlers twice is harmless."""
     from moto.eks import urls
+    from moto.eks.models import EKSBackend
     from moto.eks.responses import EKSResponse
 
     for route in ROUTES:
@@ -323,3 +337,4 @@ def install(wrap: Callable[[type, str, Callable[..., Any]], None]) -> None:
             setattr(EKSResponse, handler.__name__, handler)
     wrap(EKSResponse, "create_cluster", create_cluster_like_eks)
     wrap(EKSResponse, "create_nodegroup", create_nodegroup_like_eks)
+    wrap(EKSBackend, "update_cluster_config", update_merges_vpc_config)

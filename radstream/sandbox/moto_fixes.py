@@ -89,11 +89,15 @@ def lambda_task_errors_are_named_by_lambda(original: Callable[..., Any]) -> Call
 
 
 def _wrap(owner: type, attribute: str, fix: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    # Marked per fix, so installing twice is harmless and two fixes of one method (Lambda's
+    # create_function: role propagation, then VPC ENIs) both apply.
     original = getattr(owner, attribute)
-    if getattr(original, _MARK, False):
+    applied: frozenset[str] = getattr(original, _MARK, frozenset())
+    key = f"{fix.__module__}.{fix.__qualname__}"
+    if key in applied:
         return
     fixed = fix(original)
-    setattr(fixed, _MARK, True)
+    setattr(fixed, _MARK, applied | {key})
     setattr(owner, attribute, fixed)
 
 
@@ -105,7 +109,15 @@ def install() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    from radstream.sandbox import eks_parity, glue_crawler_role, iam_enforcement, iam_simulate, role_propagation, tagging_lag
+    from radstream.sandbox import (
+        eks_parity,
+        glue_crawler_role,
+        iam_enforcement,
+        iam_simulate,
+        role_propagation,
+        tagging_lag,
+        vpc_parity,
+    )
 
     _wrap(StepFunctionsParserBackend, "start_execution", unnamed_executions_get_a_uuid)
     _wrap(S3Response, "get_bucket_notification", bucket_notification_reports_eventbridge)
@@ -115,5 +127,6 @@ def install() -> None:
     glue_crawler_role.install(_wrap)
     iam_enforcement.install(_wrap)
     eks_parity.install(_wrap)
+    vpc_parity.install(_wrap)
     iam_simulate.install()
     tagging_lag.install(_wrap)

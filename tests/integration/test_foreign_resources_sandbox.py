@@ -107,9 +107,10 @@ def foreign(project: Path) -> dict[str, tuple[str, int]]:
     """Their cluster, nodegroup and Deployment; returns their running pods."""
     from kubernetes import client as k8s
 
-    from radstream.aws.eks import cluster_subnets
-
-    subnets = sorted(cluster_subnets(aws(project, "ec2"), [], "t3.medium"))
+    # Theirs, in the default VPC, in two zones EKS and t3.medium take.
+    default = aws(project, "ec2").describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    by_zone = {s["AvailabilityZone"]: s["SubnetId"] for s in default}
+    subnets = [by_zone["us-east-1a"], by_zone["us-east-1b"]]
     eks = aws(project, "eks")
     eks.create_cluster(name=CLUSTER, roleArn=f"arn:aws:iam::{ACCOUNT}:role/platform-eks",
                        resourcesVpcConfig={"subnetIds": subnets})

@@ -55,8 +55,9 @@ def project_with(root: Path, config_yaml: str) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def partial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Phase 0 stops at its last step, the cluster (a subnet that does not exist): no cluster ever."""
-    config = f"target: sandbox\ndeployment: {DEPLOYMENT}\ncluster:\n  subnet_ids: [subnet-0000000000000000f]\n"
+    """Phase 0 stops at its last step, the cluster (a Kubernetes version EKS no longer offers, refused
+    only when the cluster is about to be made): no cluster ever, the network and the rest made."""
+    config = f"target: sandbox\ndeployment: {DEPLOYMENT}\ncluster:\n  version: '1.10'\n"
     yield from project_with(tmp_path_factory.mktemp("partial"), config)
 
 
@@ -64,6 +65,7 @@ def partial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def partial_teardown(partial: Path) -> dict[str, Any]:
     code, run = radstream(partial, "phase", "run", "0", "--yes")
     assert code == 1 and run["phases"][0]["status"] == "failed", run
+    assert "Kubernetes 1.10" in json.dumps(run), run  # failed where meant to, at the cluster
     assert aws(partial, "eks").list_clusters()["clusters"] == []
     deployed = tagged_arns(partial)
     code, result = radstream(partial, "teardown", "--yes")

@@ -89,8 +89,29 @@ def parked(second_up: dict[str, Any], project: Path) -> dict[str, Any]:
     return {"first": first, "stderr": stderr, "scaling": scaling, "again": again, "outputs": status["outputs"]}
 
 
+TAGGED = [{"Name": "tag:radstream:deployment", "Values": [DEPLOYMENT]}]
+
+
+def route_table_of(tables: list[dict[str, Any]], subnet: str) -> dict[str, Any]:
+    """The subnet's own route table, else the VPC's main one (as EC2 routes it)."""
+    own = [t for t in tables if any(a.get("SubnetId") == subnet for a in t["Associations"])]
+    return (own or [t for t in tables if any(a.get("Main") for a in t["Associations"])])[0]
+
+
 @pytest.fixture(scope="module")
-def torn_down(parked: dict[str, Any], project: Path) -> dict[str, Any]:
+def network(first_up: dict[str, Any], project: Path) -> dict[str, Any]:
+    """The deployment's VPC and private subnets as `up` left them (the teardown test needs the IDs)."""
+    ec2 = aws(project, "ec2")
+    (vpc,) = ec2.describe_vpcs(Filters=TAGGED)["Vpcs"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+    private = {s["SubnetId"] for s in subnets if f"{DEPLOYMENT}-private-" in str(s.get("Tags"))}
+    group = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+                                                  {"Name": "group-name", "Values": [f"{DEPLOYMENT}-lambda"]}])
+    return {"vpc": vpc["VpcId"], "private": private, "lambda_group": group["SecurityGroups"][0]["GroupId"]}
+
+
+@pytest.fixture(scope="module")
+def torn_down(parked: dict[str, Any], network: dict[str, Any], project: Path) -> dict[str, Any]:
     code, result, _ = radstream(project, "teardown", "--yes")
     return {"code": code, "result": result}
 
@@ -148,6 +169,33 @@ def test_triton_is_behind_an_internal_load_balancer_whose_tls_a_plain_tritonclie
         infer(ensure(tmp_path / "other", "other-ca", "other", ips=("127.0.0.1",)).ca_cert)
 
 
+def test_the_cluster_nodes_and_functions_are_in_the_private_subnets(project: Path, network: dict[str, Any]):
+    ec2, private = aws(project, "ec2"), network["private"]
+    assert len(private) >= 2
+    # Private: no subnet's route table (its own, else the VPC's main one) routes to an internet gateway.
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [network["vpc"]]}])["RouteTables"]
+    for subnet in private:
+        table = route_table_of(tables, subnet)
+        assert not any(str(r.get("GatewayId", "")).startswith("igw-") for r in table["Routes"]), (subnet, table)
+    eks = aws(project, "eks")
+    cluster = eks.describe_cluster(name=f"{DEPLOYMENT}-cluster")["cluster"]
+    assert set(cluster["resourcesVpcConfig"]["subnetIds"]) == private
+    nodegroup = eks.describe_nodegroup(clusterName=f"{DEPLOYMENT}-cluster", nodegroupName="cpu-ng")["nodegroup"]
+    assert set(nodegroup["subnets"]) == private
+    functions = [f for f in aws(project, "lambda").list_functions()["Functions"]
+                 if f["FunctionName"].startswith(f"{DEPLOYMENT}-")]
+    assert functions
+    for function in functions:
+        config = function["VpcConfig"]
+        assert (set(config["SubnetIds"]), config["SecurityGroupIds"]) == (private, [network["lambda_group"]]), \
+            function["FunctionName"]
+    enis = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [network["vpc"]]}])["NetworkInterfaces"]
+    lambda_enis = [e for e in enis if e.get("InterfaceType") == "lambda"]
+    assert {e["SubnetId"] for e in lambda_enis} == private
+    assert {g["GroupId"] for e in lambda_enis for g in e["Groups"]} == {network["lambda_group"]}
+    assert all(any(f["FunctionName"] in e["Description"] for e in lambda_enis) for f in functions)
+
+
 def test_nodes_launch_from_a_template_that_tags_their_instances_and_volumes(project: Path, first_up: dict[str, Any]):
     # Cost Explorer by tag sees the nodes only if what they launch carries the deployment's tag.
     nodegroup = aws(project, "eks").describe_nodegroup(clusterName=f"{DEPLOYMENT}-cluster",
@@ -179,7 +227,7 @@ def test_render_writes_what_up_applied_with_the_targets_own_values(project: Path
     code, rendered, _ = radstream(project, "render", "--out", str(tmp_path))
     assert code == 0 and rendered["ok"] and rendered["target"] == "sandbox" and rendered["out"] == str(tmp_path)
     assert {f.split("/")[0] for f in rendered["files"]} == {"iam", "s3", "events", "stepfunctions", "lambda", "k8s",
-                                                           "triton"}
+                                                           "triton", "ec2"}
     # The values only the target knows are its own: the pushed image's digest, the layer's version.
     code, status, _ = radstream(project, "status")
     deployment = yaml.safe_load((tmp_path / "k8s" / "01-deployment-triton.yaml").read_text())
@@ -187,6 +235,8 @@ def test_render_writes_what_up_applied_with_the_targets_own_values(project: Path
     live = aws(project, "lambda").get_function(FunctionName=f"{DEPLOYMENT}-invoke-inference")["Configuration"]
     function = json.loads((tmp_path / "lambda" / "invoke_inference.json").read_text())
     assert function["Layers"] == [layer["Arn"] for layer in live["Layers"]] and function["Role"] == live["Role"]
+    assert {k: sorted(v) for k, v in function["VpcConfig"].items()} == {
+        k: sorted(live["VpcConfig"][k]) for k in ("SubnetIds", "SecurityGroupIds")}
     machine = aws(project, "stepfunctions").describe_state_machine(
         stateMachineArn=status["outputs"]["state_machine_arn"])
     asl = json.loads((tmp_path / "stepfunctions" / "pipeline.asl.json").read_text())
@@ -357,6 +407,8 @@ def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked
     assert {f"eks cluster {DEPLOYMENT}-cluster", f"kinesis stream {DEPLOYMENT}-telemetry",
             "load balancer of service radstream/triton-svc"} <= resources
     assert not any(r.startswith("eks nodegroup") for r in resources)  # parked: no node bills any more
+    # The private path bills while parked: the NAT gateway, its address, the interface endpoint per zone.
+    assert {"nat gateways", "public IPv4 addresses", "vpc interface endpoints"} <= resources
     assert outputs["idle_usd_per_hour"] > 0 and outputs["idle_usd_per_month"] > outputs["idle_usd_per_hour"]
     assert "still costing" in parked["stderr"] and "idle cost" in parked["stderr"]
 
@@ -374,6 +426,24 @@ def test_teardown_leaves_nothing_tagged(project: Path, torn_down: dict[str, Any]
     assert {p["status"] for p in result["phases"] if p["number"] <= 5 or p["number"] == 7} == {"destroyed"}
     assert deployment_resources(lambda service: aws(project, service), DEPLOYMENT) == []
     assert aws(project, "ec2").describe_launch_templates()["LaunchTemplates"] == []
+
+
+def test_teardown_leaves_no_piece_of_the_network(project: Path, network: dict[str, Any], torn_down: dict[str, Any]):
+    assert torn_down["code"] == 0, torn_down["result"]["error"]
+    ec2, in_vpc = aws(project, "ec2"), [{"Name": "vpc-id", "Values": [network["vpc"]]}]
+    assert ec2.describe_vpcs(Filters=TAGGED)["Vpcs"] == []
+    assert network["vpc"] not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    assert ec2.describe_subnets(Filters=in_vpc)["Subnets"] == []
+    assert ec2.describe_network_interfaces(Filters=in_vpc)["NetworkInterfaces"] == []
+    assert not [e for e in ec2.describe_network_interfaces()["NetworkInterfaces"] if DEPLOYMENT in e.get("Description", "")]
+    assert ec2.describe_security_groups(Filters=in_vpc)["SecurityGroups"] == []
+    assert ec2.describe_internet_gateways(Filters=TAGGED)["InternetGateways"] == []
+    assert ec2.describe_addresses(Filters=TAGGED)["Addresses"] == []
+    # EC2 lists deleted NAT gateways and endpoints for a while; moto ignores tag filters on NAT gateways.
+    nats = [n for n in ec2.describe_nat_gateways()["NatGateways"] if n["VpcId"] == network["vpc"]]
+    assert {n["State"] for n in nats} <= {"deleted"}
+    endpoints = ec2.describe_vpc_endpoints(Filters=in_vpc)["VpcEndpoints"]
+    assert {e["State"].lower() for e in endpoints} <= {"deleted"}
 
 
 def test_a_second_teardown_has_nothing_to_do(project: Path, torn_down: dict[str, Any]):

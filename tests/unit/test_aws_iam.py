@@ -28,6 +28,10 @@ TAGS = NAMES.tags(0)
 SHARED_ARNS = {
     "arn:aws:glue:eu-west-1:123456789012:catalog",
     "arn:aws:logs:eu-west-1:123456789012:log-group:/aws-glue/crawlers",
+    # Lambda's VPC ENIs: EC2 IDs are random; the subnets and groups are bound by the deployment tag.
+    "arn:aws:ec2:eu-west-1:123456789012:network-interface/*",
+    "arn:aws:ec2:eu-west-1:123456789012:subnet/*",
+    "arn:aws:ec2:eu-west-1:123456789012:security-group/*",
 }
 
 

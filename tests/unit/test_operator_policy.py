@@ -85,7 +85,7 @@ def test_the_operator_policies_render_and_each_fits_a_managed_policy():
 
 
 def test_the_read_only_policy_only_reads():
-    _, read = op.operator_documents()
+    _, read, _ = op.operator_documents()
     verbs = ("Describe", "List", "Get", "BatchGet", "Search")
     assert [a for a in op.policy_actions(read) if not a.split(":")[1].startswith(verbs)] == []
 

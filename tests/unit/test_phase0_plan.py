@@ -50,7 +50,11 @@ def test_plan_from_nothing_creates_every_resource(ctx):
     kinds = {c.resource for c in changes}
     assert kinds == {"s3 bucket", "iam role", "kinesis stream", "lambda layer", "lambda function", "state machine",
                      "log group", "logs resource policy", "eventbridge rule", "firehose stream", "ecr repository",
-                     "glue database", "glue table", "glue crawler", "athena workgroup", "eks cluster"}
+                     "glue database", "glue table", "glue crawler", "athena workgroup", "eks cluster",
+                     # the private path, each piece shown
+                     "vpc", "subnet", "internet gateway", "elastic ip", "nat gateway", "route table", "security group",
+                     "vpc endpoint"}
+    assert sum(c.resource == "subnet" for c in changes) == 3  # two private, the NAT gateway's public one
     assert sum(c.resource == "lambda function" for c in changes) == 6
     assert sum(c.resource == "iam role" for c in changes) == 7
     assert ctx.counter.total == 0  # planning is read-only
