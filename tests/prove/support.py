@@ -100,9 +100,12 @@ def stop_sandbox(project: Path) -> None:
     daemon.stop(project / ".radstream")
 
 
-# Names AWS makes up: security group and launch template ids, the cloud controller's load balancer
-# name ("a" + the Service's UID). Two deployments differ there however alike they are.
-_GENERATED = re.compile(r"(security-group/sg-|launch-template/lt-|loadbalancer/a)[0-9a-f]+")
+# Names AWS makes up: EC2 ids (security groups, launch templates, the VPC and its pieces), ACM's
+# certificate ids, the cloud controller's load balancer name ("a" + the Service's UID). Two
+# deployments differ there however alike they are.
+_GENERATED = re.compile(r"(security-group/sg-|launch-template/lt-|loadbalancer/a|vpc/vpc-|subnet/subnet-"
+                        r"|natgateway/nat-|elastic-ip/eipalloc-|vpc-endpoint/vpce-|route-table/rtb-"
+                        r"|internet-gateway/igw-|network-interface/eni-|certificate/)[0-9a-f-]+")
 
 
 def owned(project: Path, deployment: str) -> list[str]:
