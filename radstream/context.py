@@ -104,9 +104,12 @@ class Context:
 
     # -- waiting and talking --------------------------------------------------------------------
     def wait(
-        self, description: str, predicate: Callable[[], T | None], timeout: float, interval: float = 2.0
+        self, description: str, predicate: Callable[[], T | None], timeout: float, interval: float = 2.0,
+        max_interval: float | None = None,
     ) -> T:
-        """Poll `predicate` until it returns something truthy; show a spinner meanwhile."""
+        """Poll `predicate` until it returns something truthy; show a spinner meanwhile. With
+        `max_interval` the pause grows by half each time up to it: quick for what is quick (the
+        sandbox), few calls for what takes minutes (AWS)."""
         deadline = time.monotonic() + timeout
         with self.reporter.waiting(description, timeout):
             while True:
@@ -119,6 +122,8 @@ class Context:
                         hint="run the same command again to keep waiting, or `radstream status --refresh` to see what is wrong",
                     )
                 time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                if max_interval is not None:
+                    interval = min(interval * 1.5, max_interval)
 
     def log(self, message: str) -> None:
         self.reporter.log(message)

@@ -39,9 +39,8 @@ LAMBDA_PORTS = (80, 443, 8000)
 # Lambda's hyperplane ENIs stay for minutes after their function is gone (up to 20 on AWS).
 ENI_RELEASE_TIMEOUT_S = 1800
 NAT_DELETE_TIMEOUT_S = 900
-# EC2's describe calls are cheap; a short poll keeps the sandbox's few-second lags from costing a
-# whole interval each.
-POLL_S = 3.0
+# Polls start short (the sandbox's lags are a second) and back off (AWS's take minutes).
+POLL = {"interval": 0.5, "max_interval": 15.0}
 # Free addresses each adopted subnet must have beyond the nodes' (Lambda ENIs, load balancer nodes).
 SPARE_IPS = 16
 
@@ -385,7 +384,7 @@ def _ensure_egress(ec2: Any, layout: Layout, vpc_id: str, subnets: dict[str, Any
     if nat["State"] != "available":
         nat_id = nat["NatGatewayId"]
         wait(f"NAT gateway {nat_id} available", lambda nat_id=nat_id: _nat_state(ec2, nat_id) == "available",
-             timeout=NAT_DELETE_TIMEOUT_S, interval=POLL_S)
+             timeout=NAT_DELETE_TIMEOUT_S, **POLL)
     return {"igw": igw["InternetGatewayId"], "nat": nat["NatGatewayId"]}
 
 
@@ -503,7 +502,7 @@ def wait_interfaces_released(ec2: Any, vpc_id: str, wait: Wait, only_groups: set
 
     if held():
         wait(f"{len(held())} network interface(s) in {vpc_id} released (Lambda keeps them minutes after "
-             "its functions)", lambda: not held(), timeout=ENI_RELEASE_TIMEOUT_S, interval=POLL_S)
+             "its functions)", lambda: not held(), timeout=ENI_RELEASE_TIMEOUT_S, **POLL)
 
 
 def delete_groups(ec2: Any, deployment: str, wait: Wait) -> None:
@@ -534,7 +533,7 @@ def _delete_egress(ec2: Any, deployment: str, wait: Wait) -> None:
         if nat["State"] != "deleting":
             _quiet(ec2.delete_nat_gateway, "NatGatewayNotFound", NatGatewayId=nat_id)
         wait(f"NAT gateway {nat_id} deleted", lambda nat_id=nat_id: _nat_state(ec2, nat_id) in (None, "deleted"),
-             timeout=NAT_DELETE_TIMEOUT_S, interval=POLL_S)
+             timeout=NAT_DELETE_TIMEOUT_S, **POLL)
     for address in _ours(ec2, "elastic ip", deployment).values():
         _quiet(ec2.release_address, "InvalidAllocationID.NotFound", AllocationId=address["AllocationId"])
     for igw in _ours(ec2, "internet gateway", deployment).values():

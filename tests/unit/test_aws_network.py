@@ -26,7 +26,7 @@ def ec2(monkeypatch):
         yield boto3.client("ec2", region_name=REGION)
 
 
-def no_wait(description, predicate, timeout, interval=2.0):
+def no_wait(description, predicate, timeout, interval=2.0, max_interval=None):
     """ctx.wait, polling fast for at most 5 s."""
     import time
 
@@ -167,9 +167,9 @@ def test_teardown_right_after_the_functions_waits_for_their_enis(ec2, monkeypatc
 
     waited = []
 
-    def recording_wait(description, predicate, timeout, interval=2.0):
+    def recording_wait(description, predicate, timeout, **pace):
         waited.append(description)
-        no_wait(description, predicate, timeout, interval)
+        no_wait(description, predicate, timeout, **pace)
 
     network.delete_network(ec2, DEPLOYMENT, recording_wait)
     assert any("network interface(s)" in w for w in waited)

@@ -116,3 +116,18 @@ def test_registry_has_eight_ordered_phases_resolvable_by_number_or_name():
     assert resolve("expose") == 3 and resolve("3") == 3
     with pytest.raises(Exception, match="unknown phase"):
         resolve("nine")
+
+
+def test_a_wait_with_a_ceiling_backs_off_and_one_without_keeps_its_pace(tmp_path: Path, monkeypatch):
+    from radstream import context as context_mod
+
+    slept: list[float] = []
+    monkeypatch.setattr(context_mod.time, "sleep", slept.append)
+    ctx = make_ctx(tmp_path)
+    answers = iter([None] * 6 + ["done"])
+    assert ctx.wait("backing off", lambda: next(answers), timeout=3600, interval=1.0, max_interval=3.0) == "done"
+    assert slept == [1.0, 1.5, 2.25, 3.0, 3.0, 3.0]
+    slept.clear()
+    answers = iter([None, None, "done"])
+    ctx.wait("steady", lambda: next(answers), timeout=3600, interval=2.0)
+    assert slept == [2.0, 2.0]
