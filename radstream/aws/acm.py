@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import unless_absent
 from radstream.aws.tags import from_list, to_list
 from radstream.names import TAG_DEPLOYMENT
 
@@ -32,12 +32,8 @@ def deployment_certificates(acm: Any, deployment: str) -> list[str]:
 
 def imported_body(acm: Any, arn: str) -> str | None:
     """The certificate (PEM) behind `arn`, None when there is no such certificate."""
-    try:
-        return acm.get_certificate(CertificateArn=arn)["Certificate"]
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    found = unless_absent(acm.get_certificate, "ResourceNotFoundException", CertificateArn=arn)
+    return None if found is None else found["Certificate"]
 
 
 def _same(a: str | None, b: bytes) -> bool:
@@ -63,8 +59,4 @@ def ensure_certificate(acm: Any, deployment: str, tags: dict[str, str], certific
 
 def delete_certificate(acm: Any, arn: str) -> None:
     """Delete; quiet when it is gone already."""
-    try:
-        acm.delete_certificate(CertificateArn=arn)
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    unless_absent(acm.delete_certificate, "ResourceNotFoundException", CertificateArn=arn)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, unless_absent
 from radstream.aws.tags import missing
 from radstream.errors import ConfigError, RadstreamError
 from radstream.names import TAG_DEPLOYMENT
@@ -76,12 +76,8 @@ def cluster_subnets(ec2: Any, subnet_ids: list[str], instance_type: str) -> dict
 
 
 def describe_cluster(eks: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return eks.describe_cluster(name=name)["cluster"]
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    found = unless_absent(eks.describe_cluster, "ResourceNotFoundException", name=name)
+    return None if found is None else found["cluster"]
 
 
 def existing_cluster(eks: Any, name: str) -> dict[str, Any]:
@@ -205,11 +201,7 @@ def delete_cluster(eks: Any, name: str, deployment: str) -> bool:
             raise RuntimeError(
                 f"cluster {name} still has nodegroups {nodegroups}: destroy phase 1 first (radstream phase destroy 1)"
             )
-        try:
-            eks.delete_cluster(name=name)
-        except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
+        unless_absent(eks.delete_cluster, "ResourceNotFoundException", name=name)
     return True
 
 
@@ -336,12 +328,8 @@ class NodegroupSpec:
 
 
 def describe_nodegroup(eks: Any, cluster: str, name: str) -> dict[str, Any] | None:
-    try:
-        return eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    found = unless_absent(eks.describe_nodegroup, "ResourceNotFoundException", clusterName=cluster, nodegroupName=name)
+    return None if found is None else found["nodegroup"]
 
 
 def update_nodegroup_scaling(eks: Any, cluster: str, name: str, scaling: dict[str, int]) -> None:
@@ -474,9 +462,5 @@ def delete_nodegroup(eks: Any, cluster: str, name: str) -> bool:
     if found is None:
         return False
     if found["status"] != "DELETING":
-        try:
-            eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
-        except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
+        unless_absent(eks.delete_nodegroup, "ResourceNotFoundException", clusterName=cluster, nodegroupName=name)
     return True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from radstream.aws import error_code, make_arn
+from radstream.aws import error_code, make_arn, unless_absent
 from radstream.aws.tags import from_list, missing, to_list
 from radstream.names import INCOMING_PREFIX
 
@@ -120,20 +120,12 @@ def ensure_log_group(logs: Any, name: str, tags: dict[str, str], retention_days:
 
 
 def delete_log_group(logs: Any, name: str) -> None:
-    try:
-        logs.delete_log_group(logGroupName=name)
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    unless_absent(logs.delete_log_group, "ResourceNotFoundException", logGroupName=name)
 
 
 def delete_log_stream(logs: Any, group: str, stream: str) -> None:
     """One stream of a group others share; quiet when the stream or the group is gone."""
-    try:
-        logs.delete_log_stream(logGroupName=group, logStreamName=stream)
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    unless_absent(logs.delete_log_stream, "ResourceNotFoundException", logGroupName=group, logStreamName=stream)
 
 
 def logs_resource_policy_drift(logs: Any, name: str, document: dict) -> list[str]:
@@ -153,8 +145,4 @@ def ensure_logs_resource_policy(logs: Any, name: str, document: dict) -> bool:
 
 
 def delete_logs_resource_policy(logs: Any, name: str) -> None:
-    try:
-        logs.delete_resource_policy(policyName=name)
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    unless_absent(logs.delete_resource_policy, "ResourceNotFoundException", policyName=name)

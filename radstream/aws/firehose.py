@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, unless_absent
 from radstream.aws.propagation import retry_while_role_propagates
 from radstream.aws.tags import from_list, missing, to_list
 
@@ -97,8 +97,4 @@ def delivery_stream_gone(firehose: Any, name: str) -> bool:
 
 
 def delete_delivery_stream(firehose: Any, name: str) -> None:
-    try:
-        firehose.delete_delivery_stream(DeliveryStreamName=name)
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    unless_absent(firehose.delete_delivery_stream, "ResourceNotFoundException", DeliveryStreamName=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from radstream.aws import error_code, make_arn
+from radstream.aws import error_code, make_arn, unless_absent
 from radstream.aws.tags import missing
 
 
@@ -39,11 +39,7 @@ def stream_arn(region: str, account_id: str, name: str, partition: str = "aws") 
 
 
 def delete_stream(kinesis: Any, name: str) -> None:
-    try:
-        kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    unless_absent(kinesis.delete_stream, "ResourceNotFoundException", StreamName=name, EnforceConsumerDeletion=True)
 
 
 def stream_status(kinesis: Any, name: str) -> str:

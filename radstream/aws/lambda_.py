@@ -7,7 +7,7 @@ import base64
 import hashlib
 from typing import Any
 
-from radstream.aws import error_code, make_arn
+from radstream.aws import make_arn, unless_absent
 from radstream.aws.packaging import LAMBDA_PYTHON
 from radstream.aws.propagation import retry_while_role_propagates
 from radstream.aws.tags import missing
@@ -95,12 +95,9 @@ def function_drift(
     tags: dict[str, str], timeout: int = 60, memory: int = 512, vpc: dict[str, list[str]] | None = None,
 ) -> list[str]:
     """What differs from the desired function; ["missing"] when it does not exist."""
-    try:
-        found = lam.get_function(FunctionName=name)
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return ["missing"]
-        raise
+    found = unless_absent(lam.get_function, "ResourceNotFoundException", FunctionName=name)
+    if found is None:
+        return ["missing"]
     config = found["Configuration"]
     drift = []
     if config["CodeSha256"] != code_sha256(zip_bytes):
@@ -161,8 +158,4 @@ def function_arn(region: str, account_id: str, name: str, partition: str = "aws"
 
 
 def delete_function(lam: Any, name: str) -> None:
-    try:
-        lam.delete_function(FunctionName=name)
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    unless_absent(lam.delete_function, "ResourceNotFoundException", FunctionName=name)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from radstream.aws import error_code
+from radstream.aws import error_code, unless_absent
 from radstream.aws.tags import from_list, missing, to_list
 from radstream.errors import RadstreamError
 from radstream.names import TAG_DEPLOYMENT
@@ -513,16 +513,8 @@ def delete_groups(ec2: Any, deployment: str, wait: Wait) -> None:
         if name not in made:
             continue
         wait_interfaces_released(ec2, group["VpcId"], wait, {group["GroupId"]})
-        _quiet(ec2.delete_security_group, "InvalidGroup.NotFound", GroupId=group["GroupId"])
+        unless_absent(ec2.delete_security_group, "InvalidGroup.NotFound", GroupId=group["GroupId"])
 
-
-def _quiet(call: Callable[..., Any], gone: str, **params: Any) -> None:
-    """call(**params), an error `gone` meaning it was already done."""
-    try:
-        call(**params)
-    except Exception as exc:
-        if error_code(exc) != gone:
-            raise
 
 
 def _delete_egress(ec2: Any, deployment: str, wait: Wait) -> None:
@@ -531,16 +523,16 @@ def _delete_egress(ec2: Any, deployment: str, wait: Wait) -> None:
     for nat in _ours(ec2, "nat gateway", deployment, settling=True).values():
         nat_id = nat["NatGatewayId"]
         if nat["State"] != "deleting":
-            _quiet(ec2.delete_nat_gateway, "NatGatewayNotFound", NatGatewayId=nat_id)
+            unless_absent(ec2.delete_nat_gateway, "NatGatewayNotFound", NatGatewayId=nat_id)
         wait(f"NAT gateway {nat_id} deleted", lambda nat_id=nat_id: _nat_state(ec2, nat_id) in (None, "deleted"),
              timeout=NAT_DELETE_TIMEOUT_S, **POLL)
     for address in _ours(ec2, "elastic ip", deployment).values():
-        _quiet(ec2.release_address, "InvalidAllocationID.NotFound", AllocationId=address["AllocationId"])
+        unless_absent(ec2.release_address, "InvalidAllocationID.NotFound", AllocationId=address["AllocationId"])
     for igw in _ours(ec2, "internet gateway", deployment).values():
         for attachment in igw.get("Attachments", []):
-            _quiet(ec2.detach_internet_gateway, "Gateway.NotAttached", InternetGatewayId=igw["InternetGatewayId"],
+            unless_absent(ec2.detach_internet_gateway, "Gateway.NotAttached", InternetGatewayId=igw["InternetGatewayId"],
                    VpcId=attachment["VpcId"])
-        _quiet(ec2.delete_internet_gateway, "InvalidInternetGatewayID.NotFound",
+        unless_absent(ec2.delete_internet_gateway, "InvalidInternetGatewayID.NotFound",
                InternetGatewayId=igw["InternetGatewayId"])
     public = f"{deployment}-public"
     for name, table in _ours(ec2, "route table", deployment).items():
@@ -548,15 +540,15 @@ def _delete_egress(ec2: Any, deployment: str, wait: Wait) -> None:
             _delete_table(ec2, table)
     for name, subnet in _ours(ec2, "subnet", deployment).items():
         if name.startswith(f"{deployment}-public-"):
-            _quiet(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
+            unless_absent(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
 
 
 def _delete_table(ec2: Any, table: dict[str, Any]) -> None:
     for association in table.get("Associations", []):
         if not association.get("Main"):
-            _quiet(ec2.disassociate_route_table, "InvalidAssociationID.NotFound",
+            unless_absent(ec2.disassociate_route_table, "InvalidAssociationID.NotFound",
                    AssociationId=association["RouteTableAssociationId"])
-    _quiet(ec2.delete_route_table, "InvalidRouteTableID.NotFound", RouteTableId=table["RouteTableId"])
+    unless_absent(ec2.delete_route_table, "InvalidRouteTableID.NotFound", RouteTableId=table["RouteTableId"])
 
 
 def delete_network(ec2: Any, deployment: str, wait: Wait) -> None:
@@ -572,5 +564,5 @@ def delete_network(ec2: Any, deployment: str, wait: Wait) -> None:
         # The endpoints' and Lambdas' ENIs hold their subnets until released.
         wait_interfaces_released(ec2, vpc["VpcId"], wait)
         for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]:
-            _quiet(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
-        _quiet(ec2.delete_vpc, "InvalidVpcID.NotFound", VpcId=vpc["VpcId"])
+            unless_absent(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
+        unless_absent(ec2.delete_vpc, "InvalidVpcID.NotFound", VpcId=vpc["VpcId"])
