@@ -40,6 +40,15 @@ class AwsSettings(_Section):
         return value
 
 
+def _ipv4_cidrs(value: list[str]) -> list[str]:
+    import ipaddress
+
+    try:
+        return [str(ipaddress.IPv4Network(cidr)) for cidr in value]
+    except ValueError as exc:
+        raise ValueError(f"not IPv4 CIDR blocks: {exc}") from None
+
+
 # An IAM role or user, as EKS access entries take them (not an STS assumed-role session).
 _PRINCIPAL_ARN = r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$"
 
@@ -63,12 +72,7 @@ class ClusterSettings(_Section):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        try:
-            return [str(ipaddress.IPv4Network(cidr)) for cidr in value]
-        except ValueError as exc:
-            raise ValueError(f"not IPv4 CIDR blocks: {exc}") from None
+        return _ipv4_cidrs(value)
 
     @field_validator("admin_principals")
     @classmethod
@@ -149,6 +153,8 @@ class NetworkSettings(_Section):
     zones: int = Field(default=2, ge=2, le=6)
     no_internet_egress: bool = False
     subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(default_factory=list)
+    # With mode adopt and expose.public: the public subnets (two zones or more) the door's load balancer goes in.
+    public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(default_factory=list)
 
     @field_validator("cidr")
     @classmethod
@@ -180,6 +186,51 @@ class TritonSettings(_Section):
     # Covers a node's first pull of the serving image: ~8 GB compressed at a pessimistic 8 MB/s is
     # ~1000 s, unpacking ~15.5 GB a few minutes more, then Triton loads the model.
     rollout_timeout_seconds: int = Field(default=1800, ge=30, le=7200)
+
+
+# What AWS WAF's rate-based rules accept: a limit of at least 10 requests per window of these lengths.
+RATE_WINDOWS_SECONDS = (60, 120, 300, 600)
+
+
+class ExposeSettings(_Section):
+    # The public door: an internet-facing ALB with a WAF web ACL in front of Triton's HTTP API. Off:
+    # Triton is reachable only inside the VPC.
+    public: bool = False
+    # Who may reach the door (its security group admits 443 from these only).
+    allowed_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    # The user's own ACM certificate for the door (their domain, publicly trusted); None: the
+    # deployment's certificate, which clients verify against the deployment's CA.
+    certificate_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+    # The name clients use (a DNS record of theirs pointing at the load balancer); None: its own DNS name.
+    hostname: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+    # Requests one client address may send per window before the WAF answers 429.
+    rate_limit: int = Field(default=300, ge=10, le=2_000_000_000)
+    rate_window_seconds: int = 300
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return _ipv4_cidrs(value)
+
+    @field_validator("rate_window_seconds")
+    @classmethod
+    def _window(cls, value: int) -> int:
+        if value not in RATE_WINDOWS_SECONDS:
+            raise ValueError(f"AWS WAF's rate-based rules accept only {', '.join(map(str, RATE_WINDOWS_SECONDS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _hostname_with_certificate(self) -> ExposeSettings:
+        if self.hostname and not self.certificate_arn:
+            raise ValueError("hostname goes with certificate_arn: the deployment's own certificate names only the "
+                             "load balancer's DNS name")
+        return self
+
+
+class SecuritySettings(_Section):
+    # An account-wide GuardDuty detector (billed by the events it analyses); `security test` reports
+    # its findings. One that exists already is read, never changed or deleted.
+    guardduty: bool = False
 
 
 # The only retention periods CloudWatch Logs' PutRetentionPolicy accepts.
@@ -217,6 +268,8 @@ class Config(_Section):
     nodegroup: NodegroupSettings = Field(default_factory=NodegroupSettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    expose: ExposeSettings = Field(default_factory=ExposeSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @model_validator(mode="after")
     def _sandbox_defaults(self) -> Config:
@@ -231,6 +284,16 @@ class Config(_Section):
         if self.cluster.mode == "adopt" and "mode" in self.network.model_fields_set and self.network.mode == "create":
             raise ValueError("network.mode create cannot go with cluster.mode adopt: the adopted cluster keeps its "
                              "own network (leave network.mode out, or adopt subnets of the cluster's VPC)")
+        return self
+
+    @model_validator(mode="after")
+    def _door_subnets(self) -> Config:
+        adopted = self.network.mode == "adopt"
+        if self.network.public_subnet_ids and not (adopted and self.expose.public):
+            raise ValueError("network.public_subnet_ids go with network.mode adopt and expose.public, and only then")
+        if adopted and self.expose.public and len(self.network.public_subnet_ids) < 2:
+            raise ValueError("expose.public in an adopted network needs network.public_subnet_ids: public subnets in "
+                             "two zones or more (an application load balancer needs two)")
         return self
 
     @property
