@@ -288,9 +288,10 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _door_subnets(self) -> Config:
-        adopted = self.network.mode == "adopt"
+        adopted = "adopt" in (self.network.mode, self.cluster.mode)
         if self.network.public_subnet_ids and not (adopted and self.expose.public):
-            raise ValueError("network.public_subnet_ids go with network.mode adopt and expose.public, and only then")
+            raise ValueError("network.public_subnet_ids go with an adopted network or cluster and expose.public, "
+                             "and only then")
         if adopted and self.expose.public and len(self.network.public_subnet_ids) < 2:
             raise ValueError("expose.public in an adopted network needs network.public_subnet_ids: public subnets in "
                              "two zones or more (an application load balancer needs two)")

@@ -54,6 +54,7 @@ class Layout:
     cidr: str
     zones: tuple[str, ...]
     nat: bool  # False: no_internet_egress
+    door: bool = False  # expose.public: the door's load balancer needs a public subnet in every zone
 
     def _blocks(self) -> list[str]:
         network = ipaddress.ip_network(self.cidr)
@@ -64,8 +65,10 @@ class Layout:
         return {f"{self.deployment}-private-{z}": (z, self._blocks()[i]) for i, z in enumerate(self.zones)}
 
     def public(self) -> dict[str, tuple[str, str]]:
-        """The NAT gateway's subnet, the only public one (none without internet egress)."""
-        return {f"{self.deployment}-public-{self.zones[0]}": (self.zones[0], self._blocks()[8])} if self.nat else {}
+        """One per zone for the public door; else the NAT gateway's, the first zone's (none without
+        internet egress). The first zone's is the same subnet either way."""
+        zones = self.zones if self.door else self.zones[:1] if self.nat else ()
+        return {f"{self.deployment}-public-{z}": (z, self._blocks()[8 + i]) for i, z in enumerate(zones)}
 
     def interface_services(self) -> tuple[str, ...]:
         return LAMBDA_ENDPOINTS if self.nat else NODE_ENDPOINTS + LAMBDA_ENDPOINTS
@@ -244,18 +247,21 @@ def network_drift(ec2: Any, layout: Layout, tags: dict[str, str]) -> list[tuple[
                       else ["missing", f"{cidr} in {zone}"]))
     gateways, nats = _ours(ec2, "internet gateway", dep), _ours(ec2, "nat gateway", dep)
     addresses, endpoints = _ours(ec2, "elastic ip", dep), _ours(ec2, "vpc endpoint", dep)
-    if layout.nat:
+    if layout.public():
         igw = gateways.get(layout.name("igw"))
         found.append(("internet gateway", layout.name("igw"), ["missing"] if igw is None else
                       [] if any(a["VpcId"] == vpc["VpcId"] for a in igw.get("Attachments", [])) else ["attachment"]))
+    else:  # nothing public any more: the internet gateway and the public route table go
+        found += [("internet gateway", name, ["remove"]) for name in gateways]
+        found += [("route table", name, ["remove"]) for name in tables if name == layout.name("public")]
+    if layout.nat:
         found.append(("elastic ip", layout.name("nat-ip"), [] if layout.name("nat-ip") in addresses else ["missing"]))
         found.append(("nat gateway", layout.name("nat"), [] if layout.name("nat") in nats else ["missing"]))
-    else:  # switched to no_internet_egress: the egress pieces go
-        found += [(kind, name, ["remove"]) for kind, pieces in (("nat gateway", nats), ("elastic ip", addresses),
-                                                                ("internet gateway", gateways))
+    else:  # switched to no_internet_egress: the NAT gateway and its address go
+        found += [(kind, name, ["remove"]) for kind, pieces in (("nat gateway", nats), ("elastic ip", addresses))
                   for name in pieces]
-        found += [("subnet", name, ["remove"]) for name in subnets if name.startswith(f"{dep}-public-")]
-        found += [("route table", name, ["remove"]) for name in tables if name == layout.name("public")]
+    found += [("subnet", name, ["remove"]) for name in subnets
+              if name.startswith(f"{dep}-public-") and name not in layout.public()]
     for name, subnet_names, route in _tables(layout):
         table = tables.get(name)
         if table is None:
@@ -278,8 +284,10 @@ def _pieces(layout: Layout) -> list[tuple[str, str, str]]:
     """What a new network is made of, for the plan: (kind, name, detail)."""
     pieces = [("subnet", name, f"{cidr} in {zone}") for name, (zone, cidr) in {**layout.private(),
                                                                                 **layout.public()}.items()]
+    if layout.public():
+        pieces.append(("internet gateway", layout.name("igw"), ""))
     if layout.nat:
-        pieces += [("internet gateway", layout.name("igw"), ""), ("elastic ip", layout.name("nat-ip"), ""),
+        pieces += [("elastic ip", layout.name("nat-ip"), ""),
                    ("nat gateway", layout.name("nat"), f"in {next(iter(layout.public()))}")]
     pieces += [("route table", name, f"{len(subnets)} subnet(s)" + (f", {ANYWHERE} via {route}" if route else ""))
                for name, subnets, route in _tables(layout)]
@@ -291,7 +299,7 @@ def _pieces(layout: Layout) -> list[tuple[str, str, str]]:
 def _tables(layout: Layout) -> list[tuple[str, list[str], str | None]]:
     """(route table name, its subnets' names, where 0.0.0.0/0 goes: "igw", "nat" or nowhere)."""
     tables = [(layout.name("private"), list(layout.private()), "nat" if layout.nat else None)]
-    if layout.nat:
+    if layout.public():
         tables.append((layout.name("public"), list(layout.public()), "igw"))
     return tables
 
@@ -332,10 +340,13 @@ def ensure_network(ec2: Any, layout: Layout, tags: dict[str, str], wait: Wait) -
         elif _tag_drift(subnets[name], name, tags):
             ec2.create_tags(Resources=[subnets[name]["SubnetId"]], Tags=to_list({**tags, "Name": name}))
     targets: dict[str, str] = {}
+    if layout.public():
+        targets["igw"] = _ensure_internet_gateway(ec2, layout, vpc_id, tags)
     if layout.nat:
-        targets = _ensure_egress(ec2, layout, vpc_id, subnets, tags, wait)
+        targets["nat"] = _ensure_nat(ec2, layout, subnets, tags, wait)
     else:
-        _delete_egress(ec2, dep, wait)
+        _delete_nat(ec2, dep, wait)
+    _delete_public(ec2, dep, keep=set(layout.public()))
     tables = _ours(ec2, "route table", dep)
     for name, subnet_names, route in _tables(layout):
         table = tables.get(name)
@@ -363,15 +374,18 @@ def ensure_network(ec2: Any, layout: Layout, tags: dict[str, str], wait: Wait) -
     return str(vpc_id)
 
 
-def _ensure_egress(ec2: Any, layout: Layout, vpc_id: str, subnets: dict[str, Any], tags: dict[str, str],
-                   wait: Wait) -> dict[str, str]:
-    dep = layout.deployment
-    igw = _ours(ec2, "internet gateway", dep).get(layout.name("igw"))
+def _ensure_internet_gateway(ec2: Any, layout: Layout, vpc_id: str, tags: dict[str, str]) -> str:
+    igw = _ours(ec2, "internet gateway", layout.deployment).get(layout.name("igw"))
     if igw is None:
         igw = ec2.create_internet_gateway(
             TagSpecifications=_tag_spec("internet-gateway", layout.name("igw"), tags))["InternetGateway"]
     if not any(a["VpcId"] == vpc_id for a in igw.get("Attachments", [])):
         ec2.attach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id)
+    return str(igw["InternetGatewayId"])
+
+
+def _ensure_nat(ec2: Any, layout: Layout, subnets: dict[str, Any], tags: dict[str, str], wait: Wait) -> str:
+    dep = layout.deployment
     address = _ours(ec2, "elastic ip", dep).get(layout.name("nat-ip"))
     if address is None:
         address = ec2.allocate_address(Domain="vpc",
@@ -385,7 +399,7 @@ def _ensure_egress(ec2: Any, layout: Layout, vpc_id: str, subnets: dict[str, Any
         nat_id = nat["NatGatewayId"]
         wait(f"NAT gateway {nat_id} available", lambda nat_id=nat_id: _nat_state(ec2, nat_id) == "available",
              timeout=NAT_DELETE_TIMEOUT_S, **POLL)
-    return {"igw": igw["InternetGatewayId"], "nat": nat["NatGatewayId"]}
+    return str(nat["NatGatewayId"])
 
 
 def _nat_state(ec2: Any, nat_id: str) -> str | None:
@@ -440,6 +454,42 @@ def created_subnets(ec2: Any, layout: Layout) -> dict[str, str] | None:
     return {subnets[name]["SubnetId"]: zone for name, (zone, _) in layout.private().items()}
 
 
+def created_public_subnets(ec2: Any, layout: Layout) -> list[str] | None:
+    """The public subnets' IDs (the door's load balancer goes in them); None before they exist."""
+    subnets = _ours(ec2, "subnet", layout.deployment)
+    if any(name not in subnets for name in layout.public()):
+        return None
+    return sorted(subnets[name]["SubnetId"] for name in layout.public())
+
+
+def _routes_to_internet(tables: list[dict[str, Any]], subnet_id: str) -> bool:
+    main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), None)
+    table = next((t for t in tables if any(a.get("SubnetId") == subnet_id for a in t.get("Associations", []))), main)
+    return bool(table) and any(str(r.get("GatewayId", "")).startswith("igw-") for r in table.get("Routes", []))
+
+
+def check_adopted_public(ec2: Any, subnet_ids: list[str], vpc_id: str) -> list[str]:
+    """The door's subnets the user named, refused unless they exist in the cluster's VPC, span two
+    zones (an application load balancer needs two) and route to an internet gateway."""
+    try:
+        subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
+    except Exception as exc:
+        if error_code(exc) not in ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"):
+            raise
+        raise RadstreamError(f"network.public_subnet_ids: {exc}", hint="name existing subnets of this region") from None
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+    problems = [f"{s['SubnetId']} is in {s['VpcId']}, not the cluster's {vpc_id}" for s in subnets
+                if s["VpcId"] != vpc_id]
+    if len({s["AvailabilityZone"] for s in subnets}) < 2:
+        problems.append("they span one zone, an application load balancer needs two")
+    problems += [f"{s['SubnetId']} has no route to an internet gateway" for s in subnets
+                 if not _routes_to_internet(tables, s["SubnetId"])]
+    if problems:
+        raise RadstreamError("network.public_subnet_ids cannot be used: " + "; ".join(problems),
+                             hint="name public subnets of the cluster's VPC in two zones or more")
+    return sorted(subnet_ids)
+
+
 def vpc_of(ec2: Any, subnet_ids: list[str]) -> dict[str, Any]:
     """The VPC holding the subnets (which must all be in one)."""
     vpcs = {s["VpcId"] for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
@@ -470,13 +520,8 @@ def check_adopted(ec2: Any, subnet_ids: list[str], needed_ips: int) -> dict[str,
         problems.append(f"they span {len(set(zones.values()))} zone(s), EKS needs two")
     vpc_id = vpc_of(ec2, subnet_ids)["VpcId"]
     tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
-    main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), None)
-    for subnet in subnets:
-        table = next((t for t in tables if any(a.get("SubnetId") == subnet["SubnetId"]
-                                               for a in t.get("Associations", []))), main)
-        if table and any(str(r.get("GatewayId", "")).startswith("igw-") for r in table.get("Routes", [])):
-            problems.append(f"{subnet['SubnetId']} is public (its route table {table['RouteTableId']} routes "
-                            "to an internet gateway)")
+    problems += [f"{s['SubnetId']} is public (its route table routes to an internet gateway)" for s in subnets
+                 if _routes_to_internet(tables, s["SubnetId"])]
     free = sum(s["AvailableIpAddressCount"] for s in subnets)
     if free < needed_ips + SPARE_IPS * len(subnets):
         problems.append(f"they have {free} free addresses, the nodes and Lambdas need "
@@ -517,9 +562,8 @@ def delete_groups(ec2: Any, deployment: str, wait: Wait) -> None:
 
 
 
-def _delete_egress(ec2: Any, deployment: str, wait: Wait) -> None:
-    """NAT gateway (waited for: its address stays in use while it is deleting), its Elastic IP, the
-    internet gateway, the public route table and subnet."""
+def _delete_nat(ec2: Any, deployment: str, wait: Wait) -> None:
+    """NAT gateway (waited for: its address stays in use while it is deleting) and its Elastic IP."""
     for nat in _ours(ec2, "nat gateway", deployment, settling=True).values():
         nat_id = nat["NatGatewayId"]
         if nat["State"] != "deleting":
@@ -528,19 +572,29 @@ def _delete_egress(ec2: Any, deployment: str, wait: Wait) -> None:
              timeout=NAT_DELETE_TIMEOUT_S, **POLL)
     for address in _ours(ec2, "elastic ip", deployment).values():
         unless_absent(ec2.release_address, "InvalidAllocationID.NotFound", AllocationId=address["AllocationId"])
-    for igw in _ours(ec2, "internet gateway", deployment).values():
-        for attachment in igw.get("Attachments", []):
-            unless_absent(ec2.detach_internet_gateway, "Gateway.NotAttached", InternetGatewayId=igw["InternetGatewayId"],
-                   VpcId=attachment["VpcId"])
-        unless_absent(ec2.delete_internet_gateway, "InvalidInternetGatewayID.NotFound",
-               InternetGatewayId=igw["InternetGatewayId"])
-    public = f"{deployment}-public"
-    for name, table in _ours(ec2, "route table", deployment).items():
-        if name == public:
+
+
+def _delete_public(ec2: Any, deployment: str, keep: set[str]) -> None:
+    """The public subnets not in `keep`; with none kept, the internet gateway and public route table too."""
+    if not keep:
+        for igw in _ours(ec2, "internet gateway", deployment).values():
+            for attachment in igw.get("Attachments", []):
+                unless_absent(ec2.detach_internet_gateway, "Gateway.NotAttached",
+                              InternetGatewayId=igw["InternetGatewayId"], VpcId=attachment["VpcId"])
+            unless_absent(ec2.delete_internet_gateway, "InvalidInternetGatewayID.NotFound",
+                          InternetGatewayId=igw["InternetGatewayId"])
+        table = _ours(ec2, "route table", deployment).get(f"{deployment}-public")
+        if table is not None:
             _delete_table(ec2, table)
     for name, subnet in _ours(ec2, "subnet", deployment).items():
-        if name.startswith(f"{deployment}-public-"):
-            unless_absent(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
+        if name.startswith(f"{deployment}-public-") and name not in keep:
+            try:
+                unless_absent(ec2.delete_subnet, "InvalidSubnetID.NotFound", SubnetId=subnet["SubnetId"])
+            except Exception as exc:
+                # The door's load balancer still in it (phase 3 removes it after phase 0 runs): the
+                # next `up` finds it as drift and removes it then.
+                if error_code(exc) != "DependencyViolation" or not keep:
+                    raise
 
 
 def _delete_table(ec2: Any, table: dict[str, Any]) -> None:
@@ -556,7 +610,8 @@ def delete_network(ec2: Any, deployment: str, wait: Wait) -> None:
     endpoints = _ours(ec2, "vpc endpoint", deployment)
     if endpoints:
         ec2.delete_vpc_endpoints(VpcEndpointIds=[e["VpcEndpointId"] for e in endpoints.values()])
-    _delete_egress(ec2, deployment, wait)
+    _delete_nat(ec2, deployment, wait)
+    _delete_public(ec2, deployment, keep=set())
     for table in _ours(ec2, "route table", deployment).values():
         _delete_table(ec2, table)
     delete_groups(ec2, deployment, wait)

@@ -108,7 +108,24 @@ def network_layout(ctx: Context) -> Any:
 
     settings = ctx.config.network
     zones = choose_zones(ctx.client("ec2"), ctx.config.nodegroup.instance_type, settings.zones)
-    return Layout(ctx.names.deployment, ctx.names.region, settings.cidr, zones, not settings.no_internet_egress)
+    return Layout(ctx.names.deployment, ctx.names.region, settings.cidr, zones, not settings.no_internet_egress,
+                  door=ctx.config.expose.public)
+
+
+def public_subnets(ctx: Context) -> list[str] | None:
+    """Where the public door's load balancer goes (expose.public); None without a door or before
+    its subnets exist."""
+    from radstream.aws.network import check_adopted_public, created_public_subnets, vpc_of
+
+    if not ctx.config.expose.public:
+        return None
+    ec2 = ctx.client("ec2")
+    if ctx.config.network.public_subnet_ids:
+        private = private_subnets(ctx)
+        if not private:
+            return None
+        return check_adopted_public(ec2, list(ctx.config.network.public_subnet_ids), vpc_of(ec2, sorted(private))["VpcId"])
+    return created_public_subnets(ec2, network_layout(ctx))
 
 
 def private_subnets(ctx: Context) -> dict[str, str] | None:
@@ -184,7 +201,8 @@ class NetworkStep(_DriftStep):
             ensure_groups(ec2, *self._adopted_groups(ctx), tags)
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        return {"private_subnets": private_subnets(ctx), "function_vpc": function_vpc(ctx)}
+        return {"private_subnets": private_subnets(ctx), "function_vpc": function_vpc(ctx),
+                "public_subnets": public_subnets(ctx)}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.network import delete_groups, delete_network

@@ -188,3 +188,39 @@ def test_without_the_eni_wait_teardown_meets_dependency_violation(ec2, monkeypat
     monkeypatch.setattr(network, "wait_interfaces_released", lambda *args, **kwargs: None)
     with pytest.raises(Exception, match="DependencyViolation"):
         network.delete_network(ec2, DEPLOYMENT, no_wait)
+
+
+@pytest.mark.parametrize("nat", [True, False])
+def test_the_door_gets_a_public_subnet_per_zone_and_closing_it_keeps_only_what_egress_needs(ec2, nat):
+    import dataclasses
+
+    door = dataclasses.replace(layout(ec2, nat=nat), door=True)
+    network.ensure_network(ec2, door, TAGS, no_wait)
+    public = network.created_public_subnets(ec2, door)
+    assert public is not None and len(public) == len(door.zones)
+    # Public: each routes to the internet gateway (an internet-facing load balancer needs it), in every zone.
+    assert network.check_adopted_public(ec2, public, network.vpc_of(ec2, public)["VpcId"]) == public
+    assert [d for d in network.network_drift(ec2, door, TAGS) if d[2]] == []
+
+    closed = dataclasses.replace(door, door=False)
+    assert {name for kind, name, drift in network.network_drift(ec2, closed, TAGS) if "remove" in drift} >= {
+        f"{DEPLOYMENT}-public-{door.zones[1]}"}
+    network.ensure_network(ec2, closed, TAGS, no_wait)
+    assert [d for d in network.network_drift(ec2, closed, TAGS) if d[2]] == []
+    left = network.created_public_subnets(ec2, closed)
+    # The NAT gateway's subnet stays (the same one the door used in the first zone); without egress none.
+    assert set(left) <= set(public) and len(left) == (1 if nat else 0)
+    assert bool(ec2.describe_internet_gateways(
+        Filters=[{"Name": "tag:radstream:deployment", "Values": [DEPLOYMENT]}])["InternetGateways"]) == nat
+
+
+def test_adopted_door_subnets_must_be_public_and_in_two_zones(ec2):
+    wanted = layout(ec2)
+    network.ensure_network(ec2, wanted, TAGS, no_wait)
+    private = sorted(network.created_subnets(ec2, wanted))
+    vpc_id = network.vpc_of(ec2, private)["VpcId"]
+    with pytest.raises(RadstreamError, match="no route to an internet gateway"):
+        network.check_adopted_public(ec2, private, vpc_id)
+    single = network.created_public_subnets(ec2, wanted)
+    with pytest.raises(RadstreamError, match="one zone"):
+        network.check_adopted_public(ec2, single, vpc_id)
