@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 FOUNDATION_PHASE = 0
 FAILURE_LOGS_POLICY = "events-to-logs"
 # The folders render owns in its output directory (emptied before each render: no stale file stays).
-FOLDERS = ("iam", "s3", "events", "stepfunctions", "lambda", "ec2", "k8s", "triton")
+FOLDERS = ("iam", "s3", "events", "stepfunctions", "lambda", "ec2", "waf", "k8s", "triton")
 
 
 def template_variables(names: Names) -> dict[str, str]:
@@ -191,6 +191,60 @@ def security_groups(names: Names, config: Config, vpc_cidr: str | None) -> dict[
             for g in groups(cidr, names.deployment, f"(com.amazonaws.{names.region}.s3 prefix list)", created)}
 
 
+# -- the public door --------------------------------------------------------------------------------
+# AWS's managed rule groups the door's web ACL runs, in evaluation order after its own two rules.
+MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                       "AWSManagedRulesSQLiRuleSet")
+# The common rule set blocks any body over 8 KB (SizeRestrictions_BODY): every inference request is
+# larger, so that rule only counts, and the door's own size rule caps bodies instead.
+COUNTED_MANAGED_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
+# WAF reads at most the first 8 KB of an ALB request's body, so the cap reads the declared length:
+# eight digits or more is 10 MB or more (an inference request is well under 1 MB).
+OVERSIZED_CONTENT_LENGTH = r"^[0-9]{8,}$"
+
+
+def _visibility(metric: str) -> dict[str, Any]:
+    # Sampled requests keep headers and URIs of real traffic for three hours: none are kept.
+    return {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": True, "MetricName": metric}
+
+
+def web_acl(names: Names, config: Config) -> dict[str, Any]:
+    """CreateWebACL's DefaultAction, Rules and VisibilityConfig for the door: the rate rule first
+    (a flood costs no further inspection), the size cap, then AWS's managed groups."""
+    prefix = f"{names.deployment}-door"
+    rules: list[dict[str, Any]] = [
+        {"Name": "rate-limit", "Priority": 0,
+         "Statement": {"RateBasedStatement": {"Limit": config.expose.rate_limit, "AggregateKeyType": "IP",
+                                              "EvaluationWindowSec": config.expose.rate_window_seconds}},
+         "Action": {"Block": {"CustomResponse": {"ResponseCode": 429}}}, "VisibilityConfig": _visibility(f"{prefix}-rate")},
+        {"Name": "oversized-body", "Priority": 1,
+         "Statement": {"RegexMatchStatement": {"RegexString": OVERSIZED_CONTENT_LENGTH,
+                                               "FieldToMatch": {"SingleHeader": {"Name": "content-length"}},
+                                               "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}},
+         "Action": {"Block": {"CustomResponse": {"ResponseCode": 413}}}, "VisibilityConfig": _visibility(f"{prefix}-size")},
+    ]
+    for priority, group in enumerate(MANAGED_RULE_GROUPS, start=2):
+        statement: dict[str, Any] = {"VendorName": "AWS", "Name": group}
+        counted = COUNTED_MANAGED_RULES.get(group, ())
+        if counted:
+            statement["RuleActionOverrides"] = [{"Name": rule, "ActionToUse": {"Count": {}}} for rule in counted]
+        rules.append({"Name": group, "Priority": priority, "Statement": {"ManagedRuleGroupStatement": statement},
+                      "OverrideAction": {"None": {}}, "VisibilityConfig": _visibility(f"{prefix}-{group}")})
+    return {"DefaultAction": {"Allow": {}}, "Rules": rules, "VisibilityConfig": _visibility(prefix)}
+
+
+def door_security_group(names: Names, config: Config, node_port: int | None, vpc_cidr: str | None) -> dict[str, Any]:
+    """The door's security group as render shows it (the node port is the Service's, known after phase 3)."""
+    from radstream.aws.public_door import Door
+
+    door = Door(names.deployment, "(the VPC)", vpc_cidr or config.network.cidr, (), tuple(config.expose.allowed_cidrs),
+                "", node_port or 0, (), None)
+    egress = door.egress()
+    if node_port is None:
+        egress = [{**rule, "FromPort": "(Triton's node port)", "ToPort": "(Triton's node port)"} for rule in egress]
+    return {"GroupName": door.name, "IpPermissions": door.ingress(), "IpPermissionsEgress": egress}
+
+
 # -- Kubernetes -------------------------------------------------------------------------------------
 def certificate_arn_before_import(names: Names) -> str:
     """What render shows for Triton's certificate before phase 3 imports it into ACM."""
@@ -219,6 +273,7 @@ class Facts:
     model_repository: Path  # the Triton model repository the image serves
     certificate_arn: str | None = None  # Triton's certificate in ACM, None before phase 3 imports it
     function_vpc: dict[str, list[str]] | None = None  # the Lambdas' VpcConfig, None before the network
+    node_port: int | None = None  # the Triton Service's node port (the door forwards to it), None before phase 3
 
 
 def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, Any]:
@@ -247,6 +302,10 @@ def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, 
         found[f"lambda/{fn}.json"] = create_function_parameters(names, config, fn, layer, facts.function_vpc)
     for name, group in security_groups(names, config, None).items():
         found[f"ec2/{name}.security-group.json"] = group
+    if config.expose.public:
+        found["waf/door.web-acl.json"] = {"Name": f"{names.deployment}-door", "Scope": "REGIONAL",
+                                          **web_acl(names, config)}
+        found["ec2/door.security-group.json"] = door_security_group(names, config, facts.node_port, None)
     certificate = facts.certificate_arn or certificate_arn_before_import(names)
     for index, obj in enumerate(kube_objects(config, root, facts.image, certificate)):
         found[f"k8s/{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"] = obj

@@ -465,7 +465,7 @@ def created_public_subnets(ec2: Any, layout: Layout) -> list[str] | None:
 def _routes_to_internet(tables: list[dict[str, Any]], subnet_id: str) -> bool:
     main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), None)
     table = next((t for t in tables if any(a.get("SubnetId") == subnet_id for a in t.get("Associations", []))), main)
-    return bool(table) and any(str(r.get("GatewayId", "")).startswith("igw-") for r in table.get("Routes", []))
+    return table is not None and any(str(r.get("GatewayId", "")).startswith("igw-") for r in table.get("Routes", []))
 
 
 def check_adopted_public(ec2: Any, subnet_ids: list[str], vpc_id: str) -> list[str]:

@@ -272,10 +272,136 @@ class EndpointStep(Step):
                      interval=1.0)
 
 
+def _door(ctx: Context) -> Any:
+    """The public door as it should be (radstream.aws.public_door.Door); needs phase 0's public
+    subnets, phase 1's nodegroup and the Service's node port."""
+    from radstream.aws.eks import describe_cluster, describe_nodegroup
+    from radstream.aws.network import vpc_of
+    from radstream.aws.public_door import Door
+    from radstream.phases.p0_foundation import public_subnets
+
+    subnets = public_subnets(ctx)
+    live = _live_service(ctx)
+    node_port = ((live or {}).get("spec", {}).get("ports") or [{}])[0].get("nodePort")
+    if not subnets or not node_port:
+        raise RadstreamError("the public door needs its public subnets (phase 0) and Triton's Service (the endpoint step)",
+                             hint="run `radstream up`")
+    ec2, eks = ctx.client("ec2"), ctx.client("eks")
+    vpc = vpc_of(ec2, subnets)
+    nodegroup = describe_nodegroup(eks, ctx.config.cluster_name, ctx.config.nodegroup.name) or {}
+    groups = tuple(g["name"] for g in (nodegroup.get("resources") or {}).get("autoScalingGroups", []))
+    cluster = describe_cluster(eks, ctx.config.cluster_name) or {}
+    certificate = ctx.config.expose.certificate_arn or _certificate_arn(ctx)
+    if not certificate:
+        raise RadstreamError("the public door has no certificate yet", hint="run `radstream up` (phase 3 imports one)")
+    return Door(ctx.names.deployment, vpc["VpcId"], vpc["CidrBlock"], tuple(subnets),
+                tuple(ctx.config.expose.allowed_cidrs), certificate, int(node_port), groups,
+                (cluster.get("resourcesVpcConfig") or {}).get("clusterSecurityGroupId"))
+
+
+class PublicDoorStep(Step):
+    """expose.public: the internet-facing load balancer with its web ACL; off, nothing of it is left."""
+
+    name = "public-door"
+    description = "internet-facing HTTPS load balancer with an AWS WAF web ACL in front of Triton's HTTP API"
+
+    def _acl_name(self, ctx: Context) -> str:
+        return f"{ctx.names.deployment}-door"
+
+    def _drift(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.public_door import door_drift, load_balancer
+        from radstream.aws.waf import associated_web_acl, web_acl_arn, web_acl_drift
+        from radstream.documents import web_acl
+
+        elbv2, wafv2 = ctx.client("elbv2"), ctx.client("wafv2")
+        if not ctx.config.expose.public:
+            lb, acl = load_balancer(elbv2, ctx.names.deployment), web_acl_arn(wafv2, self._acl_name(ctx))
+            return [(kind, name, ["remove"]) for kind, name, there in (
+                ("load balancer", f"{ctx.names.deployment}-door", lb), ("web acl", self._acl_name(ctx), acl)) if there]
+        found = door_drift(ctx.client("ec2"), elbv2, ctx.client("autoscaling"), _door(ctx))
+        found.append(("web acl", self._acl_name(ctx), web_acl_drift(wafv2, self._acl_name(ctx), web_acl(ctx.names, ctx.config))))
+        lb = load_balancer(elbv2, ctx.names.deployment)
+        acl = web_acl_arn(wafv2, self._acl_name(ctx))
+        associated = lb is not None and acl is not None and associated_web_acl(wafv2, lb["LoadBalancerArn"]) == acl
+        found.append(("web acl association", f"{self._acl_name(ctx)} -> load balancer", [] if associated else ["missing"]))
+        return found
+
+    def check(self, ctx: Context) -> bool:
+        return not any(drift for _, _, drift in self._drift(ctx)) and (not ctx.config.expose.public or self._serving(ctx))
+
+    def plan(self, ctx: Context) -> list[Change]:
+        return [Change("delete" if drift == ["remove"] else "create" if "missing" in drift else "update", kind, name,
+                       ", ".join(d for d in drift if d not in ("missing", "remove")))
+                for kind, name, drift in self._drift(ctx) if drift]
+
+    def apply(self, ctx: Context) -> dict[str, Any] | None:
+        from radstream.aws.public_door import ensure_door
+        from radstream.aws.waf import associate, ensure_web_acl
+        from radstream.documents import web_acl
+
+        if not ctx.config.expose.public:
+            self.destroy(ctx)
+            return None
+        wafv2, tags = ctx.client("wafv2"), ctx.names.tags(PHASE)
+        # The web ACL is on the load balancer before its listener opens the door.
+        acl = ensure_web_acl(wafv2, self._acl_name(ctx), web_acl(ctx.names, ctx.config), tags)
+        door = ensure_door(ctx.client("ec2"), ctx.client("elbv2"), ctx.client("autoscaling"), _door(ctx), tags,
+                           before_listener=lambda lb_arn: associate(wafv2, acl, lb_arn, ctx.wait))
+        ctx.record("load-balancer", door["arn"], door["arn"])
+        ctx.record("web-acl", acl, acl)
+        ctx.wait(f"public door {door['dns_name']} serving Triton", lambda: self._serving(ctx),
+                 timeout=LOAD_BALANCER_TIMEOUT_S, interval=1.0, max_interval=15.0)
+        return None
+
+    def _url(self, ctx: Context) -> str | None:
+        from radstream.aws.public_door import load_balancer
+
+        lb = load_balancer(ctx.client("elbv2"), ctx.names.deployment)
+        if lb is None or lb.get("State", {}).get("Code", "active") != "active":
+            return None
+        if ctx.config.expose.hostname:
+            return f"https://{ctx.config.expose.hostname}"
+        return ctx.target.load_balancer_url(lb["DNSName"])
+
+    def _serving(self, ctx: Context) -> bool:
+        from radstream.inference.client import TritonClient, TritonError
+
+        url = self._url(ctx)
+        if url is None:
+            return False
+        ca = None if ctx.config.expose.certificate_arn else str(tls_files(ctx).ca_cert)
+        with TritonClient(url, model=ctx.config.triton.model_name, timeout=10.0, retries=0, ca_file=ca) as client:
+            try:
+                return client.is_ready() and client.is_model_ready()
+            except TritonError:
+                return False  # a new load balancer's DNS name, or its targets' health checks, not there yet
+
+    def verify(self, ctx: Context) -> None:
+        if ctx.config.expose.public and not self._serving(ctx):
+            raise VerifyFailed("the public door does not reach a ready Triton")
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.public_door import load_balancer
+        from radstream.aws.waf import web_acl_arn
+
+        if not ctx.config.expose.public:
+            return {}
+        lb = load_balancer(ctx.client("elbv2"), ctx.names.deployment)
+        return {"public_endpoint": self._url(ctx), "public_load_balancer_arn": lb["LoadBalancerArn"] if lb else None,
+                "web_acl_arn": web_acl_arn(ctx.client("wafv2"), self._acl_name(ctx))}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.public_door import delete_door
+        from radstream.aws.waf import delete_web_acl
+
+        delete_web_acl(ctx.client("wafv2"), self._acl_name(ctx), ctx.wait)
+        delete_door(ctx.client("ec2"), ctx.client("elbv2"), ctx.client("autoscaling"), ctx.names.deployment, ctx.wait)
+
+
 class ExposePhase(Phase):
     number = PHASE
     name = "expose"
     summary = "TLS certificate in ACM, internal LoadBalancer Service, health, model ready and one real inference over HTTPS"
 
     def steps(self, ctx: Context) -> list[Step]:
-        return [CertificateStep(), EndpointStep()]
+        return [CertificateStep(), EndpointStep(), PublicDoorStep()]

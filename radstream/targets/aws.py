@@ -57,6 +57,9 @@ class AwsTarget(Target):
         host, username, password = ecr_credentials(client("ecr"))
         return Registry(f"{host}/{repository_name}", self.settings.triton.base_image, (username, password))
 
+    def load_balancer_url(self, dns_name: str) -> str | None:
+        return f"https://{dns_name}"
+
     def running(self) -> bool:
         return True
 

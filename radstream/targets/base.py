@@ -67,6 +67,10 @@ class Target(ABC):
         """Where the serving image is pushed, with what it is built on."""
 
     @abstractmethod
+    def load_balancer_url(self, dns_name: str) -> str | None:
+        """Where clients reach an application load balancer by its DNS name; None while it does not serve."""
+
+    @abstractmethod
     def running(self) -> bool:
         """Whether the target answers now (a cloud always does)."""
 

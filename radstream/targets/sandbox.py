@@ -73,6 +73,16 @@ class SandboxTarget(Target):
             )
         return Registry(f"{host}/{repository_name}", self.endpoints["base_image"], None)
 
+    def load_balancer_url(self, dns_name: str) -> str | None:
+        # The daemon's nginx for each open load balancer (radstream.sandbox.alb_controller) is where its DNS name leads.
+        from radstream.sandbox.daemon import LOAD_BALANCERS_FILE
+
+        try:
+            opened = json.loads((self.state_dir / LOAD_BALANCERS_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return (opened.get(dns_name) or {}).get("url")
+
     def running(self) -> bool:
         from radstream.sandbox import daemon
 

@@ -8,6 +8,7 @@ public access block in tests/integration/test_phase0_sandbox.py."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -43,7 +44,8 @@ def render_into(out: Path, **settings) -> Path:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return render_into(tmp_path_factory.mktemp("render"))
+    """With the public door open: its web ACL and security group are in the render too."""
+    return render_into(tmp_path_factory.mktemp("render"), expose={"public": True})
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +82,48 @@ def as_list(value) -> list:
 def test_render_fills_every_folder_and_leaves_no_placeholder(rendered: Path, rendered_gpu: Path):
     from radstream.documents import FOLDERS
 
-    for out in (rendered, rendered_gpu):
+    for out, folders in ((rendered, set(FOLDERS)), (rendered_gpu, set(FOLDERS) - {"waf"})):
         files = [p for p in out.rglob("*") if p.is_file()]
-        assert {p.relative_to(out).parts[0] for p in files} == set(FOLDERS)
+        assert {p.relative_to(out).parts[0] for p in files} == folders
         assert [str(p.relative_to(out)) for p in files if "${" in p.read_text()] == []
     assert len(list((rendered / "lambda").glob("*.json"))) == 6 and len(identity_policies(rendered)) == 6
     # The facts reach the documents: the layer version into every function, the digest into the pods.
     assert {json.loads(p.read_text())["Layers"][0] for p in (rendered / "lambda").glob("*.json")} == {LAYER}
     assert IMAGE in (rendered / "k8s" / "01-deployment-triton.yaml").read_text()
     assert "KIND_CPU" in (rendered / "triton" / "radstream_cxr" / "config.pbtxt").read_text()
+
+
+def test_render_opens_nothing_to_the_internet_but_the_doors_443(rendered: Path, rendered_gpu: Path):
+    import yaml
+
+    for out in (rendered, rendered_gpu):
+        groups = documents_in(out / "ec2", "*.security-group.json")
+        open_rules = {(name, rule.get("FromPort")) for name, group in groups.items()
+                      for key in ("IpPermissions", "IpPermissionsEgress") for rule in group[key]
+                      if "0.0.0.0/0" in str(rule.get("IpRanges"))}
+        assert open_rules == ({("door.security-group.json", 443)} if out == rendered else set())
+        # Everything else stays inside the VPC: functions in it, Triton's load balancer internal, over TLS.
+        assert all(doc["VpcConfig"]["SubnetIds"] for doc in documents_in(out / "lambda", "*.json").values())
+        service = yaml.safe_load(next((out / "k8s").glob("*-service-*.yaml")).read_text())
+        annotations = service["metadata"]["annotations"]
+        assert annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] == "true"
+        assert [p["port"] for p in service["spec"]["ports"]] == [443]
+        assert all(ipaddress.ip_network(cidr).is_private for cidr in service["spec"]["loadBalancerSourceRanges"])
+
+
+def test_the_doors_web_acl_runs_awss_rule_groups_a_size_cap_and_a_rate_limit(rendered: Path):
+    acl = json.loads((rendered / "waf" / "door.web-acl.json").read_text())
+    statements = {rule["Name"]: rule["Statement"] for rule in acl["Rules"]}
+    managed = {s["ManagedRuleGroupStatement"]["Name"]: s["ManagedRuleGroupStatement"] for s in statements.values()
+               if "ManagedRuleGroupStatement" in s}
+    assert set(managed) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesSQLiRuleSet",
+                            "AWSManagedRulesKnownBadInputsRuleSet"}
+    # The common set's 8 KB body limit would refuse every inference request: it only counts.
+    assert managed["AWSManagedRulesCommonRuleSet"]["RuleActionOverrides"] == [
+        {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    assert statements["rate-limit"]["RateBasedStatement"]["Limit"] >= 10
+    assert acl["DefaultAction"] == {"Allow": {}} and len({r["Priority"] for r in acl["Rules"]}) == len(acl["Rules"])
+    assert not acl["VisibilityConfig"]["SampledRequestsEnabled"]
 
 
 # Resources that cannot carry a deployment's name, each required by AWS as it is:
