@@ -85,7 +85,7 @@ def test_the_operator_policies_render_and_each_fits_a_managed_policy():
 
 
 def test_the_read_only_policy_only_reads():
-    _, read, _ = op.operator_documents()
+    read = op.operator_documents()[op.POLICY_NAMES.index("operator-read.json")]
     verbs = ("Describe", "List", "Get", "BatchGet", "Search")
     assert [a for a in op.policy_actions(read) if not a.split(":")[1].startswith(verbs)] == []
 
@@ -101,14 +101,15 @@ def test_pass_role_and_service_linked_roles_are_limited_by_condition():
     linked = by_action["iam:CreateServiceLinkedRole"]
     assert set(linked["Condition"]["StringEquals"]["iam:AWSServiceName"]) == {
         "eks.amazonaws.com", "eks-nodegroup.amazonaws.com", "elasticloadbalancing.amazonaws.com",
-        "autoscaling.amazonaws.com"}
+        "autoscaling.amazonaws.com", "guardduty.amazonaws.com"}
     assert linked["Resource"] == "arn:aws:iam::123456789012:role/aws-service-role/*"
 
-    # On "*" only reads, and the two CloudWatch Logs writes that have no resource type.
+    # On "*" only reads, and the writes that have no resource type: CloudWatch Logs' resource
+    # policies, and GuardDuty's detector (security.guardduty) before it exists.
     unscoped = [a for s in statements if s["Resource"] == "*" for a in op._listed(s["Action"])]
     assert not [a for a in unscoped if "*" in a]
     assert {a for a in unscoped if not a.split(":")[1].startswith(("Describe", "List", "Get"))} == {
-        "logs:PutResourcePolicy", "logs:DeleteResourcePolicy"}
+        "logs:PutResourcePolicy", "logs:DeleteResourcePolicy", "guardduty:CreateDetector"}
 
 
 def test_every_action_is_named_without_wildcards():
