@@ -115,7 +115,17 @@ def _vpc_pieces(client: ClientFactory, deployment: str) -> Iterator[tuple[str, s
             yield "ec2", f"{prefix}:network-interface/{eni['NetworkInterfaceId']}"
 
 
-_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers, _acm_certificates, _vpc_pieces)
+def _web_acls(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
+    # The tagging API does not list WAF's web ACLs everywhere; WAF itself does.
+    wafv2 = client("wafv2")
+    for acl in wafv2.list_web_acls(Scope="REGIONAL", Limit=100).get("WebACLs", []):
+        if acl["Name"].startswith(f"{deployment}-"):
+            tags = wafv2.list_tags_for_resource(ResourceARN=acl["ARN"])["TagInfoForResource"].get("TagList", [])
+            if from_list(tags).get(TAG_DEPLOYMENT) == deployment:
+                yield "wafv2", acl["ARN"]
+
+
+_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers, _acm_certificates, _vpc_pieces, _web_acls)
 
 
 # -- is it still there? ---------------------------------------------------------------------------
@@ -289,6 +299,9 @@ def _load_balancing(client: ClientFactory, arn: str) -> str:
     if kind == "targetgroup":
         elbv2 = client("elbv2")
         return _status(lambda: elbv2.describe_target_groups(TargetGroupArns=[arn]), missing=("TargetGroupNotFound",))
+    if kind == "listener":
+        elbv2 = client("elbv2")
+        return _status(lambda: elbv2.describe_listeners(ListenerArns=[arn]), missing=("ListenerNotFound",))
     if kind != "loadbalancer":
         return PRESENT
     if "/" not in rest:
@@ -298,11 +311,19 @@ def _load_balancing(client: ClientFactory, arn: str) -> str:
     return _status(lambda: elbv2.describe_load_balancers(LoadBalancerArns=[arn]), missing=("LoadBalancerNotFound",))
 
 
+def _wafv2(client: ClientFactory, arn: str) -> str:
+    """regional/webacl/<name>/<id>"""
+    _, _, name, acl_id = _resource(arn).split("/", 3)
+    wafv2 = client("wafv2")
+    return _status(lambda: wafv2.get_web_acl(Name=name, Scope="REGIONAL", Id=acl_id),
+                   missing=("WAFNonexistentItemException",))
+
+
 # A service missing here is reported as present: a leftover that cannot be confirmed is not hidden.
 _STATUS: dict[str, Callable[[ClientFactory, str], str]] = {
     "glue": _glue, "kinesis": _kinesis, "states": _states, "firehose": _firehose, "eks": _eks, "s3": _s3,
     "lambda": _lambda, "logs": _logs, "athena": _athena, "ecr": _ecr, "events": _events, "iam": _iam,
-    "ec2": _ec2, "elasticloadbalancing": _load_balancing, "acm": _acm,
+    "ec2": _ec2, "elasticloadbalancing": _load_balancing, "acm": _acm, "wafv2": _wafv2,
 }
 
 
