@@ -52,6 +52,8 @@ PRICES: dict[str, Any] = {
     "s3_put_request": 0.005 / 1000,  # PUT, COPY, POST, LIST
     "s3_get_request": 0.0004 / 1000,  # GET, HEAD, SELECT
     "elb_hour": {"clb": 0.025, "nlb": 0.0225, "alb": 0.0225},
+    "waf_web_acl_month": 5.00,  # plus $0.60 per million requests
+    "waf_rule_month": 1.00,  # each rule, a managed rule group counting as one
     "elb_capacity_unit_hour": {"clb": 0.0, "nlb": 0.006, "alb": 0.008},  # CLB bills $0.008/GB instead
     "ecr_gb_month": 0.10,
     "athena_tb_scanned": 5.0,  # 10 MB minimum per query
@@ -120,7 +122,8 @@ def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) 
     cluster_support ("STANDARD_SUPPORT"|"EXTENDED_SUPPORT"); nodegroups [{name, instance_type,
     count, disk_gb, capacity_type, source}]; counts public_ipv4, nat_gateways, vpc_endpoints (one per
     endpoint and zone), kinesis_shards or kinesis_on_demand_streams (with kinesis_stream);
-    load_balancers [{name, kind: clb|nlb|alb, service, source}]; buckets and repositories [{name,
+    load_balancers [{name, kind: clb|nlb|alb, service, source}]; web_acls [{name, rules, source}];
+    buckets and repositories [{name,
     bytes, source}]; sources {count key: where it was read}; notes [what could not be read]."""
     notes = list(inventory.get("notes") or [])
     sources = inventory.get("sources") or {}
@@ -137,6 +140,10 @@ def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) 
         resource = f"load balancer of service {lb['service']}" if lb.get("service") else f"load balancer {lb['name']}"
         lines.append(_line("load_balancer", f"Load balancer ({lb['kind'].upper()})", resource, 1, "LB-hour", price,
                            lb.get("source")))
+    for acl in inventory.get("web_acls") or []:
+        lines.append(_line("waf", f"WAF web ACL and its {acl['rules']} rules", f"web acl {acl['name']}", 1, "web-ACL-month",
+                           prices["waf_web_acl_month"] + acl["rules"] * prices["waf_rule_month"], acl.get("source"),
+                           monthly=True))
     for kind, key, item, label, price in (("s3", "buckets", "S3 storage", "s3 bucket", "s3_gb_month"),
                                           ("ecr", "repositories", "ECR image storage", "ecr repository", "ecr_gb_month")):
         for found in inventory.get(key) or []:

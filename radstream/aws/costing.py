@@ -104,6 +104,17 @@ def _load_balancers(client: ClientFactory, cluster: str, deployment: str) -> lis
     return sorted(found, key=lambda lb: lb["name"])
 
 
+def _web_acls(wafv2: Any, deployment: str) -> list[dict[str, Any]]:
+    """The deployment's web ACLs (its public door's) with their rule counts: WAF bills both monthly."""
+    found = []
+    for acl in wafv2.list_web_acls(Scope="REGIONAL", Limit=100).get("WebACLs", []):
+        if acl["Name"].startswith(f"{deployment}-"):
+            rules = wafv2.get_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"])["WebACL"].get("Rules", [])
+            found.append({"name": acl["Name"], "rules": len(rules),
+                          "source": f"wafv2 ListWebACLs + GetWebACL {acl['Name']}: {len(rules)} rules"})
+    return found
+
+
 def _cluster(client: ClientFactory, cluster: str, deployment: str) -> dict[str, Any]:
     from radstream.aws.eks import cluster_versions, describe_cluster, is_owned, support_status
 
@@ -145,6 +156,7 @@ def live_inventory(client: ClientFactory, *, deployment: str, cluster: str, stre
                                + (", ".join(f"{e['VpcEndpointId']} in {len(e.get('SubnetIds', []))} zone(s)"
                                             for e in endpoints) or "none")
     inventory["load_balancers"] = _load_balancers(client, cluster, deployment)
+    inventory["web_acls"] = _web_acls(client("wafv2"), deployment)
     capacity = stream_capacity(client("kinesis"), stream)
     if capacity:
         key = "kinesis_shards" if capacity["mode"] == "PROVISIONED" else "kinesis_on_demand_streams"

@@ -187,3 +187,12 @@ def test_a_version_past_standard_support_is_priced_at_the_extended_rate():
     assert cost["per_hour"] == pytest.approx(0.60 + 0.015)
     assert cost["lines"][0]["item"] == "EKS control plane (extended support)"
     assert any("1.28" in note and "standard support" in note for note in cost["notes"])
+
+
+def test_the_doors_web_acl_bills_monthly_for_itself_and_each_rule():
+    idle = idle_cost({"web_acls": [{"name": "rs-door", "rules": 5, "source": "wafv2"}],
+                      "load_balancers": [{"name": "rs-door", "kind": "alb", "source": "elbv2"}]})
+    by_kind = {line["kind"]: line for line in idle["lines"]}
+    assert by_kind["waf"]["per_month"] == pytest.approx(5.00 + 5 * 1.00)
+    assert by_kind["waf"]["resource"] == "web acl rs-door"
+    assert by_kind["load_balancer"]["unit_price"] == 0.0225
