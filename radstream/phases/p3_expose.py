@@ -273,8 +273,8 @@ class EndpointStep(Step):
 
 
 def _door(ctx: Context) -> Any:
-    """The public door as it should be (radstream.aws.public_door.Door); needs phase 0's public
-    subnets, phase 1's nodegroup and the Service's node port."""
+    """The public door as it should be (radstream.aws.public_door.Door); None until phase 0's public
+    subnets and the Service's node port exist."""
     from radstream.aws.eks import describe_cluster, describe_nodegroup
     from radstream.aws.network import vpc_of
     from radstream.aws.public_door import Door
@@ -284,8 +284,7 @@ def _door(ctx: Context) -> Any:
     live = _live_service(ctx)
     node_port = ((live or {}).get("spec", {}).get("ports") or [{}])[0].get("nodePort")
     if not subnets or not node_port:
-        raise RadstreamError("the public door needs its public subnets (phase 0) and Triton's Service (the endpoint step)",
-                             hint="run `radstream up`")
+        return None
     ec2, eks = ctx.client("ec2"), ctx.client("eks")
     vpc = vpc_of(ec2, subnets)
     nodegroup = describe_nodegroup(eks, ctx.config.cluster_name, ctx.config.nodegroup.name) or {}
@@ -318,7 +317,13 @@ class PublicDoorStep(Step):
             lb, acl = load_balancer(elbv2, ctx.names.deployment), web_acl_arn(wafv2, self._acl_name(ctx))
             return [(kind, name, ["remove"]) for kind, name, there in (
                 ("load balancer", f"{ctx.names.deployment}-door", lb), ("web acl", self._acl_name(ctx), acl)) if there]
-        found = door_drift(ctx.client("ec2"), elbv2, ctx.client("autoscaling"), _door(ctx))
+        door = _door(ctx)
+        if door is None:
+            return [("load balancer", f"{ctx.names.deployment}-door",
+                     ["missing", "internet-facing, HTTPS 443 in the public subnets, to Triton's node port"]),
+                    ("web acl", self._acl_name(ctx), ["missing", "AWS's common, known-bad-inputs and SQL injection "
+                                                      "rule groups, a size cap and a rate limit"])]
+        found = door_drift(ctx.client("ec2"), elbv2, ctx.client("autoscaling"), door)
         found.append(("web acl", self._acl_name(ctx), web_acl_drift(wafv2, self._acl_name(ctx), web_acl(ctx.names, ctx.config))))
         lb = load_balancer(elbv2, ctx.names.deployment)
         acl = web_acl_arn(wafv2, self._acl_name(ctx))
@@ -344,8 +349,12 @@ class PublicDoorStep(Step):
             return None
         wafv2, tags = ctx.client("wafv2"), ctx.names.tags(PHASE)
         # The web ACL is on the load balancer before its listener opens the door.
+        wanted = _door(ctx)
+        if wanted is None:
+            raise RadstreamError("the public door needs its public subnets (phase 0) and Triton's Service (the "
+                                 "endpoint step)", hint="run `radstream up`")
         acl = ensure_web_acl(wafv2, self._acl_name(ctx), web_acl(ctx.names, ctx.config), tags)
-        door = ensure_door(ctx.client("ec2"), ctx.client("elbv2"), ctx.client("autoscaling"), _door(ctx), tags,
+        door = ensure_door(ctx.client("ec2"), ctx.client("elbv2"), ctx.client("autoscaling"), wanted, tags,
                            before_listener=lambda lb_arn: associate(wafv2, acl, lb_arn, ctx.wait))
         ctx.record("load-balancer", door["arn"], door["arn"])
         ctx.record("web-acl", acl, acl)
