@@ -56,7 +56,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from radstream.sandbox import daemon
 
     path = tmp_path_factory.mktemp("up-teardown")
-    (path / "radstream.yaml").write_text(f"target: sandbox\ndeployment: {DEPLOYMENT}\n")
+    # The public door open, with a rate limit a flood reaches in a second.
+    (path / "radstream.yaml").write_text(f"target: sandbox\ndeployment: {DEPLOYMENT}\n"
+                                         "expose:\n  public: true\n  rate_limit: 100\n  rate_window_seconds: 60\n")
     try:
         yield path
     finally:
@@ -78,7 +80,7 @@ def second_up(first_up: dict[str, Any], project: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def parked(second_up: dict[str, Any], project: Path) -> dict[str, Any]:
+def parked(second_up: dict[str, Any], security_test: dict[str, Any], project: Path) -> dict[str, Any]:
     code, first, stderr = radstream(project, "phase", "run", "7", "--yes")
     assert code == 0, first["error"]
     scaling = nodegroup_scaling(project)
@@ -396,6 +398,36 @@ def test_on_the_aws_target_the_kubeconfig_is_the_eks_entry_with_radstreams_token
     assert "x-k8s-aws-id" in url and printed["status"]["expirationTimestamp"].endswith("Z")
 
 
+@pytest.fixture(scope="module")
+def security_test(second_up: dict[str, Any], project: Path) -> dict[str, Any]:
+    """After the converged second `up` (the flood leaves this address rate-limited for a minute)."""
+    code, result, _ = radstream(project, "security", "test")
+    return {"code": code, "result": result}
+
+
+def test_the_public_door_is_an_alb_with_its_web_acl_in_the_public_subnets(project: Path, first_up: dict[str, Any]):
+    elbv2, wafv2 = aws(project, "elbv2"), aws(project, "wafv2")
+    (lb,) = elbv2.describe_load_balancers(Names=[f"{DEPLOYMENT}-door"])["LoadBalancers"]
+    assert (lb["Scheme"], lb["Type"]) == ("internet-facing", "application")
+    acl = wafv2.get_web_acl_for_resource(ResourceArn=lb["LoadBalancerArn"])["WebACL"]
+    assert {r["Statement"]["ManagedRuleGroupStatement"]["Name"] for r in acl["Rules"]
+            if "ManagedRuleGroupStatement" in r["Statement"]} == {
+        "AWSManagedRulesCommonRuleSet", "AWSManagedRulesSQLiRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"}
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    assert (listener["Port"], listener["Protocol"]) == (443, "HTTPS")
+    outputs = first_up["phases"][3]["outputs"]
+    assert outputs["public_endpoint"].startswith("https://127.0.0.1:") and outputs["web_acl_arn"] == acl["ARN"]
+
+
+def test_security_test_finds_every_attack_blocked_and_every_legitimate_request_answered(security_test: dict[str, Any]):
+    result = security_test["result"]
+    assert security_test["code"] == 0, [p for p in result["probes"] if not p["passed"]]
+    assert result["ok"] and result["attacks_blocked"] == result["attacks_total"] >= 10
+    assert result["legitimate_answered"] == result["legitimate_total"] >= 3
+    kinds = {p["name"]: p["status"] for p in result["probes"]}
+    assert any(status == 429 for name, status in kinds.items() if "flood" in name)
+
+
 def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked: dict[str, Any]):
     first = parked["first"]
     assert first["ok"] and first["mutations"] >= 1
@@ -405,7 +437,8 @@ def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked
     outputs = parked["outputs"]
     resources = {row["resource"] for row in outputs["still_costing"]}
     assert {f"eks cluster {DEPLOYMENT}-cluster", f"kinesis stream {DEPLOYMENT}-telemetry",
-            "load balancer of service radstream/triton-svc"} <= resources
+            "load balancer of service radstream/triton-svc", f"load balancer {DEPLOYMENT}-door",
+            f"web acl {DEPLOYMENT}-door"} <= resources
     assert not any(r.startswith("eks nodegroup") for r in resources)  # parked: no node bills any more
     # The private path bills while parked: the NAT gateway, its address, the interface endpoint per zone.
     assert {"nat gateways", "public IPv4 addresses", "vpc interface endpoints"} <= resources
@@ -444,6 +477,11 @@ def test_teardown_leaves_no_piece_of_the_network(project: Path, network: dict[st
     assert {n["State"] for n in nats} <= {"deleted"}
     endpoints = ec2.describe_vpc_endpoints(Filters=in_vpc)["VpcEndpoints"]
     assert {e["State"].lower() for e in endpoints} <= {"deleted"}
+    # The public door: its load balancer, target group, web ACL and the local front it led to.
+    assert aws(project, "elbv2").describe_load_balancers()["LoadBalancers"] == []
+    assert aws(project, "elbv2").describe_target_groups()["TargetGroups"] == []
+    assert aws(project, "wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] == []
+    assert json.loads((project / ".radstream" / "load-balancers.json").read_text()) == {}
 
 
 def test_a_second_teardown_has_nothing_to_do(project: Path, torn_down: dict[str, Any]):
