@@ -33,7 +33,10 @@ leads instead to the nginx front the cloud controller runs for its HTTPS listene
 to the local Triton; until that front listens the Service gets no ingress. The convention for clients, true on EKS too (where `ports` is absent):
 Service port i is reached at <ip, else hostname>:<ports[i].port if ports is present else the Service
 port> — the HTTP endpoint URL is http://<ip or hostname>:<ports[0].port, or 80> when HTTP is the
-first port. The local Triton runs from the sandbox's start, whether Triton pods exist or not."""
+first port. The local Triton runs from the sandbox's start, whether Triton pods exist or not.
+
+Application Load Balancers made in the emulated account get their doors from the ALB controller
+(radstream.sandbox.alb_controller), which reads Triton's node ports from this emulator."""
 
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ from urllib.parse import urlsplit
 
 from radstream.inference.model import MODEL_NAME
 from radstream.kube.manifests import is_ssl_port
+from radstream.sandbox.alb_controller import AlbController
 from radstream.sandbox.cloud_controller import CloudController
 from radstream.sandbox.tls_front import TlsFronts
 
@@ -359,12 +363,14 @@ class SandboxKubernetes:
     name = "kubernetes"
 
     def __init__(self, published: Mapping[str, str], region: str, ca_dir: Path | None = None,
-                 sync_interval: float = SYNC_INTERVAL, tls_dir: Path | None = None) -> None:
+                 sync_interval: float = SYNC_INTERVAL, tls_dir: Path | None = None,
+                 load_balancers_path: Path | None = None) -> None:
         self.published, self.region, self.sync_interval = published, region, sync_interval
-        self.ca_dir, self.tls_dir = ca_dir, tls_dir
+        self.ca_dir, self.tls_dir, self.load_balancers_path = ca_dir, tls_dir, load_balancers_path
         self.fronts: TlsFronts | None = None
         self.emulator: Any = None
         self.sync: EksSync | None = None
+        self.albs: AlbController | None = None
 
     def start(self) -> dict[str, str]:
         from radstream.kube.client import EKS_TOKEN_LIFETIME_SECONDS
@@ -377,16 +383,23 @@ class SandboxKubernetes:
         cloud = CloudController(self.published["aws_endpoint"], self.region, self.fronts)
         self.emulator.kubelet.load_balancer_hook = cloud.provision
         self.emulator.kubelet.load_balancer_release_hook = cloud.release
-        TritonBridge(self.emulator.store, self.published, tls_port=cloud.tls_port).install(self.emulator.kubelet)
+        bridge = TritonBridge(self.emulator.store, self.published, tls_port=cloud.tls_port)
+        bridge.install(self.emulator.kubelet)
         endpoints = self.emulator.start()
         self.sync = EksSync(self.emulator, self.published["aws_endpoint"], self.region, self.sync_interval)
         self.sync.start()
+        if self.fronts is not None and self.load_balancers_path is not None:
+            self.albs = AlbController(self.emulator.store, self.published, self.region, self.fronts,
+                                      self.load_balancers_path, bridge.is_triton_service, self.sync_interval)
+            self.albs.start()
         log.info("Kubernetes emulator serving on %s", endpoints["kubernetes_endpoint"])
         return endpoints
 
     def stop(self) -> None:
         if self.sync is not None:
             self.sync.stop()
+        if self.albs is not None:
+            self.albs.stop()
         if self.emulator is not None:
             self.emulator.stop()
         if self.fronts is not None:

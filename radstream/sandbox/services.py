@@ -119,5 +119,6 @@ def build_services(options: SandboxOptions, published: Mapping[str, str]) -> lis
         SandboxRegistry(options.state_dir / "registry", options.log_dir),
         SandboxTriton(model_repository(options.state_dir), options.state_dir / "triton", options.log_dir),
         SandboxKubernetes(published, options.region, ca_dir=options.state_dir / "sandbox-ca",
-                          tls_dir=options.state_dir / "tls-fronts"),
+                          tls_dir=options.state_dir / "tls-fronts",
+                          load_balancers_path=options.state_dir / "load-balancers.json"),
     ]
