@@ -278,9 +278,8 @@ def _door(ctx: Context) -> Any:
     from radstream.aws.eks import describe_cluster, describe_nodegroup
     from radstream.aws.network import vpc_of
     from radstream.aws.public_door import Door
-    from radstream.phases.p0_foundation import public_subnets
 
-    subnets = public_subnets(ctx)
+    subnets = ctx.outputs(0).get("public_subnets")
     live = _live_service(ctx)
     node_port = ((live or {}).get("spec", {}).get("ports") or [{}])[0].get("nodePort")
     if not subnets or not node_port:

@@ -30,8 +30,6 @@ ENDPOINT_KEYS = ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_g
 PUBLISHED_KEYS = (*ENDPOINT_KEYS, "kubernetes_ca", "registry", "base_image", "kubernetes_access_key_id")
 STATE_FILE = "sandbox.json"
 PID_FILE = "sandbox.pid"
-# Where each open application load balancer's DNS name leads on this machine (radstream.sandbox.alb_controller).
-LOAD_BALANCERS_FILE = "load-balancers.json"
 DAEMON_LOG = "sandbox.log"
 
 

@@ -105,6 +105,7 @@ class SandboxTriton:
 def build_services(options: SandboxOptions, published: Mapping[str, str]) -> list[Service]:
     """The daemon's services, in start order; `published` fills up as they start."""
     from radstream.resources import model_repository
+    from radstream.sandbox import LOAD_BALANCERS_FILE
     from radstream.sandbox.aws_emulator import EmbeddedAws
     from radstream.sandbox.cluster import SandboxKubernetes
     from radstream.sandbox.registry import SandboxRegistry
@@ -120,5 +121,5 @@ def build_services(options: SandboxOptions, published: Mapping[str, str]) -> lis
         SandboxTriton(model_repository(options.state_dir), options.state_dir / "triton", options.log_dir),
         SandboxKubernetes(published, options.region, ca_dir=options.state_dir / "sandbox-ca",
                           tls_dir=options.state_dir / "tls-fronts",
-                          load_balancers_path=options.state_dir / "load-balancers.json"),
+                          load_balancers_path=options.state_dir / LOAD_BALANCERS_FILE),
     ]

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from radstream.checks import PIP_FIX, check, module_check
 from radstream.errors import RadstreamError
-from radstream.sandbox import SANDBOX_CREDENTIALS
+from radstream.sandbox import LOAD_BALANCERS_FILE, SANDBOX_CREDENTIALS
 from radstream.targets.base import ClientFactory, KubeAccess, Registry, Target
 
 
@@ -75,8 +75,6 @@ class SandboxTarget(Target):
 
     def load_balancer_url(self, dns_name: str) -> str | None:
         # The daemon's nginx for each open load balancer (radstream.sandbox.alb_controller) is where its DNS name leads.
-        from radstream.sandbox.daemon import LOAD_BALANCERS_FILE
-
         try:
             opened = json.loads((self.state_dir / LOAD_BALANCERS_FILE).read_text())
         except (FileNotFoundError, json.JSONDecodeError):

@@ -39,19 +39,16 @@ def aws(monkeypatch):
         yield clients
 
 
-def certificate(acm) -> str:
+def certificate(acm, directory) -> str:
     from radstream.certificates import ensure
 
-    import tempfile
-    from pathlib import Path
-
-    files = ensure(Path(tempfile.mkdtemp()), "door-ca", "door", dns_names=(f"*.{REGION}.elb.amazonaws.com",), ips=())
+    files = ensure(directory, "door-ca", "door", dns_names=(f"*.{REGION}.elb.amazonaws.com",), ips=())
     return acm.import_certificate(Certificate=files.server_cert.read_bytes(), PrivateKey=files.server_key.read_bytes(),
                                   CertificateChain=files.ca_cert.read_bytes())["CertificateArn"]
 
 
 @pytest.fixture
-def door(aws) -> public_door.Door:
+def door(aws, tmp_path) -> public_door.Door:
     ec2 = aws["ec2"]
     layout = network.Layout(DEPLOYMENT, REGION, "10.42.0.0/16", network.choose_zones(ec2, "t3.medium", 2), True,
                             door=True)
@@ -67,7 +64,7 @@ def door(aws) -> public_door.Door:
         DesiredCapacity=1, VPCZoneIdentifier=",".join(private))
     cluster_group = ec2.create_security_group(GroupName="eks-cluster-sg-c", Description="EKS", VpcId=vpc["VpcId"])
     return public_door.Door(DEPLOYMENT, vpc["VpcId"], vpc["CidrBlock"], tuple(public), ("203.0.113.0/24",),
-                            certificate(aws["acm"]), 30080, ("eks-cpu-ng-1",), cluster_group["GroupId"])
+                            certificate(aws["acm"], tmp_path), 30080, ("eks-cpu-ng-1",), cluster_group["GroupId"])
 
 
 def ensure(aws, door: public_door.Door, events: list[str] | None = None) -> dict[str, str]:
