@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 IMAGES, RESULTS, ARTIFACTS, STREAM = "t-images", "t-results", "t-artifacts", "t-telemetry"
 SIDECAR = {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F"}
-INFERENCE = {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False,
+INFERENCE = {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False, "model_trained_on": None,
+             "model_licence": "Apache-2.0",
              "probabilities": {"Effusion": 0.2, "Atelectasis": 0.9, "Mass": 0.2}}
 
 
@@ -158,6 +159,17 @@ def test_png_with_sidecar_goes_through_every_step(aws):
     assert list(record) == [name for name, _ in TELEMETRY_COLUMNS]
     assert (record["status"], record["top_finding"], record["model_name"]) == ("SUCCESS", "Atelectasis", "radstream_cxr")
     assert record["store_ms"] is not None and record["error_type"] is None
+    assert (record["model_trained"], record["model_trained_on"], record["model_licence"]) == (False, None, "Apache-2.0")
+
+
+def test_a_trained_model_is_reported_trained_in_the_result_and_the_telemetry(aws):
+    s3, kinesis = aws
+    prepared = run("prepare_tensors", run("validate_metadata", png_study(s3)))
+    card = {"model_trained": True, "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0"}
+    run("send_telemetry", run("store_results", {**prepared, "inference_results": {**INFERENCE, **card}}))
+    result = read_json(s3, RESULTS, "results/S-001.json")
+    [(_, record)] = telemetry_records(kinesis)
+    assert {k: result[k] for k in card} == {k: record[k] for k in card} == card
 
 
 def test_deidentified_dicom_takes_its_metadata_from_its_tags(aws):
