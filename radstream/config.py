@@ -239,9 +239,12 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 
 class PipelineSettings(_Section):
-    max_image_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    max_pixels: int = Field(default=64_000_000, ge=224 * 224)
-    sidecar_wait_seconds: int = Field(default=30, ge=0, le=600)
+    max_image_bytes: int = Field(default=64 * 1024 * 1024, ge=1024,
+                                 description="Larger objects are quarantined by ValidateInput (MAX_IMAGE_BYTES).")
+    max_pixels: int = Field(default=64_000_000, ge=224 * 224,
+                            description="Larger images are quarantined before decoding (MAX_PIXELS).")
+    sidecar_wait_seconds: int = Field(default=30, ge=0, le=600,
+                                      description="The state machine's retries of a missing sidecar span this long.")
     firehose_buffer_seconds: int = Field(default=60, ge=0, le=900)
     firehose_buffer_mb: int = Field(default=1, ge=1, le=128)
     log_retention_days: int = Field(default=30, description="Retention of the Lambda functions' log groups.")

@@ -112,10 +112,11 @@ def bucket_policies(names: Names) -> dict[str, dict[str, Any]]:
 
 
 # -- the pipeline -----------------------------------------------------------------------------------
-def state_machine_definition(names: Names, root: Path) -> dict[str, Any]:
-    from radstream.aws.stepfunctions import render_definition
+def state_machine_definition(names: Names, config: Config, root: Path) -> dict[str, Any]:
+    from radstream.aws.stepfunctions import render_definition, with_sidecar_wait
 
-    return render_definition(root / "manifests" / "stepfunctions" / "pipeline.asl.json", function_arns(names))
+    definition = render_definition(root / "manifests" / "stepfunctions" / "pipeline.asl.json", function_arns(names))
+    return with_sidecar_wait(definition, config.pipeline.sidecar_wait_seconds)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ def function_settings(names: Names, config: Config) -> dict[str, Any]:
         "ARTIFACTS_BUCKET": buckets["artifacts"],
         "TELEMETRY_STREAM": names.kinesis_stream,
         "MODEL_NAME": config.triton.model_name,
+        # ValidateInput and PrepareImage refuse larger inputs before decoding them.
+        "MAX_IMAGE_BYTES": str(config.pipeline.max_image_bytes),
+        "MAX_PIXELS": str(config.pipeline.max_pixels),
     }
     return {"role_arn": role_arn(names, "lambda"), "env": env, "timeout": LAMBDA_TIMEOUT_S, "memory": LAMBDA_MEMORY_MB}
 
@@ -296,7 +300,7 @@ def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, 
         found[f"events/{rule.purpose}.rule.json"] = {
             **rule_parameters(rule.name, rule.pattern, names.tags(FOUNDATION_PHASE), rule.description),
             "Targets": rule.targets}
-    found["stepfunctions/pipeline.asl.json"] = state_machine_definition(names, root)
+    found["stepfunctions/pipeline.asl.json"] = state_machine_definition(names, config, root)
     layer = facts.layer_arn or layer_arn_before_publish(names)
     for fn in LAMBDA_FUNCTIONS:
         found[f"lambda/{fn}.json"] = create_function_parameters(names, config, fn, layer, facts.function_vpc)

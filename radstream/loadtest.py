@@ -139,6 +139,10 @@ class StudyRecord:
     latency_ms: float | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
     top_finding: str | None = None
+    # The served model's card, as the result document states it.
+    model_trained: bool | None = None
+    model_trained_on: str | None = None
+    model_licence: str | None = None
     error_stage: str | None = None
     error_type: str | None = None
     error_message: str | None = None
@@ -153,6 +157,8 @@ class StudyRecord:
         latency = document.get("latency_ms") or {}
         self.stage_ms = {stage: float(latency[stage]) for stage in STAGES if isinstance(latency.get(stage), (int, float))}
         self.top_finding = (document.get("top_finding") or {}).get("label")
+        self.model_trained = document.get("model_trained")
+        self.model_trained_on, self.model_licence = document.get("model_trained_on"), document.get("model_licence")
         self.error_stage, self.error_type = document.get("stage"), document.get("error_type")
         self.error_message = document.get("message")
 
@@ -312,7 +318,8 @@ def run_load(
 
 # -- exports --------------------------------------------------------------------------------------
 CSV_COLUMNS = ("index", "study_id", "planned_s", "submitted_at", "status", "latency_ms",
-               *(f"{stage}_ms" for stage in STAGES), "top_finding", "error_stage", "error_type", "error_message")
+               *(f"{stage}_ms" for stage in STAGES), "top_finding", "model_trained", "model_trained_on", "model_licence",
+               "error_stage", "error_type", "error_message")
 
 
 def record_row(record: StudyRecord) -> dict[str, Any]:

@@ -15,7 +15,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     timings = support.timings_of(event)
     with support.stage_timer(timings, "prepare"):
         bucket, key = support.input_location(event)
-        prepared = prepare(support.read_object(bucket, key))
+        prepared = prepare(support.read_object(bucket, key), limits=support.input_limits())
         artifacts, tensor = support.setting("ARTIFACTS_BUCKET"), tensor_key(event["study_id"])
         support.put_object(artifacts, tensor, encode_tensor(prepared.tensor), "application/x-npy")
     return {

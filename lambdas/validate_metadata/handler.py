@@ -25,7 +25,7 @@ from radstream.pipeline.metadata import (
     parse_sidecar,
     validate_metadata,
 )
-from radstream.pipeline.readers import DEFAULT_LIMITS, sniff
+from radstream.pipeline.readers import sniff
 
 _SNIFF_BYTES = 132  # the DICOM preamble and magic; PNG and JPEG magics are shorter
 
@@ -35,7 +35,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     with support.stage_timer(timings, "validate"):
         bucket, key = support.input_location(event)
         obj = support.client("s3").get_object(Bucket=bucket, Key=key)
-        DEFAULT_LIMITS.check_bytes(obj["ContentLength"])
+        # Refused from the object's size alone: an oversized study is never read.
+        support.input_limits().check_bytes(obj["ContentLength"])
         head = obj["Body"].read(_SNIFF_BYTES)
         kind = sniff(head)
         if kind == "dicom":

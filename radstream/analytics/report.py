@@ -1,5 +1,6 @@
 """The evidence pack: one Markdown file (with its PNGs beside it) and one self-contained HTML file
-(the same PNGs embedded as base64) — architecture, phases and timings, latency, throughput,
+(the same PNGs embedded as base64) — architecture, phases and timings, the model that answered
+(trained or not, on what, its licence), latency, throughput,
 failures, cost and the teardown proof.
 
 `build` and `write` take plain dicts and rows, so the report is tested without any cloud; `gather`
@@ -248,6 +249,25 @@ def _phase_section(state: Mapping[str, Any] | None) -> Section:
     return section
 
 
+def _model_section(telemetry: Mapping[str, Any]) -> Section:
+    section = Section("Model")
+    models = telemetry.get("model_versions") or []
+    if not models:
+        return section.note("No result in the telemetry yet.")
+    section.table(["model", "version", "trained", "trained on", "licence", "studies"],
+                  [[r.get("model_name"), r.get("model_version"), _trained(r.get("model_trained")), r.get("model_trained_on"),
+                    r.get("model_licence") or "not declared", r.get("studies")] for r in models])
+    untrained = sum(int(r.get("studies") or 0) for r in models if r.get("model_trained") is not True)
+    if untrained:
+        section.text(f"{untrained} of these results came from a model not declared trained: "
+                     "its findings and probabilities mean nothing clinically.")
+    return section
+
+
+def _trained(value: Any) -> str:
+    return {True: "yes", False: "NO (untrained)"}.get(value, "unknown")
+
+
 def _latency_section(telemetry: Mapping[str, Any]) -> Section:
     section = Section("Latency")
     summary = (telemetry.get("latency_percentiles") or [{}])[0]
@@ -328,7 +348,8 @@ def build(data: Mapping[str, Any]) -> tuple[str, list[Section]]:
     overview = Section("Architecture").text(
         f"Generated {data.get('generated_at') or datetime.now(timezone.utc).isoformat(timespec='seconds')}."
     ).pre(ARCHITECTURE).image(architecture_chart())
-    sections = [overview, _phase_section(data.get("state")), _latency_section(telemetry), _throughput_section(telemetry),
+    sections = [overview, _phase_section(data.get("state")), _model_section(telemetry), _latency_section(telemetry),
+                _throughput_section(telemetry),
                 _failures_section(telemetry), _cost_section(data.get("cost") or {}),
                 _teardown_section(data.get("leftovers"), deployment)]
     for section in sections:
@@ -351,7 +372,7 @@ def write(data: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
 
 
 # -- from a live deployment -----------------------------------------------------------------------
-REPORT_QUERIES = ("latency_percentiles", "processing_times", "stage_latency_percentiles", "success_rate",
+REPORT_QUERIES = ("model_versions", "latency_percentiles", "processing_times", "stage_latency_percentiles", "success_rate",
                   "throughput_per_minute", "failure_reasons")
 
 
@@ -372,7 +393,7 @@ def gather(ctx: Any) -> dict[str, Any]:
 
     telemetry = attempt("Latency", lambda: {n: run_query(ctx, name=n).rows for n in REPORT_QUERIES}) or {}
     if "Latency" in errors:
-        errors["Throughput"] = errors["Failures"] = errors["Latency"]
+        errors["Model"] = errors["Throughput"] = errors["Failures"] = errors["Latency"]
     return {
         "deployment": ctx.config.deployment,
         "target": ctx.config.target,

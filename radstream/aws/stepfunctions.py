@@ -28,6 +28,29 @@ def render_definition(template: Path, function_arns: dict[str, str]) -> dict[str
     return json.loads(substitute(template.read_text(), values))
 
 
+# A late sidecar is looked for again after 2, 4, 8, 16, 16... s: never more than 16 s after it lands.
+SIDECAR_FIRST_WAIT_S = 2
+SIDECAR_LONGEST_WAIT_S = 16
+
+
+def with_sidecar_wait(definition: dict[str, Any], wait_seconds: int) -> dict[str, Any]:
+    """The definition with ValidateInput's MissingMetadata retrier waiting, in all, at least
+    `wait_seconds` (pipeline.sidecar_wait_seconds) and less than one more wait beyond it; 0 removes
+    the retrier, so a missing sidecar is quarantined at once."""
+    attempts, total = 0, 0
+    while total < wait_seconds:
+        total += min(SIDECAR_LONGEST_WAIT_S, SIDECAR_FIRST_WAIT_S * 2**attempts)
+        attempts += 1
+    retriers = definition["States"]["ValidateInput"]["Retry"]
+    [index] = [i for i, r in enumerate(retriers) if r["ErrorEquals"] == ["MissingMetadata"]]
+    if attempts:
+        retriers[index] = {"ErrorEquals": ["MissingMetadata"], "IntervalSeconds": SIDECAR_FIRST_WAIT_S,
+                           "MaxAttempts": attempts, "BackoffRate": 2.0, "MaxDelaySeconds": SIDECAR_LONGEST_WAIT_S}
+    else:
+        del retriers[index]
+    return definition
+
+
 def state_machine_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
     return make_arn(partition, "states", region, account_id, f"stateMachine:{name}")
 

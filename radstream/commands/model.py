@@ -38,9 +38,10 @@ def _run(opts: Any, body: Callable[[], dict[str, Any]], render: Callable[[dict[s
 
 def _render_model(result: dict[str, Any]) -> None:
     console = stderr_console()
-    trained = {False: "UNTRAINED (random weights)", None: "imported (training unknown)"}[result["model_trained"]]
+    trained = f"trained on {result['model_trained_on']}" if result["model_trained"] else "UNTRAINED"
     verb = "wrote" if result["created"] else "already present:"
     console.print(f"{verb} {result['model']} version {result['version']} — {trained}")
+    console.print(f"  {result['description']}; licence: {result['model_licence'] or 'not declared'}")
     console.print(f"  {result['path']} ({result['bytes'] / 1e6:.1f} MB, sha256 {result['sha256'][:16]}…)")
     console.print(f"  {len(result['labels'])} labels: {', '.join(result['labels'])}")
 
@@ -59,16 +60,30 @@ def import_(
     ctx: typer.Context,
     onnx_file: Annotated[Path, typer.Argument(help="The ONNX model to add.", metavar="FILE.onnx")],
     labels: Annotated[Path, typer.Option("--labels", help="Text file: one finding per line, in output order.")],
+    trained: Annotated[bool | None, typer.Option(
+        "--trained/--untrained", show_default=False,
+        help="Whether the weights were learned from labelled radiographs (--trained needs --trained-on). "
+             "Every result and telemetry event says so. Not given: recorded as untrained, with a note.")] = None,
+    trained_on: Annotated[str | None, typer.Option(
+        "--trained-on", metavar="TEXT", help="The data set(s) it was trained on, e.g. 'NIH ChestX-ray14'; implies --trained.")] = None,
+    licence: Annotated[str | None, typer.Option(
+        "--licence", metavar="TEXT", help="The licence of the model's weights, e.g. 'CC-BY-4.0' (not declared if omitted).")] = None,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     json_output: JsonOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Check a real model against the pipeline contract and add it as the newest version."""
+    """Check a real model against the pipeline contract and add it as the newest version with its model card."""
     from radstream.inference.repository import import_model
 
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
-    _run(opts, lambda: import_model(onnx_file, labels, _repo(repo, opts, writing=True)), _render_model)
+    if trained is None and not trained_on:
+        # Results never claim a training nobody declared.
+        stderr_console().print("note: recorded as UNTRAINED (not declared); import again with "
+                               "--trained --trained-on DATASET if it is trained", highlight=False)
+    declared = bool(trained_on) if trained is None else trained
+    _run(opts, lambda: import_model(onnx_file, labels, _repo(repo, opts, writing=True), trained=declared,
+                                    trained_on=trained_on, licence=licence), _render_model)
 
 
 @app.command()

@@ -343,7 +343,7 @@ class StateMachineStep(_DriftStep):
         from radstream.aws.stepfunctions import state_machine_drift
 
         drift = state_machine_drift(ctx.client("stepfunctions"), documents.state_machine_arn(ctx.names),
-                                    documents.state_machine_definition(ctx.names, ctx.root),
+                                    documents.state_machine_definition(ctx.names, ctx.config, ctx.root),
                                     documents.role_arn(ctx.names, "sfn"), ctx.names.tags(PHASE))
         return [("state machine", ctx.names.state_machine, drift)]
 
@@ -351,7 +351,7 @@ class StateMachineStep(_DriftStep):
         from radstream.aws.stepfunctions import ensure_state_machine
 
         ensure_state_machine(ctx.client("stepfunctions"), documents.state_machine_arn(ctx.names),
-                             documents.state_machine_definition(ctx.names, ctx.root),
+                             documents.state_machine_definition(ctx.names, ctx.config, ctx.root),
                              documents.role_arn(ctx.names, "sfn"), ctx.names.tags(PHASE))
 
     def outputs(self, ctx: Context) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from radstream.pipeline.errors import (
@@ -44,11 +44,21 @@ DEFAULT_BACKOFF_S = 0.5
 # Never start an attempt with less time than this left before the caller's deadline.
 _MIN_ATTEMPT_S = 1.0
 _ERROR_BODY_LIMIT = 300
-# Model config parameter a model repository may set to "true" for a trained model.
-TRAINED_PARAMETER = "model_trained"
+# The model config parameters radstream.inference.repository writes from the served version's card.
+TRAINED_PARAMETER, TRAINED_ON_PARAMETER, LICENCE_PARAMETER = "model_trained", "model_trained_on", "model_licence"
 
-# Per container: (endpoint, model) -> (input name, output name, number of classes, trained).
-_signatures: dict[tuple[str, str], tuple[str, str, int, bool]] = {}
+
+class _Signature(NamedTuple):
+    input_name: str
+    output_name: str
+    classes: int
+    trained: bool  # only "true" counts: a model without a card is reported untrained
+    trained_on: str | None
+    licence: str | None
+
+
+# Per container: (endpoint, model) -> what its config says.
+_signatures: dict[tuple[str, str], _Signature] = {}
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class InferenceOutcome:
     model_name: str
     model_version: str
     model_trained: bool
+    model_trained_on: str | None
+    model_licence: str | None
     probabilities: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,25 +150,30 @@ def infer(
     raise InferenceUnavailable(f"Triton at {url} did not answer for model '{model}' after {attempts} attempt(s): {last}")
 
 
-def _signature(url: str, model: str, timeout: float, context: ssl.SSLContext | None) -> tuple[str, str, int, bool]:
-    """Input name, output name, class count and trained flag, read once from the model config."""
+def _signature(url: str, model: str, timeout: float, context: ssl.SSLContext | None) -> _Signature:
+    """Input and output names, class count and model card, read once from the model config."""
     key = (url, model)
     if key not in _signatures:
         config = json.loads(_request(f"{url}/v2/models/{model}/config", None, {}, timeout, context))
         try:
             output = config["output"][0]
             classes = int(output["dims"][-1])
-            parameter = (config.get("parameters") or {}).get(TRAINED_PARAMETER) or {}
-            trained = str(parameter.get("string_value", "")).lower() == "true"
-            _signatures[key] = (config["input"][0]["name"], output["name"], classes, trained)
+            parameters = config.get("parameters") or {}
+
+            def parameter(name: str) -> str | None:
+                return str((parameters.get(name) or {}).get("string_value") or "") or None
+
+            _signatures[key] = _Signature(config["input"][0]["name"], output["name"], classes,
+                                          (parameter(TRAINED_PARAMETER) or "").lower() == "true",
+                                          parameter(TRAINED_ON_PARAMETER), parameter(LICENCE_PARAMETER))
         except (KeyError, IndexError, TypeError, ValueError):
             raise InvalidModelOutput(f"the config of model '{model}' at {url} has no usable input/output") from None
     return _signatures[key]
 
 
-def _infer_once(url: str, model: str, batch: np.ndarray, signature: tuple[str, str, int, bool], timeout: float,
+def _infer_once(url: str, model: str, batch: np.ndarray, signature: _Signature, timeout: float,
                 context: ssl.SSLContext | None) -> InferenceOutcome:
-    input_name, output_name, classes, trained = signature
+    input_name, output_name, classes = signature.input_name, signature.output_name, signature.classes
     data = batch.tobytes()
     header = json.dumps({
         "inputs": [{"name": input_name, "shape": list(batch.shape), "datatype": "UINT8",
@@ -169,8 +186,8 @@ def _infer_once(url: str, model: str, batch: np.ndarray, signature: tuple[str, s
         answer = json.loads(raw)
         output = next(o for o in answer["outputs"] if o["name"] == output_name)
         probabilities = parse_classification(output["data"])
-        return InferenceOutcome(str(answer.get("model_name", model)), str(answer.get("model_version", "")), trained,
-                                probabilities)
+        return InferenceOutcome(str(answer.get("model_name", model)), str(answer.get("model_version", "")),
+                                signature.trained, signature.trained_on, signature.licence, probabilities)
     except (ValueError, KeyError, TypeError, StopIteration):
         raise InvalidModelOutput(f"model '{model}' answered with something other than one classification per label") from None
 

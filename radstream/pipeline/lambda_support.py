@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from radstream.pipeline.readers import Limits
 from radstream.pipeline.results import telemetry_line
 
 # The state names of manifests/stepfunctions/pipeline.asl.json -> the stage they run.
@@ -46,6 +47,11 @@ def setting(name: str) -> str:
     if not value:
         raise RuntimeError(f"environment variable {name} is not set: re-run phase 0 (`radstream phase run 0`)")
     return value
+
+
+def input_limits() -> Limits:
+    """The size limits phase 0 sets from pipeline.max_image_bytes and pipeline.max_pixels."""
+    return Limits(max_bytes=int(setting("MAX_IMAGE_BYTES")), max_pixels=int(setting("MAX_PIXELS")))
 
 
 def split_s3_path(s3_path: str) -> tuple[str, str]:

@@ -36,6 +36,9 @@ TELEMETRY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("view", "string"),
     ("model_name", "string"),
     ("model_version", "string"),
+    ("model_trained", "boolean"),
+    ("model_trained_on", "string"),
+    ("model_licence", "string"),
     ("top_finding", "string"),
     ("top_probability", "double"),
     *((f"{stage}_ms", "double") for stage in _TIMED_STAGES),
@@ -110,12 +113,14 @@ def result_document(
     model_name: str,
     model_version: str,
     model_trained: bool,
+    model_trained_on: str | None,
+    model_licence: str | None,
     probabilities: Mapping[str, float],
     stage_ms: Mapping[str, float],
     view: str | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The results/<study_id>.json document."""
+    """The results/<study_id>.json document; the model_* keys are the served model's card."""
     ranked = findings(probabilities)
     latency = _latency(stage_ms)
     return {
@@ -125,6 +130,8 @@ def result_document(
         "model_name": model_name,
         "model_version": str(model_version),
         "model_trained": bool(model_trained),
+        "model_trained_on": model_trained_on,
+        "model_licence": model_licence,
         "findings": ranked,
         "top_finding": ranked[0],
         "latency_ms": {**latency, "total": round(sum(latency.values()), 3)},
@@ -189,6 +196,9 @@ def telemetry_event(
         "view": view,
         "model_name": result.get("model_name"),
         "model_version": result.get("model_version"),
+        "model_trained": result.get("model_trained"),
+        "model_trained_on": result.get("model_trained_on"),
+        "model_licence": result.get("model_licence"),
         "top_finding": top.get("label"),
         "top_probability": top.get("probability"),
         **{f"{stage}_ms": latency.get(stage) for stage in _TIMED_STAGES},

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from radstream.aws.packaging import LAYER_REQUIREMENTS
+from radstream.config import PipelineSettings
 from radstream.names import LAMBDA_FUNCTIONS
 from radstream.pipeline import errors, lambda_support
 from radstream.pipeline.preprocess import decode_tensor
@@ -35,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 IMAGES, RESULTS, ARTIFACTS, STREAM = "t-images", "t-results", "t-artifacts", "t-telemetry"
 SIDECAR = {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F"}
-INFERENCE = {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False,
+INFERENCE = {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False, "model_trained_on": None,
+             "model_licence": "Apache-2.0",
              "probabilities": {"Effusion": 0.2, "Atelectasis": 0.9, "Mass": 0.2}}
 
 
@@ -60,7 +62,9 @@ def run(function: str, event: dict) -> dict:
 def aws(monkeypatch):
     for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "IMAGES_BUCKET": IMAGES, "RESULTS_BUCKET": RESULTS, "ARTIFACTS_BUCKET": ARTIFACTS,
-                        "TELEMETRY_STREAM": STREAM, "MODEL_NAME": "radstream_cxr", "INFERENCE_ENDPOINT": ""}.items():
+                        "TELEMETRY_STREAM": STREAM, "MODEL_NAME": "radstream_cxr", "INFERENCE_ENDPOINT": "",
+                        "MAX_IMAGE_BYTES": str(PipelineSettings().max_image_bytes),
+                        "MAX_PIXELS": str(PipelineSettings().max_pixels)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setattr(lambda_support, "_clients", {})
@@ -155,6 +159,17 @@ def test_png_with_sidecar_goes_through_every_step(aws):
     assert list(record) == [name for name, _ in TELEMETRY_COLUMNS]
     assert (record["status"], record["top_finding"], record["model_name"]) == ("SUCCESS", "Atelectasis", "radstream_cxr")
     assert record["store_ms"] is not None and record["error_type"] is None
+    assert (record["model_trained"], record["model_trained_on"], record["model_licence"]) == (False, None, "Apache-2.0")
+
+
+def test_a_trained_model_is_reported_trained_in_the_result_and_the_telemetry(aws):
+    s3, kinesis = aws
+    prepared = run("prepare_tensors", run("validate_metadata", png_study(s3)))
+    card = {"model_trained": True, "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0"}
+    run("send_telemetry", run("store_results", {**prepared, "inference_results": {**INFERENCE, **card}}))
+    result = read_json(s3, RESULTS, "results/S-001.json")
+    [(_, record)] = telemetry_records(kinesis)
+    assert {k: result[k] for k in card} == {k: record[k] for k in card} == card
 
 
 def test_deidentified_dicom_takes_its_metadata_from_its_tags(aws):
@@ -245,6 +260,36 @@ def test_bad_images_pass_validate_and_are_refused_by_prepare(aws, case):
     with pytest.raises(error_type):
         run("prepare_tensors", validated)
     assert s3.list_objects_v2(Bucket=ARTIFACTS).get("KeyCount", 0) == 0
+
+
+def test_validate_refuses_an_object_over_max_image_bytes_from_its_size(aws, monkeypatch):
+    s3, _ = aws
+    event = png_study(s3)
+    size = s3.head_object(Bucket=IMAGES, Key="incoming/S-001.png")["ContentLength"]
+    monkeypatch.setenv("MAX_IMAGE_BYTES", str(size - 1))
+    with pytest.raises(errors.ImageTooLarge, match=f"{size} bytes; the limit is {size - 1}"):
+        run("validate_metadata", event)
+    monkeypatch.setenv("MAX_IMAGE_BYTES", str(size))
+    assert run("validate_metadata", event)["study_id"] == "S-001"
+
+
+def test_prepare_refuses_an_image_over_max_pixels_before_decoding_it(aws, monkeypatch):
+    from PIL import PngImagePlugin
+
+    s3, _ = aws
+    validated = run("validate_metadata", png_study(s3))  # a 300 x 260 PNG: 78 000 pixels
+    monkeypatch.setenv("MAX_PIXELS", "77999")
+
+    def decode(*_):  # a decode would turn this into CorruptImage, not ImageTooLarge
+        raise AssertionError("the pixels were decoded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(PngImagePlugin.PngImageFile, "load", decode)
+        with pytest.raises(errors.ImageTooLarge, match="78000 pixels; the limit is 77999"):
+            run("prepare_tensors", validated)
+    assert s3.list_objects_v2(Bucket=ARTIFACTS).get("KeyCount", 0) == 0
+    monkeypatch.setenv("MAX_PIXELS", "78000")
+    assert run("prepare_tensors", validated)["tensor"]["shape"] == [1, 224, 224]
 
 
 def test_dicom_without_pixel_data_is_unsupported(aws):

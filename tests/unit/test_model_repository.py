@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from radstream.inference.repository import (
     ModelContractError,
     build_repository,
     import_model,
+    read_card,
     read_config,
     versions,
 )
@@ -157,7 +159,7 @@ def test_import_rejects_models_that_break_the_contract(repo: Path, tmp_path: Pat
     model = tiny_model(tmp_path / "bad.onnx", **kwargs)
     before = sha(repo / MODEL / "config.pbtxt")
     with pytest.raises(ModelContractError, match=message.replace("[", r"\[")) as err:
-        import_model(model, labels_file(tmp_path / "labels.txt", labels), repo)
+        import_model(model, labels_file(tmp_path / "labels.txt", labels), repo, trained=False)
     assert err.value.hint  # every rejection says what to do
     assert versions(repo / MODEL) == [1]
     assert sha(repo / MODEL / "config.pbtxt") == before
@@ -168,42 +170,85 @@ def test_import_rejects_bad_files(repo: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model at all")
     with pytest.raises(ModelContractError, match="not a valid ONNX model"):
-        import_model(garbage, labels_file(tmp_path / "l.txt", THREE), repo)
+        import_model(garbage, labels_file(tmp_path / "l.txt", THREE), repo, trained=False)
     with pytest.raises(ModelContractError, match="empty"):
-        import_model(good, labels_file(tmp_path / "l.txt", []), repo)
+        import_model(good, labels_file(tmp_path / "l.txt", []), repo, trained=False)
     with pytest.raises(ModelContractError, match="repeats Effusion"):
-        import_model(good, labels_file(tmp_path / "l.txt", ["Effusion", "Mass", "Effusion"]), repo)
+        import_model(good, labels_file(tmp_path / "l.txt", ["Effusion", "Mass", "Effusion"]), repo, trained=False)
     with pytest.raises(ModelContractError, match="no such file"):
-        import_model(tmp_path / "missing.onnx", labels_file(tmp_path / "l.txt", THREE), repo)
+        import_model(tmp_path / "missing.onnx", labels_file(tmp_path / "l.txt", THREE), repo, trained=False)
     assert versions(repo / MODEL) == [1]
 
 
-def test_import_adds_a_version_with_its_config(repo: Path, tmp_path: Path) -> None:
+TRAINED_ON = "NIH ChestX-ray14 (frontal radiographs)"
+
+
+def _parameters(cfg) -> dict[str, str]:
+    return {key: value.string_value for key, value in cfg.parameters.items()}
+
+
+def test_import_adds_a_version_with_its_config_and_card(repo: Path, tmp_path: Path) -> None:
     model = tiny_model(tmp_path / "real.onnx")
-    result = import_model(model, labels_file(tmp_path / "labels.txt", THREE), repo)
-    assert (result["version"], result["created"], result["model_trained"]) == (2, True, None)
+    result = import_model(model, labels_file(tmp_path / "labels.txt", THREE), repo, trained=True, trained_on=TRAINED_ON,
+                          licence="CC-BY-4.0")
+    assert (result["version"], result["created"]) == (2, True)
+    assert (result["model_trained"], result["model_trained_on"], result["model_licence"]) == (True, TRAINED_ON, "CC-BY-4.0")
     assert versions(repo / MODEL) == [1, 2]
     assert sha(repo / MODEL / "2" / "model.onnx") == sha(model) == result["sha256"]
     cfg = read_config(repo / MODEL)
     assert list(cfg.output[0].dims) == [3] and cfg.output[0].name == "probs"
     assert (repo / MODEL / "labels.txt").read_text().splitlines() == THREE
-    card = (repo / MODEL / "README.md").read_text()
-    assert "| 2 | imported |" in card and "| 1 | generated default" in card
+    # The served version's card is what Triton's config tells the pipeline.
+    assert {k: v for k, v in _parameters(cfg).items() if k.startswith("model_")} == {
+        "model_trained": "true", "model_trained_on": TRAINED_ON, "model_licence": "CC-BY-4.0"}
+    card = json.loads((repo / MODEL / "2" / "model_card.json").read_text())
+    assert (card["trained"], card["trained_on"], card["licence"], card["labels"]) == (True, TRAINED_ON, "CC-BY-4.0", THREE)
+    assert read_card(repo / MODEL / "1").trained is False  # the default keeps its own card
+    readme = (repo / MODEL / "README.md").read_text()
+    assert f"| yes, on {TRAINED_ON} | CC-BY-4.0 |" in readme and "| **no** | Apache-2.0 |" in readme
 
-    # The same model and labels again: nothing new.
-    again = import_model(model, labels_file(tmp_path / "labels.txt", THREE), repo)
+    # The same model, labels and card again: nothing new.
+    again = import_model(model, labels_file(tmp_path / "labels.txt", THREE), repo, trained=True, trained_on=TRAINED_ON,
+                         licence="CC-BY-4.0")
     assert (again["version"], again["created"]) == (2, False)
-    # A different model: version 3.
+    # The same model declared untrained: a new version, and Triton is told so.
+    untrained = import_model(model, tmp_path / "labels.txt", repo, trained=False)
+    assert (untrained["version"], untrained["model_trained"], untrained["model_trained_on"]) == (3, False, None)
+    parameters = _parameters(read_config(repo / MODEL))
+    assert parameters["model_trained"] == "false" and "model_trained_on" not in parameters
+    # A different model: version 4.
     other = tiny_model(tmp_path / "other.onnx", scale=2.0)
-    assert import_model(other, tmp_path / "labels.txt", repo)["version"] == 3
+    assert import_model(other, tmp_path / "labels.txt", repo, trained=False)["version"] == 4
     # Rebuilding the default leaves the newer imported config and labels alone.
     build_repository(repo)
     assert list(read_config(repo / MODEL).output[0].dims) == [3]
 
 
+def test_a_trained_claim_must_name_its_data_and_an_untrained_one_cannot(repo: Path, tmp_path: Path) -> None:
+    model, labels = tiny_model(tmp_path / "real.onnx"), labels_file(tmp_path / "labels.txt", THREE)
+    with pytest.raises(ModelContractError, match="what it was trained on"):
+        import_model(model, labels, repo, trained=True)
+    with pytest.raises(ModelContractError, match="declared untrained"):
+        import_model(model, labels, repo, trained=False, trained_on=TRAINED_ON)
+    assert versions(repo / MODEL) == [1]
+
+
+def test_the_default_model_card_says_untrained(built: Path) -> None:
+    card = json.loads((built / MODEL / "1" / "model_card.json").read_text())
+    assert (card["trained"], card["trained_on"], card["labels"]) == (False, None, list(CHESTXRAY14_LABELS))
+    assert "random weights" in card["description"]
+    assert _parameters(read_config(built / MODEL))["model_trained"] == "false"
+
+
+def test_the_shipped_repository_is_what_build_writes(built: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "model_repo" / MODEL
+    for name in ("1/model_card.json", "config.pbtxt", "README.md"):
+        assert sha(shipped / name) == sha(built / MODEL / name), name
+
+
 def test_build_does_not_overwrite_an_imported_first_version(tmp_path: Path) -> None:
     model = tiny_model(tmp_path / "real.onnx")
-    import_model(model, labels_file(tmp_path / "labels.txt", THREE), tmp_path / "repo")
+    import_model(model, labels_file(tmp_path / "labels.txt", THREE), tmp_path / "repo", trained=False)
     with pytest.raises(RadstreamError, match="imported model"):
         build_repository(tmp_path / "repo")
     assert sha(tmp_path / "repo" / MODEL / "1" / "model.onnx") == sha(model)
@@ -227,3 +272,30 @@ def test_cli_build_and_import_print_one_json_object(tmp_path: Path) -> None:
     assert rejected.exit_code == 2
     out = json.loads(rejected.stdout)
     assert out["ok"] is False and "uint8" in out["error"]
+
+
+def test_cli_import_records_what_the_user_declares(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from radstream.cli import app
+
+    runner, repo = CliRunner(), str(tmp_path / "r")
+    model, labels = str(tiny_model(tmp_path / "real.onnx")), str(labels_file(tmp_path / "l.txt", THREE))
+    trained = runner.invoke(app, ["model", "import", model, "--labels", labels, "--trained", "--trained-on", TRAINED_ON,
+                                  "--licence", "CC-BY-4.0", "--repo", repo, "--json"])
+    assert trained.exit_code == 0, trained.output
+    out = json.loads(trained.stdout)
+    assert (out["model_trained"], out["model_trained_on"], out["model_licence"]) == (True, TRAINED_ON, "CC-BY-4.0")
+
+    # Not declared: recorded untrained, and the user is told how to say otherwise.
+    undeclared = runner.invoke(app, ["model", "import", model, "--labels", labels, "--repo", repo, "--json"])
+    assert undeclared.exit_code == 0, undeclared.output
+    assert json.loads(undeclared.stdout)["model_trained"] is False
+    assert "UNTRAINED" in undeclared.stderr and "--trained" in undeclared.stderr
+    assert read_config(tmp_path / "r" / MODEL).parameters["model_trained"].string_value == "false"
+
+    contradictory = runner.invoke(app, ["model", "import", model, "--labels", labels, "--untrained", "--trained-on", "X",
+                                        "--repo", repo, "--json"])
+    assert contradictory.exit_code == 2 and "declared untrained" in json.loads(contradictory.stdout)["error"]

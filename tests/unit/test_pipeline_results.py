@@ -30,7 +30,7 @@ STAGE_MS = {"validate": 12.5, "prepare": 30.25, "inference": 41.0, "store": 8.0}
 def result(**changes):
     args = dict(
         study_id="TEST-001", input_key="incoming/TEST-001.jpg", input_sha256="ab" * 32, model_name="radstream_cxr",
-        model_version="1", model_trained=False, probabilities={"Effusion": 0.2, "Atelectasis": 0.7, "Cardiomegaly": 0.2},
+        model_version="1", model_trained=False, model_trained_on=None, model_licence="Apache-2.0", probabilities={"Effusion": 0.2, "Atelectasis": 0.7, "Cardiomegaly": 0.2},
         stage_ms=STAGE_MS, view="PA", created_at=AT,
     )
     return result_document(**{**args, **changes})
@@ -85,6 +85,15 @@ def test_result_document():
     assert doc["study_id"] == "TEST-001" and doc["input_sha256"] == "ab" * 32 and doc["status"] == "SUCCESS"
     assert doc["created_at"] == "2025-01-02T03:04:05Z"
     assert json.loads(json.dumps(doc)) == doc
+
+
+@pytest.mark.parametrize(("trained", "trained_on"), [(True, "NIH ChestX-ray14"), (False, None)])
+def test_the_model_card_reaches_the_result_and_its_telemetry_event(trained, trained_on):
+    doc = result(model_trained=trained, model_trained_on=trained_on, model_licence="CC-BY-4.0")
+    assert (doc["model_trained"], doc["model_trained_on"], doc["model_licence"]) == (trained, trained_on, "CC-BY-4.0")
+    event = telemetry_event(study_id="TEST-001", status="SUCCESS", stage_ms=STAGE_MS, result=doc)
+    assert (event["model_trained"], event["model_trained_on"], event["model_licence"]) == (trained, trained_on, "CC-BY-4.0")
+    _check_types(event)
 
 
 def test_partial_stage_timings():
@@ -159,7 +168,7 @@ def test_failure_event_carries_the_error():
     event = telemetry_event(study_id="TEST-003", status="FAILED", stage_ms={"validate": 3.0}, error=error)
     assert list(event) == [name for name, _ in TELEMETRY_COLUMNS]
     assert (event["error_stage"], event["error_type"]) == ("prepare", "UnsupportedImage")
-    assert event["prepare_ms"] is None and event["model_name"] is None
+    assert event["prepare_ms"] is None and event["model_name"] is None and event["model_trained"] is None
     _check_types(event)
 
 
@@ -180,7 +189,7 @@ def test_event_ids_are_unique_by_default():
 
 
 def _check_types(event):
-    python_types = {"int": int, "double": (int, float), "string": str}
+    python_types = {"int": int, "double": (int, float), "string": str, "boolean": bool}
     for name, hive_type in TELEMETRY_COLUMNS:
         assert event[name] is None or isinstance(event[name], python_types[hive_type]), name
 

@@ -82,3 +82,38 @@ def test_render_on_aws_without_credentials_fails_clearly_and_writes_nothing(proj
     assert not (project / "rendered").exists()
     # The project is on the sandbox target: --target aws, not the config, chose where to look.
     assert not (project / ".radstream" / "sandbox.json").exists()
+
+
+def _rendered(pipeline: dict) -> dict:
+    from radstream.config import validate
+    from radstream.names import Names
+
+    config = validate({"deployment": "rs-lim", "pipeline": pipeline}, "test")
+    return documents.render(Names("rs-lim", "123456789012", "us-east-1"), config, REPO,
+                            documents.Facts(IMAGE, None, REPO / "model_repo"))
+
+
+def _sidecar_retrier(found: dict) -> dict | None:
+    retriers = found["stepfunctions/pipeline.asl.json"]["States"]["ValidateInput"]["Retry"]
+    return next((r for r in retriers if r["ErrorEquals"] == ["MissingMetadata"]), None)
+
+
+def _total_wait(retrier: dict) -> float:
+    return sum(min(retrier["MaxDelaySeconds"], retrier["IntervalSeconds"] * retrier["BackoffRate"] ** i)
+               for i in range(retrier["MaxAttempts"]))
+
+
+def test_every_function_is_given_the_size_limits_of_the_config():
+    found = _rendered({"max_image_bytes": 5000, "max_pixels": 60000})
+    for fn in LAMBDA_FUNCTIONS:
+        env = found[f"lambda/{fn}.json"]["Environment"]["Variables"]
+        assert (env["MAX_IMAGE_BYTES"], env["MAX_PIXELS"]) == ("5000", "60000")
+
+
+def test_the_state_machine_waits_for_a_late_sidecar_as_long_as_the_config_says():
+    assert _total_wait(_sidecar_retrier(_rendered({}))) == 30  # 2 + 4 + 8 + 16, the default
+    for seconds in (1, 5, 45, 120, 600):
+        retrier = _sidecar_retrier(_rendered({"sidecar_wait_seconds": seconds}))
+        assert seconds <= _total_wait(retrier) < seconds + retrier["MaxDelaySeconds"], seconds
+    # No wait: a missing sidecar is quarantined on the first look.
+    assert _sidecar_retrier(_rendered({"sidecar_wait_seconds": 0})) is None

@@ -28,6 +28,10 @@ def _data(leftovers=None) -> dict:
         "success_rate": [{"events": 4, "succeeded": 3, "failed": 1, "success_rate_percent": 75.0}],
         "throughput_per_minute": [{"minute": "2025-03-01T10:00:00Z", "events": 2, "succeeded": 2, "failed": 0},
                                   {"minute": "2025-03-01T10:01:00Z", "events": 2, "succeeded": 1, "failed": 1}],
+        "model_versions": [{"model_name": "radstream_cxr", "model_version": "1", "model_trained": False,
+                            "model_trained_on": None, "model_licence": "Apache-2.0", "studies": 2},
+                           {"model_name": "radstream_cxr", "model_version": "2", "model_trained": True,
+                            "model_trained_on": "NIH ChestX-ray14", "model_licence": None, "studies": 1}],
         "failure_reasons": [{"error_stage": "validate", "error_type": "InvalidMetadata", "failures": 1,
                              "example_message": "view <script>alert(1)</script> | missing"}],
     }
@@ -64,7 +68,8 @@ def test_the_html_is_self_contained_with_embedded_images(written):
 
 def test_the_sections_and_their_facts(written):
     result, out = written
-    assert result["sections"] == ["Architecture", "Phases", "Latency", "Throughput", "Failures", "Cost", "Teardown proof"]
+    assert result["sections"] == ["Architecture", "Phases", "Model", "Latency", "Throughput", "Failures", "Cost",
+                                  "Teardown proof"]
     for text in ((out / "report.md").read_text(), (out / "report.html").read_text()):
         for section in result["sections"]:
             assert section in text
@@ -101,3 +106,21 @@ def test_leftovers_and_missing_sections_are_reported(tmp_path: Path):
 def test_no_inventory_says_so(tmp_path: Path):
     markdown = Path(report.write(_data(leftovers=None), tmp_path)["markdown"]).read_text()
     assert "inventory was not taken" in markdown
+
+
+def test_the_model_section_says_which_results_came_from_an_untrained_model(written):
+    _, out = written
+    markdown = (out / "report.md").read_text()
+    assert "| radstream_cxr | 1 | NO (untrained) | — | Apache-2.0 | 2 |" in markdown
+    assert "| radstream_cxr | 2 | yes | NIH ChestX-ray14 | not declared | 1 |" in markdown
+    assert "2 of these results came from a model not declared trained" in markdown
+
+
+def test_a_report_of_a_trained_model_only_makes_no_untrained_claim():
+    data = _data()
+    data["telemetry"]["model_versions"] = [{"model_name": "m", "model_version": "3", "model_trained": True,
+                                            "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0",
+                                            "studies": 5}]
+    markdown = report.to_markdown(*report.build(data))
+    assert "| m | 3 | yes | NIH ChestX-ray14 | CC-BY-4.0 | 5 |" in markdown
+    assert "untrained" not in markdown.lower()
