@@ -8,7 +8,12 @@
   ListAssociatedAccessPolicies with EKS's shapes and errors, the creator's entry bootstrapped;
 - DescribeClusterVersions from a table of real EKS releases, support status computed from today;
 - UpdateClusterConfig changes only the resourcesVpcConfig fields it is given (moto replaces the
-  whole configuration, subnets included).
+  whole configuration, subnets included);
+- "Every managed node is provisioned as part of an Amazon EC2 Auto Scaling group that's managed for
+  you by Amazon EKS": CreateNodegroup makes it (eks-<nodegroup>-<uuid>, from EKS's launch template
+  eks-<uuid>, in the nodegroup's subnets, sized by its scalingConfig, tagged by EKS; the
+  nodegroup's own tags stay on the nodegroup), UpdateNodegroupConfig resizes it and DeleteNodegroup
+  deletes it with its nodes (moto reports an ASG name and makes none).
 
 Installed by moto_fixes.install() before the server starts (routes are read when moto builds its
 EKS app) and by the unit tests' conftest for in-process moto."""
@@ -324,6 +329,95 @@ def update_merges_vpc_config(original: Callable[..., Any]) -> Callable[..., Any]
     return update_cluster_config
 
 
+# -- the nodegroup's Auto Scaling group -------------------------------------------------------------
+
+def _ec2_and_autoscaling(backend: Any) -> tuple[Any, Any]:
+    from moto.autoscaling.models import autoscaling_backends
+    from moto.ec2.models import ec2_backends
+
+    return (ec2_backends[backend.account_id][backend.region_name],
+            autoscaling_backends[backend.account_id][backend.region_name])
+
+
+def _eks_tags(nodegroup: Any) -> dict[str, str]:
+    """The tags EKS puts on a nodegroup's ASG (propagated to its nodes), the cluster autoscaler's
+    discovery tags among them."""
+    cluster = nodegroup.cluster_name
+    return {"eks:cluster-name": cluster, "eks:nodegroup-name": nodegroup.nodegroup_name,
+            "k8s.io/cluster-autoscaler/enabled": "true", f"k8s.io/cluster-autoscaler/{cluster}": "owned",
+            f"kubernetes.io/cluster/{cluster}": "owned"}
+
+
+def nodegroup_gets_an_asg(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_nodegroup(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nodegroup = original(self, *args, **kwargs)
+        ec2, autoscaling = _ec2_and_autoscaling(self)
+        try:
+            ec2.describe_subnets(subnet_ids=nodegroup.subnets)
+        except Exception:  # noqa: BLE001 - unknown subnets stay moto's business
+            return nodegroup
+        # EKS launches from its own copy of the given launch template, with the nodegroup's type.
+        data = {"InstanceType": nodegroup.instance_types[0]}
+        given = nodegroup.launch_template or {}
+        if given.get("id"):
+            data = {**ec2.get_launch_template(given["id"]).get_version(given.get("version", "$Default")).data, **data}
+        tags = _eks_tags(nodegroup)
+        template = ec2.create_launch_template(f"eks-{nodegroup.uuid}", "", data, {"launch-template": tags})
+        name = f"eks-{nodegroup.nodegroup_name}-{nodegroup.uuid}"
+        scaling = nodegroup.scaling_config
+        autoscaling.create_auto_scaling_group(
+            name=name, availability_zones=[], desired_capacity=scaling.get("desiredSize"),
+            max_size=scaling.get("maxSize"), min_size=scaling.get("minSize"), launch_config_name=None,
+            launch_template={"LaunchTemplateId": template.id, "Version": str(template.default_version_number)},
+            vpc_zone_identifier=",".join(nodegroup.subnets), default_cooldown=None, health_check_period=None,
+            health_check_type="EC2", load_balancers=[], target_group_arns=[], placement_group=None,
+            termination_policies=[], tags=[{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key,
+                                            "Value": value, "PropagateAtLaunch": "true"}
+                                           for key, value in tags.items()])
+        nodegroup.resources["autoScalingGroups"] = [{"name": name}]
+        nodegroup.radstream_launch_template = template.id
+        return nodegroup
+
+    return create_nodegroup
+
+
+def _asg_of(autoscaling: Any, nodegroup: Any) -> Any:
+    return autoscaling.autoscaling_groups.get(nodegroup.resources["autoScalingGroups"][0]["name"])
+
+
+def scaling_config_resizes_the_asg(original: Callable[..., Any]) -> Callable[..., Any]:
+    def update_nodegroup_config(self: Any, cluster_name: str, nodegroup_name: str, *args: Any, **kwargs: Any) -> Any:
+        update = original(self, cluster_name, nodegroup_name, *args, **kwargs)
+        _, autoscaling = _ec2_and_autoscaling(self)
+        nodegroup = self.clusters[cluster_name].nodegroups[nodegroup_name]
+        group = _asg_of(autoscaling, nodegroup)
+        if group is not None:
+            scaling = nodegroup.scaling_config
+            group.min_size = scaling.get("minSize", group.min_size)
+            group.max_size = scaling.get("maxSize", group.max_size)
+            autoscaling.set_desired_capacity(group.name, scaling.get("desiredSize", group.desired_capacity))
+        return update
+
+    return update_nodegroup_config
+
+
+def deleted_nodegroup_takes_its_asg(original: Callable[..., Any]) -> Callable[..., Any]:
+    def delete_nodegroup(self: Any, cluster_name: str, nodegroup_name: str) -> Any:
+        nodegroup = original(self, cluster_name, nodegroup_name)
+        ec2, autoscaling = _ec2_and_autoscaling(self)
+        group = _asg_of(autoscaling, nodegroup)
+        if group is not None:
+            # A node's primary ENI goes with it on EC2; moto keeps it, holding the subnet.
+            for state in group.instance_states:
+                for eni in state.instance.nics.values():
+                    eni.delete_on_termination = True
+            autoscaling.delete_auto_scaling_group(group.name)
+            ec2.delete_launch_template(None, nodegroup.radstream_launch_template)
+        return nodegroup
+
+    return delete_nodegroup
+
+
 def install(wrap: Callable[[type, str, Callable[..., Any]], None]) -> None:
     """Apply through moto_fixes' wrap(owner, attribute, fix); adding routes and handlers twice is harmless."""
     from moto.eks import urls
@@ -338,3 +432,6 @@ def install(wrap: Callable[[type, str, Callable[..., Any]], None]) -> None:
     wrap(EKSResponse, "create_cluster", create_cluster_like_eks)
     wrap(EKSResponse, "create_nodegroup", create_nodegroup_like_eks)
     wrap(EKSBackend, "update_cluster_config", update_merges_vpc_config)
+    wrap(EKSBackend, "create_nodegroup", nodegroup_gets_an_asg)
+    wrap(EKSBackend, "update_nodegroup_config", scaling_config_resizes_the_asg)
+    wrap(EKSBackend, "delete_nodegroup", deleted_nodegroup_takes_its_asg)

@@ -111,6 +111,7 @@ def install() -> None:
 
     from radstream.sandbox import (
         eks_parity,
+        elb_waf_parity,
         glue_crawler_role,
         iam_enforcement,
         iam_simulate,
@@ -128,5 +129,6 @@ def install() -> None:
     iam_enforcement.install(_wrap)
     eks_parity.install(_wrap)
     vpc_parity.install(_wrap)
+    elb_waf_parity.install(_wrap)
     iam_simulate.install()
     tagging_lag.install(_wrap)
