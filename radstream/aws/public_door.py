@@ -247,7 +247,8 @@ def _revoke_references(ec2: Any, group_id: str, vpc_id: str) -> None:
         if referring and other["GroupId"] != group_id:
             ec2.revoke_security_group_ingress(GroupId=other["GroupId"], IpPermissions=[
                 {**{k: p[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in p},
-                 "UserIdGroupPairs": [{"GroupId": group_id}]} for p in referring])
+                 "UserIdGroupPairs": [pair for pair in p["UserIdGroupPairs"] if pair.get("GroupId") == group_id]}
+                for p in referring])
 
 
 def _deleted_group(ec2: Any, group_id: str) -> bool:

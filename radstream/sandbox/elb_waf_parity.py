@@ -13,7 +13,9 @@ web ACL:
   ACL (moto lists it under both, and GetWebACLForResource still answers the old one);
 - DeleteWebACL of a web ACL still associated with a resource: WAFAssociatedItemException "AWS WAF
   couldn’t perform the operation because your resource is being used by another resource or it’s
-  associated with another resource." (moto deletes it).
+  associated with another resource." (moto deletes it);
+- ListResourcesForWebACL, which moto lacks: the ARNs of what the web ACL protects (what must be
+  disassociated before it can be deleted).
 
 moto already answers as AWS to DisassociateWebACL of a resource without a web ACL (success) and to
 DeleteWebACL with a stale LockToken (WAFOptimisticLockException).
@@ -107,10 +109,24 @@ def associated_web_acl_is_kept(original: Callable[..., Any]) -> Callable[..., An
     return delete_web_acl
 
 
+def list_resources_for_web_acl(self: Any) -> tuple[int, dict[str, str], str]:
+    import json
+
+    arn = json.loads(self.body)["WebACLArn"]
+    acl = self.wafv2_backend.wacls.get(arn)
+    if acl is None:
+        raise _waf_error("WAFNonexistentItemException", "AWS WAF couldn’t perform the operation because your "
+                                                        "resource doesn’t exist.")
+    return 200, {"Content-Type": "application/json"}, json.dumps({"ResourceArns": list(acl.associated_resources)})
+
+
 def install(wrap: Callable[[type, str, Callable[..., Any]], None]) -> None:
     """Apply through moto_fixes' wrap(owner, attribute, fix)."""
     from moto.elbv2.models import ELBv2Backend
     from moto.wafv2.models import WAFV2Backend
+    from moto.wafv2.responses import WAFV2Response
+
+    WAFV2Response.list_resources_for_web_acl = list_resources_for_web_acl  # type: ignore[attr-defined]
 
     wrap(ELBv2Backend, "create_load_balancer", application_load_balancer_spans_two_zones)
     wrap(ELBv2Backend, "delete_target_group", target_group_in_use_in_aws_words)

@@ -1,6 +1,7 @@
 """In-process moto's EKS answers as the sandbox's does (radstream.sandbox.eks_parity): access
 entries, DescribeClusterVersions and the zones EKS refuses, which the cluster code relies on; and
-its EC2 and Lambda keep ENIs, NAT gateways and their dependencies as AWS does (vpc_parity)."""
+its EC2 and Lambda keep ENIs, NAT gateways and their dependencies as AWS does (vpc_parity); its
+ELBv2 and WAFv2 refuse what AWS refuses around the public door (elb_waf_parity)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def eks_like_aws() -> None:
-    from radstream.sandbox import eks_parity, moto_fixes, vpc_parity
+    from radstream.sandbox import eks_parity, elb_waf_parity, moto_fixes, vpc_parity
 
     eks_parity.install(moto_fixes._wrap)
     vpc_parity.install(moto_fixes._wrap)
+    elb_waf_parity.install(moto_fixes._wrap)

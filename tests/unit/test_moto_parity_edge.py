@@ -1,6 +1,7 @@
 """Where moto let an ALB with a web ACL in front of the nodegroup's ASG pass while AWS would not:
 the ASG EKS makes for a managed nodegroup (radstream.sandbox.eks_parity, installed by conftest),
-and what ELBv2 and WAFv2 refuse (radstream.sandbox.elb_waf_parity), against in-process moto."""
+and what ELBv2 and WAFv2 refuse (radstream.sandbox.elb_waf_parity, also installed by conftest),
+against in-process moto."""
 
 from __future__ import annotations
 
@@ -12,13 +13,6 @@ from moto import mock_aws
 ACCOUNT, REGION = "123456789012", "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/eks"
 VISIBILITY = {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": "acl"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def elb_and_waf_like_aws() -> None:
-    from radstream.sandbox import elb_waf_parity, moto_fixes
-
-    elb_waf_parity.install(moto_fixes._wrap)
 
 
 @pytest.fixture
@@ -203,3 +197,17 @@ def test_a_web_acl_still_associated_is_not_deleted(aws):
     waf.disassociate_web_acl(ResourceArn=alb)
     waf.delete_web_acl(Name="acl", Scope="REGIONAL", Id=acl["Id"], LockToken=token)
     assert waf.list_web_acls(Scope="REGIONAL")["WebACLs"] == []
+
+
+def test_list_resources_for_web_acl_names_what_it_protects(aws):
+    ec2, elbv2, wafv2 = aws("ec2"), aws("elbv2"), aws("wafv2")
+    zones = sorted(_zones(ec2))[:2]
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+               for i, z in enumerate(zones)]
+    lb = elbv2.create_load_balancer(Name="door", Subnets=subnets, Type="application")["LoadBalancers"][0]
+    acl = wafv2.create_web_acl(Name="acl", Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=[],
+                               VisibilityConfig=VISIBILITY)["Summary"]
+    assert wafv2.list_resources_for_web_acl(WebACLArn=acl["ARN"])["ResourceArns"] == []
+    wafv2.associate_web_acl(WebACLArn=acl["ARN"], ResourceArn=lb["LoadBalancerArn"])
+    assert wafv2.list_resources_for_web_acl(WebACLArn=acl["ARN"])["ResourceArns"] == [lb["LoadBalancerArn"]]
