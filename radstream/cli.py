@@ -19,6 +19,7 @@ from radstream.commands import load as load_commands
 from radstream.commands import model as model_commands
 from radstream.commands import render as render_commands
 from radstream.commands import sandbox as sandbox_commands
+from radstream.commands import security as security_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
 from radstream.session import Options, confirm, confirm_billable, open_context
 
@@ -35,6 +36,7 @@ app.add_typer(sandbox_commands.app, name="sandbox")
 app.add_typer(model_commands.app, name="model")
 app.add_typer(bench_commands.app, name="bench")
 app.add_typer(kubeconfig_commands.app, name="kubeconfig")
+app.add_typer(security_commands.app, name="security")
 app.command("deid")(deid_commands.deid)
 app.command("ingest")(ingest_commands.ingest)
 app.command("load")(load_commands.load)

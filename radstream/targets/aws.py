@@ -21,6 +21,7 @@ class AwsTarget(Target):
     billable = True
     query_engine = "athena"
     has_cost_explorer = True
+    guardduty_findings = True
 
     @property
     def lambda_layer_python(self) -> str:  # type: ignore[override]

@@ -34,6 +34,7 @@ class Target(ABC):
     billable: bool  # creating resources costs money, so commands ask first
     query_engine: str  # "athena" or "duckdb"
     has_cost_explorer: bool
+    guardduty_findings: bool  # GuardDuty keeps findings to read (the sandbox's moto has no ListFindings)
     lambda_layer_python: str  # the Python the Lambda layer's wheels are built for
     # Names beyond the load balancer's that Triton's TLS certificate must also carry (DNS, IP).
     tls_extra_names: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())

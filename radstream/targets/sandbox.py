@@ -22,6 +22,7 @@ class SandboxTarget(Target):
     # moto's Athena answers every query with no rows, so the sandbox needs a real engine.
     query_engine = "duckdb"
     has_cost_explorer = False
+    guardduty_findings = False
     # The sandbox's functions run in this interpreter, so the layer's wheels must load here.
     lambda_layer_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     # The load balancer's ingress is 127.0.0.1 here (radstream.sandbox.cluster), so clients connect by IP.
