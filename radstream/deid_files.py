@@ -1,16 +1,39 @@
 """De-identified copies of DICOM files (PS3.15 basic profile), as `radstream deid` makes them.
 
 Named files must be DICOM; folders are searched recursively and their non-DICOM files skipped.
-Copies keep the folder layout under the output folder; originals are never modified.
+Copies keep the folder layout under the output folder; originals are never modified. A copy that
+the identity check still flags is not written: the file is reported as failed.
+
+The key file holds the secret the pseudonyms (UIDs, date shift) are keyed with: at least 32 random
+bytes, read as they are (`head -c 32 /dev/urandom > deid.key`). The same key gives the same
+pseudonyms on every run; keep it secret, since whoever has it can test guesses of original UIDs.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 from radstream.errors import ConfigError
+
+KEY_FILE_HINT = "make one with `head -c 32 /dev/urandom > deid.key` (at least 32 random bytes) and keep it secret"
+
+
+def read_key_file(path: Path) -> bytes:
+    """The de-identification key in `path`; ConfigError when it is missing, unreadable or short."""
+    from radstream.pipeline.deid import MIN_KEY_BYTES
+
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the key file {path} ({exc.strerror or type(exc).__name__})",
+                          hint=KEY_FILE_HINT) from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"the key file {path} holds {len(key)} bytes; at least {MIN_KEY_BYTES} are needed",
+                          hint=KEY_FILE_HINT)
+    return key
 
 
 def plan_copies(inputs: list[Path], out: Path) -> list[tuple[Path, Path, bool]]:
@@ -51,11 +74,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def deidentify_files(inputs: list[Path], out: Path) -> dict[str, Any]:
-    """De-identify every DICOM under `inputs` into `out`; one entry per file, failures included."""
+def deidentify_files(inputs: list[Path], out: Path, key: bytes) -> dict[str, Any]:
+    """De-identify every DICOM under `inputs` into `out` with the pseudonym `key`; one entry per file,
+    failures included. A copy the identity check flags is a failure and is not written."""
     import pydicom
 
-    from radstream.pipeline.deid import deidentify_bytes, is_identified
+    from radstream.pipeline.deid import check_identity, deidentify_bytes
 
     entries: list[dict[str, Any]] = []
     for src, dst, named in plan_copies(inputs, out):
@@ -66,13 +90,17 @@ def deidentify_files(inputs: list[Path], out: Path) -> dict[str, Any]:
                 if named:
                     entry.update(status="failed", error="not a DICOM file (no 'DICM' at byte 128)")
                 continue
-            data = deidentify_bytes(src.read_bytes())
+            data = deidentify_bytes(src.read_bytes(), key)
+            check = check_identity(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True))
+            if check.reasons:
+                entry.update(status="failed", error="still carries identity after de-identification: "
+                             + "; ".join(check.reasons))
+                continue
             _write_atomically(dst, data)
-            entry["warnings"] = is_identified(pydicom.dcmread(dst, stop_before_pixels=True))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             continue
-        entry.update(status="deidentified", output=str(dst))
+        entry.update(status="deidentified", output=str(dst), warnings=check.warnings)
     counts = {s: sum(e["status"] == s for e in entries) for s in ("deidentified", "skipped", "failed")}
     failed = counts["failed"] > 0
     return {

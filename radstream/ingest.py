@@ -1,10 +1,12 @@
 """Put studies where the pipeline picks them up (`radstream ingest`).
 
-- DICOM (told by content): de-identified (PS3.15 basic profile) and uploaded as
-  incoming/<study_id>.dcm, the id taken from the file name. A copy that still looks identified
-  (e.g. Burned In Annotation) is refused. With --already-deidentified the file is uploaded as it is
-  (UIDs kept) and the check only warns; the pipeline still refuses a DICOM carrying identity.
-- JPEG/PNG: need a sidecar next to them (same name, .json). It is validated here, uploaded FIRST as
+- DICOM (told by content): de-identified (PS3.15 basic profile, pseudonyms keyed with the
+  deployment's key) and uploaded as incoming/<study_id>.dcm, the id derived from its de-identified
+  Study Instance UID. With --already-deidentified the file is not de-identified again (UIDs kept),
+  but it is checked all the same: a DICOM that still looks identified (e.g. Burned In Annotation,
+  a name, a date) is refused either way, and so is one whose header the check cannot read.
+- JPEG/PNG: need a sidecar next to them (same name, .json) declaring `burned_in_annotation: false`.
+  It is validated here, uploaded FIRST as
   incoming/<study_id>.json, then the image as incoming/<study_id>.<png|jpg>: uploads of images start
   the pipeline, which then finds its sidecar.
 
@@ -54,7 +56,7 @@ def collect(paths: list[Path]) -> list[tuple[Path, bool]]:
     return found
 
 
-def prepare_study(path: Path, already_deidentified: bool) -> Study:
+def prepare_study(path: Path, key: bytes | None, already_deidentified: bool) -> Study:
     """Read one file and build what to upload; raises Refused or a pipeline error."""
     from radstream.pipeline.errors import UnsupportedImage
     from radstream.pipeline.readers import sniff
@@ -67,28 +69,37 @@ def prepare_study(path: Path, already_deidentified: bool) -> Study:
     except UnsupportedImage as exc:
         raise NotAnImage(str(exc)) from None
     if kind == "dicom":
-        return _dicom_study(path, data, already_deidentified)
+        return _dicom_study(path, data, key, already_deidentified)
     return _raster_study(path, data, kind)
 
 
-def _dicom_study(path: Path, data: bytes, already_deidentified: bool) -> Study:
+def _dicom_study(path: Path, data: bytes, key: bytes | None, already_deidentified: bool) -> Study:
     import pydicom
 
-    from radstream.pipeline.deid import deidentify_bytes, is_identified
-    from radstream.pipeline.metadata import study_id_from_key
+    from radstream.pipeline.deid import check_identity, deidentify_bytes, dicom_study_id
 
     if not already_deidentified:
+        if key is None:
+            raise Refused("no de-identification key to de-identify this DICOM with: pass --key-file")
         try:
-            data = deidentify_bytes(data)
+            data = deidentify_bytes(data, key)
         except ValueError as exc:
             raise Refused(f"cannot de-identify: {exc}") from None
-    reasons = is_identified(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True))
-    if reasons and not already_deidentified:
-        raise Refused("still carries identity after de-identification: " + "; ".join(reasons))
-    study_id = study_id_from_key(path.name)
-    key = f"{INCOMING_PREFIX}{study_id}{_EXTENSIONS['dicom']}"
-    return Study(path, "dicom", study_id, [(key, data, _CONTENT_TYPES["dicom"])],
-                 deidentified=not already_deidentified, warnings=reasons)
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable header cannot be shown to be de-identified
+        raise Refused(f"the DICOM header cannot be read ({type(exc).__name__})") from None
+    check = check_identity(ds)
+    if check.reasons:
+        when = "as uploaded" if already_deidentified else "after de-identification"
+        raise Refused(f"still carries identity {when}: " + "; ".join(check.reasons))
+    study_uid = str(ds.get("StudyInstanceUID", "") or "")
+    if not study_uid:
+        raise Refused("the DICOM has no Study Instance UID to derive its study id from")
+    study_id = dicom_study_id(study_uid)
+    object_key = f"{INCOMING_PREFIX}{study_id}{_EXTENSIONS['dicom']}"
+    return Study(path, "dicom", study_id, [(object_key, data, _CONTENT_TYPES["dicom"])],
+                 deidentified=not already_deidentified, warnings=check.warnings)
 
 
 def _raster_study(path: Path, data: bytes, kind: str) -> Study:
@@ -96,7 +107,7 @@ def _raster_study(path: Path, data: bytes, kind: str) -> Study:
 
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
-        raise Refused(f"a {kind.upper()} needs its sidecar {sidecar.name} (study_id, view, timestamp) next to it")
+        raise Refused(f"a {kind.upper()} needs its sidecar {sidecar.name} (study_id, view, timestamp, burned_in_annotation) next to it")
     sidecar_bytes = sidecar.read_bytes()
     study_id = parse_sidecar(sidecar_bytes).study_id
     objects = [
@@ -106,8 +117,10 @@ def _raster_study(path: Path, data: bytes, kind: str) -> Study:
     return Study(path, kind, study_id, objects)
 
 
-def ingest_files(s3: Any, bucket: str, paths: list[Path], already_deidentified: bool = False) -> dict[str, Any]:
-    """Prepare and upload every study under `paths`; one entry per file, refusals included."""
+def ingest_files(s3: Any, bucket: str, paths: list[Path], key: bytes | None,
+                 already_deidentified: bool = False) -> dict[str, Any]:
+    """Prepare and upload every study under `paths`; one entry per file, refusals included. `key` is the
+    deployment's de-identification key; without it, DICOM files needing de-identification are refused."""
     from radstream.aws.runs import upload
 
     entries: list[dict[str, Any]] = []
@@ -116,10 +129,11 @@ def ingest_files(s3: Any, bucket: str, paths: list[Path], already_deidentified: 
         entry: dict[str, Any] = {"path": str(path), "study_id": None, "format": None, "status": "failed",
                                  "keys": [], "deidentified": False, "warnings": [], "error": None}
         try:
-            study = prepare_study(path, already_deidentified)
+            study = prepare_study(path, key, already_deidentified)
             if study.study_id in seen:
                 raise Refused(f"study id {study.study_id} is also used by {seen[study.study_id]}; "
-                              "rename one (the id comes from the sidecar or the DICOM file name)")
+                              "a DICOM's id comes from its Study Instance UID, so two files of one study share it; "
+                              "an image's comes from its sidecar")
             seen[study.study_id] = path
             entry.update(study_id=study.study_id, format=study.format, deidentified=study.deidentified,
                          warnings=study.warnings)

@@ -91,7 +91,9 @@ def encode(pixels: np.ndarray, fmt: str, **options: object) -> bytes:
 
 
 def sidecar(study_id: str, view: str = "PA", **fields: str) -> bytes:
-    return json.dumps({"study_id": study_id, "view": view, "timestamp": _TIMESTAMP, **fields}, indent=2).encode()
+    """Synthetic images have no text in their pixels, so their sidecars say so."""
+    return json.dumps({"study_id": study_id, "view": view, "timestamp": _TIMESTAMP, "burned_in_annotation": False,
+                       **fields}, indent=2).encode()
 
 
 def raster_study(study_id: str, kind: str, image: bytes, description: str, sidecar_bytes: bytes | None = None,
@@ -114,17 +116,20 @@ def dicom_study(study_id: str, data: bytes, description: str,
 # -- the real radiograph ----------------------------------------------------------------------------
 def real_radiograph() -> GeneratedStudy:
     """The pydicom-data PA chest radiograph, de-identified (PS3.15 basic profile) before upload."""
+    import secrets
+
     from pydicom.data import get_testdata_file
 
     from radstream.errors import RadstreamError
-    from radstream.pipeline.deid import deidentify_bytes
+    from radstream.pipeline.deid import MIN_KEY_BYTES, deidentify_bytes
 
     path = get_testdata_file(REAL_RADIOGRAPH, download=False)  # never fetch from the network
     if path is None:
         raise RadstreamError(f"the real radiograph {REAL_RADIOGRAPH} is not installed",
                              hint="pip install pydicom-data (part of radstream's sandbox extra)")
     with open(path, "rb") as handle:
-        data = deidentify_bytes(handle.read())
+        # A fresh key each time: this is public test data, whose pseudonyms need match nothing.
+        data = deidentify_bytes(handle.read(), secrets.token_bytes(MIN_KEY_BYTES))
     return dicom_study(REAL_STUDY_ID, data, "real PA chest radiograph (pydicom-data RG1, CR, de-identified)")
 
 

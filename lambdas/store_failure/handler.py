@@ -1,7 +1,9 @@
 """StoreFailure: quarantine a study that could not go through. The original is copied to
 failed/<study_id>/<its name> in the results bucket (it also stays in the images bucket), the reason
 goes to failed/<study_id>/reason.json, and a FAILED telemetry event is sent. A DICOM refused for
-still carrying identity is not copied, so the identity spreads no further.
+still carrying identity (or because the identity check could not read it) is not copied, so the
+identity spreads no further; nor is a study whose validation ended in an error the pipeline does
+not raise itself (a timeout, a crash), since its identity check may never have finished.
 
 The state machine's Catch puts the error at $.failure.<state name>, next to that state's input, so
 the input is either the trigger event or the contract of the earlier steps. Without a valid study id
@@ -13,6 +15,7 @@ import json
 from typing import Any
 
 from radstream.pipeline import lambda_support as support
+from radstream.pipeline.errors import IdentifiedDicom, stage_of
 from radstream.pipeline.metadata import is_valid_study_id, study_id_from_key
 from radstream.pipeline.results import (
     failure_copy_key,
@@ -35,7 +38,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     results = support.setting("RESULTS_BUCKET")
     document = failure_document(study_id=study_id, input_key=key, stage=stage, error_type=error["error_type"],
                                 message=error["message"])
-    copy = bucket is not None and error["error_type"] != "IdentifiedDicom"
+    copy = bucket is not None and _may_copy(stage, error["error_type"])
     document["copied"] = copy and _copy_original(bucket, key, results, failure_copy_key(study_id, key))
     support.put_object(results, failure_reason_key(study_id), json.dumps(document, indent=2).encode(), "application/json")
     support.send_telemetry(telemetry_event(
@@ -44,6 +47,12 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     ))
     return {"study_id": study_id, "status": "FAILED", "failure_s3_path": f"s3://{results}/{failure_reason_key(study_id)}",
             "error": document}
+
+
+def _may_copy(stage: str | None, error_type: str) -> bool:
+    if error_type == IdentifiedDicom.__name__:
+        return False
+    return not (stage == "validate" and stage_of(error_type) is None)
 
 
 def _copy_original(bucket: str, key: str, results: str, copy_key: str) -> bool:

@@ -3,7 +3,9 @@
 {study_id, s3_path, format, metadata, inference_results, processing_time_ms}.
 
 The format is told by content. A DICOM brings its metadata in its tags and must already be
-de-identified; a JPEG/PNG needs its sidecar (same key, .json). A missing sidecar raises
+de-identified: one that is not, or whose header the identity check cannot read, raises
+IdentifiedDicom (never copied into the failures). A JPEG/PNG needs its sidecar (same key, .json),
+which must declare `burned_in_annotation: false`. A missing sidecar raises
 MissingMetadata, which the state machine retries for a bounded time since clients may upload late."""
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from typing import Any
 from radstream.pipeline import lambda_support as support
 from radstream.pipeline.errors import (
     CorruptImage,
+    IdentifiedDicom,
     InvalidMetadata,
     MissingMetadata,
-    PipelineError,
 )
 from radstream.pipeline.metadata import (
     DICOM_METADATA_KEYWORDS,
     metadata_from_dicom,
     parse_sidecar,
-    validate_metadata,
+    validate_image_metadata,
 )
 from radstream.pipeline.readers import sniff
 
@@ -43,7 +45,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             metadata = _dicom_metadata(head + obj["Body"].read(), key, obj["LastModified"])
         else:
             obj["Body"].close()  # the pixels are PrepareImage's business
-            metadata = validate_metadata(event["metadata"]) if event.get("metadata") else _sidecar(bucket, key)
+            metadata = validate_image_metadata(event["metadata"]) if event.get("metadata") else _sidecar(bucket, key)
             _check_matches_key(metadata.study_id, key)
     return {
         "study_id": metadata.study_id,
@@ -82,14 +84,16 @@ def _sidecar(bucket: str, key: str):
 def _dicom_metadata(data: bytes, key: str, received_at: datetime):
     import pydicom
 
-    from radstream.pipeline.deid import require_deidentified
+    from radstream.pipeline.deid import UNREADABLE_HEADER, require_deidentified
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001 - unreadable means not shown to be de-identified
+        raise IdentifiedDicom(f"{UNREADABLE_HEADER} ({type(exc).__name__})") from None
+    require_deidentified(ds)
+    try:
         tags = {kw: str(ds.get(kw, "") or "") for kw in DICOM_METADATA_KEYWORDS}
-        require_deidentified(ds)
-    except PipelineError:
-        raise
     except Exception as exc:  # noqa: BLE001 - pydicom converts lazily and raises many types on a damaged header
-        raise CorruptImage(f"the DICOM header cannot be read: {exc}", stage="validate") from None
+        # The type only: the text may quote the value it choked on.
+        raise CorruptImage(f"the DICOM header cannot be read ({type(exc).__name__})", stage="validate") from None
     return metadata_from_dicom(tags, key, received_at.astimezone(timezone.utc))

@@ -14,6 +14,11 @@ InputsArg = Annotated[
     typer.Argument(help="DICOM files, or folders searched recursively.", exists=True, show_default=False),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the de-identified copies (created if needed).")]
+KeyFileOpt = Annotated[
+    Path,
+    typer.Option("--key-file", help="Secret key for the pseudonyms (UIDs, date shift): a file of at least 32 random "
+                 "bytes, e.g. `head -c 32 /dev/urandom > deid.key`. Same key, same pseudonyms.", show_default=False),
+]
 
 
 def _render(result: dict[str, Any]) -> None:
@@ -32,15 +37,15 @@ def _render(result: dict[str, Any]) -> None:
     )
 
 
-def deid(ctx: typer.Context, inputs: InputsArg, out: OutOpt, json_output: JsonOpt = False) -> None:
-    """Write de-identified copies of DICOM files: PS3.15 basic profile, Patient Identity Removed = YES,
-    pixel data unchanged."""
+def deid(ctx: typer.Context, inputs: InputsArg, out: OutOpt, key_file: KeyFileOpt, json_output: JsonOpt = False) -> None:
+    """Write de-identified copies of DICOM files: PS3.15 basic profile, keyed UIDs, shifted dates,
+    pixel data unchanged. A copy that still looks identified is not written (exit 1)."""
     opts = options(ctx, json=json_output)
 
     def body() -> int:
-        from radstream.deid_files import deidentify_files
+        from radstream.deid_files import deidentify_files, read_key_file
 
-        result = deidentify_files(inputs, out)
+        result = deidentify_files(inputs, out, read_key_file(key_file))
         emit(result, opts.json, _render)
         return EXIT_OK if result["ok"] else EXIT_FAILED
 

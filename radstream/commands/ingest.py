@@ -1,4 +1,5 @@
-"""`radstream ingest PATH... [--already-deidentified]`: the command; what it does is radstream.ingest."""
+"""`radstream ingest PATH... [--key-file F] [--already-deidentified]`: the command; what it does is
+radstream.ingest."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ PathsArg = Annotated[
 ]
 AlreadyOpt = Annotated[
     bool, typer.Option("--already-deidentified",
-                       help="Upload DICOM files unchanged (de-identified elsewhere); identity checks only warn.")
+                       help="Upload DICOM files without de-identifying them again (done elsewhere); "
+                            "they are still checked, and refused if they look identified.")
+]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="The deployment's de-identification key (at least 32 random bytes); needed "
+                 "to de-identify DICOM files.", show_default=False),
 ]
 
 
@@ -36,6 +43,7 @@ def ingest(
     ctx: typer.Context,
     paths: PathsArg,
     already_deidentified: AlreadyOpt = False,
+    key_file: KeyFileOpt = None,
     config: ConfigOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -43,11 +51,13 @@ def ingest(
     opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
+        from radstream.deid_files import read_key_file
         from radstream.ingest import ingest_files
         from radstream.session import open_context
 
+        key = read_key_file(key_file) if key_file else None
         with open_context(opts, "ingest", lock=False) as sctx:
-            result = ingest_files(sctx.client("s3"), sctx.names.bucket("images"), paths, already_deidentified)
+            result = ingest_files(sctx.client("s3"), sctx.names.bucket("images"), paths, key, already_deidentified)
         emit(result, opts.json, _render)
         return 0 if result["ok"] else 1
 

@@ -67,7 +67,8 @@ def probe_png() -> bytes:
 
 
 def probe_sidecar(study_id: str) -> bytes:
-    return json.dumps({"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z"}).encode()
+    return json.dumps({"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z",
+                       "burned_in_annotation": False}).encode()
 
 
 class InferenceEndpointStep(Step):

@@ -107,6 +107,9 @@ class StudyMetadata(BaseModel):
     sex: Literal["F", "M", "O", "U"] | None = None  # DICOM Patient's Sex terms
     site_code: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")
     modality: str | None = Field(default=None, max_length=4, pattern=r"^[A-Z]{2,4}$")
+    # Whether names or dates are written in the pixels. A JPEG/PNG has no header to say so, so its
+    # sidecar must declare false (`require_no_burned_in_annotation`); a DICOM says it in its tags.
+    burned_in_annotation: bool | None = Field(default=None, strict=True)
 
     @field_validator("study_id", mode="before")
     @classmethod
@@ -160,6 +163,23 @@ def validate_metadata(fields: dict[str, Any]) -> StudyMetadata:
         raise InvalidMetadata(f"invalid metadata: {_describe(exc)}") from None
 
 
+def require_no_burned_in_annotation(metadata: StudyMetadata) -> StudyMetadata:
+    """`metadata` if it declares the image free of burned-in text, else InvalidMetadata: a JPEG/PNG
+    cannot be checked for written names, so the sender has to vouch for it."""
+    if metadata.burned_in_annotation is None:
+        raise InvalidMetadata("invalid metadata: field 'burned_in_annotation' is missing; a JPEG/PNG sidecar must "
+                              "declare \"burned_in_annotation\": false (no names or dates written in the pixels)")
+    if metadata.burned_in_annotation:
+        raise InvalidMetadata("invalid metadata: field 'burned_in_annotation' is true: identity may be written in "
+                              "the pixels; such images are not accepted")
+    return metadata
+
+
+def validate_image_metadata(fields: dict[str, Any]) -> StudyMetadata:
+    """Validate the metadata of a JPEG/PNG (its sidecar, or the start input's `metadata`)."""
+    return require_no_burned_in_annotation(validate_metadata(fields))
+
+
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
@@ -170,7 +190,7 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_sidecar(data: bytes) -> StudyMetadata:
-    """Parse and validate a sidecar's raw bytes."""
+    """Parse and validate a sidecar's raw bytes; it must declare `burned_in_annotation: false`."""
     if len(data) > SIDECAR_MAX_BYTES:
         raise InvalidMetadata(f"sidecar is {len(data)} bytes; the limit is {SIDECAR_MAX_BYTES}")
     if not data.strip():
@@ -181,7 +201,7 @@ def parse_sidecar(data: bytes) -> StudyMetadata:
         raise InvalidMetadata("sidecar is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise InvalidMetadata(f"sidecar is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return validate_metadata(fields)
+    return validate_image_metadata(fields)
 
 
 # DICOM attributes the reader hands over (by keyword) for `metadata_from_dicom`.
@@ -196,12 +216,13 @@ DICOM_METADATA_KEYWORDS = (
     "ContentTime",
     "StudyDate",
     "StudyTime",
+    "LongitudinalTemporalInformationModified",
 )
 _DICOM_DATE_PAIRS = (("AcquisitionDate", "AcquisitionTime"), ("ContentDate", "ContentTime"), ("StudyDate", "StudyTime"))
 
 
 def _dicom_datetime(date: str, time: str) -> datetime | None:
-    """DA + TM to a datetime; None when missing, malformed or a de-identification dummy (year 0001)."""
+    """DA + TM to a datetime; None when missing, malformed or a de-identification dummy (1900 or before)."""
     if not re.fullmatch(r"[0-9]{8}", date):
         return None
     digits = re.sub(r"[^0-9.]", "", time).split(".")[0].ljust(6, "0")[:6]
@@ -209,7 +230,7 @@ def _dicom_datetime(date: str, time: str) -> datetime | None:
         parsed = datetime.strptime(date + digits, "%Y%m%d%H%M%S")
     except ValueError:
         return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.year >= 1900 else None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.year > 1900 else None
 
 
 def _age_band(age: str) -> str | None:
@@ -226,16 +247,18 @@ def _age_band(age: str) -> str | None:
 
 def metadata_from_dicom(tags: dict[str, str], key: str, received_at: datetime) -> StudyMetadata:
     """Metadata for a DICOM study: the id from its object key, the view from View Position, the time
-    from the acquisition/content/study date (absent after de-identification, then `received_at`)."""
+    from the acquisition/content/study date, or `received_at` when the dates are absent, dummies or
+    shifted by de-identification (Longitudinal Temporal Information Modified)."""
     view = tags.get("ViewPosition", "").strip().upper()
     if not view:
         raise InvalidMetadata(
             "the DICOM has no View Position (0018,5101); set it (PA, AP, LL, ...) before uploading"
         )
+    dates_are_real = tags.get("LongitudinalTemporalInformationModified", "").strip().upper() in ("", "UNMODIFIED")
     timestamp = next(
         (t for d, tm in _DICOM_DATE_PAIRS if (t := _dicom_datetime(tags.get(d, ""), tags.get(tm, "")))),
         received_at,
-    )
+    ) if dates_are_real else received_at
     fields: dict[str, Any] = {"study_id": study_id_from_key(key), "view": view, "timestamp": timestamp}
     sex = tags.get("PatientSex", "").strip().upper()
     if sex in ("F", "M", "O"):

@@ -108,7 +108,8 @@ def upload(ctx: Context, study_id: str, sidecar: bool = True) -> None:
 
 
 def upload_sidecar(ctx: Context, study_id: str) -> None:
-    body = json.dumps({"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z"}).encode()
+    body = json.dumps({"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z",
+                       "burned_in_annotation": False}).encode()
     aws(ctx, "s3").put_object(Bucket=ctx.names.bucket("images"), Key=f"incoming/{study_id}.json", Body=body)
 
 

@@ -92,7 +92,8 @@ def test_an_upload_starts_the_deployed_pipeline_which_reaches_an_end_state(proje
     Image.new("L", (64, 64), 128).save(png, format="PNG")
     images = applied_buckets(project)["images"]
     s3.put_object(Bucket=images, Key="incoming/P0-TEST-1.json",
-                  Body=json.dumps({"study_id": "P0-TEST-1", "view": "PA", "timestamp": "2026-11-25T12:00:00Z"}))
+                  Body=json.dumps({"study_id": "P0-TEST-1", "view": "PA", "timestamp": "2026-11-25T12:00:00Z",
+                                   "burned_in_annotation": False}))
     s3.put_object(Bucket=images, Key="incoming/P0-TEST-1.png", Body=png.getvalue())
     deadline = time.monotonic() + 120
     while True:

@@ -23,10 +23,12 @@ from radstream.state import State
 from tests.integration.sandbox_fixtures import wait_for
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
+    DEID_KEY,
     dataset,
     dicom_bytes,
     raster,
     sample_path,
+    sidecar_fields,
     smooth_image,
 )
 
@@ -83,7 +85,7 @@ def telemetry_for(ctx: Context, studies: set[str]) -> dict[str, dict]:
 
 
 def sidecar(study_id: str) -> bytes:
-    return json.dumps({"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z"}).encode()
+    return json.dumps(sidecar_fields(study_id)).encode()
 
 
 def rgb_dicom() -> bytes:
@@ -94,7 +96,7 @@ def rgb_dicom() -> bytes:
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelData = np.full((ds.Rows, ds.Columns, 3), 90, np.uint8).tobytes()
-    return dicom_bytes(deidentify(ds))
+    return dicom_bytes(deidentify(ds, DEID_KEY))
 
 
 def test_until_phase_4_wires_it_a_good_study_fails_as_not_wired(deployed):
@@ -127,10 +129,11 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
         (tmp_path / f"scan{i}.json").write_bytes(sidecar(study_id))
     shutil.copy(sample_path(CR_FILES[1]), tmp_path / "CR-2")
     started = time.monotonic()
-    report = ingest_files(s3, images, [tmp_path])
+    report = ingest_files(s3, images, [tmp_path], DEID_KEY)
     uploaded_at = {entry["study_id"]: started for entry in report["studies"]}
     assert report["ok"] and report["counts"]["uploaded"] == 4, report
-    good = {*GOOD_PNGS, "CR-2"}
+    [dicom_id] = {entry["study_id"] for entry in report["studies"]} - set(GOOD_PNGS)  # from its pseudonymous UID
+    good = {*GOOD_PNGS, dicom_id}
 
     # Bad studies, uploaded as a careless client would.
     bad_uploads = {
@@ -176,7 +179,7 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
                                                                          reverse=True)
         for stage, ms in result["latency_ms"].items():
             stage_ms.setdefault(stage, []).append(ms)
-    assert read_json(ctx, "results", "results/CR-2.json")["view"] == "AP"
+    assert read_json(ctx, "results", f"results/{dicom_id}.json")["view"] == "AP"
 
     expected = {"CORRUPT-1": ("prepare", "CorruptImage"), "TRAVERSAL-1": ("validate", "InvalidMetadata"),
                 "RGB-1": ("prepare", "UnsupportedImage")}

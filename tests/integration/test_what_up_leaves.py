@@ -25,7 +25,7 @@ import pytest
 
 from tests.integration.sandbox_fixtures import sandbox_project, wait_for
 from tests.integration.test_up_teardown_sandbox import aws, radstream
-from tests.unit.pipeline_fixtures import CR_FILES, sample_path
+from tests.unit.pipeline_fixtures import CR_FILES, DEID_KEY, sample_path
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,8 @@ def upload_study(project: Path, tmp: Path, name: str) -> str:
     """One de-identified DICOM through `radstream ingest`; returns its study id once its result is in."""
     source = tmp / name
     shutil.copy(sample_path(CR_FILES[0]), source)
-    code, report, _ = radstream(project, "ingest", str(source))
+    (tmp / "deid.key").write_bytes(DEID_KEY)
+    code, report, _ = radstream(project, "ingest", str(source), "--key-file", str(tmp / "deid.key"))
     assert code == 0 and report["counts"]["uploaded"] == 1, report
     study_id = report["studies"][0]["study_id"]
     s3, bucket = aws(project, "s3"), f"{DEPLOYMENT}-results-123456789012"

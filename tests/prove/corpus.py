@@ -17,6 +17,7 @@ import numpy as np
 
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
+    DEID_KEY,
     dataset,
     dicom_bytes,
     png_with_header,
@@ -38,7 +39,8 @@ class Study:
 
 
 def sidecar(study_id: object, **extra: object) -> bytes:
-    return json.dumps({"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z", **extra}).encode()
+    return json.dumps({"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z",
+                       "burned_in_annotation": False, **extra}).encode()
 
 
 def small_png(seed: int = 0) -> bytes:
@@ -59,7 +61,7 @@ def _deidentified(name: str = CR_FILES[2]):
 
     ds = dataset(name)
     ds.ViewPosition = "PA"
-    return deidentify(ds)
+    return deidentify(ds, DEID_KEY)
 
 
 def _rgb_dicom() -> bytes:

@@ -95,3 +95,21 @@ def window_reference(stored: np.ndarray, slope: float, intercept: float, center:
     y = ((x - c) / w + 0.5) * (y_max - y_min) + y_min
     y = np.where(x <= c - w / 2, y_min, np.where(x > c + w / 2, y_max, y))
     return (y - y_min) / (y_max - y_min) * 255
+
+
+# A fixed de-identification key: the tests need stable pseudonyms, not a secret.
+DEID_KEY = bytes(range(32))
+
+
+def sidecar_fields(study_id: str, **changes: object) -> dict:
+    """A valid JPEG/PNG sidecar's fields (no burned-in text declared), with `changes` applied."""
+    return {"study_id": study_id, "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "burned_in_annotation": False,
+            **changes}
+
+
+def dicom_with_unreadable_element(data: bytes) -> bytes:
+    """`data` (an explicit VR little endian DICOM) with a 3-byte US element before the Study Instance
+    UID: the file reads, but pydicom raises when the element's value is converted."""
+    at = data.index(b"\x20\x00\x0d\x00UI")
+    element = b"\x18\x00\x05\x14" + b"US" + struct.pack("<H", 3) + b"Doe"
+    return data[:at] + element + data[at:]

@@ -24,8 +24,10 @@ from radstream.pipeline.preprocess import decode_tensor
 from radstream.pipeline.results import TELEMETRY_COLUMNS
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
+    DEID_KEY,
     dataset,
     dicom_bytes,
+    dicom_with_unreadable_element,
     png_with_header,
     raster,
     sample_bytes,
@@ -35,7 +37,7 @@ from tests.unit.pipeline_fixtures import (
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 IMAGES, RESULTS, ARTIFACTS, STREAM = "t-images", "t-results", "t-artifacts", "t-telemetry"
-SIDECAR = {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F"}
+SIDECAR = {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F", "burned_in_annotation": False}
 INFERENCE = {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False, "model_trained_on": None,
              "model_licence": "Apache-2.0",
              "probabilities": {"Effusion": 0.2, "Atelectasis": 0.9, "Mass": 0.2}}
@@ -107,7 +109,7 @@ def png_study(s3, study_id: str = "S-001", **sidecar) -> dict:
 def deidentified_cr(index: int = 0) -> bytes:
     from radstream.pipeline.deid import deidentify_bytes
 
-    return deidentify_bytes(sample_bytes(CR_FILES[index]))
+    return deidentify_bytes(sample_bytes(CR_FILES[index]), DEID_KEY)
 
 
 def rgb_dicom() -> bytes:
@@ -118,7 +120,7 @@ def rgb_dicom() -> bytes:
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelData = np.zeros((ds.Rows, ds.Columns, 3), np.uint8).tobytes()
-    return dicom_bytes(deidentify(ds))
+    return dicom_bytes(deidentify(ds, DEID_KEY))
 
 
 # --- the good path -------------------------------------------------------------------------------
@@ -131,7 +133,7 @@ def test_png_with_sidecar_goes_through_every_step(aws):
     validated = run("validate_metadata", event)
     assert validated["study_id"] == "S-001" and validated["format"] == "png"
     assert validated["s3_path"] == f"s3://{IMAGES}/incoming/S-001.png"
-    assert validated["metadata"] == {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F"}
+    assert validated["metadata"] == SIDECAR
 
     prepared = run("prepare_tensors", validated)
     assert prepared["tensor"]["s3_path"] == f"s3://{ARTIFACTS}/tensors/S-001.npy"
@@ -231,6 +233,19 @@ BAD_AT_VALIDATE = {
                                      errors.InvalidMetadata, "does not match"),
     "DICOM still carrying identity": (lambda s3: upload(s3, "incoming/ID-1.dcm", sample_bytes(CR_FILES[0])),
                                       errors.IdentifiedDicom, "PatientName"),
+    "sidecar not declaring burned-in annotation": (
+        lambda s3: (s3.put_object(Bucket=IMAGES, Key="incoming/N-1.json",
+                                  Body=json.dumps({k: v for k, v in SIDECAR.items() if k != "burned_in_annotation"}
+                                                  | {"study_id": "N-1"})),
+                    upload(s3, "incoming/N-1.png", raster(smooth_image(32, 32), "PNG")))[1],
+        errors.InvalidMetadata, "'burned_in_annotation' is missing"),
+    "sidecar declaring burned-in annotation": (
+        lambda s3: _sidecar_then(s3, "Y-1", "incoming/Y-1.png", raster(smooth_image(32, 32), "PNG"),
+                                 burned_in_annotation=True), errors.InvalidMetadata, "'burned_in_annotation' is true"),
+    "start input metadata not declaring burned-in annotation": (
+        lambda s3: {**upload(s3, "incoming/I-1.png", raster(smooth_image(32, 32), "PNG")),
+                    "metadata": {"study_id": "I-1", "view": "PA", "timestamp": "2024-01-15T10:00:00Z"}},
+        errors.InvalidMetadata, "'burned_in_annotation' is missing"),
 }
 
 
@@ -297,7 +312,7 @@ def test_dicom_without_pixel_data_is_unsupported(aws):
 
     ds = dataset(CR_FILES[1])
     del ds.PixelData
-    event = upload(aws[0], "incoming/NP-1.dcm", dicom_bytes(deidentify(ds)))
+    event = upload(aws[0], "incoming/NP-1.dcm", dicom_bytes(deidentify(ds, DEID_KEY)))
     with pytest.raises(errors.UnsupportedImage, match="no pixel data"):
         run("prepare_tensors", run("validate_metadata", event))
 
@@ -362,6 +377,38 @@ def test_store_failure_without_a_valid_study_id_derives_one_from_the_key(aws):
     assert keys == {f"failed/{study_id}/reason.json", f"failed/{study_id}/weird_name.png"}
 
 
+def _failure_of(exc: errors.PipelineError) -> dict:
+    """The Catch payload Step Functions hands on for a Lambda that raised `exc`."""
+    return _caught(exc.error_type, str(exc))
+
+
+def test_a_header_the_identity_check_cannot_read_is_quarantined_without_a_copy_or_its_text(aws):
+    s3, kinesis = aws
+    damaged = dicom_with_unreadable_element(deidentified_cr(2))
+    event = upload(s3, "incoming/DMG-1.dcm", damaged)
+    with pytest.raises(errors.IdentifiedDicom) as caught:
+        run("validate_metadata", event)
+    assert caught.value.reason == ("the DICOM still carries identity: the identity check could not read the header "
+                                   "(BytesLengthException)")
+
+    run("store_failure", {**event, "failure": {"ValidateInput": _failure_of(caught.value)}})
+    reason = read_json(s3, RESULTS, "failed/DMG-1/reason.json")
+    assert (reason["error_type"], reason["copied"]) == ("IdentifiedDicom", False)
+    assert reason["message"] == caught.value.reason
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]] == ["failed/DMG-1/reason.json"]
+    [(_, record)] = telemetry_records(kinesis)
+    assert (record["error_type"], record["error_message"]) == ("IdentifiedDicom", caught.value.reason)
+
+
+def test_store_failure_does_not_copy_what_failed_validation_by_timeout_or_crash(aws):
+    s3, _ = aws
+    event = upload(s3, "incoming/TO-1.dcm", sample_bytes(CR_FILES[0]))
+    run("store_failure", {**event, "failure": {"ValidateInput": {"Error": "States.Timeout", "Cause": "timed out"}}})
+    reason = read_json(s3, RESULTS, "failed/TO-1/reason.json")
+    assert (reason["stage"], reason["copied"]) == ("validate", False)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]] == ["failed/TO-1/reason.json"]
+
+
 def test_store_failure_reports_states_errors_and_does_not_copy_identified_dicoms(aws):
     s3, _ = aws
     event = upload(s3, "incoming/ID-2.dcm", sample_bytes(CR_FILES[0]))
@@ -385,8 +432,6 @@ _PROVIDED = {"numpy", "PIL", "pydicom", "pydantic", "pydantic_core", "pylibjpeg"
              "annotated_types", "typing_extensions", "typing_inspection", "boto3", "botocore"}
 _LAYER_DISTRIBUTIONS = {"numpy", "pillow", "pydicom", "pydantic", "pydantic-core", "pylibjpeg", "pylibjpeg-libjpeg",
                         "pylibjpeg-openjpeg", "pylibjpeg-rle", "annotated-types", "typing-extensions", "typing-inspection"}
-# deid.deidentify is the `radstream deid` / `ingest` side; Lambdas only check, never de-identify.
-_CLI_ONLY = {"dicomanonymizer"}
 
 
 def test_the_layer_provides_every_third_party_import_of_the_function_code():
@@ -401,7 +446,7 @@ def test_the_layer_provides_every_third_party_import_of_the_function_code():
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"radstream", "__future__"}
-    assert third_party - _CLI_ONLY <= _PROVIDED, f"not in the layer: {sorted(third_party - _CLI_ONLY - _PROVIDED)}"
+    assert third_party <= _PROVIDED, f"not in the layer: {sorted(third_party - _PROVIDED)}"
 
 
 def test_lambda_support_rejects_inputs_without_a_location():

@@ -20,7 +20,7 @@ from radstream.pipeline.metadata import (
     validate_metadata,
 )
 
-VALID = {"study_id": "TEST-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z"}
+VALID = {"study_id": "TEST-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "burned_in_annotation": False}
 
 
 def sidecar(**changes) -> bytes:
@@ -190,6 +190,27 @@ def test_metadata_from_dicom_tags():
         "study_id": "CR-1", "view": "LL", "timestamp": "2001-01-01T09:30:00Z",
         "age_band": "40-49", "sex": "M", "modality": "CR",
     }
+
+
+@pytest.mark.parametrize("value", [..., None, True, "false", 0])
+def test_a_sidecar_must_declare_no_burned_in_annotation(value):
+    reason = refusal(sidecar(burned_in_annotation=value))
+    assert "field 'burned_in_annotation'" in reason
+
+
+def test_a_sidecar_declaring_no_burned_in_annotation_keeps_the_declaration():
+    assert parse_sidecar(sidecar()).to_json_dict()["burned_in_annotation"] is False
+
+
+def test_metadata_from_dicom_with_shifted_dates_uses_received_time():
+    tags = {"ViewPosition": "PA", "StudyDate": "20190304", "StudyTime": "101500",
+            "LongitudinalTemporalInformationModified": "MODIFIED"}
+    assert metadata_from_dicom(tags, "incoming/x.dcm", RECEIVED).timestamp == RECEIVED
+
+
+def test_the_dummy_date_is_not_a_time():
+    tags = {"ViewPosition": "PA", "StudyDate": "19000101", "StudyTime": "000000"}
+    assert metadata_from_dicom(tags, "incoming/x.dcm", RECEIVED).timestamp == RECEIVED
 
 
 def test_metadata_from_deidentified_dicom_uses_received_time():
