@@ -19,21 +19,30 @@ GET_FINDINGS_BATCH = 50
 HIGH_SEVERITY, MEDIUM_SEVERITY = 7.0, 4.0
 
 
+def detector_id(client: Any) -> str | None:
+    """The region's detector, whoever made it."""
+    return next((i for page in client.get_paginator("list_detectors").paginate() for i in page["DetectorIds"]), None)
+
+
 def ensure_detector(client: Any, tags: Mapping[str, str]) -> tuple[str, bool]:
     """(detector id, created): the region's detector when there is one, else a new enabled one with `tags`."""
-    existing = [i for page in client.get_paginator("list_detectors").paginate() for i in page["DetectorIds"]]
+    existing = detector_id(client)
     if existing:
-        return existing[0], False
+        return existing, False
     return client.create_detector(Enable=True, Tags=dict(tags))["DetectorId"], True
 
 
-def delete_detector(client: Any, detector_id: str) -> bool:
-    """Delete the detector if RadStream created it (it carries the deployment tag); True when deleted.
-    Quiet when it is gone already."""
-    detector = unless_absent(client.get_detector, ABSENT, DetectorId=detector_id)
-    if detector is None or TAG_DEPLOYMENT not in (detector.get("Tags") or {}):
-        return False
-    return unless_absent(client.delete_detector, ABSENT, DetectorId=detector_id) is not None
+def deployment_detector(client: Any, deployment: str) -> str | None:
+    """The region's detector if this deployment created it (it carries the deployment's tag)."""
+    found = detector_id(client)
+    detector = unless_absent(client.get_detector, ABSENT, DetectorId=found) if found else None
+    return found if detector and (detector.get("Tags") or {}).get(TAG_DEPLOYMENT) == deployment else None
+
+
+def delete_detector(client: Any, deployment: str) -> bool:
+    """Delete the region's detector if this deployment created it; True when deleted. Quiet when gone."""
+    found = deployment_detector(client, deployment)
+    return found is not None and unless_absent(client.delete_detector, ABSENT, DetectorId=found) is not None
 
 
 def _severity_band(severity: float) -> str:

@@ -406,10 +406,54 @@ class PublicDoorStep(Step):
         delete_door(ctx.client("ec2"), ctx.client("elbv2"), ctx.client("autoscaling"), ctx.names.deployment, ctx.wait)
 
 
+class GuardDutyStep(Step):
+    """security.guardduty: the region's GuardDuty detector, made if there is none; only one this
+    deployment made is ever deleted (off again, or destroy)."""
+
+    name = "guardduty"
+    description = "the account's GuardDuty detector in the region (security test reports its findings)"
+
+    def check(self, ctx: Context) -> bool:
+        from radstream.aws.guardduty import deployment_detector, detector_id
+
+        guardduty = ctx.client("guardduty")
+        if ctx.config.security.guardduty:
+            return detector_id(guardduty) is not None
+        return deployment_detector(guardduty, ctx.names.deployment) is None
+
+    def plan(self, ctx: Context) -> list[Change]:
+        if ctx.config.security.guardduty:
+            return [Change("create", "guardduty detector", ctx.config.region,
+                           "enabled; billed by the events it analyses (a 30-day free trial)")]
+        return [Change("delete", "guardduty detector", ctx.config.region, "security.guardduty is off")]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.guardduty import ensure_detector
+
+        if not ctx.config.security.guardduty:
+            self.destroy(ctx)
+            return
+        found, created = ensure_detector(ctx.client("guardduty"), ctx.names.tags(PHASE))
+        if created:
+            ctx.record("guardduty-detector", found, found)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.guardduty import detector_id
+
+        found = detector_id(ctx.client("guardduty")) if ctx.config.security.guardduty else None
+        return {"guardduty_detector_id": found} if found else {}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.guardduty import delete_detector
+
+        delete_detector(ctx.client("guardduty"), ctx.names.deployment)
+
+
 class ExposePhase(Phase):
     number = PHASE
     name = "expose"
-    summary = "TLS certificate in ACM, internal LoadBalancer Service, health, model ready and one real inference over HTTPS"
+    summary = ("TLS certificate in ACM, internal LoadBalancer Service, health, model ready and one real inference over "
+               "HTTPS; with expose.public the public door (ALB and WAF web ACL); GuardDuty when asked")
 
     def steps(self, ctx: Context) -> list[Step]:
-        return [CertificateStep(), EndpointStep(), PublicDoorStep()]
+        return [CertificateStep(), EndpointStep(), PublicDoorStep(), GuardDutyStep()]

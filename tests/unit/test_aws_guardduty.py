@@ -30,15 +30,18 @@ def test_a_detector_is_created_enabled_and_tagged_when_there_is_none(guardduty):
     assert ensure_detector(guardduty, TAGS) == (detector_id, False)
 
 
-def test_delete_removes_only_a_detector_radstream_made_and_is_quiet_when_gone(guardduty):
-    ours, _ = ensure_detector(guardduty, TAGS)
-    assert delete_detector(guardduty, ours) is True
+def test_delete_removes_only_the_deployments_own_detector_and_is_quiet_when_gone(guardduty):
+    ensure_detector(guardduty, TAGS)
+    assert delete_detector(guardduty, "t1") is True
     assert guardduty.list_detectors()["DetectorIds"] == []
-    assert delete_detector(guardduty, ours) is False
+    assert delete_detector(guardduty, "t1") is False
 
     theirs = guardduty.create_detector(Enable=True, Tags={"team": "security"})["DetectorId"]
-    assert delete_detector(guardduty, theirs) is False
-    assert guardduty.list_detectors()["DetectorIds"] == [theirs]
+    assert delete_detector(guardduty, "t1") is False
+    guardduty.delete_detector(DetectorId=theirs)
+    other = guardduty.create_detector(Enable=True, Tags={**TAGS, "radstream:deployment": "t2"})["DetectorId"]
+    assert delete_detector(guardduty, "t1") is False  # another deployment's
+    assert guardduty.list_detectors()["DetectorIds"] == [other]
 
 
 def finding(kind: str, severity: float, resource: dict) -> dict:
