@@ -281,6 +281,16 @@ def _ec2(client: ClientFactory, arn: str) -> str:
             return "DELETING" if str(found[0].get("State", "")).lower() == "deleting" else None
 
         return _status(state, lambda answer: answer, missing=(not_found,))
+    if kind == "instance":
+        # A terminated instance stays listed for about an hour; the nodegroup's go with its ASG.
+        def instance_state() -> str | None:
+            found = [i for r in ec2.describe_instances(InstanceIds=[resource_id])["Reservations"] for i in r["Instances"]]
+            state = found[0]["State"]["Name"] if found else "terminated"
+            if state == "terminated":
+                raise _NotFound("InvalidInstanceID.NotFound")
+            return "DELETING" if state == "shutting-down" else None
+
+        return _status(instance_state, lambda answer: answer, missing=("InvalidInstanceID.NotFound",))
     if kind == "launch-template":
         return _status(lambda: ec2.describe_launch_template_versions(LaunchTemplateId=resource_id,
                                                                      Versions=["$Latest"]),

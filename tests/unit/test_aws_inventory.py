@@ -149,3 +149,15 @@ def test_the_tagging_lag_keeps_the_tag_filter_and_is_off_at_zero(client, tagging
     monkeypatch.setenv(WINDOW_ENV, "0")
     client("athena").delete_work_group(WorkGroup="t4-analytics")
     assert not any(":workgroup/" in a for a in tagged_arns(client, "t4"))
+
+
+def test_a_terminated_node_instance_is_not_a_leftover_and_a_running_one_is(client):
+    # The nodegroup's instances carry the deployment's tag (its launch template tags them); EC2 keeps
+    # listing a terminated one for about an hour.
+    ec2 = client("ec2")
+    launched = ec2.run_instances(ImageId="ami-12c6146b", MinCount=2, MaxCount=2, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": tag_list("t9")}])["Instances"]
+    gone, running = (i["InstanceId"] for i in launched)
+    ec2.terminate_instances(InstanceIds=[gone])
+    found = {r["arn"].rsplit("/", 1)[1] for r in deployment_resources(client, "t9") if ":instance/" in r["arn"]}
+    assert found == {running}
