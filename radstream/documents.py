@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from radstream.aws.lambda_ import LAMBDA_MEMORY_MB, LAMBDA_TIMEOUT_S
+from radstream.aws.sqs import BATCH_SIZE as DEAD_LETTER_BATCH_SIZE
 from radstream.names import LAMBDA_FUNCTIONS, Names
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 FOUNDATION_PHASE = 0
 FAILURE_LOGS_POLICY = "events-to-logs"
 # The folders render owns in its output directory (emptied before each render: no stale file stays).
-FOLDERS = ("iam", "s3", "events", "stepfunctions", "lambda", "ec2", "waf", "k8s", "triton")
+FOLDERS = ("iam", "s3", "sqs", "events", "stepfunctions", "lambda", "ec2", "waf", "k8s", "triton")
 
 
 def template_variables(names: Names) -> dict[str, str]:
@@ -44,6 +45,7 @@ def template_variables(names: Names) -> dict[str, str]:
         "GlueDatabase": names.glue_database,
         "EcrRepository": names.ecr_repository,
         "FailureLogGroup": failure_log_group(names),
+        "DeadLetterQueue": names.dead_letter_queue,
     }
 
 
@@ -124,22 +126,67 @@ class Rule:
     purpose: str
     name: str
     pattern: dict[str, Any]
-    targets: list[dict[str, str]]
+    targets: list[dict[str, Any]]
     description: str
 
 
+# EventBridge's own defaults, stated so drift shows when they are changed: a throttled or briefly
+# failing StartExecution is retried for a day before the upload goes to the dead-letter queue.
+UPLOAD_RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+# The statement id of the permission that lets the execution-failed rule invoke StoreFailure.
+FAILURE_RECORD_PERMISSION = "execution-failed-rule"
+
+
+def rule_arn(names: Names, purpose: str) -> str:
+    from radstream.aws.events import rule_arn as arn
+
+    return arn(names.region, names.account_id, names.event_rule(purpose), names.partition)
+
+
+def dead_letter_queue_arn(names: Names) -> str:
+    from radstream.aws.sqs import queue_arn
+
+    return queue_arn(names.region, names.account_id, names.dead_letter_queue, names.partition)
+
+
+def dead_letter_queue_policy(names: Names) -> dict[str, Any]:
+    """Only EventBridge, and only for the image-uploaded rule, may put messages in the queue."""
+    from radstream.aws.sqs import dead_letter_policy
+
+    return dead_letter_policy(dead_letter_queue_arn(names), rule_arn(names, "image-uploaded"), names.partition)
+
+
+def dead_letter_queue_attributes(names: Names) -> dict[str, str]:
+    from radstream.aws.sqs import queue_attributes
+
+    return queue_attributes(dead_letter_queue_policy(names))
+
+
 def event_rules(names: Names) -> list[Rule]:
+    """image-uploaded starts the pipeline, and what it cannot deliver goes to the dead-letter queue
+    (StoreFailure reads it); execution-failed logs executions that end badly and has StoreFailure
+    record the ones no Catch recorded (a timeout, an abort, a failure outside every Catch)."""
     from radstream.aws.events import execution_failed_pattern, image_uploaded_pattern, log_group_arn
 
     log_arn = log_group_arn(names.region, names.account_id, failure_log_group(names), names.partition)
     return [
         Rule("image-uploaded", names.event_rule("image-uploaded"), image_uploaded_pattern(names.bucket("images")),
-             [{"Id": "pipeline", "Arn": state_machine_arn(names), "RoleArn": role_arn(names, "events")}],
-             "an image under incoming/ starts the pipeline"),
+             [{"Id": "pipeline", "Arn": state_machine_arn(names), "RoleArn": role_arn(names, "events"),
+               "RetryPolicy": UPLOAD_RETRY_POLICY, "DeadLetterConfig": {"Arn": dead_letter_queue_arn(names)}}],
+             "an image under incoming/ starts the pipeline; what cannot be delivered goes to the dead-letter queue"),
         Rule("execution-failed", names.event_rule("execution-failed"),
-             execution_failed_pattern(state_machine_arn(names)), [{"Id": "failure-log", "Arn": log_arn}],
-             "failed, timed-out or aborted executions are logged"),
+             execution_failed_pattern(state_machine_arn(names)),
+             [{"Id": "failure-log", "Arn": log_arn},
+              {"Id": "failure-record", "Arn": function_arns(names)["store_failure"]}],
+             "failed, timed-out or aborted executions are logged, and recorded in failed/ when no Catch did"),
     ]
+
+
+def failure_record_permission(names: Names) -> dict[str, str]:
+    """AddPermission's parameters: the execution-failed rule may invoke StoreFailure."""
+    return {"FunctionName": names.lambda_function("store_failure"), "StatementId": FAILURE_RECORD_PERMISSION,
+            "Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com",
+            "SourceArn": rule_arn(names, "execution-failed")}
 
 
 def function_settings(names: Names, config: Config) -> dict[str, Any]:
@@ -294,6 +341,15 @@ def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, 
     for name, document in operator_policies(names).items():
         found[f"iam/{name}.policy.json"] = document
     found[f"iam/{FAILURE_LOGS_POLICY}.resource-policy.json"] = logs_resource_policy(names, root)[1]
+    found["iam/dead-letter-queue.resource-policy.json"] = dead_letter_queue_policy(names)
+    found["sqs/dead-letter.queue.json"] = {
+        "QueueName": names.dead_letter_queue,
+        "Attributes": {**dead_letter_queue_attributes(names), "Policy": dead_letter_queue_policy(names)},
+        "tags": names.tags(FOUNDATION_PHASE)}
+    found["sqs/dead-letter.event-source-mapping.json"] = {
+        "EventSourceArn": dead_letter_queue_arn(names), "FunctionName": names.lambda_function("store_failure"),
+        "BatchSize": DEAD_LETTER_BATCH_SIZE, "Enabled": True}
+    found["events/execution-failed.invoke-permission.json"] = failure_record_permission(names)
     for kind, document in bucket_policies(names).items():
         found[f"s3/{kind}.bucket-policy.json"] = document
     for rule in event_rules(names):

@@ -53,6 +53,11 @@ class Names:
         return f"{self.deployment}-pipeline"
 
     @property
+    def dead_letter_queue(self) -> str:
+        """Where EventBridge puts the uploads it could not hand to the pipeline."""
+        return f"{self.deployment}-undelivered"
+
+    @property
     def kinesis_stream(self) -> str:
         return f"{self.deployment}-telemetry"
 

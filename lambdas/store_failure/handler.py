@@ -7,7 +7,13 @@ not raise itself (a timeout, a crash), since its identity check may never have f
 
 The state machine's Catch puts the error at $.failure.<state name>, next to that state's input, so
 the input is either the trigger event or the contract of the earlier steps. Without a valid study id
-(e.g. the sidecar was the problem) one is derived from the object key."""
+(e.g. the sidecar was the problem) one is derived from the object key.
+
+Two more callers hand it studies no Catch saw (radstream.pipeline.lost_studies): the execution-failed
+rule, with the status change of an execution that timed out, was aborted or failed outside every
+Catch (stage `execution`), and the dead-letter queue of the image-uploaded rule, with the uploads
+EventBridge could not start an execution for (stage `delivery`). Their study's content was never
+read, so the id comes from the key, and no original is copied (no identity check has finished)."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import json
 from typing import Any
 
 from radstream.pipeline import lambda_support as support
+from radstream.pipeline import lost_studies
 from radstream.pipeline.errors import IdentifiedDicom, stage_of
 from radstream.pipeline.metadata import is_valid_study_id, study_id_from_key
 from radstream.pipeline.results import (
@@ -27,6 +34,12 @@ from radstream.pipeline.results import (
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    if lost_studies.is_status_change(event):
+        lost = lost_studies.from_status_change(event)
+        return _record_lost(lost) if lost else {"status": "ALREADY_RECORDED"}
+    if lost_studies.is_sqs_batch(event):
+        # An error leaves the message in the queue to be read again: writing its record twice is harmless.
+        return {"records": [_record_lost(lost_studies.from_dead_letter(record)) for record in event["Records"]]}
     state, caught = next(iter((event.get("failure") or {"unknown": {}}).items()))
     error = parse_catch(caught)
     stage = support.STATE_STAGES.get(state) or error["stage"]
@@ -45,6 +58,25 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         study_id=study_id, status="FAILED", stage_ms=support.timings_of(event), input_key=key,
         view=(event.get("metadata") or {}).get("view"), error=document,
     ))
+    return {"study_id": study_id, "status": "FAILED", "failure_s3_path": f"s3://{results}/{failure_reason_key(study_id)}",
+            "error": document}
+
+
+def _record_lost(lost: lost_studies.LostStudy) -> dict[str, Any]:
+    try:
+        _, key = support.input_location(lost.trigger)
+    except ValueError:
+        key = "unknown"
+    study_id = study_id_from_key(key)
+    results = support.setting("RESULTS_BUCKET")
+    document = failure_document(study_id=study_id, input_key=key, stage=lost.stage, error_type=lost.error_type,
+                                message=lost.message)
+    document["copied"] = False
+    if lost.execution_arn:
+        document["execution_arn"] = lost.execution_arn
+    support.put_object(results, failure_reason_key(study_id), json.dumps(document, indent=2).encode(), "application/json")
+    support.send_telemetry(telemetry_event(study_id=study_id, status="FAILED", stage_ms={}, input_key=key,
+                                           error=document))
     return {"study_id": study_id, "status": "FAILED", "failure_s3_path": f"s3://{results}/{failure_reason_key(study_id)}",
             "error": document}
 

@@ -13,6 +13,11 @@ from radstream.names import INCOMING_PREFIX
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".jpg", ".jpeg", ".png")
 
 
+def rule_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
+    """A rule on the default bus."""
+    return make_arn(partition, "events", region, account_id, f"rule/{name}")
+
+
 def image_uploaded_pattern(bucket: str, prefix: str = INCOMING_PREFIX) -> dict[str, Any]:
     """S3 Object Created events for images under prefix. Patterns cannot AND two conditions on one
     field, so rather than "prefix and not .json" the key must match prefix*.<image extension>;
@@ -33,12 +38,16 @@ def execution_failed_pattern(state_machine_arn: str) -> dict[str, Any]:
     }
 
 
+# What RadStream sets on a target, so what drifts when someone changes it.
+TARGET_FIELDS = ("Id", "Arn", "RoleArn", "RetryPolicy", "DeadLetterConfig")
+
+
 def _target_view(target: dict[str, Any]) -> dict[str, Any]:
-    return {k: target[k] for k in ("Id", "Arn", "RoleArn") if k in target}
+    return {k: target[k] for k in TARGET_FIELDS if k in target}
 
 
 def rule_drift(events: Any, name: str, pattern: dict, targets: list[dict], tags: dict[str, str]) -> list[str]:
-    """targets: [{"Id", "Arn"[, "RoleArn"]}]."""
+    """targets: [{"Id", "Arn"[, "RoleArn", "RetryPolicy", "DeadLetterConfig"]}]."""
     try:
         rule = events.describe_rule(Name=name)
     except Exception as exc:

@@ -1,7 +1,7 @@
 """Everything carrying radstream:deployment=<id>, so teardown can prove nothing is left.
 
 The Resource Groups Tagging API answers for most services in one paginated call; IAM roles,
-Kinesis streams, ECR repositories, EKS clusters, EventBridge rules and ACM certificates are also listed per service
+Kinesis streams, ECR repositories, EKS clusters, EventBridge rules, SQS queues and ACM certificates are also listed per service
 (neither every emulator nor every AWS partition reports them there). Lambda layers cannot carry
 tags at all: they are found by their name.
 
@@ -87,6 +87,15 @@ def _eks_clusters(client: ClientFactory, deployment: str) -> Iterator[tuple[str,
                 yield "eks", cluster["arn"]
 
 
+def _sqs_queues(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
+    sqs = client("sqs")
+    for page in sqs.get_paginator("list_queues").paginate(QueueNamePrefix=f"{deployment}-"):
+        for url in page.get("QueueUrls", []):
+            if sqs.list_queue_tags(QueueUrl=url).get("Tags", {}).get(TAG_DEPLOYMENT) == deployment:
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+                yield "sqs", attributes["QueueArn"]
+
+
 def _lambda_layers(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
     lam = client("lambda")
     for page in lam.get_paginator("list_layers").paginate():
@@ -125,7 +134,7 @@ def _web_acls(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str
                 yield "wafv2", acl["ARN"]
 
 
-_SOURCES = (_tagging_api, _listed, _eks_clusters, _lambda_layers, _acm_certificates, _vpc_pieces, _web_acls)
+_SOURCES = (_tagging_api, _listed, _eks_clusters, _sqs_queues, _lambda_layers, _acm_certificates, _vpc_pieces, _web_acls)
 
 
 # -- is it still there? ---------------------------------------------------------------------------
@@ -237,6 +246,12 @@ def _events(client: ClientFactory, arn: str) -> str:
     return _status(lambda: events.describe_rule(Name=name, EventBusName=bus or "default"))
 
 
+def _sqs(client: ClientFactory, arn: str) -> str:
+    sqs = client("sqs")
+    return _status(lambda: sqs.get_queue_url(QueueName=_resource(arn)),
+                   missing=("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"))
+
+
 def _iam(client: ClientFactory, arn: str) -> str:
     kind, _, rest = _resource(arn).partition("/")
     if kind != "role":
@@ -333,7 +348,7 @@ def _wafv2(client: ClientFactory, arn: str) -> str:
 _STATUS: dict[str, Callable[[ClientFactory, str], str]] = {
     "glue": _glue, "kinesis": _kinesis, "states": _states, "firehose": _firehose, "eks": _eks, "s3": _s3,
     "lambda": _lambda, "logs": _logs, "athena": _athena, "ecr": _ecr, "events": _events, "iam": _iam,
-    "ec2": _ec2, "elasticloadbalancing": _load_balancing, "acm": _acm, "wafv2": _wafv2,
+    "ec2": _ec2, "elasticloadbalancing": _load_balancing, "acm": _acm, "wafv2": _wafv2, "sqs": _sqs,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 from radstream.aws import make_arn, unless_absent
@@ -159,3 +160,33 @@ def function_arn(region: str, account_id: str, name: str, partition: str = "aws"
 
 def delete_function(lam: Any, name: str) -> None:
     unless_absent(lam.delete_function, "ResourceNotFoundException", FunctionName=name)
+
+
+def _policy_statements(lam: Any, name: str) -> list[dict[str, Any]]:
+    found = unless_absent(lam.get_policy, "ResourceNotFoundException", FunctionName=name)
+    return json.loads(found["Policy"]).get("Statement", []) if found else []
+
+
+def invoke_permission_drift(lam: Any, name: str, statement_id: str, principal: str, source_arn: str) -> list[str]:
+    """Whether the function's resource policy lets `principal` invoke it for `source_arn` alone."""
+    statement = next((s for s in _policy_statements(lam, name) if s.get("Sid") == statement_id), None)
+    if statement is None:
+        return ["missing"]
+    condition = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
+    same = statement.get("Principal", {}).get("Service") == principal and condition == source_arn
+    return [] if same else ["permission"]
+
+
+def ensure_invoke_permission(lam: Any, name: str, statement_id: str, principal: str, source_arn: str) -> bool:
+    drift = invoke_permission_drift(lam, name, statement_id, principal, source_arn)
+    if "permission" in drift:  # a statement id is added once: a changed one is replaced
+        lam.remove_permission(FunctionName=name, StatementId=statement_id)
+    if drift:
+        lam.add_permission(FunctionName=name, StatementId=statement_id, Action="lambda:InvokeFunction",
+                           Principal=principal, SourceArn=source_arn)
+    return bool(drift)
+
+
+def delete_invoke_permission(lam: Any, name: str, statement_id: str) -> None:
+    """Quiet when the statement or the function is gone."""
+    unless_absent(lam.remove_permission, "ResourceNotFoundException", FunctionName=name, StatementId=statement_id)

@@ -363,12 +363,54 @@ class StateMachineStep(_DriftStep):
         delete_state_machine(ctx.client("stepfunctions"), documents.state_machine_arn(ctx.names))
 
 
+class DeadLetterQueueStep(_DriftStep):
+    """Before the rules (image-uploaded's target names the queue), after the functions (StoreFailure
+    reads it); destroyed after the rules, so nothing sends to a deleted queue."""
+
+    name = "dead-letter-queue"
+    description = ("the SQS queue of uploads EventBridge could not deliver (SSE-SQS, 14 days, only the rule may "
+                   "send), read by StoreFailure into failed/")
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.sqs import mapping_drift, queue_drift
+
+        names = ctx.names
+        queue = queue_drift(ctx.client("sqs"), names.dead_letter_queue, documents.dead_letter_queue_attributes(names),
+                            names.tags(PHASE))
+        consumer = names.lambda_function("store_failure")
+        # No mapping can exist before its queue: reading one would only be refused.
+        mapping = ["missing"] if "missing" in queue else \
+            mapping_drift(ctx.client("lambda"), documents.dead_letter_queue_arn(names), consumer)
+        return [("sqs queue", names.dead_letter_queue, queue),
+                ("lambda event source mapping", f"{names.dead_letter_queue} -> {consumer}", mapping)]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.sqs import ensure_mapping, ensure_queue
+
+        names = ctx.names
+        ensure_queue(ctx.client("sqs"), names.dead_letter_queue, documents.dead_letter_queue_attributes(names),
+                     names.tags(PHASE))
+        ensure_mapping(ctx.client("lambda"), documents.dead_letter_queue_arn(names), names.lambda_function("store_failure"))
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        return {"dead_letter_queue_arn": documents.dead_letter_queue_arn(ctx.names)}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.sqs import delete_mapping, delete_queue
+
+        names = ctx.names
+        delete_mapping(ctx.client("lambda"), documents.dead_letter_queue_arn(names), names.lambda_function("store_failure"))
+        delete_queue(ctx.client("sqs"), names.dead_letter_queue)
+
+
 class EventRulesStep(_DriftStep):
     name = "eventbridge"
-    description = "uploads start the pipeline; failed executions are logged"
+    description = ("uploads start the pipeline; failed executions are logged and, when no Catch did, recorded "
+                   "in failed/")
 
     def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
         from radstream.aws.events import log_group_drift, logs_resource_policy_drift, rule_drift
+        from radstream.aws.lambda_ import invoke_permission_drift
 
         events, logs, tags = ctx.client("events"), ctx.client("logs"), ctx.names.tags(PHASE)
         policy_name, document = documents.logs_resource_policy(ctx.names, ctx.root)
@@ -379,14 +421,24 @@ class EventRulesStep(_DriftStep):
         ]
         found += [("eventbridge rule", r.name, rule_drift(events, r.name, r.pattern, r.targets, tags))
                   for r in documents.event_rules(ctx.names)]
+        permission = documents.failure_record_permission(ctx.names)
+        found.append(("lambda permission", f"{permission['FunctionName']}/{permission['StatementId']}",
+                      invoke_permission_drift(ctx.client("lambda"), permission["FunctionName"],
+                                              permission["StatementId"], permission["Principal"],
+                                              permission["SourceArn"])))
         return found
 
     def apply(self, ctx: Context) -> None:
         from radstream.aws.events import ensure_log_group, ensure_logs_resource_policy, ensure_rule
+        from radstream.aws.lambda_ import ensure_invoke_permission
 
         events, logs, tags = ctx.client("events"), ctx.client("logs"), ctx.names.tags(PHASE)
         ensure_log_group(logs, documents.failure_log_group(ctx.names), tags, 30)
         ensure_logs_resource_policy(logs, *documents.logs_resource_policy(ctx.names, ctx.root))
+        permission = documents.failure_record_permission(ctx.names)
+        # Before the rule's target: an invoke EventBridge makes without it is refused and lost.
+        ensure_invoke_permission(ctx.client("lambda"), permission["FunctionName"], permission["StatementId"],
+                                 permission["Principal"], permission["SourceArn"])
         for r in documents.event_rules(ctx.names):
             ensure_rule(events, r.name, r.pattern, r.targets, tags, r.description)
 
@@ -396,10 +448,13 @@ class EventRulesStep(_DriftStep):
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.events import delete_log_group, delete_logs_resource_policy, delete_rule
+        from radstream.aws.lambda_ import delete_invoke_permission
 
         events, logs = ctx.client("events"), ctx.client("logs")
         for r in documents.event_rules(ctx.names):
             delete_rule(events, r.name)
+        permission = documents.failure_record_permission(ctx.names)
+        delete_invoke_permission(ctx.client("lambda"), permission["FunctionName"], permission["StatementId"])
         delete_logs_resource_policy(logs, documents.logs_resource_policy(ctx.names, ctx.root)[0])
         delete_log_group(logs, documents.failure_log_group(ctx.names))
 
@@ -729,5 +784,5 @@ class FoundationPhase(Phase):
     def steps(self, ctx: Context) -> list[Step]:
         # Dependency order; destroy runs it backwards.
         return [BucketsStep(), RolesStep(), NetworkStep(), KinesisStep(), FunctionLogGroupsStep(), FunctionsStep(),
-                StateMachineStep(), EventRulesStep(),
+                StateMachineStep(), DeadLetterQueueStep(), EventRulesStep(),
                 FirehoseStep(), EcrStep(), GlueStep(), AthenaStep(), ClusterStep()]

@@ -1,6 +1,7 @@
 """The embedded AWS: moto in server mode on a loopback port, with the gaps moto leaves filled —
-Lambda runs the uploaded code, EventBridge delivers to Step Functions, and Firehose streams with a
-Kinesis source deliver to S3."""
+Lambda runs the uploaded code, EventBridge delivers to Step Functions (and what it cannot deliver to
+dead-letter queues), SQS records reach mapped functions with their attributes, and Firehose streams
+with a Kinesis source deliver to S3."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class EmbeddedAws:
     def start(self) -> dict[str, str]:
         from moto.server import ThreadedMotoServer
 
-        from radstream.sandbox import eventbridge, lambda_runner, moto_fixes
+        from radstream.sandbox import eventbridge, lambda_runner, moto_fixes, sqs_event_source
         from radstream.sandbox.firehose_pump import FirehosePump
 
         moto_fixes.install()
@@ -67,6 +68,7 @@ class EmbeddedAws:
             endpoint_url=endpoint, cache_dir=self.cache_dir / "lambda", log_dir=self.log_dir / "lambda"
         )
         eventbridge.install()
+        sqs_event_source.install()
         self._pump = FirehosePump(endpoint_url=endpoint, regions=(self.region,))
         self._pump.start()
         log.info("moto serving on %s", endpoint)

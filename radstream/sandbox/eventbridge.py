@@ -6,9 +6,14 @@
    others are passed on to moto unchanged. The input a target receives follows EventBridge:
    `Input` verbatim, `InputPath` as a JSONPath into the event, `InputTransformer` rendered,
    otherwise the whole event.
+   A delivery that fails is handled as EventBridge does: errors it does not retry (the target or
+   the permission is missing) at once, the others after the target's RetryPolicy, the event then
+   goes to the target's DeadLetterConfig queue with RULE_ARN, TARGET_ARN, ERROR_CODE and
+   ERROR_MESSAGE attributes, or is dropped when the target has none.
 2. "Step Functions Execution Status Change" events (source aws.states), which moto never emits,
    for executions that end (SUCCEEDED, FAILED, TIMED_OUT, ABORTED), so rules that record failed
-   executions work."""
+   executions work. moto's interpreter does end an execution at the state machine's TimeoutSeconds
+   (TIMED_OUT), so timeouts are emitted too."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -113,6 +119,86 @@ def _invoke_function(arn: str, payload: str) -> None:
 
 _DELIVERIES = {"states": _start_execution, "lambda": _invoke_function}
 
+# The target's answer -> EventBridge's ERROR_CODE; anything else is INTERNAL_ERROR (retried).
+_ERROR_CODES = {
+    "StateMachineDoesNotExist": "NO_RESOURCE", "ResourceNotFoundException": "NO_RESOURCE",
+    "AccessDeniedException": "NO_PERMISSIONS", "AccessDenied": "NO_PERMISSIONS",
+    "InvalidExecutionInput": "INVALID_PARAMETER", "InvalidArn": "INVALID_PARAMETER",
+    "ExecutionLimitExceeded": "THROTTLING", "ThrottlingException": "THROTTLING",
+    "TooManyRequestsException": "THROTTLING",
+}
+# EventBridge sends these to the dead-letter queue without retrying: retrying cannot fix them.
+NOT_RETRIED = {"NO_RESOURCE", "NO_PERMISSIONS", "INVALID_PARAMETER"}
+# EventBridge's defaults for a target without a RetryPolicy.
+DEFAULT_RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+# EventBridge backs off exponentially over minutes; the sandbox keeps the shape on a shorter scale.
+_FIRST_RETRY_S, _LONGEST_RETRY_S = 0.1, 5.0
+
+
+def error_code(exc: BaseException) -> str:
+    kind = getattr(exc, "error_type", None) or type(exc).__name__
+    return _ERROR_CODES.get(str(kind), "INTERNAL_ERROR")
+
+
+def dead_letter_attributes(rule_arn: str, target_arn: str, code: str, message: str) -> dict[str, dict[str, str]]:
+    """The message attributes EventBridge gives an event it puts in a dead-letter queue."""
+    values = {"RULE_ARN": rule_arn, "TARGET_ARN": target_arn, "ERROR_CODE": code, "ERROR_MESSAGE": message[:256]}
+    return {name: {"DataType": "String", "StringValue": value} for name, value in values.items()}
+
+
+def _send_to_dead_letter_queue(target: dict[str, Any], event: dict[str, Any], rule_arn: str, failure: Exception) -> None:
+    queue_arn = (target.get("DeadLetterConfig") or {}).get("Arn")
+    if not queue_arn:
+        log.warning("rule %s dropped an event for %s: %s", rule_arn, target["Arn"], failure)
+        return
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, queue = queue_arn.split(":", 5)
+    attributes = dead_letter_attributes(rule_arn, target["Arn"], error_code(failure), str(failure))
+    try:
+        sqs_backends[account][region].send_message(queue, json.dumps(event), message_attributes=attributes)
+    except Exception:
+        log.exception("rule %s could not send an undelivered event to %s", rule_arn, queue_arn)
+
+
+def _retry_then_dead_letter(target: dict[str, Any], event: dict[str, Any], rule_arn: str, payload: str,
+                            failure: Exception) -> None:
+    policy = {**DEFAULT_RETRY_POLICY, **(target.get("RetryPolicy") or {})}
+    deadline = time.monotonic() + policy["MaximumEventAgeInSeconds"]
+    deliver = _DELIVERIES[_service_of(target["Arn"])]
+    for attempt in range(policy["MaximumRetryAttempts"]):
+        delay = min(_FIRST_RETRY_S * 2 ** attempt, _LONGEST_RETRY_S)
+        if time.monotonic() + delay > deadline:
+            break
+        time.sleep(delay)
+        try:
+            deliver(target["Arn"], payload)
+            return
+        except Exception as exc:
+            failure = exc
+            if error_code(exc) in NOT_RETRIED:
+                break
+    _send_to_dead_letter_queue(target, event, rule_arn, failure)
+
+
+def deliver(target: dict[str, Any], event: dict[str, Any], rule_name: str, rule_arn: str) -> None:
+    """The first attempt now (an execution a put starts is there when the put returns); retries and
+    the dead-letter queue in the background, as the put that raised the event must not wait."""
+    payload = ""
+    try:
+        payload = target_input(target, event, rule_name, rule_arn)
+        _DELIVERIES[_service_of(target["Arn"])](target["Arn"], payload)
+        return
+    except Exception as exc:
+        failure = exc
+    log.warning("rule %s could not deliver to %s: %s", rule_name, target["Arn"], failure)
+    if error_code(failure) in NOT_RETRIED or not payload:
+        work = threading.Thread(target=_send_to_dead_letter_queue, args=(target, event, rule_arn, failure), daemon=True)
+    else:
+        work = threading.Thread(target=_retry_then_dead_letter, args=(target, event, rule_arn, payload, failure),
+                                daemon=True)
+    work.start()
+
 
 def _epoch_ms(moment: datetime | None) -> int | None:
     return int(moment.timestamp() * 1000) if moment else None
@@ -186,12 +272,7 @@ def _deliver_to_all_targets() -> None:
             moto_send(rest, original_event, transform_input)
         event = normalise_event(original_event)
         for target in ours:
-            # Delivery is asynchronous in AWS: a failing target must not fail the caller.
-            try:
-                payload = target_input(target, event, self.name, self.arn)
-                _DELIVERIES[_service_of(target["Arn"])](target["Arn"], payload)
-            except Exception:
-                log.exception("rule %s could not deliver to %s", self.name, target["Arn"])
+            deliver(target, event, self.name, self.arn)
 
     send_to_targets.radstream_patched = True  # type: ignore[attr-defined]
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]  # the patch is the point

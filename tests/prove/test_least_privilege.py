@@ -203,7 +203,7 @@ def test_parliament_finds_nothing_in_the_policies(rendered: Path):
         if findings:
             found[name] = findings
     print(f"\nparliament: {sum(map(len, found.values()))} findings in {len(policies)} policies")
-    assert len(policies) == 6 + 1 + 4 and found == {}
+    assert len(policies) == 6 + 2 + 4 and found == {}  # identity, resource (logs, queue), bucket
 
 
 def test_parliament_does_find_a_wildcard_policy():

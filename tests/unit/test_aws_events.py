@@ -113,3 +113,23 @@ def test_events_resource_policy_manifest_names_only_the_failure_log_group():
     path = Path(__file__).resolve().parents[2] / "manifests" / "iam" / "events-to-logs.resource-policy.json"
     doc = render_document(path, {"Partition": "aws", "Region": REGION, "Account": ACCOUNT, "FailureLogGroup": "/aws/events/t1/f"})
     assert doc["Statement"][0]["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/events/t1/f:*"]
+
+
+def test_a_changed_or_removed_retry_policy_or_dead_letter_queue_is_drift(clients):
+    events, _ = clients
+    pattern = image_uploaded_pattern("t1-images")
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:t1-undelivered"
+    wanted = [{**TARGETS[0], "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+               "DeadLetterConfig": {"Arn": queue}}]
+    ensure_rule(events, "t1-image-uploaded", pattern, wanted, TAGS)
+    [target] = events.list_targets_by_rule(Rule="t1-image-uploaded")["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": queue} and target["RetryPolicy"]["MaximumRetryAttempts"] == 185
+    assert rule_drift(events, "t1-image-uploaded", pattern, wanted, TAGS) == []
+
+    events.put_targets(Rule="t1-image-uploaded", Targets=TARGETS)  # someone drops the dead-letter queue
+    assert rule_drift(events, "t1-image-uploaded", pattern, wanted, TAGS) == ["targets"]
+    assert ensure_rule(events, "t1-image-uploaded", pattern, wanted, TAGS) is True
+    events.put_targets(Rule="t1-image-uploaded", Targets=[{**wanted[0], "RetryPolicy": {"MaximumRetryAttempts": 0}}])
+    assert rule_drift(events, "t1-image-uploaded", pattern, wanted, TAGS) == ["targets"]
+    ensure_rule(events, "t1-image-uploaded", pattern, wanted, TAGS)
+    assert rule_drift(events, "t1-image-uploaded", pattern, wanted, TAGS) == []

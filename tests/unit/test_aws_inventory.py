@@ -44,6 +44,7 @@ def make_resources(client, deployment: str) -> None:
                               Tags=tag_list(deployment))
     client("glue").create_database(DatabaseInput={"Name": f"{deployment}_analytics"}, Tags=tags(deployment))
     client("lambda").publish_layer_version(LayerName=f"{deployment}-pipeline-deps", Content={"ZipFile": b"PK"})
+    client("sqs").create_queue(QueueName=f"{deployment}-undelivered", tags=tags(deployment))
     subnets = [s["SubnetId"] for s in client("ec2").describe_subnets()["Subnets"]][:2]
     client("eks").create_cluster(name=f"{deployment}-cluster", roleArn=role, resourcesVpcConfig={"subnetIds": subnets},
                                  tags=tags(deployment) if deployment == "t1" else {})
@@ -55,7 +56,7 @@ def test_finds_exactly_this_deployments_resources(client):
     found = deployment_resources(client, "t1")
     assert all("t1" in r["arn"] and "t2" not in r["arn"] for r in found), found
     assert sorted(r["service"] for r in found) == sorted(
-        ["iam", "s3", "kinesis", "ecr", "events", "glue", "lambda", "eks"])
+        ["iam", "s3", "kinesis", "ecr", "events", "glue", "lambda", "eks", "sqs"])
     assert [r["service"] for r in deployment_resources(client, "t2")].count("eks") == 0  # adopted: not ours
 
 
@@ -69,6 +70,7 @@ def test_deleted_resources_are_not_reported(client):
     client("lambda").delete_layer_version(LayerName="t1-pipeline-deps", VersionNumber=1)
     client("iam").delete_role(RoleName="t1-eks-cluster-role")
     client("s3").delete_bucket(Bucket="t1-images-123456789012")
+    client("sqs").delete_queue(QueueUrl=client("sqs").get_queue_url(QueueName="t1-undelivered")["QueueUrl"])
     assert deployment_resources(client, "t1") == []
 
 
@@ -135,7 +137,7 @@ def test_deleted_resources_the_tagging_api_still_lists_are_not_reported(client, 
     client("s3").delete_bucket(Bucket="t3-images-123456789012")
     # As on AWS, the tagging API still answers them: only the services' own reads know better.
     assert tagged_arns(client, "t3") == listed
-    assert {r["service"] for r in deployment_resources(client, "t3")} == {"iam", "kinesis", "ecr", "lambda"}
+    assert {r["service"] for r in deployment_resources(client, "t3")} == {"iam", "kinesis", "ecr", "lambda", "sqs"}
 
 
 def test_the_tagging_lag_keeps_the_tag_filter_and_is_off_at_zero(client, tagging_lag, monkeypatch):

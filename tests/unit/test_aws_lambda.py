@@ -110,3 +110,30 @@ def test_functions_and_the_layer_target_a_runtime_on_amazon_linux_2023(aws):
     assert _python_version(runtime) >= (3, 12)
     layer = lam.get_layer_version(LayerName="t1-pipeline-deps", VersionNumber=int(layer_arn.rsplit(":", 1)[1]))
     assert layer["CompatibleRuntimes"] == [runtime]
+
+
+def test_an_invoke_permission_for_one_rule_is_added_once_repaired_and_removed_quietly(aws):
+    from radstream.aws.lambda_ import delete_invoke_permission, ensure_invoke_permission, invoke_permission_drift
+
+    lam, role = aws
+    ensure_function(lam, "t1-store-failure", role_arn=role, zip_bytes=deterministic_zip({"handler.py": b""}),
+                    env=ENV, layers=[], tags=TAGS)
+    rule = "arn:aws:events:us-east-1:123456789012:rule/t1-execution-failed"
+    args = ("t1-store-failure", "execution-failed-rule", "events.amazonaws.com")
+    assert invoke_permission_drift(lam, *args, rule) == ["missing"]
+    assert ensure_invoke_permission(lam, *args, rule) is True
+    [statement] = json.loads(lam.get_policy(FunctionName="t1-store-failure")["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnLike": {"AWS:SourceArn": rule}}
+    assert ensure_invoke_permission(lam, *args, rule) is False
+
+    other = rule.replace("execution-failed", "someone-elses")
+    assert invoke_permission_drift(lam, *args, other) == ["permission"]
+    assert ensure_invoke_permission(lam, *args, other) is True
+    assert invoke_permission_drift(lam, *args, other) == []
+
+    delete_invoke_permission(lam, "t1-store-failure", "execution-failed-rule")
+    assert invoke_permission_drift(lam, *args, rule) == ["missing"]
+    delete_invoke_permission(lam, "t1-store-failure", "execution-failed-rule")
+    delete_function(lam, "t1-store-failure")
+    delete_invoke_permission(lam, "t1-store-failure", "execution-failed-rule")

@@ -365,6 +365,74 @@ def test_store_failure_quarantines_the_original_and_reports_why(aws):
     assert record["validate_ms"] == validated["processing_time_ms"]["validate"]
 
 
+SFN = "arn:aws:states:us-east-1:123456789012:stateMachine:t-pipeline"
+
+
+def status_change(trigger: dict, status: str, error: str | None = None, cause: str | None = None) -> dict:
+    """The event EventBridge delivers when an execution ends: its input is the trigger, as JSON text."""
+    return {"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+            "detail": {"executionArn": f"{SFN.replace(':stateMachine:', ':execution:')}:run-1", "stateMachineArn": SFN,
+                       "status": status, "input": json.dumps(trigger), "output": None, "error": error, "cause": cause}}
+
+
+def dead_letter(trigger: dict, code: str, message: str) -> dict:
+    """What Lambda hands the function mapped to the dead-letter queue: the undelivered event as the body."""
+    attributes = {"ERROR_CODE": code, "ERROR_MESSAGE": message, "RULE_ARN": "arn:aws:events:us-east-1:1:rule/t-up",
+                  "TARGET_ARN": SFN}
+    return {"Records": [{"messageId": "m-1", "body": json.dumps(trigger), "eventSource": "aws:sqs",
+                         "messageAttributes": {k: {"stringValue": v, "dataType": "String"} for k, v in attributes.items()}}]}
+
+
+@pytest.mark.parametrize("status", ["TIMED_OUT", "ABORTED", "FAILED"])
+def test_an_execution_that_ended_outside_every_catch_is_recorded_without_a_copy(aws, status):
+    s3, kinesis = aws
+    trigger = upload(s3, "incoming/T-1.png", raster(smooth_image(64, 64), "PNG"))
+    reply = run("store_failure", status_change(trigger, status, *(("Lambda.Unknown", "crashed") if status == "FAILED" else ())))
+
+    assert reply["status"] == "FAILED" and reply["study_id"] == "T-1"
+    reason = read_json(s3, RESULTS, "failed/T-1/reason.json")
+    assert (reason["stage"], reason["error_type"], reason["copied"]) == ("execution", status, False)
+    assert reason["input_key"] == "incoming/T-1.png" and reason["execution_arn"].endswith(":run-1")
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]} == {"failed/T-1/reason.json"}
+    [(_, record)] = telemetry_records(kinesis)
+    assert (record["status"], record["error_stage"], record["error_type"]) == ("FAILED", "execution", status)
+
+
+def test_an_execution_its_catch_recorded_keeps_that_record(aws):
+    s3, kinesis = aws
+    validated = run("validate_metadata", _sidecar_then(s3, "C-2", "incoming/C-2.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40))
+    run("store_failure", {**validated, "failure": {"PrepareImage": _caught("CorruptImage", "cannot be decoded")}})
+    before = read_json(s3, RESULTS, "failed/C-2/reason.json")
+
+    ended = status_change(upload(s3, "incoming/C-2.png", b"x"), "FAILED", "PipelineFailed", "see reason.json")
+    assert run("store_failure", ended) == {"status": "ALREADY_RECORDED"}
+    assert read_json(s3, RESULTS, "failed/C-2/reason.json") == before
+    assert len(telemetry_records(kinesis)) == 1
+    assert run("store_failure", status_change(upload(s3, "incoming/C-3.png", b"x"), "SUCCEEDED")) == \
+        {"status": "ALREADY_RECORDED"}
+    assert "failed/C-3/reason.json" not in {o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]}
+
+
+def test_an_undelivered_upload_from_the_dead_letter_queue_is_recorded_with_the_error_code(aws):
+    s3, kinesis = aws
+    trigger = upload(s3, "incoming/D-1.dcm", b"DICM")
+    reply = run("store_failure", dead_letter(trigger, "NO_PERMISSIONS", "not authorized to perform states:StartExecution"))
+
+    [record_reply] = reply["records"]
+    assert record_reply["study_id"] == "D-1"
+    reason = read_json(s3, RESULTS, "failed/D-1/reason.json")
+    assert (reason["stage"], reason["error_type"], reason["copied"]) == ("delivery", "NO_PERMISSIONS", False)
+    assert "states:StartExecution" in reason["message"] and SFN in reason["message"]
+    assert reason["input_key"] == "incoming/D-1.dcm" and "execution_arn" not in reason
+    [(_, record)] = telemetry_records(kinesis)
+    assert (record["error_stage"], record["error_type"]) == ("delivery", "NO_PERMISSIONS")
+
+
+def test_a_dead_letter_that_is_no_event_stays_in_the_queue(aws):
+    with pytest.raises(ValueError, match="not JSON"):
+        run("store_failure", {"Records": [{"messageId": "m-2", "body": "<xml/>", "eventSource": "aws:sqs"}]})
+
+
 def test_store_failure_without_a_valid_study_id_derives_one_from_the_key(aws):
     s3, _ = aws
     event = upload(s3, "incoming/../weird name.png", b"x")

@@ -105,11 +105,13 @@ def test_pass_role_and_service_linked_roles_are_limited_by_condition():
     assert linked["Resource"] == "arn:aws:iam::123456789012:role/aws-service-role/*"
 
     # On "*" only reads, and the writes that have no resource type: CloudWatch Logs' resource
-    # policies, and GuardDuty's detector (security.guardduty) before it exists.
+    # policies, GuardDuty's detector (security.guardduty) before it exists, and the dead-letter
+    # queue's event source mapping (held to the deployment's functions by lambda:FunctionArn).
     unscoped = [a for s in statements if s["Resource"] == "*" for a in op._listed(s["Action"])]
     assert not [a for a in unscoped if "*" in a]
     assert {a for a in unscoped if not a.split(":")[1].startswith(("Describe", "List", "Get"))} == {
-        "logs:PutResourcePolicy", "logs:DeleteResourcePolicy", "guardduty:CreateDetector"}
+        "logs:PutResourcePolicy", "logs:DeleteResourcePolicy", "guardduty:CreateDetector",
+        "lambda:CreateEventSourceMapping"}
 
 
 def test_every_action_is_named_without_wildcards():
@@ -144,15 +146,15 @@ def test_the_context_refuses_a_call_the_operator_policy_does_not_allow(aws_conte
     monkeypatch.setenv(op.CHECK_VARIABLE, "1")
     log = tmp_path / "calls.log"
     monkeypatch.setenv(op.LOG_VARIABLE, str(log))
-    with pytest.raises(op.UncoveredAction, match=r"sqs:ListQueues \(for sqs ListQueues\)"):
-        aws_context.client("sqs").list_queues()
+    with pytest.raises(op.UncoveredAction, match=r"sns:ListTopics \(for sns ListTopics\)"):
+        aws_context.client("sns").list_topics()
     from botocore.config import Config
 
     kinesis = aws_context.boto_session.client("kinesis", endpoint_url=aws_context.aws_endpoint,
                                               config=Config(retries={"total_max_attempts": 1}, connect_timeout=1))
     unreachable(lambda: kinesis.describe_stream_summary(StreamName="rs-op-telemetry"))
     assert log.read_text().splitlines() == [
-        "sqs:ListQueues sqs.ListQueues", "kinesis:DescribeStreamSummary kinesis.DescribeStreamSummary"]
+        "sns:ListTopics sns.ListTopics", "kinesis:DescribeStreamSummary kinesis.DescribeStreamSummary"]
 
 
 def test_without_the_variable_nothing_is_checked(aws_context, monkeypatch):

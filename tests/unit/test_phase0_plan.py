@@ -51,6 +51,8 @@ def test_plan_from_nothing_creates_every_resource(ctx):
     assert kinds == {"s3 bucket", "iam role", "kinesis stream", "lambda layer", "lambda function", "state machine",
                      "log group", "logs resource policy", "eventbridge rule", "firehose stream", "ecr repository",
                      "glue database", "glue table", "glue crawler", "athena workgroup", "eks cluster",
+                     # what catches the studies no execution recorded
+                     "sqs queue", "lambda event source mapping", "lambda permission",
                      # the private path, each piece shown
                      "vpc", "subnet", "internet gateway", "elastic ip", "nat gateway", "route table", "security group",
                      "vpc endpoint"}
@@ -107,7 +109,7 @@ def test_destroy_leaves_nothing_tagged(ctx, monkeypatch):
     found = deployment_resources(ctx.client, DEPLOYMENT)
     services = {r["service"] for r in found}
     assert {"s3", "iam", "lambda", "states", "events", "kinesis", "firehose", "ecr", "glue", "athena",
-            "eks", "logs"} <= services
+            "eks", "logs", "sqs"} <= services
     for step in reversed(FoundationPhase().steps(ctx)):
         step.destroy(ctx)
     assert deployment_resources(ctx.client, DEPLOYMENT) == []

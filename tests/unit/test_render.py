@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from radstream import documents
+from radstream.aws.events import TARGET_FIELDS
 from radstream.aws.lambda_ import newest_layer_version
 from radstream.names import LAMBDA_FUNCTIONS
 from tests.conftest import REPO, cli_env
@@ -52,7 +53,22 @@ def test_render_shows_what_phase_0_applied(ctx, tmp_path: Path):  # noqa: F811
         rendered = load(out, f"events/{purpose}.rule.json")
         assert json.loads(events.describe_rule(Name=rendered["Name"])["EventPattern"]) == rendered["EventPattern"]
         targets = events.list_targets_by_rule(Rule=rendered["Name"])["Targets"]
-        assert [{k: t[k] for k in ("Id", "Arn", "RoleArn") if k in t} for t in targets] == rendered["Targets"]
+        assert [{k: t[k] for k in TARGET_FIELDS if k in t} for t in targets] == rendered["Targets"]
+    sqs = ctx.client("sqs")
+    rendered = load(out, "sqs/dead-letter.queue.json")
+    queue = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=rendered["QueueName"])["QueueUrl"],
+                                     AttributeNames=["All"])["Attributes"]
+    assert {**queue, "Policy": json.loads(queue["Policy"])} | rendered["Attributes"] == \
+        {**queue, "Policy": json.loads(queue["Policy"])}
+    assert rendered["Attributes"]["Policy"] == load(out, "iam/dead-letter-queue.resource-policy.json")
+    mapping = load(out, "sqs/dead-letter.event-source-mapping.json")
+    [live_mapping] = lam.list_event_source_mappings(EventSourceArn=mapping["EventSourceArn"])["EventSourceMappings"]
+    assert live_mapping["FunctionArn"].endswith(f":function:{mapping['FunctionName']}")
+    assert live_mapping["BatchSize"] == mapping["BatchSize"]
+    permission = load(out, "events/execution-failed.invoke-permission.json")
+    [statement] = json.loads(lam.get_policy(FunctionName=permission["FunctionName"])["Policy"])["Statement"]
+    assert statement["Sid"] == permission["StatementId"]
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == permission["SourceArn"]
     s3 = ctx.client("s3")
     for kind, bucket in names.buckets().items():
         assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == load(out, f"s3/{kind}.bucket-policy.json")
