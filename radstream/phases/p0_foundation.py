@@ -775,7 +775,8 @@ class ClusterStep(_DriftStep):
 class FoundationPhase(Phase):
     number = PHASE
     name = "foundation"
-    summary = ("buckets, IAM roles, Lambda functions and layer, Step Functions, EventBridge, Kinesis, Firehose, "
+    summary = ("buckets, IAM roles, Lambda functions and layer, Step Functions, EventBridge and its SQS dead-letter "
+               "queue, Kinesis, Firehose, "
                "ECR, Glue, Athena and the EKS cluster")
 
     def preflight(self, ctx: Context) -> None:

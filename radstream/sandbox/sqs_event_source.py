@@ -1,10 +1,10 @@
 """SQS event source mappings in the sandbox, as Lambda delivers them.
 
 moto does invoke a mapped function when a message is sent to its queue (the invocation goes through
-moto's `_invoke_lambda`, so radstream.sandbox.lambda_runner runs the real handler), but the record
-it builds has no message attributes and fixed timestamps: a handler that reads why a message is
-there (EventBridge's ERROR_CODE and ERROR_MESSAGE on a dead letter) would read nothing. `install()`
-builds the record from the message itself. What moto does not do, and this does not either: poll
+moto's `_invoke_lambda`, so radstream.sandbox.lambda_runner runs the real handler), but it receives
+the message without its message attributes and builds the record with fixed timestamps: a handler
+that reads why a message is there (EventBridge's ERROR_CODE and ERROR_MESSAGE on a dead letter)
+would read nothing. `install()` builds the record from the message as the queue holds it. What moto does not do, and this does not either: poll
 again later, so a message whose invocation failed waits for the queue's next SendMessage."""
 
 from __future__ import annotations
@@ -23,7 +23,16 @@ def _attribute(value: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def lambda_record(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
+def _stored_attributes(queue_arn: str, message: Any) -> dict[str, Any]:
+    """The message attributes of the queue's own copy (moto's receive drops those not asked for)."""
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    stored = next((m for m in sqs_backends[account][region].get_queue(name)._messages if m.id == message.id), message)
+    return dict(stored.message_attributes)
+
+
+def lambda_record(message: Any, queue_arn: str, region: str, attributes: dict[str, Any]) -> dict[str, Any]:
     """One entry of the Records list Lambda hands a function mapped to the queue."""
     return {
         "messageId": message.id,
@@ -35,7 +44,7 @@ def lambda_record(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
             "SenderId": message.sender_id,
             "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
         },
-        "messageAttributes": {name: _attribute(value) for name, value in message.message_attributes.items()},
+        "messageAttributes": {name: _attribute(value) for name, value in attributes.items()},
         "md5OfBody": message.body_md5,
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
@@ -51,7 +60,7 @@ def install() -> None:
 
     def send_sqs_message(self: Any, function_arn: str, message: Any, queue_arn: str) -> bool:
         response_headers: dict[str, Any] = {}
-        record = lambda_record(message, queue_arn, self.region_name)
+        record = lambda_record(message, queue_arn, self.region_name, _stored_attributes(queue_arn, message))
         if queue_arn.endswith(".fifo"):
             record["attributes"] |= {"MessageGroupId": message.group_id,
                                      "MessageDeduplicationId": message.deduplication_id}

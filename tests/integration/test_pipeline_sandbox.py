@@ -226,6 +226,49 @@ def test_warm_sequential_latency(deployed):
     report_latency("5 studies one after another (1024x1024 PNG), warm workers", stage_ms, store_ms, end_to_end)
 
 
+def test_an_execution_that_times_out_is_recorded_as_timed_out(deployed):
+    """The state machine's own timeout ends the execution outside every Catch: the execution-failed
+    rule has StoreFailure record it. A sidecar that never comes is waited for ~30 s; 3 s end it first."""
+    ctx = deployed
+    sfn, s3, images = ctx.client("stepfunctions"), ctx.client("s3"), ctx.names.bucket("images")
+    machine = ctx.outputs(0)["state_machine_arn"]
+    definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
+    sfn.update_state_machine(stateMachineArn=machine, definition=json.dumps({**json.loads(definition), "TimeoutSeconds": 3}))
+    try:
+        s3.put_object(Bucket=images, Key="incoming/NO-SIDECAR-1.png", Body=raster(smooth_image(64, 64), "PNG"))
+        wait_for(lambda: "failed/NO-SIDECAR-1/reason.json" in keys(ctx, "results", "failed/NO-SIDECAR-1/"), 90,
+                 what="the timed-out study's reason.json")
+    finally:
+        sfn.update_state_machine(stateMachineArn=machine, definition=definition)
+    reason = read_json(ctx, "results", "failed/NO-SIDECAR-1/reason.json")
+    assert (reason["stage"], reason["error_type"], reason["copied"]) == ("execution", "TIMED_OUT", False), reason
+    assert sfn.describe_execution(executionArn=reason["execution_arn"])["status"] == "TIMED_OUT"
+
+
+def test_an_upload_eventbridge_cannot_deliver_is_recorded_from_the_dead_letter_queue(deployed):
+    """StartExecution refused (here: the target's state machine is gone): the rule's dead-letter
+    queue gets the upload, and its mapping hands it to StoreFailure."""
+    from radstream.documents import event_rules
+
+    ctx = deployed
+    events, s3, images = ctx.client("events"), ctx.client("s3"), ctx.names.bucket("images")
+    [rule] = [r for r in event_rules(ctx.names) if r.purpose == "image-uploaded"]
+    [target] = rule.targets
+    before = {e["executionArn"] for e in executions(ctx)}
+    events.put_targets(Rule=rule.name, Targets=[{**target, "Arn": f"{target['Arn']}-gone"}])
+    try:
+        s3.put_object(Bucket=images, Key="incoming/UNDELIVERED-1.json", Body=sidecar("UNDELIVERED-1"))
+        s3.put_object(Bucket=images, Key="incoming/UNDELIVERED-1.png", Body=raster(smooth_image(64, 64), "PNG"))
+        wait_for(lambda: "failed/UNDELIVERED-1/reason.json" in keys(ctx, "results", "failed/UNDELIVERED-1/"), 60,
+                 what="the undelivered study's reason.json")
+    finally:
+        events.put_targets(Rule=rule.name, Targets=rule.targets)
+    reason = read_json(ctx, "results", "failed/UNDELIVERED-1/reason.json")
+    assert (reason["stage"], reason["error_type"], reason["copied"]) == ("delivery", "NO_RESOURCE", False), reason
+    assert f"{target['Arn']}-gone" in reason["message"]
+    assert {e["executionArn"] for e in executions(ctx)} == before  # no execution ever started for it
+
+
 def report_latency(title: str, stage_ms: dict[str, list[float]], store_ms: list[float], end_to_end: list[float]) -> None:
     print(f"\npipeline on the sandbox, {title} (ms):")
     for stage in ("validate", "prepare", "inference"):
