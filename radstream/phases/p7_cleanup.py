@@ -115,7 +115,8 @@ WHY = {
     "nat": "tagged with this deployment: bills by the hour until it is deleted",
     "endpoints": "tagged with this deployment: bills per zone and hour until it is deleted",
     "kinesis": "kept for the pipeline's telemetry, billed with or without traffic; teardown deletes it",
-    "load_balancer": "the LoadBalancer Service keeps it; phase 3's destroy or teardown removes it",
+    "load_balancer": "the LoadBalancer Service or the public door keeps it; phase 3's destroy or teardown removes it",
+    "waf": "the public door's web ACL bills by the month with its rules; phase 3's destroy or teardown removes it",
     "s3": "stored bytes, every version; teardown empties and deletes the bucket",
     "ecr": "the serving images; teardown deletes the repository",
 }

@@ -229,7 +229,7 @@ def test_render_writes_what_up_applied_with_the_targets_own_values(project: Path
     code, rendered, _ = radstream(project, "render", "--out", str(tmp_path))
     assert code == 0 and rendered["ok"] and rendered["target"] == "sandbox" and rendered["out"] == str(tmp_path)
     assert {f.split("/")[0] for f in rendered["files"]} == {"iam", "s3", "events", "stepfunctions", "lambda", "k8s",
-                                                           "triton", "ec2"}
+                                                           "triton", "ec2", "waf", "sqs"}
     # The values only the target knows are its own: the pushed image's digest, the layer's version.
     code, status, _ = radstream(project, "status")
     deployment = yaml.safe_load((tmp_path / "k8s" / "01-deployment-triton.yaml").read_text())

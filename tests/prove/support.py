@@ -105,7 +105,8 @@ def stop_sandbox(project: Path) -> None:
 # deployments differ there however alike they are.
 _GENERATED = re.compile(r"(security-group/sg-|launch-template/lt-|loadbalancer/a|vpc/vpc-|subnet/subnet-"
                         r"|natgateway/nat-|elastic-ip/eipalloc-|vpc-endpoint/vpce-|route-table/rtb-"
-                        r"|internet-gateway/igw-|network-interface/eni-|certificate/)[0-9a-f-]+")
+                        r"|internet-gateway/igw-|network-interface/eni-|instance/i-|event-source-mapping:"
+                        r"|certificate/)[0-9a-f-]+")
 
 
 def owned(project: Path, deployment: str) -> list[str]:
