@@ -385,6 +385,13 @@ def _asg_of(autoscaling: Any, nodegroup: Any) -> Any:
     return autoscaling.autoscaling_groups.get(nodegroup.resources["autoScalingGroups"][0]["name"])
 
 
+def _nodes_take_their_interfaces(group: Any) -> None:
+    """A node's primary ENI goes with it on EC2; moto keeps it, holding the subnet forever."""
+    for state in group.instance_states:
+        for eni in state.instance.nics.values():
+            eni.delete_on_termination = True
+
+
 def scaling_config_resizes_the_asg(original: Callable[..., Any]) -> Callable[..., Any]:
     def update_nodegroup_config(self: Any, cluster_name: str, nodegroup_name: str, *args: Any, **kwargs: Any) -> Any:
         update = original(self, cluster_name, nodegroup_name, *args, **kwargs)
@@ -395,6 +402,7 @@ def scaling_config_resizes_the_asg(original: Callable[..., Any]) -> Callable[...
             scaling = nodegroup.scaling_config
             group.min_size = scaling.get("minSize", group.min_size)
             group.max_size = scaling.get("maxSize", group.max_size)
+            _nodes_take_their_interfaces(group)  # scaling in terminates nodes
             autoscaling.set_desired_capacity(group.name, scaling.get("desiredSize", group.desired_capacity))
         return update
 
@@ -407,10 +415,7 @@ def deleted_nodegroup_takes_its_asg(original: Callable[..., Any]) -> Callable[..
         ec2, autoscaling = _ec2_and_autoscaling(self)
         group = _asg_of(autoscaling, nodegroup)
         if group is not None:
-            # A node's primary ENI goes with it on EC2; moto keeps it, holding the subnet.
-            for state in group.instance_states:
-                for eni in state.instance.nics.values():
-                    eni.delete_on_termination = True
+            _nodes_take_their_interfaces(group)
             autoscaling.delete_auto_scaling_group(group.name)
             ec2.delete_launch_template(None, nodegroup.radstream_launch_template)
         return nodegroup

@@ -97,6 +97,16 @@ def test_a_new_scaling_config_resizes_the_auto_scaling_group(aws):
     assert len(_running(aws)) == 4
 
 
+def test_nodes_a_scale_to_zero_terminates_take_their_interfaces_with_them(aws):
+    # Phase 7 parks the nodegroup at zero; the network's teardown later waits for its subnets' ENIs.
+    nodegroup = _nodegroup(aws)
+    aws("eks").update_nodegroup_config(clusterName="c", nodegroupName="ng",
+                                       scalingConfig={"minSize": 0, "maxSize": 3, "desiredSize": 0})
+    assert _running(aws) == []
+    held = aws("ec2").describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": nodegroup["subnets"]}])
+    assert [e for e in held["NetworkInterfaces"] if e.get("Attachment", {}).get("InstanceId")] == []
+
+
 def test_a_deleted_nodegroup_takes_its_group_nodes_and_template_and_frees_its_subnets(aws):
     nodegroup = _nodegroup(aws)
     template = _group(aws, nodegroup)["LaunchTemplate"]["LaunchTemplateName"]  # type: ignore[index]
