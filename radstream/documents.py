@@ -135,7 +135,7 @@ def event_rules(names: Names) -> list[Rule]:
     return [
         Rule("image-uploaded", names.event_rule("image-uploaded"), image_uploaded_pattern(names.bucket("images")),
              [{"Id": "pipeline", "Arn": state_machine_arn(names), "RoleArn": role_arn(names, "events")}],
-             "an image under incoming/ starts the pipeline"),
+             "every upload but a .json sidecar starts the pipeline; its content decides what it is"),
         Rule("execution-failed", names.event_rule("execution-failed"),
              execution_failed_pattern(state_machine_arn(names)), [{"Id": "failure-log", "Arn": log_arn}],
              "failed, timed-out or aborted executions are logged"),
