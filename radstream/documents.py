@@ -173,7 +173,8 @@ def event_rules(names: Names) -> list[Rule]:
         Rule("image-uploaded", names.event_rule("image-uploaded"), image_uploaded_pattern(names.bucket("images")),
              [{"Id": "pipeline", "Arn": state_machine_arn(names), "RoleArn": role_arn(names, "events"),
                "RetryPolicy": UPLOAD_RETRY_POLICY, "DeadLetterConfig": {"Arn": dead_letter_queue_arn(names)}}],
-             "an image under incoming/ starts the pipeline; what cannot be delivered goes to the dead-letter queue"),
+             "every upload but a .json sidecar starts the pipeline (its content decides what it is); what cannot be "
+             "delivered goes to the dead-letter queue"),
         Rule("execution-failed", names.event_rule("execution-failed"),
              execution_failed_pattern(state_machine_arn(names)),
              [{"Id": "failure-log", "Arn": log_arn},

@@ -241,8 +241,9 @@ def summarize(records: Sequence[StudyRecord], schedule: Schedule, started_at: fl
 
 # -- the loop -------------------------------------------------------------------------------------
 Submit = Callable[[int], None]  # upload study `index`; raises on failure
-Poll = Callable[[], Mapping[str, str]]  # study id → "result" | "failure", for everything landed so far
-Fetch = Callable[[str, str], Mapping[str, Any] | None]  # (study id, kind) → the outcome document
+# study id → (its newest outcome's kind "result" | "failure", that document's key), for all landed so far
+Poll = Callable[[], Mapping[str, tuple[str, str]]]
+Fetch = Callable[[str], Mapping[str, Any] | None]  # a document's key → the outcome document
 Progress = Callable[[Sequence[StudyRecord]], None]
 
 
@@ -269,11 +270,14 @@ def run_load(
 ) -> LoadRun:
     """Upload each study when it is due, poll for outcomes, and stop by itself once every uploaded
     study has landed, or `drain_s` after the last upload. Ctrl-C stops submitting and drains (still
-    bounded by `drain_s`); a second Ctrl-C stops waiting. Whatever has not landed by then is LOST."""
+    bounded by `drain_s`); a second Ctrl-C stops waiting. Whatever has not landed by then is LOST.
+    A study counts by its newest outcome: one last poll at the end re-reads any study whose outcome
+    changed since it landed (a result followed by a failure of a later stage is a failure)."""
     records = [StudyRecord(i, sid, offset) for i, (sid, offset) in enumerate(zip(study_ids, schedule.offsets, strict=False))]
     started = clock()
     next_index, stopping, deadline, last_poll = 0, False, None, -math.inf
     interrupted = False
+    landed_keys: dict[int, tuple[str, str]] = {}
     while True:
         try:
             now = clock()
@@ -293,9 +297,9 @@ def run_load(
                 last_poll = clock()
                 outcomes = poll()
                 for record in pending:
-                    kind = outcomes.get(record.study_id)
-                    if kind:
-                        record.land(kind, fetch(record.study_id, kind), clock())
+                    if record.study_id in outcomes:
+                        kind, key = landed_keys[record.index] = outcomes[record.study_id]
+                        record.land(kind, fetch(key), clock())
                 pending = [r for r in records if r.status == "pending"]
             if progress:
                 progress(records)
@@ -310,9 +314,13 @@ def run_load(
                 break  # the second Ctrl-C: stop waiting
             stopping = interrupted = True
             deadline = clock() + drain_s
+    newest = poll() if landed_keys else {}
     for record in records:
         if record.status == "pending":
             record.status = "LOST"
+        elif record.index in landed_keys and newest.get(record.study_id, landed_keys[record.index]) != landed_keys[record.index]:
+            kind, key = newest[record.study_id]
+            record.land(kind, fetch(key), clock())
     return LoadRun(records, started, clock(), interrupted)
 
 
@@ -367,7 +375,6 @@ def run_against(ctx: Any, schedule: Schedule, drain_s: float, out: Path | None, 
     destination)` is entered once the run is ready and yields the callback that sees its progress."""
     from radstream.aws.runs import landed, upload
     from radstream.aws.wiring import read_json
-    from radstream.pipeline.results import failure_reason_key, result_key
     from radstream.studies import load_id_prefix, load_study, load_study_id
 
     if not ctx.outputs(4).get("wired_endpoint"):
@@ -377,13 +384,13 @@ def run_against(ctx: Any, schedule: Schedule, drain_s: float, out: Path | None, 
     run_id = new_run_id()
     ids = [load_study_id(run_id, i) for i in range(schedule.count)]
 
-    def fetch(study_id: str, kind: str) -> dict[str, Any] | None:
-        return read_json(s3, results, result_key(study_id) if kind == "result" else failure_reason_key(study_id))
+    def poll() -> dict[str, tuple[str, str]]:
+        return {sid: (o.kind, o.key) for sid, o in landed(s3, results, [load_id_prefix(run_id)]).items()}
 
     watching = watch(run_id, f"s3://{images}/incoming/") if watch else nullcontext(lambda records: None)
     with watching as progress:
         run = run_load(schedule, ids, lambda i: upload(s3, images, load_study(run_id, i).objects),
-                       lambda: landed(s3, results, load_id_prefix(run_id)), fetch,
+                       poll, lambda key: read_json(s3, results, key),
                        drain_s=drain_s, progress=progress)
     summary = summarize(run.records, schedule, run.started_at, run.finished_at, run.interrupted)
     exports = write_exports(out, run_id, summary, run.records) if out else {}

@@ -8,7 +8,9 @@ no client.
   report: a damaged PNG, a sidecar whose id climbs out with `../`, an RGB DICOM, a truncated JPEG.
 
 Every object list is in upload order: the sidecar first, because the image's upload starts the
-pipeline. A study's outcome lands at results/<study_id>.json or failed/<study_id>/reason.json.
+pipeline. Each study knows the id the pipeline files its outcome under (results/<id>/ or
+failed/<id>/), which is not its name: a DICOM's comes from its Study Instance UID, a study whose
+sidecar gives no valid id gets one from a hash of its key.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ if TYPE_CHECKING:
 
 DEMO_PREFIX = "DEMO-"
 REAL_RADIOGRAPH = "RG1_UNCR.dcm"  # pydicom-data: CR, PA, MONOCHROME1, 1955x1841, 15 bits stored
-REAL_STUDY_ID = "DEMO-RG1-PA"
+REAL_STUDY_NAME = "DEMO-RG1-PA"
 _TIMESTAMP = "2024-01-15T10:00:00Z"
 _CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "dcm": "application/dicom", "json": "application/json"}
 
 
 @dataclass(frozen=True)
 class GeneratedStudy:
-    study_id: str  # where its outcome lands: results/<id>.json or failed/<id>/reason.json
+    name: str  # what its objects are called: incoming/<name>.<ext>
+    study_id: str  # the id the pipeline gives it, which its outcomes are filed under
     kind: str  # jpeg | png8 | png16 | dicom
     description: str
     objects: tuple[tuple[str, bytes, str], ...]  # (key, body, content type), upload order
@@ -96,21 +99,31 @@ def sidecar(study_id: str, view: str = "PA", **fields: str) -> bytes:
                        **fields}, indent=2).encode()
 
 
-def raster_study(study_id: str, kind: str, image: bytes, description: str, sidecar_bytes: bytes | None = None,
+def raster_study(name: str, kind: str, image: bytes, description: str, sidecar_bytes: bytes | None = None,
                  expected_failure: tuple[str, str] | None = None) -> GeneratedStudy:
+    from radstream.pipeline.metadata import is_valid_study_id, key_study_id
+
     extension = "jpg" if kind == "jpeg" else "png"
+    sidecar_bytes = sidecar_bytes or sidecar(name)
+    image_key = f"{INCOMING_PREFIX}{name}.{extension}"
+    claimed = json.loads(sidecar_bytes).get("study_id")
     return GeneratedStudy(
-        study_id, kind, description,
-        ((f"{INCOMING_PREFIX}{study_id}.json", sidecar_bytes or sidecar(study_id), _CONTENT_TYPES["json"]),
-         (f"{INCOMING_PREFIX}{study_id}.{extension}", image, _CONTENT_TYPES[extension])),
+        name, claimed if is_valid_study_id(claimed) else key_study_id(image_key), kind, description,
+        ((f"{INCOMING_PREFIX}{name}.json", sidecar_bytes, _CONTENT_TYPES["json"]),
+         (image_key, image, _CONTENT_TYPES[extension])),
         expected_failure,
     )
 
 
-def dicom_study(study_id: str, data: bytes, description: str,
+def dicom_study(name: str, data: bytes, description: str,
                 expected_failure: tuple[str, str] | None = None) -> GeneratedStudy:
-    return GeneratedStudy(study_id, "dicom", description,
-                          ((f"{INCOMING_PREFIX}{study_id}.dcm", data, _CONTENT_TYPES["dcm"]),), expected_failure)
+    import pydicom
+
+    from radstream.pipeline.deid import dicom_study_id
+
+    study_uid = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).StudyInstanceUID
+    return GeneratedStudy(name, dicom_study_id(str(study_uid)), "dicom", description,
+                          ((f"{INCOMING_PREFIX}{name}.dcm", data, _CONTENT_TYPES["dcm"]),), expected_failure)
 
 
 # -- the real radiograph ----------------------------------------------------------------------------
@@ -130,7 +143,7 @@ def real_radiograph() -> GeneratedStudy:
     with open(path, "rb") as handle:
         # A fresh key each time: this is public test data, whose pseudonyms need match nothing.
         data = deidentify_bytes(handle.read(), secrets.token_bytes(MIN_KEY_BYTES))
-    return dicom_study(REAL_STUDY_ID, data, "real PA chest radiograph (pydicom-data RG1, CR, de-identified)")
+    return dicom_study(REAL_STUDY_NAME, data, "real PA chest radiograph (pydicom-data RG1, CR, de-identified)")
 
 
 def rgb_dicom(size: int = 128) -> bytes:

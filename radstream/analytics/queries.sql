@@ -178,7 +178,7 @@ ORDER BY studies DESC, top_finding;
 
 -- name: recent_failures
 -- The twenty most recent failures with their reason and input object.
-SELECT event_time, study_id, error_stage, error_type, error_message, input_key
+SELECT event_time, study_id, error_stage, error_type, error_message, input_key_sha256
 FROM telemetry
 WHERE status = 'FAILED'
 ORDER BY event_time DESC, study_id

@@ -8,9 +8,8 @@ from typing import Any
 
 from radstream.aws import error_code, make_arn, unless_absent
 from radstream.aws.tags import from_list, missing, to_list
-from radstream.names import INCOMING_PREFIX
 
-IMAGE_SUFFIXES = (".dcm", ".dicom", ".jpg", ".jpeg", ".png")
+SIDECAR_WILDCARD = "*.json"
 
 
 def rule_arn(region: str, account_id: str, name: str, partition: str = "aws") -> str:
@@ -18,15 +17,17 @@ def rule_arn(region: str, account_id: str, name: str, partition: str = "aws") ->
     return make_arn(partition, "events", region, account_id, f"rule/{name}")
 
 
-def image_uploaded_pattern(bucket: str, prefix: str = INCOMING_PREFIX) -> dict[str, Any]:
-    """S3 Object Created events for images under prefix. Patterns cannot AND two conditions on one
-    field, so rather than "prefix and not .json" the key must match prefix*.<image extension>;
-    JSON sidecars therefore never start an execution."""
-    wildcards = [f"{prefix}*{suffix}" for s in IMAGE_SUFFIXES for suffix in (s, s.upper())]
+def image_uploaded_pattern(bucket: str) -> dict[str, Any]:
+    """S3 Object Created events for every object of the images bucket except JSON sidecars, whatever
+    its name: the content decides what a study is (ValidateInput quarantines what it cannot read),
+    so a DICOM without an extension, `X.Png` or `X.tif` is never silently left out. A pattern cannot
+    AND "under incoming/" with "not *.json" on the one key field, so the pattern excludes sidecars
+    and ValidateInput refuses, with a recorded failure, any object outside incoming/."""
     return {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
-        "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"wildcard": w} for w in wildcards]}},
+        "detail": {"bucket": {"name": [bucket]},
+                   "object": {"key": [{"anything-but": {"wildcard": SIDECAR_WILDCARD}}]}},
     }
 
 

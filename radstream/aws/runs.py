@@ -5,7 +5,9 @@ what they left behind."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +18,9 @@ _GONE = {"NoSuchBucket", "404", "NotFound", "NoSuchKey"}
 RESULTS_PREFIX = "results/"
 FAILED_PREFIX = "failed/"
 FAILURE_STATE = "StoreFailure"
+# The pipeline files each outcome per study id and input ref (radstream.pipeline.results' keys).
+_RESULT_KEY = re.compile(r"results/([^/]+)/[^/]+\.json")
+_REASON_KEY = re.compile(r"failed/([^/]+)/[^/]+/reason\.json")
 
 
 def upload(s3: Any, bucket: str, objects: Iterable[tuple[str, bytes, str]]) -> None:
@@ -24,18 +29,47 @@ def upload(s3: Any, bucket: str, objects: Iterable[tuple[str, bytes, str]]) -> N
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
-def landed(s3: Any, results_bucket: str, id_prefix: str = "") -> dict[str, str]:
-    """study id → "result" | "failure" for every outcome under results/ and failed/ whose id starts
-    with `id_prefix`. A result wins over an older failure of the same study (it was re-run)."""
-    found: dict[str, str] = {}
-    for prefix, kind in ((FAILED_PREFIX, "failure"), (RESULTS_PREFIX, "result")):
-        for item in list_objects(s3, results_bucket, prefix + id_prefix):
-            rest = item["Key"][len(prefix):]
-            if kind == "result" and rest.endswith(".json") and "/" not in rest:
-                found[rest[: -len(".json")]] = kind
-            elif kind == "failure" and rest.endswith("/reason.json"):
-                found[rest[: -len("/reason.json")]] = kind
-    return found
+@dataclass(frozen=True)
+class Outcome:
+    """The newest outcome document of a study: results/<id>/<ref>.json or failed/<id>/<ref>/reason.json."""
+
+    kind: str  # "result" | "failure"
+    key: str
+    modified: datetime
+
+
+def outcome_of(key: str) -> tuple[str, str] | None:
+    """(kind, study id) of a result or reason.json key; None for anything else (a failure's copy)."""
+    match = _RESULT_KEY.fullmatch(key)
+    if match:
+        return "result", match.group(1)
+    match = _REASON_KEY.fullmatch(key)
+    return ("failure", match.group(1)) if match else None
+
+
+def latest_outcomes(items: Iterable[dict[str, Any]]) -> dict[str, Outcome]:
+    """study id → its newest outcome, from ListObjectsV2 entries. A study whose failure is newer than
+    its result (a later stage failed, or a later upload did) has not succeeded; on a tie the failure
+    wins, since a success must be shown to be the last word."""
+    latest: dict[str, Outcome] = {}
+    for item in items:
+        parsed = outcome_of(item["Key"])
+        if parsed is None:
+            continue
+        kind, study_id = parsed
+        found = Outcome(kind, item["Key"], item["LastModified"])
+        current = latest.get(study_id)
+        if current is None or (found.modified, found.kind == "failure") > (current.modified, current.kind == "failure"):
+            latest[study_id] = found
+    return latest
+
+
+def landed(s3: Any, results_bucket: str, id_prefixes: Iterable[str]) -> dict[str, Outcome]:
+    """study id → newest outcome, for every study whose id starts with one of `id_prefixes` (pass
+    "<id>/" to match one id exactly)."""
+    prefixes = list(id_prefixes)
+    return latest_outcomes(item for top in (RESULTS_PREFIX, FAILED_PREFIX) for prefix in prefixes
+                           for item in list_objects(s3, results_bucket, top + prefix))
 
 
 def delete_prefixes(s3: Any, bucket: str, prefixes: Iterable[str]) -> int:

@@ -23,6 +23,7 @@ from radstream.names import INCOMING_PREFIX
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
+    from radstream.aws.runs import Outcome
     from radstream.context import Context
 
 PHASE = 4
@@ -112,20 +113,23 @@ class TestExecutionStep(Step):
     name = "test-execution"
     description = "upload one study, follow its execution and read its result"
 
-    def _keys(self, ctx: Context) -> tuple[str, str, str]:
-        from radstream.pipeline.results import result_key
-
+    def _keys(self, ctx: Context) -> tuple[str, str]:
         study = probe_study_id(_endpoint(ctx))
-        return study, f"{INCOMING_PREFIX}{study}.png", result_key(study)
+        return study, f"{INCOMING_PREFIX}{study}.png"
+
+    @staticmethod
+    def _outcome(ctx: Context, study: str) -> Outcome | None:
+        """The probe study's newest result or failure (each upload files its own)."""
+        from radstream.aws.runs import landed
+
+        return landed(ctx.client("s3"), ctx.names.bucket("results"), [f"{study}/"]).get(study)
 
     def check(self, ctx: Context) -> bool:
-        from radstream.aws.wiring import object_exists
-
-        _, _, result = self._keys(ctx)
-        return object_exists(ctx.client("s3"), ctx.names.bucket("results"), result)
+        outcome = self._outcome(ctx, self._keys(ctx)[0])
+        return outcome is not None and outcome.kind == "result"
 
     def plan(self, ctx: Context) -> list[Change]:
-        study, image, _ = self._keys(ctx)
+        study, image = self._keys(ctx)
         return [Change("run", "pipeline execution", study, f"upload s3://{ctx.names.bucket('images')}/{image}")]
 
     def apply(self, ctx: Context) -> dict[str, Any]:
@@ -134,7 +138,7 @@ class TestExecutionStep(Step):
         from radstream.aws.wiring import find_execution
 
         s3, sfn = ctx.client("s3"), ctx.client("stepfunctions")
-        study, image_key, result_key = self._keys(ctx)
+        study, image_key = self._keys(ctx)
         images, results = ctx.names.bucket("images"), ctx.names.bucket("results")
         state_machine = ctx.outputs(0).get("state_machine_arn") or self._state_machine_arn(ctx)
         # Clocks of this machine and the service may differ a little.
@@ -154,13 +158,15 @@ class TestExecutionStep(Step):
         if ended["status"] != "SUCCEEDED":
             raise RadstreamError(f"the test execution ended {ended['status']}: {self._why(ctx, study, ended)}",
                                  hint="fix the failing stage, then run phase 4 again")
+        outcome = self._outcome(ctx, study)
+        result_key = outcome.key if outcome and outcome.kind == "result" else f"results/{study}/"
         document = self._result(ctx, results, result_key)
         ctx.log(f"study {study}: {len(document.get('findings') or [])} findings in s3://{results}/{result_key}")
         return {"test_execution_arn": arn}
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
-        _, _, result = self._keys(ctx)
-        return {"test_result": f"s3://{ctx.names.bucket('results')}/{result}"}
+        outcome = self._outcome(ctx, self._keys(ctx)[0])
+        return {"test_result": f"s3://{ctx.names.bucket('results')}/{outcome.key}" if outcome else None}
 
     @staticmethod
     def _is_for(event: dict[str, Any], bucket: str, key: str) -> bool:
@@ -176,12 +182,12 @@ class TestExecutionStep(Step):
     def _why(self, ctx: Context, study: str, execution: dict[str, Any]) -> str:
         """The pipeline's own failure record when there is one, else the execution's error."""
         from radstream.aws.wiring import read_json
-        from radstream.pipeline.results import failure_reason_key
 
-        reason = read_json(ctx.client("s3"), ctx.names.bucket("results"), failure_reason_key(study))
-        if reason:
+        outcome = self._outcome(ctx, study)
+        reason = read_json(ctx.client("s3"), ctx.names.bucket("results"), outcome.key) if outcome and outcome.kind == "failure" else None
+        if outcome and reason:
             return (f"stage {reason.get('stage')}: {reason.get('error_type')}: {reason.get('message')} "
-                    f"(s3://{ctx.names.bucket('results')}/{failure_reason_key(study)})")
+                    f"(s3://{ctx.names.bucket('results')}/{outcome.key})")
         return f"{execution.get('error', 'unknown error')}: {execution.get('cause', '')}".rstrip(": ")
 
     def _result(self, ctx: Context, bucket: str, key: str) -> dict[str, Any]:
@@ -190,24 +196,24 @@ class TestExecutionStep(Step):
         document = read_json(ctx.client("s3"), bucket, key)
         if document is None:
             raise RadstreamError(f"the test execution succeeded but wrote no s3://{bucket}/{key}",
-                                 hint="the store_results Lambda must write results/<study_id>.json")
+                                 hint="the store_results Lambda must write results/<study_id>/<input ref>.json")
         if not document.get("findings"):
             raise VerifyFailed(f"s3://{bucket}/{key} holds no findings")
         return document
 
     def destroy(self, ctx: Context) -> None:
         """Remove the probe study's objects (the buckets themselves belong to phase 0)."""
+        from radstream.aws.runs import FAILED_PREFIX, RESULTS_PREFIX, delete_prefixes
         from radstream.aws.s3 import delete_object
-        from radstream.pipeline.results import result_key
 
         endpoint = ctx.outputs(3).get("endpoint")
         if not endpoint:
             return
         s3, study = ctx.client("s3"), probe_study_id(endpoint)
         for bucket, key in ((ctx.names.bucket("images"), f"{INCOMING_PREFIX}{study}.png"),
-                            (ctx.names.bucket("images"), f"{INCOMING_PREFIX}{study}.json"),
-                            (ctx.names.bucket("results"), result_key(study))):
+                            (ctx.names.bucket("images"), f"{INCOMING_PREFIX}{study}.json")):
             delete_object(s3, bucket, key)
+        delete_prefixes(s3, ctx.names.bucket("results"), [f"{RESULTS_PREFIX}{study}/", f"{FAILED_PREFIX}{study}/"])
 
 
 class WiringPhase(Phase):

@@ -3,9 +3,11 @@ shows each one's Step Functions states; then their results and quarantined failu
 
 The studies (radstream.studies): the real PA chest radiograph from pydicom-data, de-identified
 before upload; synthetic JPEG, 8-bit and 16-bit PNG radiographs with sidecars; and bad inputs the
-pipeline must quarantine with a reason. Their ids all start with DEMO-, which destroy relies on.
-The phase is done when every recorded demo study has a result or a failure object, so a second
-`radstream demo` uploads nothing and only prints the findings again."""
+pipeline must quarantine with a reason. Their names (and object keys) start with DEMO-; the ids the
+pipeline gives them (a DICOM's from its Study Instance UID) are recorded at upload, and outcomes
+and cleanup go by those. The phase is done when every recorded demo study's newest outcome is a
+result or a failure object, so a second `radstream demo` uploads nothing and only prints the
+findings again; verify fails when any study ends otherwise than the demo expects of it."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from radstream.errors import RadstreamError
 from radstream.phases.base import Change, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
+    from radstream.aws.runs import Outcome
     from radstream.context import Context
+    from radstream.loadtest import StudyRecord
     from radstream.studies import GeneratedStudy
 
 PHASE = 6
@@ -33,11 +37,16 @@ def _recorded(ctx: Context) -> list[dict[str, Any]]:
     return list(ctx.outputs(PHASE).get("demo_studies") or [])
 
 
-def _landed(ctx: Context) -> dict[str, str]:
-    from radstream.aws.runs import landed
-    from radstream.studies import DEMO_PREFIX
+def _name(record: dict[str, Any]) -> str:
+    """The study's name; records written before ids and names differed carry only the id."""
+    return record.get("name") or record["study_id"]
 
-    return landed(ctx.client("s3"), ctx.names.bucket("results"), DEMO_PREFIX)
+
+def _landed(ctx: Context) -> dict[str, Outcome]:
+    """study id → newest outcome, for the recorded demo studies."""
+    from radstream.aws.runs import landed
+
+    return landed(ctx.client("s3"), ctx.names.bucket("results"), [f"{s['study_id']}/" for s in _recorded(ctx)])
 
 
 def _all_landed(ctx: Context) -> bool:
@@ -89,19 +98,23 @@ class UploadStep(Step):
         from radstream.aws.runs import upload
 
         s3, bucket = ctx.client("s3"), ctx.names.bucket("images")
-        outcomes, earlier = _landed(ctx), {s["study_id"]: s for s in _recorded(ctx)}
+        outcomes, earlier = _landed(ctx), {_name(s): s for s in _recorded(ctx)}
         records = []
         for study in self.run.get():
-            record = {"study_id": study.study_id, "kind": study.kind, "description": study.description,
-                      "image_key": study.image_key, "expected_failure": list(study.expected_failure or []) or None,
-                      "uploaded_at": (earlier.get(study.study_id) or {}).get("uploaded_at")}
-            if study.study_id not in outcomes:
+            record: dict[str, Any] = {"name": study.name, "study_id": study.study_id, "kind": study.kind,
+                      "description": study.description, "image_key": study.image_key,
+                      "expected_failure": list(study.expected_failure or []) or None, "uploaded_at": None}
+            landed_before = earlier.get(study.name)
+            if landed_before and landed_before["study_id"] in outcomes:
+                # Keep what was uploaded then: the real radiograph's id changes with each de-identification.
+                record |= {"study_id": landed_before["study_id"], "uploaded_at": landed_before.get("uploaded_at")}
+            else:
                 upload(s3, bucket, study.objects[:-1])
                 record["uploaded_at"] = time.time()  # latency is measured from the image's upload
                 upload(s3, bucket, study.objects[-1:])
-                self.run.uploaded.add(study.study_id)
+                self.run.uploaded.add(study.name)
             records.append(record)
-        ctx.log(f"{sum(s['study_id'] not in outcomes for s in records)} demo studies uploaded to s3://{bucket}/incoming/")
+        ctx.log(f"{sum(s['name'] in self.run.uploaded for s in records)} demo studies uploaded to s3://{bucket}/incoming/")
         return {"demo_studies": records}
 
     def verify(self, ctx: Context) -> None:
@@ -119,9 +132,10 @@ class UploadStep(Step):
         from radstream.studies import DEMO_PREFIX
 
         s3 = ctx.client("s3")
+        ids = [DEMO_PREFIX, *(f"{s['study_id']}/" for s in _recorded(ctx))]
         removed = delete_prefixes(s3, ctx.names.bucket("images"), [INCOMING_PREFIX + DEMO_PREFIX])
-        removed += delete_prefixes(s3, ctx.names.bucket("artifacts"), ["tensors/" + DEMO_PREFIX])
-        removed += delete_prefixes(s3, ctx.names.bucket("results"), [RESULTS_PREFIX + DEMO_PREFIX, FAILED_PREFIX + DEMO_PREFIX])
+        removed += delete_prefixes(s3, ctx.names.bucket("artifacts"), ["tensors/" + i for i in ids])
+        removed += delete_prefixes(s3, ctx.names.bucket("results"), [p + i for p in (RESULTS_PREFIX, FAILED_PREFIX) for i in ids])
         if removed:
             ctx.log(f"deleted {removed} demo object version(s)")
 
@@ -146,7 +160,7 @@ class FollowStep(Step):
         # This run's uploads, and after a crash those an earlier run uploaded that have not landed.
         outcomes = _landed(ctx)
         pending = [s for s in _recorded(ctx) if s.get("uploaded_at")
-                   and (s["study_id"] in self.run.uploaded or s["study_id"] not in outcomes)]
+                   and (_name(s) in self.run.uploaded or s["study_id"] not in outcomes)]
         since = datetime.fromtimestamp(min((s["uploaded_at"] for s in pending), default=time.time()), timezone.utc)
         # Clocks of this machine and the service may differ a little.
         finder = ExecutionFinder(sfn, self._state_machine(ctx), bucket, since - timedelta(seconds=30))
@@ -158,18 +172,18 @@ class FollowStep(Step):
                 found = finder.find()
                 for study in pending:
                     arn = found.get(study["image_key"])
-                    if arn and progress.get(study["study_id"], {}).get("status", "RUNNING") == "RUNNING":
-                        progress[study["study_id"]] = {"arn": arn, **execution_progress(sfn, arn)}
+                    if arn and progress.get(_name(study), {}).get("status", "RUNNING") == "RUNNING":
+                        progress[_name(study)] = {"arn": arn, **execution_progress(sfn, arn)}
                 view.update(progress)
-                waiting = [s for s in pending if progress.get(s["study_id"], {}).get("status", "RUNNING") == "RUNNING"]
+                waiting = [s for s in pending if progress.get(_name(s), {}).get("status", "RUNNING") == "RUNNING"]
                 if not waiting:
                     break
-                unseen = [s["study_id"] for s in waiting if s["study_id"] not in progress
+                unseen = [_name(s) for s in waiting if _name(s) not in progress
                           and time.time() - s["uploaded_at"] > START_TIMEOUT_S]
                 if unseen or time.monotonic() > deadline:
                     raise RadstreamError(
                         f"{len(unseen) or len(waiting)} demo stud(ies) without a finished execution: "
-                        + ", ".join(unseen or [s['study_id'] for s in waiting]),
+                        + ", ".join(unseen or [_name(s) for s in waiting]),
                         hint="check the EventBridge rule and the state machine (`radstream status --refresh`), "
                              "then run `radstream demo` again")
                 time.sleep(POLL_S)
@@ -211,9 +225,14 @@ class ResultsStep(Step):
             pass  # verify names the lost studies
 
     def verify(self, ctx: Context) -> None:
-        lost = [s["study_id"] for s in _recorded(ctx) if s["study_id"] not in _landed(ctx)]
+        summary = demo_summary(ctx)
+        lost = [s["name"] for s in summary["studies"] if s["status"] == "LOST"]
         if lost:
             raise VerifyFailed(f"{len(lost)} demo stud(ies) lost (no result, no failure): {', '.join(lost)}")
+        unexpected = [f"{s['name']} ({s['outcome']}, expected {s['expected_outcome']})"
+                      for s in summary["studies"] if not s["as_expected"]]
+        if unexpected:
+            raise VerifyFailed(f"{len(unexpected)} demo stud(ies) ended otherwise than expected: {', '.join(unexpected)}")
 
     def outputs(self, ctx: Context) -> dict[str, Any]:
         summary = demo_summary(ctx)
@@ -228,36 +247,36 @@ def demo_summary(ctx: Context) -> dict[str, Any]:
     successes; the quarantined failures with their reasons; how many were lost."""
     from radstream.aws.wiring import read_json
     from radstream.loadtest import StudyRecord, distribution
-    from radstream.pipeline.results import failure_reason_key, result_key
-    from radstream.studies import REAL_STUDY_ID
+    from radstream.studies import REAL_STUDY_NAME
 
     s3, results = ctx.client("s3"), ctx.names.bucket("results")
     outcomes = _landed(ctx)
     studies, failures, real = [], [], None
     for index, recorded in enumerate(_recorded(ctx)):
         study_id = recorded["study_id"]
-        kind = outcomes.get(study_id)
-        document = read_json(s3, results, result_key(study_id) if kind == "result" else failure_reason_key(study_id)) if kind else None
+        outcome = outcomes.get(study_id)
+        document = read_json(s3, results, outcome.key) if outcome else None
         record = StudyRecord(index, study_id, 0.0, submitted_at=recorded.get("uploaded_at"), status="LOST")
-        if kind:
-            record.land(kind, document, observed_at=time.time())
+        if outcome:
+            record.land(outcome.kind, document, observed_at=time.time())
             if not recorded.get("uploaded_at"):
                 record.latency_ms = None  # uploaded by an earlier version of the state: unknown
         expected = recorded.get("expected_failure")
-        entry = {"study_id": study_id, "kind": recorded["kind"], "description": recorded["description"],
-                 "status": record.status, "top_finding": record.top_finding,
+        entry = {"name": _name(recorded), "study_id": study_id, "kind": recorded["kind"],
+                 "description": recorded["description"], "status": record.status, "top_finding": record.top_finding,
                  "probability": ((document or {}).get("top_finding") or {}).get("probability"),
                  "model_trained": (document or {}).get("model_trained"),
                  "latency_ms": record.latency_ms, "stage_ms": record.stage_ms,
                  "expected": "failure" if expected else "result",
-                 "as_expected": (record.status == "FAILED" and [record.error_stage, record.error_type] == expected)
-                 if expected else record.status == "SUCCESS"}
+                 "expected_outcome": expected_outcome(expected), "outcome": outcome_label(record),
+                 "as_expected": outcome_label(record) == expected_outcome(expected)}
         studies.append(entry)
-        if record.status == "FAILED":
-            failures.append({"study_id": study_id, "stage": record.error_stage, "error_type": record.error_type,
-                             "message": record.error_message, "reason_key": f"s3://{results}/{failure_reason_key(study_id)}"})
-        if study_id == REAL_STUDY_ID and kind == "result":
-            real = {"study_id": study_id, "model_trained": (document or {}).get("model_trained"),
+        if record.status == "FAILED" and outcome:
+            failures.append({"name": _name(recorded), "study_id": study_id, "stage": record.error_stage,
+                             "error_type": record.error_type, "message": record.error_message,
+                             "reason_key": f"s3://{results}/{outcome.key}"})
+        if _name(recorded) == REAL_STUDY_NAME and record.status == "SUCCESS":
+            real = {"name": REAL_STUDY_NAME, "study_id": study_id, "model_trained": (document or {}).get("model_trained"),
                     "findings": ((document or {}).get("findings") or [])[:5]}
     ok = [s for s in studies if s["status"] == "SUCCESS"]
     latency = distribution([s["latency_ms"] for s in ok if s["latency_ms"] is not None])
@@ -268,13 +287,27 @@ def demo_summary(ctx: Context) -> dict[str, Any]:
         "succeeded": len(ok),
         "failed": len(failures),
         "lost": sum(s["status"] == "LOST" for s in studies),
-        "unexpected": [s["study_id"] for s in studies if not s["as_expected"]],
+        "unexpected": [s["name"] for s in studies if not s["as_expected"]],
         "p50_ms": latency["p50_ms"],
         "p95_ms": latency["p95_ms"],
         "stages": {stage: {"p50_ms": d["p50_ms"], "p95_ms": d["p95_ms"]} for stage, d in stages.items()},
         "failures": failures,
         "real_radiograph": real,
     }
+
+
+def expected_outcome(expected_failure: list[str] | None) -> str:
+    """What a demo study should end in: "result", or "failure <stage>/<error type>"."""
+    return f"failure {expected_failure[0]}/{expected_failure[1]}" if expected_failure else "result"
+
+
+def outcome_label(record: StudyRecord) -> str:
+    """What the study's newest outcome is, in expected_outcome's terms ("lost" when none landed)."""
+    if record.status == "SUCCESS":
+        return "result"
+    if record.status == "FAILED":
+        return f"failure {record.error_stage}/{record.error_type}"
+    return "lost"
 
 
 def render_summary(console: Any, summary: dict[str, Any]) -> None:
@@ -290,18 +323,18 @@ def render_summary(console: Any, summary: dict[str, Any]) -> None:
         colour = {"SUCCESS": "green", "FAILED": "yellow", "LOST": "red"}[s["status"]]
         status = f"[{colour}]{s['status']}[/]" + ("" if s["as_expected"] else " [red](unexpected)[/]")
         probability = f"{s['probability']:.3f}" if s["probability"] is not None else ""
-        table.add_row(s["study_id"], s["kind"], status, s["top_finding"] or "", probability, ms(s["latency_ms"]))
+        table.add_row(s["name"], s["kind"], status, s["top_finding"] or "", probability, ms(s["latency_ms"]))
     console.print(table)
     stages = ", ".join(f"{stage} {ms(d['p50_ms'])}/{ms(d['p95_ms'])}" for stage, d in summary["stages"].items())
     console.print(f"upload → result p50 {ms(summary['p50_ms'])} ms, p95 {ms(summary['p95_ms'])} ms; "
                   f"stages p50/p95 ms: {stages}; lost {summary['lost']}", highlight=False)
     for failure in summary["failures"]:
-        console.print(f"  [yellow]quarantined[/] {failure['study_id']}: {failure['stage']} · {failure['error_type']}: "
+        console.print(f"  [yellow]quarantined[/] {failure['name']}: {failure['stage']} · {failure['error_type']}: "
                       f"{failure['message']}", highlight=False)
     real = summary.get("real_radiograph")
     if real:
         findings = ", ".join(f"{f['label']} {f['probability']:.3f}" for f in real["findings"])
-        console.print(f"real radiograph {real['study_id']}: {findings}", highlight=False)
+        console.print(f"real radiograph {real['name']}: {findings}", highlight=False)
         if real["model_trained"] is False:
             console.print("  [dim](the demo model is untrained: these scores show the plumbing, not a diagnosis)[/]")
 
@@ -332,10 +365,10 @@ class LiveTable:
             self.live.update(self._table(progress))
             return
         for study in self.studies:
-            p = progress.get(study["study_id"])
-            if p and p["status"] != "RUNNING" and study["study_id"] not in self._reported:
-                self._reported.add(study["study_id"])
-                self.ctx.log(f"{study['study_id']}: {p['status'].lower()} in "
+            p = progress.get(_name(study))
+            if p and p["status"] != "RUNNING" and _name(study) not in self._reported:
+                self._reported.add(_name(study))
+                self.ctx.log(f"{_name(study)}: {p['status'].lower()} in "
                              f"{time.time() - study['uploaded_at']:.1f}s ({self._stages_text(p)})")
 
     @staticmethod
@@ -359,10 +392,10 @@ class LiveTable:
         for column in ("study", "input", *(label for _, label in STATE_COLUMNS), "execution", "elapsed s"):
             table.add_column(column)
         for study in self.studies:
-            p = progress.get(study["study_id"])
+            p = progress.get(_name(study))
             status = p["status"] if p else "waiting"
             colour = {"SUCCEEDED": "green", "RUNNING": "yellow", "waiting": "dim"}.get(status, "red")
-            table.add_row(study["study_id"], study["kind"],
+            table.add_row(_name(study), study["kind"],
                           *(self._cell(p["states"].get(name) if p else None) for name, _ in STATE_COLUMNS),
                           f"[{colour}]{status.lower()}[/]", f"{time.time() - study['uploaded_at']:.1f}")
         return table

@@ -9,3 +9,9 @@ No cloud client lives here: functions take bytes or dicts and return bytes or di
   deid        DICOM de-identification and the identity check before upload
   results     result, failure and telemetry documents and the S3 keys they live under
 """
+
+from __future__ import annotations
+
+# Uploads under this prefix are studies. radstream.names.INCOMING_PREFIX says the same for the CLI
+# (the Lambdas carry only this package, and aws/ may not import it); a unit test holds them equal.
+INCOMING_PREFIX = "incoming/"

@@ -56,6 +56,17 @@ class UnsupportedImage(InvalidInput):
     default_stage = "prepare"
 
 
+class UnsupportedFormat(UnsupportedImage):
+    """The content is not DICOM, JPEG or PNG at all (gzip, TIFF, JSON, ...): told from its first bytes
+    when the study is validated, whatever its name says."""
+
+    default_stage = "validate"
+
+
+class NotUnderIncoming(InvalidInput):
+    """The object that started the execution is not under incoming/, so it is not a study upload."""
+
+
 class CorruptImage(InvalidInput):
     """The format is recognised but the data cannot be decoded (truncated, damaged)."""
 
@@ -96,6 +107,8 @@ _LEAF_ERRORS: tuple[type[PipelineError], ...] = (
     InvalidMetadata,
     MissingMetadata,
     UnsupportedImage,
+    UnsupportedFormat,
+    NotUnderIncoming,
     CorruptImage,
     ImageTooLarge,
     IdentifiedDicom,

@@ -75,6 +75,23 @@ def input_location(event: Mapping[str, Any]) -> tuple[str, str]:
     return str(bucket), str(key)
 
 
+def input_version(event: Mapping[str, Any]) -> str | None:
+    """The version of the study object the execution is about: `version_id` once ValidateInput ran,
+    else the trigger's detail.object.version-id (present when the bucket is versioned). Every stage
+    reads this version, so an overwrite between stages cannot mix two uploads; None (or S3's "null"
+    of an unversioned bucket) reads the current object."""
+    if event.get("s3_path"):
+        version = event.get("version_id")
+    else:
+        version = ((event.get("detail") or {}).get("object") or {}).get("version-id")
+    return str(version) if version and version != "null" else None
+
+
+def version_argument(version_id: str | None) -> dict[str, str]:
+    """S3 GetObject/HeadObject/CopySource's VersionId, only when there is one."""
+    return {"VersionId": version_id} if version_id else {}
+
+
 @contextmanager
 def stage_timer(timings: dict[str, float], stage: str) -> Iterator[None]:
     """Record the milliseconds the block takes as timings[stage]."""
@@ -90,8 +107,8 @@ def timings_of(event: Mapping[str, Any]) -> dict[str, float]:
     return dict(event.get("processing_time_ms") or {})
 
 
-def read_object(bucket: str, key: str) -> bytes:
-    return client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+def read_object(bucket: str, key: str, version_id: str | None = None) -> bytes:
+    return client("s3").get_object(Bucket=bucket, Key=key, **version_argument(version_id))["Body"].read()
 
 
 def put_object(bucket: str, key: str, body: bytes, content_type: str) -> None:

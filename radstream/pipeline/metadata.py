@@ -22,8 +22,7 @@ STUDY_ID_MAX_LENGTH = 64
 SIDECAR_MAX_BYTES = 4096
 # ASCII only (no look-alike unicode), starts with a letter or digit (no ".", "..", "-x" names).
 _STUDY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_HASH_SUFFIX_LENGTH = 8
+_KEY_ID_HASH_LENGTH = 24  # 96 bits: no two keys of one deployment share an id by chance
 
 
 class View(str, Enum):
@@ -62,19 +61,16 @@ def is_valid_study_id(value: object) -> bool:
     return True
 
 
-def study_id_from_key(key: str) -> str:
-    """The study id for an object key when no valid id is given: the file name without extension if
-    it is already a safe id, else a sanitised form of it plus a short hash of the whole key (so two
-    keys that sanitise alike stay apart)."""
-    name = key.rsplit("/", 1)[-1]
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    if is_valid_study_id(stem):
-        return stem
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_SUFFIX_LENGTH]
-    safe = _UNSAFE_ID_CHARS.sub("_", stem)
-    safe = re.sub(r"\.{2,}", "_", safe).lstrip("._-")
-    safe = safe[: STUDY_ID_MAX_LENGTH - _HASH_SUFFIX_LENGTH - 1] or "study"
-    return check_study_id(f"{safe}-{digest}")
+def key_sha256(key: str) -> str:
+    """The object key as telemetry and ids may carry it: file names are often built from the patient's
+    name or record number, so the key's text never leaves our own buckets."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key_study_id(key: str) -> str:
+    """The id of a study that brought no valid one of its own (unreadable content, a bad sidecar):
+    derived from a hash of its object key, never from the key's text, and the same on every run."""
+    return check_study_id(f"KEY-{key_sha256(key)[:_KEY_ID_HASH_LENGTH]}")
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -245,8 +241,8 @@ def _age_band(age: str) -> str | None:
     return f"{low}-{low + 9}"
 
 
-def metadata_from_dicom(tags: dict[str, str], key: str, received_at: datetime) -> StudyMetadata:
-    """Metadata for a DICOM study: the id from its object key, the view from View Position, the time
+def metadata_from_dicom(tags: dict[str, str], study_id: str, received_at: datetime) -> StudyMetadata:
+    """Metadata for a DICOM study: the id given (`deid.dicom_study_id` of its Study Instance UID), the view from View Position, the time
     from the acquisition/content/study date, or `received_at` when the dates are absent, dummies or
     shifted by de-identification (Longitudinal Temporal Information Modified)."""
     view = tags.get("ViewPosition", "").strip().upper()
@@ -259,7 +255,7 @@ def metadata_from_dicom(tags: dict[str, str], key: str, received_at: datetime) -
         (t for d, tm in _DICOM_DATE_PAIRS if (t := _dicom_datetime(tags.get(d, ""), tags.get(tm, "")))),
         received_at,
     ) if dates_are_real else received_at
-    fields: dict[str, Any] = {"study_id": study_id_from_key(key), "view": view, "timestamp": timestamp}
+    fields: dict[str, Any] = {"study_id": study_id, "view": view, "timestamp": timestamp}
     sex = tags.get("PatientSex", "").strip().upper()
     if sex in ("F", "M", "O"):
         fields["sex"] = sex

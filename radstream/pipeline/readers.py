@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from radstream.pipeline.errors import CorruptImage, ImageTooLarge, InvalidInput, UnsupportedImage
+from radstream.pipeline.errors import CorruptImage, ImageTooLarge, InvalidInput, UnsupportedFormat, UnsupportedImage
 from radstream.pipeline.metadata import DICOM_METADATA_KEYWORDS
 
 if TYPE_CHECKING:
@@ -65,18 +65,45 @@ class DecodedImage:
     tags: dict[str, str] = field(default_factory=dict)  # DICOM attributes named in DICOM_METADATA_KEYWORDS
 
 
+# What other uploads look like, by their leading bytes: named in the refusal so the sender learns
+# what they actually sent (a compressed export, a scanner's TIFF, a sidecar under the wrong name).
+_OTHER_MAGICS = (
+    (b"\x1f\x8b", "gzip"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"PK\x03\x04", "ZIP"),
+    (b"%PDF", "PDF"),
+    (b"GIF8", "GIF"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+)
+
+
 def sniff(data: bytes) -> str:
-    """The image format from its magic bytes: 'dicom', 'png' or 'jpeg'."""
+    """The image format from its magic bytes: 'dicom', 'png' or 'jpeg'; anything else raises
+    UnsupportedFormat naming what the content looks like (`describe_content`)."""
     if data[_DICOM_MAGIC_OFFSET : _DICOM_MAGIC_OFFSET + 4] == b"DICM":
         return "dicom"
     if data.startswith(_PNG_MAGIC):
         return "png"
     if data.startswith(_JPEG_MAGIC):
         return "jpeg"
-    raise UnsupportedImage(
-        "not a DICOM (no 'DICM' at byte 128), PNG or JPEG file; other formats and DICOM files "
-        "without the 128-byte preamble are not accepted"
+    raise UnsupportedFormat(
+        f"the content looks like {describe_content(data)}, not a DICOM (no 'DICM' at byte 128), PNG or JPEG "
+        "file; other formats and DICOM files without the 128-byte preamble are not accepted"
     )
+
+
+def describe_content(data: bytes) -> str:
+    """A short name for content that is none of the accepted formats: 'gzip', 'TIFF', 'JSON', ...,
+    'empty' or 'unknown'. Only the leading bytes are looked at (the caller may pass just those)."""
+    if not data:
+        return "empty"
+    for magic, name in _OTHER_MAGICS:
+        if data.startswith(magic):
+            return name
+    if data.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] in (b"{", b"["):
+        return "JSON"
+    return "unknown"
 
 
 def read_image(data: bytes, *, target: int | None = None, limits: Limits = DEFAULT_LIMITS) -> DecodedImage:

@@ -7,16 +7,17 @@ are tested once. Keys are built only from validated study ids, so none can leave
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from radstream.pipeline.errors import STAGES, InvalidModelOutput, stage_of
-from radstream.pipeline.metadata import check_study_id
+from radstream.pipeline.metadata import check_study_id, key_sha256
 
 RESULT_SCHEMA_VERSION = 1
 TELEMETRY_SCHEMA_VERSION = 1
@@ -32,7 +33,7 @@ TELEMETRY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("event_time", "string"),
     ("study_id", "string"),
     ("status", "string"),
-    ("input_key", "string"),
+    ("input_key_sha256", "string"),
     ("view", "string"),
     ("model_name", "string"),
     ("model_version", "string"),
@@ -46,31 +47,62 @@ TELEMETRY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("error_stage", "string"),
     ("error_type", "string"),
     ("error_message", "string"),
+    ("id_collision", "boolean"),
 )
 
 
 # --- keys ---------------------------------------------------------------------------------------
+# Every outcome of a study id is filed under one input reference (`input_ref`), so two objects that
+# claim one id (or two versions of one object) keep both their tensors, results and failures; a
+# study's outcome is the newest object under results/<id>/ and failed/<id>/.
+_REF_KEY_HASH = 16
+_REF_VERSION_HASH = 8
 
 
-def result_key(study_id: str) -> str:
-    return f"results/{check_study_id(study_id)}.json"
+def input_ref(input_key: str, version_id: str | None) -> str:
+    """<hash of the key>[-<hash of the version>]: which object (and which version of it) an outcome
+    is for, without the key's text. Outcomes of one key share the first part (`same_input`)."""
+    ref = key_sha256(input_key)[:_REF_KEY_HASH]
+    if version_id:
+        ref += "-" + hashlib.sha256(version_id.encode()).hexdigest()[:_REF_VERSION_HASH]
+    return ref
 
 
-def tensor_key(study_id: str) -> str:
-    return f"tensors/{check_study_id(study_id)}.npy"
+def same_input(ref: str, other: str) -> bool:
+    """Whether two input references name the same object key (perhaps different versions)."""
+    return ref[:_REF_KEY_HASH] == other[:_REF_KEY_HASH]
 
 
-def failure_reason_key(study_id: str) -> str:
-    return f"failed/{check_study_id(study_id)}/reason.json"
+def _checked_ref(ref: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{%d}(-[0-9a-f]{%d})?" % (_REF_KEY_HASH, _REF_VERSION_HASH), ref):
+        raise ValueError(f"not an input reference (see input_ref): {ref[:64]!r}")
+    return ref
 
 
-def failure_copy_key(study_id: str, input_key: str) -> str:
-    """Where the failed original is copied: next to reason.json, under its own (sanitised) name."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", input_key.rsplit("/", 1)[-1])
-    name = re.sub(r"\.{2,}", "_", name.lstrip("."))[:_NAME_LIMIT] or "original"
-    if name == "reason.json":
-        name = "original-reason.json"
-    return f"failed/{check_study_id(study_id)}/{name}"
+def result_prefix(study_id: str) -> str:
+    return f"results/{check_study_id(study_id)}/"
+
+
+def result_key(study_id: str, ref: str) -> str:
+    return f"{result_prefix(study_id)}{_checked_ref(ref)}.json"
+
+
+def tensor_key(study_id: str, ref: str) -> str:
+    return f"tensors/{check_study_id(study_id)}/{_checked_ref(ref)}.npy"
+
+
+def failure_prefix(study_id: str) -> str:
+    return f"failed/{check_study_id(study_id)}/"
+
+
+def failure_reason_key(study_id: str, ref: str) -> str:
+    return f"{failure_prefix(study_id)}{_checked_ref(ref)}/reason.json"
+
+
+def failure_copy_key(study_id: str, ref: str) -> str:
+    """Where the failed original is copied: next to reason.json, under a fixed name, since a file
+    name may be built from the patient's name."""
+    return f"{failure_prefix(study_id)}{_checked_ref(ref)}/original"
 
 
 # --- documents ----------------------------------------------------------------------------------
@@ -109,6 +141,7 @@ def result_document(
     *,
     study_id: str,
     input_key: str,
+    input_version_id: str | None,
     input_sha256: str,
     model_name: str,
     model_version: str,
@@ -118,9 +151,14 @@ def result_document(
     probabilities: Mapping[str, float],
     stage_ms: Mapping[str, float],
     view: str | None = None,
+    colliding_inputs: Sequence[str] = (),
     created_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The results/<study_id>.json document; the model_* keys are the served model's card."""
+    """The results/<study_id>/<input ref>.json document; the model_* keys are the served model's card.
+    `colliding_inputs`: the refs of other objects whose outcomes claim the same study id.
+
+    `input_key` stays in the document: it sits in our private results bucket, and an operator needs
+    it to find the upload; telemetry, analytics and S3 key names get only its hash."""
     ranked = findings(probabilities)
     latency = _latency(stage_ms)
     return {
@@ -136,8 +174,13 @@ def result_document(
         "top_finding": ranked[0],
         "latency_ms": {**latency, "total": round(sum(latency.values()), 3)},
         "input_key": input_key,
+        "input_key_sha256": key_sha256(input_key),
+        "input_version_id": input_version_id,
+        "input_ref": input_ref(input_key, input_version_id),
         "input_sha256": input_sha256,
         "view": view,
+        "id_collision": bool(colliding_inputs),
+        "colliding_inputs": sorted(colliding_inputs),
         "created_at": _now(created_at),
     }
 
@@ -146,12 +189,14 @@ def failure_document(
     *,
     study_id: str,
     input_key: str,
+    input_version_id: str | None,
     stage: str | None,
     error_type: str,
     message: str,
     failed_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The failed/<study_id>/reason.json document."""
+    """The failed/<study_id>/<input ref>/reason.json document (`input_key` kept as in results)."""
+    ref = input_ref(input_key, input_version_id)
     return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "study_id": check_study_id(study_id),
@@ -160,7 +205,10 @@ def failure_document(
         "error_type": error_type,
         "message": message[:_MESSAGE_LIMIT],
         "input_key": input_key,
-        "copy_key": failure_copy_key(study_id, input_key),
+        "input_key_sha256": key_sha256(input_key),
+        "input_version_id": input_version_id,
+        "input_ref": ref,
+        "copy_key": failure_copy_key(study_id, ref),
         "failed_at": _now(failed_at),
     }
 
@@ -178,7 +226,8 @@ def telemetry_event(
     event_time: datetime | None = None,
 ) -> dict[str, Any]:
     """One telemetry record with exactly the TELEMETRY_COLUMNS keys. `result` is a result document,
-    `error` a failure document (or anything with stage/error_type/message)."""
+    `error` a failure document (or anything with stage/error_type/message). The input key is
+    recorded only as its sha256: telemetry goes to analytics, where file names must not."""
     if status not in ("SUCCESS", "FAILED"):
         raise ValueError(f"status must be SUCCESS or FAILED, not {status!r}")
     latency = _latency(stage_ms)
@@ -192,7 +241,7 @@ def telemetry_event(
         "event_time": _now(event_time),
         "study_id": study_id,
         "status": status,
-        "input_key": input_key,
+        "input_key_sha256": key_sha256(input_key) if input_key is not None else None,
         "view": view,
         "model_name": result.get("model_name"),
         "model_version": result.get("model_version"),
@@ -206,6 +255,7 @@ def telemetry_event(
         "error_stage": error.get("stage"),
         "error_type": error.get("error_type"),
         "error_message": str(message)[:_MESSAGE_LIMIT] if message else None,
+        "id_collision": bool(result.get("id_collision")),
     }
 
 

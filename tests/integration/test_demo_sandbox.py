@@ -57,6 +57,15 @@ def read_json(project: Path, bucket: str, key: str) -> dict[str, Any]:
     return json.loads(s3(project).get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def newest_key(project: Path, bucket: str, prefix: str) -> str:
+    """The newest result or reason.json under a study's results/<id>/ or failed/<id>/ prefix."""
+    listed = s3(project).list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    documents = [o for o in listed if o["Key"].endswith(".json")]
+    if not documents:
+        raise KeyError(prefix)
+    return max(documents, key=lambda o: o["LastModified"])["Key"]
+
+
 @pytest.fixture(scope="module")
 def first_demo(project: Path) -> dict[str, Any]:
     result = cli(project, "demo", "--yes", "--json")
@@ -68,30 +77,30 @@ def first_demo(project: Path) -> dict[str, Any]:
 
 
 def test_demo_from_nothing_gets_every_good_study_a_result_and_quarantines_the_bad(project, first_demo):
-    from radstream.studies import REAL_STUDY_ID, demo_studies
+    from radstream.studies import REAL_STUDY_NAME, demo_studies
 
     outputs = first_demo["outputs"]
     results_bucket = outputs["buckets"]["results"]
     summary = outputs["demo"]
     assert first_demo["run"]["phases"][-1]["outputs"]["demo"] == summary  # --json carries it too
-    expected = {s.study_id: s for s in demo_studies(include_real=False)}
-    by_id = {s["study_id"]: s for s in summary["studies"]}
-    assert set(by_id) == {*expected, REAL_STUDY_ID}
+    expected = {s.name: s for s in demo_studies(include_real=False)}
+    by_name = {s["name"]: s for s in summary["studies"]}
+    assert set(by_name) == {*expected, REAL_STUDY_NAME}
     assert summary["lost"] == 0 and summary["unexpected"] == []
-    for study_id, entry in by_id.items():
-        study = expected.get(study_id)
+    for name, entry in by_name.items():
+        study, study_id = expected.get(name), entry["study_id"]
         if study is None or study.good:
-            document = read_json(project, results_bucket, f"results/{study_id}.json")
+            document = read_json(project, results_bucket, newest_key(project, results_bucket, f"results/{study_id}/"))
             assert document["status"] == "SUCCESS" and document["model_trained"] is False
             assert document["top_finding"]["label"] == entry["top_finding"] and len(document["findings"]) == 14
         else:
-            reason = read_json(project, results_bucket, f"failed/{study_id}/reason.json")
+            reason = read_json(project, results_bucket, newest_key(project, results_bucket, f"failed/{study_id}/"))
             assert (reason["stage"], reason["error_type"]) == study.expected_failure
             assert reason["message"] and reason["input_key"] == study.image_key
-    assert summary["real_radiograph"]["study_id"] == REAL_STUDY_ID and summary["real_radiograph"]["findings"]
-    assert f"real radiograph {REAL_STUDY_ID}:" in first_demo["stderr"]
+    assert summary["real_radiograph"]["name"] == REAL_STUDY_NAME and summary["real_radiograph"]["findings"]
+    assert f"real radiograph {REAL_STUDY_NAME}:" in first_demo["stderr"]
     print(f"\ndemo: upload → result p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms; stages {summary['stages']}")
-    print("demo latency per study (ms): " + ", ".join(f"{s['study_id']} {s['latency_ms']}" for s in summary["studies"]))
+    print("demo latency per study (ms): " + ", ".join(f"{s['name']} {s['latency_ms']}" for s in summary["studies"]))
 
 
 def function_log_groups(project: Path) -> list[str]:
@@ -140,7 +149,7 @@ def test_a_triton_certificate_from_another_ca_quarantines_the_study_as_unavailab
         started, reason = time.monotonic(), None
         while reason is None and time.monotonic() - started < 300:
             try:
-                reason = read_json(project, results, f"failed/{study}/reason.json")
+                reason = read_json(project, results, newest_key(project, results, f"failed/{study}/"))
             except Exception:
                 time.sleep(1)
     finally:
@@ -149,7 +158,7 @@ def test_a_triton_certificate_from_another_ca_quarantines_the_study_as_unavailab
     assert (reason["stage"], reason["error_type"]) == ("inference", "InferenceUnavailable")
     assert "CERTIFICATE_VERIFY_FAILED" in reason["message"] and reason["input_key"] == f"incoming/{study}.png"
     assert reason["copied"]  # nothing lost: the original is kept next to its reason
-    s3(project).head_object(Bucket=results, Key=f"failed/{study}/{study}.png")
+    s3(project).head_object(Bucket=results, Key=reason["copy_key"])
     print(f"\nwrong CA: quarantined after {time.monotonic() - started:.1f} s: {reason['message'][:160]}")
 
 

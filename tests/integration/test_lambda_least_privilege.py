@@ -113,12 +113,12 @@ def upload_sidecar(ctx: Context, study_id: str) -> None:
     aws(ctx, "s3").put_object(Bucket=ctx.names.bucket("images"), Key=f"incoming/{study_id}.json", Body=body)
 
 
-def landed(ctx: Context, key: str) -> dict | None:
-    s3 = aws(ctx, "s3")
-    try:
-        return json.loads(s3.get_object(Bucket=ctx.names.bucket("results"), Key=key)["Body"].read())
-    except s3.exceptions.NoSuchKey:
-        return None
+def landed(ctx: Context, prefix: str) -> dict | None:
+    """The first outcome document under `prefix` ("results/<id>/" or "failed/<id>/"), or None."""
+    s3, bucket = aws(ctx, "s3"), ctx.names.bucket("results")
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    found = sorted(k for k in listed if k.endswith(".json"))
+    return json.loads(s3.get_object(Bucket=bucket, Key=found[0])["Body"].read()) if found else None
 
 
 def execution_of(ctx: Context, study_id: str) -> str | None:
@@ -164,7 +164,7 @@ def test_with_the_rendered_policy_a_study_succeeds_after_waiting_for_its_sidecar
     wait_for(lambda: "MissingMetadata" in json.dumps(sfn.get_execution_history(executionArn=arn)["events"], default=str),
              60, what="ValidateInput to see the sidecar missing")
     upload_sidecar(ctx, "LP-OK")
-    result = wait_for(lambda: landed(ctx, "results/LP-OK.json"), 120, what="results/LP-OK.json")
+    result = wait_for(lambda: landed(ctx, "results/LP-OK/"), 120, what="results/LP-OK.json")
     assert result["status"] == "SUCCESS"
     assert wait_for_execution(sfn, arn, 60)["status"] == "SUCCEEDED"
 
@@ -173,17 +173,17 @@ def test_without_put_on_results_the_study_is_quarantined_with_access_denied(depl
     ctx = deployed
     with role_policy(ctx, without(lambda_policy(ctx), "WriteResults", f"{ctx.names.bucket('results')}/results/*")):
         upload(ctx, "LP-NOPUT")
-        reason = wait_for(lambda: landed(ctx, "failed/LP-NOPUT/reason.json"), 120, what="failed/LP-NOPUT/reason.json")
+        reason = wait_for(lambda: landed(ctx, "failed/LP-NOPUT/"), 120, what="failed/LP-NOPUT/reason.json")
     assert reason["stage"] == "store"
     assert "AccessDenied" in reason["message"] and "s3:PutObject" in reason["message"], reason
-    assert landed(ctx, "results/LP-NOPUT.json") is None
+    assert landed(ctx, "results/LP-NOPUT/") is None
 
 
 def test_without_list_on_incoming_a_missing_sidecar_is_access_denied_not_waited_for(deployed):
     ctx = deployed
     with role_policy(ctx, without(lambda_policy(ctx), "ListStudies")):
         upload(ctx, "LP-NOLIST", sidecar=False)
-        reason = wait_for(lambda: landed(ctx, "failed/LP-NOLIST/reason.json"), 120, what="failed/LP-NOLIST/reason.json")
+        reason = wait_for(lambda: landed(ctx, "failed/LP-NOLIST/"), 120, what="failed/LP-NOLIST/reason.json")
     assert reason["stage"] == "validate" and reason["error_type"] != "MissingMetadata", reason
     assert "AccessDenied" in reason["message"] and "s3:ListBucket" in reason["message"], reason
 
@@ -201,6 +201,6 @@ def test_without_kinesis_put_record_the_execution_fails_with_access_denied(deplo
     assert history.count("is not authorized to perform: kinesis:PutRecord") >= 2, history
     assert "AccessDeniedException" in history
     # The study itself was stored, and its quarantine record names the telemetry denial.
-    assert landed(ctx, "results/LP-NOKIN.json")["status"] == "SUCCESS"
-    reason = landed(ctx, "failed/LP-NOKIN/reason.json")
+    assert landed(ctx, "results/LP-NOKIN/")["status"] == "SUCCESS"
+    reason = landed(ctx, "failed/LP-NOKIN/")
     assert reason["stage"] == "telemetry" and "AccessDenied" in reason["message"], reason

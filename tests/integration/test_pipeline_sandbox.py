@@ -3,10 +3,17 @@ layer built from PyPI wheels), uploads under incoming/ start executions through 
 handlers run in the sandbox's Lambda runner and call the sandbox's real Triton, and telemetry flows
 Kinesis -> Firehose -> raw_telemetry/. Every study must end in results/ or failed/; none is lost.
 
+Outcomes are filed per study id and input object (results/<id>/<ref>.json, failed/<id>/<ref>/), so
+the tests find a study's by listing its id's prefix. The routing test uploads with the AWS CLI, as
+a hospital's scripts would, every kind of name and content the rule and ValidateInput must handle.
+
 Prints the latencies it measures (per stage and upload -> result); it asserts none of them."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import shutil
 import statistics
@@ -16,17 +23,22 @@ import numpy as np
 import pytest
 
 from radstream import config
+from radstream.aws.runs import landed
 from radstream.context import Context
 from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase
+from radstream.pipeline.deid import dicom_study_id
+from radstream.pipeline.metadata import key_study_id
 from radstream.state import State
 from tests.integration.sandbox_fixtures import wait_for
+from tests.support.aws_cli import aws_cli
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
     DEID_KEY,
     dataset,
     dicom_bytes,
     raster,
+    sample_bytes,
     sample_path,
     sidecar_fields,
     smooth_image,
@@ -68,6 +80,25 @@ def read_json(ctx: Context, kind: str, key: str) -> dict:
     return json.loads(ctx.client("s3").get_object(Bucket=ctx.names.bucket(kind), Key=key)["Body"].read())
 
 
+def outcome(ctx: Context, study_id: str) -> tuple[str, dict] | None:
+    """(kind, document) of the study's newest result or failure, or None while there is none."""
+    found = landed(ctx.client("s3"), ctx.names.bucket("results"), [f"{study_id}/"]).get(study_id)
+    return (found.kind, read_json(ctx, "results", found.key)) if found else None
+
+
+def outcomes_under(ctx: Context, study_id: str) -> list[dict]:
+    """Every result and failure document filed under the study id (one per input object version)."""
+    docs = [k for k in keys(ctx, "results", f"results/{study_id}/") | keys(ctx, "results", f"failed/{study_id}/")
+            if k.endswith(".json")]
+    return [read_json(ctx, "results", k) for k in sorted(docs)]
+
+
+def study_uid_id(data: bytes) -> str:
+    import pydicom
+
+    return dicom_study_id(str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).StudyInstanceUID))
+
+
 def executions(ctx: Context) -> list[dict]:
     sfn = ctx.client("stepfunctions")
     return sfn.list_executions(stateMachineArn=ctx.outputs(0)["state_machine_arn"])["executions"]
@@ -92,6 +123,8 @@ def rgb_dicom() -> bytes:
     from radstream.pipeline.deid import deidentify
 
     ds = dataset(CR_FILES[2])
+    # The CR samples are images of one study; this one must not share the good DICOM's study id.
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.2.1125.1"
     ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
@@ -104,11 +137,11 @@ def test_until_phase_4_wires_it_a_good_study_fails_as_not_wired(deployed):
     s3, images = ctx.client("s3"), ctx.names.bucket("images")
     s3.put_object(Bucket=images, Key="incoming/UNWIRED-1.json", Body=sidecar("UNWIRED-1"))
     s3.put_object(Bucket=images, Key="incoming/UNWIRED-1.png", Body=raster(smooth_image(128, 128), "PNG"))
-    wait_for(lambda: "failed/UNWIRED-1/reason.json" in keys(ctx, "results", "failed/UNWIRED-1/"), 120, what="reason.json")
-    reason = read_json(ctx, "results", "failed/UNWIRED-1/reason.json")
-    assert (reason["stage"], reason["error_type"]) == ("inference", "InferenceNotWired")
+    kind, reason = wait_for(lambda: outcome(ctx, "UNWIRED-1"), 120, what="reason.json")
+    assert kind == "failure" and (reason["stage"], reason["error_type"]) == ("inference", "InferenceNotWired")
     assert "phase 4" in reason["message"]
-    assert "tensors/UNWIRED-1.npy" in keys(ctx, "artifacts", "tensors/")  # validate and prepare did run
+    assert reason["input_version_id"]  # the sandbox's S3 events name the version, as AWS's do
+    assert f"tensors/UNWIRED-1/{reason['input_ref']}.npy" in keys(ctx, "artifacts", "tensors/")  # validate and prepare ran
 
 
 def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp_path):
@@ -136,12 +169,14 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
     good = {*GOOD_PNGS, dicom_id}
 
     # Bad studies, uploaded as a careless client would.
+    rgb = rgb_dicom()
     bad_uploads = {
         "CORRUPT-1": [("incoming/CORRUPT-1.json", sidecar("CORRUPT-1")),
                       ("incoming/CORRUPT-1.png", raster(smooth_image(300, 300), "PNG")[:1500])],
-        "TRAVERSAL-1": [("incoming/TRAVERSAL-1.json", sidecar("../TRAVERSAL-1")),
-                        ("incoming/TRAVERSAL-1.png", raster(smooth_image(64, 64), "PNG"))],
-        "RGB-1": [("incoming/RGB-1.dcm", rgb_dicom())],
+        # No valid id of its own: filed under a hash of its key.
+        key_study_id("incoming/TRAVERSAL-1.png"): [("incoming/TRAVERSAL-1.json", sidecar("../TRAVERSAL-1")),
+                                                   ("incoming/TRAVERSAL-1.png", raster(smooth_image(64, 64), "PNG"))],
+        study_uid_id(rgb): [("incoming/RGB-1.dcm", rgb)],
     }
     for study_id, objects in bad_uploads.items():
         for key, body in objects:
@@ -151,15 +186,13 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
     finished_at: dict[str, float] = {}
 
     def all_landed() -> bool:
-        landed = keys(ctx, "results", "results/") | keys(ctx, "results", "failed/")
-        for study_id in good:
-            if f"results/{study_id}.json" in landed:
-                finished_at.setdefault(study_id, time.monotonic())
-        for study_id in bad_uploads:
-            if f"failed/{study_id}/reason.json" in landed:
+        found = landed(ctx.client("s3"), ctx.names.bucket("results"), [f"{s}/" for s in good | set(bad_uploads)])
+        for study_id, newest in found.items():
+            if newest.kind == ("result" if study_id in good else "failure"):
                 finished_at.setdefault(study_id, time.monotonic())
         return len(finished_at) == len(good) + len(bad_uploads)
 
+    assert not good & set(bad_uploads)  # each study its own id, so each has one newest outcome
     wait_for(all_landed, 300, what="every study in results/ or failed/", interval=0.05)
 
     # No study lost: one execution per image (sidecars start none), all ended as they should.
@@ -171,7 +204,7 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
 
     stage_ms: dict[str, list[float]] = {}
     for study_id in good:
-        result = read_json(ctx, "results", f"results/{study_id}.json")
+        kind, result = outcome(ctx, study_id)
         assert result["status"] == "SUCCESS" and result["model_name"] == "radstream_cxr"
         assert result["model_trained"] is False and result["model_version"] == "1"
         assert len(result["findings"]) == 14 and result["top_finding"] == result["findings"][0]
@@ -179,16 +212,16 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
                                                                          reverse=True)
         for stage, ms in result["latency_ms"].items():
             stage_ms.setdefault(stage, []).append(ms)
-    assert read_json(ctx, "results", f"results/{dicom_id}.json")["view"] == "AP"
+    assert outcome(ctx, dicom_id)[1]["view"] == "AP"
 
-    expected = {"CORRUPT-1": ("prepare", "CorruptImage"), "TRAVERSAL-1": ("validate", "InvalidMetadata"),
-                "RGB-1": ("prepare", "UnsupportedImage")}
+    expected = dict(zip(bad_uploads, [("prepare", "CorruptImage"), ("validate", "InvalidMetadata"),
+                                      ("prepare", "UnsupportedImage")], strict=True))
     for study_id, (stage, error_type) in expected.items():
-        reason = read_json(ctx, "results", f"failed/{study_id}/reason.json")
-        assert (reason["stage"], reason["error_type"]) == (stage, error_type), reason
+        kind, reason = outcome(ctx, study_id)
+        assert (kind, reason["stage"], reason["error_type"]) == ("failure", stage, error_type), reason
         original = bad_uploads[study_id][-1]
-        copy_key = f"failed/{study_id}/{original[0].rsplit('/', 1)[-1]}"
-        assert ctx.client("s3").get_object(Bucket=ctx.names.bucket("results"), Key=copy_key)["Body"].read() == original[1]
+        assert reason["input_key"] == original[0] and reason["copy_key"].endswith("/original")
+        assert ctx.client("s3").get_object(Bucket=ctx.names.bucket("results"), Key=reason["copy_key"])["Body"].read() == original[1]
 
     # Telemetry: one event per study, SUCCESS or FAILED, through Kinesis and Firehose.
     every = good | set(bad_uploads)
@@ -197,11 +230,107 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
     assert {events[s]["status"] for s in good} == {"SUCCESS"}
     assert {events[s]["status"] for s in bad_uploads} == {"FAILED"}
     assert events["CORRUPT-1"]["error_type"] == "CorruptImage"
+    assert all("input_key" not in e and "incoming/" not in json.dumps(e) for e in events.values())
     store_ms = [events[s]["store_ms"] for s in good]
 
     end_to_end = [(finished_at[s] - uploaded_at[s]) * 1000 for s in good]
     report_latency("a burst of 4 good + 3 bad studies, cold workers", stage_ms, store_ms, end_to_end)
     print(f"  bad inputs tried here: {len(bad_uploads)} (+1 unwired study)")
+
+
+def test_every_upload_is_routed_by_content_and_filed_under_the_study_s_own_id(deployed, tmp_path):
+    """Uploads with the AWS CLI, named as exports name them. Runs after the test above wired
+    inference, so good studies end in real results. None may be lost, none filed under its key's
+    text, no identified original copied, and an overwrite between stages never mixes versions."""
+    ctx = deployed
+    images = ctx.names.bucket("images")
+    uploaded: list[str] = []
+
+    def put(key: str, body: bytes) -> str:
+        uploaded.append(key)
+        path = tmp_path / hashlib.sha256(key.encode()).hexdigest()
+        path.write_bytes(body)
+        return aws_cli(ctx.state_dir.parent, "s3api", "put-object", "--bucket", images, "--key", key,
+                       "--body", str(path))["VersionId"]
+
+    from radstream.pipeline.deid import deidentify
+
+    ds = dataset(CR_FILES[0])
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.2.1125.2"  # a study of its own (the CR samples share one)
+    dicom = dicom_bytes(deidentify(ds, DEID_KEY))
+    identified = sample_bytes(CR_FILES[2])
+    jpeg, png = raster(smooth_image(300, 280, seed=7), "JPEG"), raster(smooth_image(256, 256, seed=8), "PNG")
+    # study id → (expected kind, stage, error type, a word the reason must hold)
+    expected: dict[str, tuple[str, str | None, str | None, str | None]] = {}
+
+    put("incoming/1.2.826.0.1.3680043.2.1125.7", dicom)  # a PACS export: no extension
+    expected[study_uid_id(dicom)] = ("result", None, None, None)
+    put("incoming/SMITH_JOHN_MRN0042", identified)  # identified, no extension: refused, never copied
+    expected[key_study_id("incoming/SMITH_JOHN_MRN0042")] = ("failure", "validate", "IdentifiedDicom", "identity")
+    put("incoming/Mixed-1.json", sidecar("ROUTE-MIXED"))
+    put("incoming/Mixed-1.Png", png)
+    expected["ROUTE-MIXED"] = ("result", None, None, None)
+    put("incoming/X-1.tif", b"II*\x00" + bytes(1024))
+    expected[key_study_id("incoming/X-1.tif")] = ("failure", "validate", "UnsupportedFormat", "TIFF")
+    put("incoming/X-2.dcm.gz", gzip.compress(dicom, mtime=0))
+    expected[key_study_id("incoming/X-2.dcm.gz")] = ("failure", "validate", "UnsupportedFormat", "gzip")
+    put("incoming/DOE_JANE_1985.json", sidecar("ROUTE-JPEG"))  # the key is not the id: the sidecar says
+    put("incoming/DOE_JANE_1985.jpg", jpeg)
+    expected["ROUTE-JPEG"] = ("result", None, None, None)
+    for twin in ("TWIN-A", "TWIN-B"):  # two different objects claiming one id
+        put(f"incoming/{twin}.json", sidecar("ROUTE-TWIN"))
+        put(f"incoming/{twin}.png", raster(smooth_image(200, 200, seed=len(twin) + ord(twin[-1])), "PNG"))
+    put("incoming/REUP-1.json", sidecar("ROUTE-REUP"))
+    first_version = put("incoming/REUP-1.png", png)
+    second_version = put("incoming/REUP-1.png", jpeg)  # overwritten at once, while the first is in flight
+
+    def settled() -> bool:
+        return (all(outcome(ctx, s) for s in expected) and len(outcomes_under(ctx, "ROUTE-TWIN")) == 2
+                and len(outcomes_under(ctx, "ROUTE-REUP")) == 2)
+
+    wait_for(settled, 300, what="an outcome for every routed upload", interval=0.5)
+
+    leaks: list[str] = []
+    for study_id, (kind, stage, error_type, word) in expected.items():
+        found_kind, document = outcome(ctx, study_id)
+        assert found_kind == kind, (study_id, document)
+        if kind == "failure":
+            assert (document["stage"], document["error_type"]) == (stage, error_type), document
+            assert word in document["message"], document
+    refused = outcome(ctx, key_study_id("incoming/SMITH_JOHN_MRN0042"))[1]
+    assert refused["copied"] is False
+    twins = outcomes_under(ctx, "ROUTE-TWIN")
+    assert {d["input_key"] for d in twins} == {"incoming/TWIN-A.png", "incoming/TWIN-B.png"}
+    assert {d["status"] for d in twins} == {"SUCCESS"} and any(d["id_collision"] for d in twins)
+    reuploads = outcomes_under(ctx, "ROUTE-REUP")
+    assert {d["input_version_id"] for d in reuploads} == {first_version, second_version}
+    s3 = ctx.client("s3")
+    for document in reuploads:  # each execution scored the version it was started for, or failed cleanly
+        if document["status"] == "SUCCESS":
+            body = s3.get_object(Bucket=images, Key="incoming/REUP-1.png", VersionId=document["input_version_id"])["Body"].read()
+            assert document["input_sha256"] == hashlib.sha256(body).hexdigest()
+            assert not document["id_collision"]  # a re-upload of one key is no collision
+
+    # No key text in any other bucket's object names or telemetry, no identified original anywhere.
+    names = ("SMITH_JOHN", "DOE_JANE", "1.2.826.0.1.3680043.2.1125.7", "Mixed-1", "REUP-1")
+    for kind in ("results", "artifacts", "telemetry"):
+        leaks += [k for k in keys(ctx, kind, "") if any(n in k for n in names)]
+    for key in keys(ctx, "results", "failed/"):
+        if key.endswith("/original") and s3.get_object(Bucket=ctx.names.bucket("results"), Key=key)["Body"].read() == identified:
+            leaks.append(key)
+
+    def telemetry_lines() -> list[str]:
+        return [line for k in keys(ctx, "telemetry", "raw_telemetry/") for line in
+                s3.get_object(Bucket=ctx.names.bucket("telemetry"), Key=k)["Body"].read().decode().splitlines()]
+
+    wait_for(lambda: all(any(f'"study_id":"{sid}"' in line for line in telemetry_lines()) for sid in expected), 120,
+             what="telemetry of the routed studies", interval=0.5)
+    leaks += [line[:80] for line in telemetry_lines() if "incoming/" in line or any(n in line for n in names)]
+    assert leaks == []
+    sidecars = sum(k.endswith(".json") for k in uploaded)
+    print(f"\nrouting on the sandbox: {len(uploaded) - sidecars} uploads (+{sidecars} sidecars), "
+          f"{sum(e[0] == 'result' for e in expected.values()) + 2 + 2} results expected, "
+          f"{sum(e[0] == 'failure' for e in expected.values())} quarantined, 0 lost, {len(leaks)} leaks")
 
 
 def test_warm_sequential_latency(deployed):
@@ -215,10 +344,9 @@ def test_warm_sequential_latency(deployed):
         s3.put_object(Bucket=images, Key=f"incoming/{study_id}.json", Body=sidecar(study_id))
         started = time.monotonic()
         s3.put_object(Bucket=images, Key=f"incoming/{study_id}.png", Body=raster(smooth_image(1024, 1024, seed=i), "PNG"))
-        wait_for(lambda s=study_id: f"results/{s}.json" in keys(ctx, "results", f"results/{s}"), 120,
-                 what=f"results/{study_id}.json", interval=0.02)
+        _, result = wait_for(lambda s=study_id: outcome(ctx, s), 120, what=f"results/{study_id}/", interval=0.02)
         end_to_end.append((time.monotonic() - started) * 1000)
-        for stage, ms in read_json(ctx, "results", f"results/{study_id}.json")["latency_ms"].items():
+        for stage, ms in result["latency_ms"].items():
             stage_ms.setdefault(stage, []).append(ms)
     warm = {f"WARM-{i}" for i in range(5)}
     events = wait_for(lambda: telemetry_for(ctx, warm), 120, what="telemetry for the warm studies", interval=0.5)

@@ -98,7 +98,7 @@ def upload_study(project: Path, tmp: Path, name: str) -> str:
     assert code == 0 and report["counts"]["uploaded"] == 1, report
     study_id = report["studies"][0]["study_id"]
     s3, bucket = aws(project, "s3"), f"{DEPLOYMENT}-results-123456789012"
-    wait_for(lambda: s3.list_objects_v2(Bucket=bucket, Prefix=f"results/{study_id}.json").get("KeyCount"),
+    wait_for(lambda: s3.list_objects_v2(Bucket=bucket, Prefix=f"results/{study_id}/").get("KeyCount"),
              timeout=180, what=f"the result of study {study_id}")
     return study_id
 

@@ -34,9 +34,14 @@ def s3_event(bucket: str, key: str) -> dict:
 
 @pytest.mark.parametrize("key,starts", [
     ("incoming/TEST-001.jpg", True), ("incoming/a/b.DCM", True), ("incoming/x.png", True),
-    ("incoming/TEST-001.json", False), ("other/TEST-001.jpg", False), ("incoming/notes.txt", False),
+    # Named otherwise, still a study to the content check: none may be left out.
+    ("incoming/1.2.840.113619.2.55", True), ("incoming/X.Png", True), ("incoming/X.tif", True),
+    ("incoming/X.dcm.gz", True), ("incoming/notes.txt", True), ("incoming/X.JSON", True),
+    # ValidateInput refuses what is outside incoming/, with a record, rather than the rule ignoring it.
+    ("other/TEST-001.jpg", True),
+    ("incoming/TEST-001.json", False), ("incoming/a/b.json", False),
 ])
-def test_only_images_under_incoming_start_the_pipeline(key, starts):
+def test_every_upload_but_a_sidecar_starts_the_pipeline(key, starts):
     pattern = EventPattern.load(json.dumps(image_uploaded_pattern("t1-images")))
     assert pattern.matches_event(s3_event("t1-images", key)) is starts
     assert pattern.matches_event(s3_event("another-bucket", "incoming/a.jpg")) is False

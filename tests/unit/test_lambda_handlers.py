@@ -5,7 +5,10 @@ behind in the buckets and on the telemetry stream."""
 from __future__ import annotations
 
 import ast
+import gzip
+import hashlib
 import importlib.util
+import io
 import json
 import socket
 import sys
@@ -13,15 +16,19 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pydicom
 import pytest
 from moto import mock_aws
 
 from radstream.aws.packaging import LAYER_REQUIREMENTS
 from radstream.config import PipelineSettings
-from radstream.names import LAMBDA_FUNCTIONS
+from radstream.names import INCOMING_PREFIX, LAMBDA_FUNCTIONS
+from radstream.pipeline import INCOMING_PREFIX as PIPELINE_INCOMING_PREFIX
 from radstream.pipeline import errors, lambda_support
+from radstream.pipeline.deid import dicom_study_id
+from radstream.pipeline.metadata import key_sha256, key_study_id
 from radstream.pipeline.preprocess import decode_tensor
-from radstream.pipeline.results import TELEMETRY_COLUMNS
+from radstream.pipeline.results import TELEMETRY_COLUMNS, input_ref
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
     DEID_KEY,
@@ -76,6 +83,7 @@ def aws(monkeypatch):
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (IMAGES, RESULTS, ARTIFACTS):
             s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=IMAGES, VersioningConfiguration={"Status": "Enabled"})  # as phase 0 makes it
         kinesis = boto3.client("kinesis", region_name=REGION)
         kinesis.create_stream(StreamName=STREAM, ShardCount=1)
         yield s3, kinesis
@@ -83,9 +91,18 @@ def aws(monkeypatch):
 
 def upload(s3, key: str, body: bytes) -> dict:
     """Put an object under incoming/ and return the EventBridge event its upload produces."""
-    s3.put_object(Bucket=IMAGES, Key=key, Body=body)
+    version = s3.put_object(Bucket=IMAGES, Key=key, Body=body)["VersionId"]
     return {"detail-type": "Object Created", "source": "aws.s3",
-            "detail": {"bucket": {"name": IMAGES}, "object": {"key": key, "size": len(body)}}}
+            "detail": {"bucket": {"name": IMAGES}, "object": {"key": key, "size": len(body), "version-id": version}}}
+
+
+def ref_of(event: dict) -> str:
+    """The input ref the pipeline files the uploaded object's outcomes under."""
+    return input_ref(event["detail"]["object"]["key"], event["detail"]["object"]["version-id"])
+
+
+def results_keys(s3) -> set[str]:
+    return {o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS).get("Contents", [])}
 
 
 def telemetry_records(kinesis) -> list[tuple[str, dict]]:
@@ -135,16 +152,19 @@ def test_png_with_sidecar_goes_through_every_step(aws):
     assert validated["s3_path"] == f"s3://{IMAGES}/incoming/S-001.png"
     assert validated["metadata"] == SIDECAR
 
+    assert validated["version_id"] == event["detail"]["object"]["version-id"] and validated["input_ref"] == ref_of(event)
+
     prepared = run("prepare_tensors", validated)
-    assert prepared["tensor"]["s3_path"] == f"s3://{ARTIFACTS}/tensors/S-001.npy"
-    tensor = decode_tensor(s3.get_object(Bucket=ARTIFACTS, Key="tensors/S-001.npy")["Body"].read())
+    tensor_key = f"tensors/S-001/{ref_of(event)}.npy"
+    assert prepared["tensor"]["s3_path"] == f"s3://{ARTIFACTS}/{tensor_key}"
+    tensor = decode_tensor(s3.get_object(Bucket=ARTIFACTS, Key=tensor_key)["Body"].read())
     assert tensor.shape == (1, 224, 224) and tensor.std() > 0
     assert set(prepared["processing_time_ms"]) == {"validate", "prepare"}
 
     stored = run("store_results", {**prepared, "inference_results": INFERENCE,
                                    "processing_time_ms": {**prepared["processing_time_ms"], "inference": 12.5}})
-    result = read_json(s3, RESULTS, "results/S-001.json")
-    assert stored["results_s3_path"] == f"s3://{RESULTS}/results/S-001.json"
+    result = read_json(s3, RESULTS, f"results/S-001/{ref_of(event)}.json")
+    assert stored["results_s3_path"] == f"s3://{RESULTS}/results/S-001/{ref_of(event)}.json"
     assert result["study_id"] == "S-001" and result["status"] == "SUCCESS"
     assert (result["model_name"], result["model_version"], result["model_trained"]) == ("radstream_cxr", "1", False)
     assert [f["label"] for f in result["findings"]] == ["Atelectasis", "Effusion", "Mass"]
@@ -153,12 +173,14 @@ def test_png_with_sidecar_goes_through_every_step(aws):
     assert result["latency_ms"]["inference"] == 12.5
     assert result["input_sha256"] == prepared["input_sha256"] and len(result["input_sha256"]) == 64
     assert result["input_key"] == "incoming/S-001.png" and result["view"] == "PA"
+    assert result["input_version_id"] == event["detail"]["object"]["version-id"] and result["id_collision"] is False
 
     done = run("send_telemetry", stored)
     assert done["status"] == "SUCCESS"
     [(partition, record)] = telemetry_records(kinesis)
     assert partition == "S-001"
     assert list(record) == [name for name, _ in TELEMETRY_COLUMNS]
+    assert record["input_key_sha256"] == key_sha256("incoming/S-001.png") and "incoming/" not in json.dumps(record)
     assert (record["status"], record["top_finding"], record["model_name"]) == ("SUCCESS", "Atelectasis", "radstream_cxr")
     assert record["store_ms"] is not None and record["error_type"] is None
     assert (record["model_trained"], record["model_trained_on"], record["model_licence"]) == (False, None, "Apache-2.0")
@@ -166,19 +188,22 @@ def test_png_with_sidecar_goes_through_every_step(aws):
 
 def test_a_trained_model_is_reported_trained_in_the_result_and_the_telemetry(aws):
     s3, kinesis = aws
-    prepared = run("prepare_tensors", run("validate_metadata", png_study(s3)))
+    event = png_study(s3)
+    prepared = run("prepare_tensors", run("validate_metadata", event))
     card = {"model_trained": True, "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0"}
     run("send_telemetry", run("store_results", {**prepared, "inference_results": {**INFERENCE, **card}}))
-    result = read_json(s3, RESULTS, "results/S-001.json")
+    result = read_json(s3, RESULTS, f"results/S-001/{ref_of(event)}.json")
     [(_, record)] = telemetry_records(kinesis)
     assert {k: result[k] for k in card} == {k: record[k] for k in card} == card
 
 
 def test_deidentified_dicom_takes_its_metadata_from_its_tags(aws):
     s3, _ = aws
-    validated = run("validate_metadata", upload(s3, "incoming/CR-1.dcm", deidentified_cr()))
+    data = deidentified_cr()
+    validated = run("validate_metadata", upload(s3, "incoming/CR-1.dcm", data))
     assert validated["format"] == "dicom"
-    assert validated["study_id"] == "CR-1" and validated["metadata"]["view"] == "LL"
+    study_uid = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).StudyInstanceUID
+    assert validated["study_id"] == dicom_study_id(study_uid) and validated["metadata"]["view"] == "LL"
     prepared = run("prepare_tensors", validated)
     assert prepared["tensor"]["shape"] == [1, 224, 224]
 
@@ -189,18 +214,65 @@ def test_sixteen_bit_png_works(aws):
     pixels = (smooth_image(200, 200).astype(np.uint16) * 200)
     event = upload(s3, "incoming/S-16.png", raster(pixels, "PNG"))
     prepared = run("prepare_tensors", run("validate_metadata", event))
-    assert decode_tensor(s3.get_object(Bucket=ARTIFACTS, Key="tensors/S-16.npy")["Body"].read()).std() > 0
+    assert decode_tensor(s3.get_object(Bucket=ARTIFACTS, Key=f"tensors/S-16/{ref_of(event)}.npy")["Body"].read()).std() > 0
     assert prepared["study_id"] == "S-16"
 
 
 def test_a_late_sidecar_is_missing_metadata_then_succeeds(aws):
     s3, _ = aws
     event = upload(s3, "incoming/LATE-1.png", raster(smooth_image(64, 64), "PNG"))
-    with pytest.raises(errors.MissingMetadata, match="incoming/LATE-1.json") as caught:
+    with pytest.raises(errors.MissingMetadata, match="no sidecar") as caught:
         run("validate_metadata", event)
     assert caught.value.retryable and "MissingMetadata" in errors.RETRYABLE_ERROR_TYPES
     s3.put_object(Bucket=IMAGES, Key="incoming/LATE-1.json", Body=json.dumps({**SIDECAR, "study_id": "LATE-1"}))
     assert run("validate_metadata", event)["study_id"] == "LATE-1"
+
+
+def test_a_sidecar_names_the_study_whatever_the_image_is_called(aws):
+    s3, _ = aws
+    s3.put_object(Bucket=IMAGES, Key="incoming/DOE_JANE.json", Body=json.dumps({**SIDECAR, "study_id": "ST-77"}))
+    event = upload(s3, "incoming/DOE_JANE.Png", raster(smooth_image(64, 64), "PNG"))
+    validated = run("validate_metadata", event)
+    assert validated["study_id"] == "ST-77" and "DOE" not in validated["input_ref"]
+
+
+def test_each_stage_reads_the_version_the_event_named(aws):
+    s3, _ = aws
+    first = png_study(s3)
+    validated = run("validate_metadata", first)
+    upload(s3, "incoming/S-001.png", raster(smooth_image(300, 260)[::-1].copy(), "PNG"))  # overwritten meanwhile
+    prepared = run("prepare_tensors", validated)
+    original = s3.get_object(Bucket=IMAGES, Key="incoming/S-001.png", VersionId=validated["version_id"])["Body"].read()
+    assert prepared["input_sha256"] == hashlib.sha256(original).hexdigest()
+
+
+def test_two_objects_claiming_one_id_keep_both_results_and_the_later_reports_the_collision(aws):
+    s3, kinesis = aws
+    stored = []
+    for name in ("A", "B"):
+        s3.put_object(Bucket=IMAGES, Key=f"incoming/{name}.json", Body=json.dumps(SIDECAR))
+        event = upload(s3, f"incoming/{name}.png", raster(smooth_image(64, 64), "PNG"))
+        prepared = run("prepare_tensors", run("validate_metadata", event))
+        stored.append(run("store_results", {**prepared, "inference_results": INFERENCE}))
+        run("send_telemetry", stored[-1])
+    first, second = (read_json(s3, RESULTS, r["results_s3_path"].split("/", 3)[3]) for r in stored)
+    assert first["input_key"] == "incoming/A.png" and second["input_key"] == "incoming/B.png"
+    assert (first["id_collision"], second["id_collision"]) == (False, True)
+    assert second["colliding_inputs"] == [first["input_ref"]]
+    assert [r["id_collision"] for _, r in telemetry_records(kinesis)] == [False, True]
+
+
+def test_a_reupload_of_the_same_key_is_no_collision(aws):
+    s3, _ = aws
+    for _ in range(2):
+        prepared = run("prepare_tensors", run("validate_metadata", png_study(s3)))
+        reply = run("store_results", {**prepared, "inference_results": INFERENCE})
+    assert reply["result"]["id_collision"] is False
+    assert len([k for k in results_keys(s3) if k.startswith("results/S-001/")]) == 2  # one per version
+
+
+def test_the_lambdas_and_the_cli_agree_on_the_incoming_prefix():
+    assert PIPELINE_INCOMING_PREFIX == INCOMING_PREFIX
 
 
 # --- bad inputs: the typed error each one raises, and where -------------------------------------
@@ -213,7 +285,15 @@ def _sidecar_then(s3, study_id: str, key: str, body: bytes, **sidecar) -> dict:
 
 BAD_AT_VALIDATE = {
     "random bytes named .jpg": (lambda s3: _sidecar_then(s3, "R-1", "incoming/R-1.jpg", bytes(range(256)) * 8),
-                                errors.UnsupportedImage, "not a DICOM"),
+                                errors.UnsupportedFormat, "looks like unknown, not a DICOM"),
+    "gzip named .dcm.gz": (lambda s3: upload(s3, "incoming/Z-1.dcm.gz", gzip.compress(b"DICM" * 64)),
+                           errors.UnsupportedFormat, "looks like gzip"),
+    "TIFF named .tif": (lambda s3: _sidecar_then(s3, "TIF-1", "incoming/TIF-1.tif", b"II*\x00" + bytes(200)),
+                        errors.UnsupportedFormat, "looks like TIFF"),
+    "JSON under an image name": (lambda s3: upload(s3, "incoming/J-1.JSON", b'{"study_id": "J-1"}'),
+                                 errors.UnsupportedFormat, "looks like JSON"),
+    "an object outside incoming/": (lambda s3: upload(s3, "elsewhere/O-1.png", raster(smooth_image(32, 32), "PNG")),
+                                    errors.NotUnderIncoming, "not under incoming/"),
     "empty file": (lambda s3: _sidecar_then(s3, "E-1", "incoming/E-1.png", b""), errors.UnsupportedImage, "empty"),
     "sidecar with ../ in the id": (lambda s3: (s3.put_object(Bucket=IMAGES, Key="incoming/T-1.json",
                                                              Body=json.dumps({**SIDECAR, "study_id": "../T-1"})),
@@ -227,10 +307,6 @@ BAD_AT_VALIDATE = {
                                                           view=7), errors.InvalidMetadata, "view"),
     "sidecar with a huge field": (lambda s3: _sidecar_then(s3, "H-1", "incoming/H-1.png", raster(smooth_image(32, 32), "PNG"),
                                                            site_code="x" * 5000), errors.InvalidMetadata, "4096"),
-    "sidecar naming another study": (lambda s3: (s3.put_object(Bucket=IMAGES, Key="incoming/M-1.json",
-                                                               Body=json.dumps({**SIDECAR, "study_id": "OTHER"})),
-                                                 upload(s3, "incoming/M-1.png", raster(smooth_image(32, 32), "PNG")))[1],
-                                     errors.InvalidMetadata, "does not match"),
     "DICOM still carrying identity": (lambda s3: upload(s3, "incoming/ID-1.dcm", sample_bytes(CR_FILES[0])),
                                       errors.IdentifiedDicom, "PatientName"),
     "sidecar not declaring burned-in annotation": (
@@ -353,11 +429,11 @@ def test_store_failure_quarantines_the_original_and_reports_why(aws):
     reply = run("store_failure", event)
 
     assert reply["status"] == "FAILED" and reply["study_id"] == "C-1"
-    reason = read_json(s3, RESULTS, "failed/C-1/reason.json")
+    reason = read_json(s3, RESULTS, f"failed/C-1/{validated['input_ref']}/reason.json")
     assert (reason["stage"], reason["error_type"]) == ("prepare", "CorruptImage")
     assert reason["message"] == "the PNG cannot be decoded"
     assert reason["input_key"] == "incoming/C-1.png" and reason["copied"] is True
-    copy = s3.get_object(Bucket=RESULTS, Key="failed/C-1/C-1.png")["Body"].read()
+    copy = s3.get_object(Bucket=RESULTS, Key=f"failed/C-1/{validated['input_ref']}/original")["Body"].read()
     assert copy == s3.get_object(Bucket=IMAGES, Key="incoming/C-1.png")["Body"].read()
     [(partition, record)] = telemetry_records(kinesis)
     assert partition == "C-1"
@@ -389,11 +465,14 @@ def test_an_execution_that_ended_outside_every_catch_is_recorded_without_a_copy(
     trigger = upload(s3, "incoming/T-1.png", raster(smooth_image(64, 64), "PNG"))
     reply = run("store_failure", status_change(trigger, status, *(("Lambda.Unknown", "crashed") if status == "FAILED" else ())))
 
-    assert reply["status"] == "FAILED" and reply["study_id"] == "T-1"
-    reason = read_json(s3, RESULTS, "failed/T-1/reason.json")
+    # Its content was never read: the id is a hash of the key, the record filed under the version named.
+    study_id = key_study_id("incoming/T-1.png")
+    assert reply["status"] == "FAILED" and reply["study_id"] == study_id
+    reason_key = f"failed/{study_id}/{ref_of(trigger)}/reason.json"
+    reason = read_json(s3, RESULTS, reason_key)
     assert (reason["stage"], reason["error_type"], reason["copied"]) == ("execution", status, False)
     assert reason["input_key"] == "incoming/T-1.png" and reason["execution_arn"].endswith(":run-1")
-    assert {o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]} == {"failed/T-1/reason.json"}
+    assert results_keys(s3) == {reason_key}
     [(_, record)] = telemetry_records(kinesis)
     assert (record["status"], record["error_stage"], record["error_type"]) == ("FAILED", "execution", status)
 
@@ -402,15 +481,17 @@ def test_an_execution_its_catch_recorded_keeps_that_record(aws):
     s3, kinesis = aws
     validated = run("validate_metadata", _sidecar_then(s3, "C-2", "incoming/C-2.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40))
     run("store_failure", {**validated, "failure": {"PrepareImage": _caught("CorruptImage", "cannot be decoded")}})
-    before = read_json(s3, RESULTS, "failed/C-2/reason.json")
+    before = results_keys(s3)
+    [caught_record] = [k for k in before if k.startswith("failed/C-2/") and k.endswith("/reason.json")]
+    recorded = read_json(s3, RESULTS, caught_record)
 
     ended = status_change(upload(s3, "incoming/C-2.png", b"x"), "FAILED", "PipelineFailed", "see reason.json")
     assert run("store_failure", ended) == {"status": "ALREADY_RECORDED"}
-    assert read_json(s3, RESULTS, "failed/C-2/reason.json") == before
+    assert results_keys(s3) == before and read_json(s3, RESULTS, caught_record) == recorded
     assert len(telemetry_records(kinesis)) == 1
     assert run("store_failure", status_change(upload(s3, "incoming/C-3.png", b"x"), "SUCCEEDED")) == \
         {"status": "ALREADY_RECORDED"}
-    assert "failed/C-3/reason.json" not in {o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]}
+    assert results_keys(s3) == before
 
 
 def test_an_undelivered_upload_from_the_dead_letter_queue_is_recorded_with_the_error_code(aws):
@@ -419,8 +500,8 @@ def test_an_undelivered_upload_from_the_dead_letter_queue_is_recorded_with_the_e
     reply = run("store_failure", dead_letter(trigger, "NO_PERMISSIONS", "not authorized to perform states:StartExecution"))
 
     [record_reply] = reply["records"]
-    assert record_reply["study_id"] == "D-1"
-    reason = read_json(s3, RESULTS, "failed/D-1/reason.json")
+    assert record_reply["study_id"] == key_study_id("incoming/D-1.dcm")
+    reason = read_json(s3, RESULTS, f"failed/{record_reply['study_id']}/{ref_of(trigger)}/reason.json")
     assert (reason["stage"], reason["error_type"], reason["copied"]) == ("delivery", "NO_PERMISSIONS", False)
     assert "states:StartExecution" in reason["message"] and SFN in reason["message"]
     assert reason["input_key"] == "incoming/D-1.dcm" and "execution_arn" not in reason
@@ -433,16 +514,17 @@ def test_a_dead_letter_that_is_no_event_stays_in_the_queue(aws):
         run("store_failure", {"Records": [{"messageId": "m-2", "body": "<xml/>", "eventSource": "aws:sqs"}]})
 
 
-def test_store_failure_without_a_valid_study_id_derives_one_from_the_key(aws):
-    s3, _ = aws
-    event = upload(s3, "incoming/../weird name.png", b"x")
+def test_store_failure_without_a_valid_study_id_derives_one_from_a_hash_of_the_key(aws):
+    s3, kinesis = aws
+    event = upload(s3, "incoming/../SMITH JOHN.png", b"x")
     reply = run("store_failure", {**event, "failure": {"ValidateInput": _caught("InvalidMetadata", "bad id")}})
     study_id = reply["study_id"]
-    assert study_id.startswith("weird_name-") and "/" not in study_id
-    reason = read_json(s3, RESULTS, f"failed/{study_id}/reason.json")
-    assert (reason["stage"], reason["input_key"]) == ("validate", "incoming/../weird name.png")
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]}
-    assert keys == {f"failed/{study_id}/reason.json", f"failed/{study_id}/weird_name.png"}
+    assert study_id == key_study_id("incoming/../SMITH JOHN.png")
+    reason = read_json(s3, RESULTS, f"failed/{study_id}/{ref_of(event)}/reason.json")
+    assert (reason["stage"], reason["input_key"]) == ("validate", "incoming/../SMITH JOHN.png")
+    assert results_keys(s3) == {f"failed/{study_id}/{ref_of(event)}/reason.json", f"failed/{study_id}/{ref_of(event)}/original"}
+    [(partition, record)] = telemetry_records(kinesis)
+    assert partition == study_id and "SMITH" not in json.dumps(record)
 
 
 def _failure_of(exc: errors.PipelineError) -> dict:
@@ -460,10 +542,11 @@ def test_a_header_the_identity_check_cannot_read_is_quarantined_without_a_copy_o
                                    "(BytesLengthException)")
 
     run("store_failure", {**event, "failure": {"ValidateInput": _failure_of(caught.value)}})
-    reason = read_json(s3, RESULTS, "failed/DMG-1/reason.json")
+    reason_key = f"failed/{key_study_id('incoming/DMG-1.dcm')}/{ref_of(event)}/reason.json"
+    reason = read_json(s3, RESULTS, reason_key)
     assert (reason["error_type"], reason["copied"]) == ("IdentifiedDicom", False)
     assert reason["message"] == caught.value.reason
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]] == ["failed/DMG-1/reason.json"]
+    assert results_keys(s3) == {reason_key}
     [(_, record)] = telemetry_records(kinesis)
     assert (record["error_type"], record["error_message"]) == ("IdentifiedDicom", caught.value.reason)
 
@@ -472,9 +555,10 @@ def test_store_failure_does_not_copy_what_failed_validation_by_timeout_or_crash(
     s3, _ = aws
     event = upload(s3, "incoming/TO-1.dcm", sample_bytes(CR_FILES[0]))
     run("store_failure", {**event, "failure": {"ValidateInput": {"Error": "States.Timeout", "Cause": "timed out"}}})
-    reason = read_json(s3, RESULTS, "failed/TO-1/reason.json")
+    reason_key = f"failed/{key_study_id('incoming/TO-1.dcm')}/{ref_of(event)}/reason.json"
+    reason = read_json(s3, RESULTS, reason_key)
     assert (reason["stage"], reason["copied"]) == ("validate", False)
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]] == ["failed/TO-1/reason.json"]
+    assert results_keys(s3) == {reason_key}
 
 
 def test_store_failure_reports_states_errors_and_does_not_copy_identified_dicoms(aws):
@@ -482,13 +566,15 @@ def test_store_failure_reports_states_errors_and_does_not_copy_identified_dicoms
     event = upload(s3, "incoming/ID-2.dcm", sample_bytes(CR_FILES[0]))
     timeout = {"Error": "States.Timeout", "Cause": "The task timed out."}
     run("store_failure", {**event, "failure": {"ValidateInput": _caught("IdentifiedDicom", "PatientName is present")}})
-    reason = read_json(s3, RESULTS, "failed/ID-2/reason.json")
+    reason_key = f"failed/{key_study_id('incoming/ID-2.dcm')}/{ref_of(event)}/reason.json"
+    reason = read_json(s3, RESULTS, reason_key)
     assert reason["copied"] is False
-    assert [o["Key"] for o in s3.list_objects_v2(Bucket=RESULTS)["Contents"]] == ["failed/ID-2/reason.json"]
+    assert results_keys(s3) == {reason_key}
 
-    s3.delete_object(Bucket=IMAGES, Key="incoming/ID-2.dcm")  # the original may be gone by now
+    # The original's version may be gone by now (a plain delete would only hide it behind a marker).
+    s3.delete_object(Bucket=IMAGES, Key="incoming/ID-2.dcm", VersionId=event["detail"]["object"]["version-id"])
     run("store_failure", {**event, "failure": {"InvokeInference": timeout}})
-    reason = read_json(s3, RESULTS, "failed/ID-2/reason.json")
+    reason = read_json(s3, RESULTS, reason_key)
     assert (reason["stage"], reason["error_type"], reason["message"]) == ("inference", "States.Timeout", "The task timed out.")
     assert reason["copied"] is False
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -124,12 +125,13 @@ class SimulatedPipeline:
     def submit(self, index: int) -> None:
         self.uploads[self.ids[index]] = self.now
 
-    def poll(self) -> dict[str, str]:
-        return {sid: ("failure" if self.ids.index(sid) in self.bad else "result")
-                for sid, at in self.uploads.items() if sid not in self.lost and self.now >= at + self.delay}
+    def poll(self) -> dict[str, tuple[str, str]]:
+        return {sid: (kind, f"{kind}/{sid}") for sid, at in self.uploads.items()
+                if sid not in self.lost and self.now >= at + self.delay
+                for kind in ["failure" if self.ids.index(sid) in self.bad else "result"]}
 
-    def fetch(self, study_id: str, kind: str) -> dict:
-        if kind == "failure":
+    def fetch(self, key: str) -> dict:
+        if key.startswith("failure/"):
             return {"stage": "prepare", "error_type": "CorruptImage", "message": "broken"}
         return {"latency_ms": {"validate": 10, "prepare": 20, "inference": 30}, "top_finding": {"label": "Effusion"}}
 
@@ -240,3 +242,42 @@ def test_the_csv_says_whether_the_model_that_answered_is_trained(tmp_path, train
     with open(paths["csv"], newline="") as handle:
         [row] = list(csv.DictReader(handle))
     assert (row["model_trained"], row["model_trained_on"], row["model_licence"]) == (cell, trained_on or "", "CC-BY-4.0")
+
+
+# -- counting by the newest outcome ---------------------------------------------------------------
+def _listed(key: str, second: int) -> dict:
+    return {"Key": key, "LastModified": datetime(2025, 1, 1, 0, 0, second, tzinfo=timezone.utc)}
+
+
+def test_a_study_counts_by_its_newest_outcome_and_a_failure_wins_a_tie():
+    from radstream.aws.runs import latest_outcomes
+
+    outcomes = latest_outcomes([
+        _listed("results/OK/aaaa.json", 1),
+        _listed("results/LATER-FAILED/aaaa.json", 1), _listed("failed/LATER-FAILED/aaaa/reason.json", 2),
+        _listed("failed/RERUN/aaaa/reason.json", 1), _listed("results/RERUN/bbbb.json", 3),
+        _listed("failed/ONLY-FAILED/aaaa/reason.json", 1), _listed("failed/ONLY-FAILED/aaaa/original", 5),
+        _listed("results/TIE/aaaa.json", 4), _listed("failed/TIE/bbbb/reason.json", 4),
+    ])
+    assert {sid: o.kind for sid, o in outcomes.items()} == {
+        "OK": "result", "LATER-FAILED": "failure", "RERUN": "result", "ONLY-FAILED": "failure", "TIE": "failure"}
+    assert outcomes["RERUN"].key == "results/RERUN/bbbb.json"
+
+
+def test_a_result_followed_by_a_failure_is_counted_as_the_failure():
+    sim = SimulatedPipeline(delay=1.0)
+    polls = []
+
+    def poll() -> dict[str, tuple[str, str]]:
+        polls.append(sim.now)
+        landed = sim.poll()
+        if len(polls) > 1 and "S-0" in landed:  # a later stage failed after the result was written
+            landed["S-0"] = ("failure", "failure/S-0")
+        return landed
+
+    sim.ids = ["S-0", "S-1"]
+    run = run_load(burst_schedule(2, 0), sim.ids, sim.submit, poll, sim.fetch, drain_s=10, poll_interval_s=0.25,
+                   clock=sim.clock, sleep=sim.sleep)
+    assert [r.status for r in run.records] == ["FAILED", "SUCCESS"]
+    summary = summarize(run.records, burst_schedule(2, 0), run.started_at, run.finished_at)
+    assert (summary["succeeded"], summary["failed"]) == (1, 1)

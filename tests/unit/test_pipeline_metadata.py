@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from datetime import datetime, timezone
@@ -14,9 +15,10 @@ from radstream.pipeline.metadata import (
     STUDY_ID_MAX_LENGTH,
     View,
     is_valid_study_id,
+    key_sha256,
+    key_study_id,
     metadata_from_dicom,
     parse_sidecar,
-    study_id_from_key,
     validate_metadata,
 )
 
@@ -146,27 +148,24 @@ def test_validate_metadata_accepts_a_step_input_mapping():
         validate_metadata(["not", "a", "mapping"])  # type: ignore[arg-type]
 
 
-# --- study ids from object keys ------------------------------------------------------------------
+# --- ids for studies without one, and key hashes ----------------------------------------------------
 
 
-def test_key_with_a_valid_name_keeps_it():
-    assert study_id_from_key("incoming/TEST-001.jpg") == "TEST-001"
-    assert study_id_from_key("incoming/scan.v2.dcm") == "scan.v2"
+def test_a_study_without_an_id_gets_one_from_a_hash_of_its_key_never_its_text():
+    key = "incoming/SMITH_JOHN_MRN12345.png"
+    derived = key_study_id(key)
+    assert is_valid_study_id(derived) and derived == key_study_id(key)  # deterministic
+    assert derived == "KEY-" + key_sha256(key)[:24]
+    assert "SMITH" not in derived and "12345" not in derived
 
 
-@pytest.mark.parametrize(
-    "key", ["incoming/../../etc/pass..wd.jpg", "incoming/ТЕСТ\u2215001.jpg", "incoming/..jpg", "incoming/" + "x" * 200 + ".png",
-            "incoming/.jpg", "incoming/a b&c.png", "incoming/", ""],
-)
-def test_key_without_a_valid_name_gets_a_sanitised_id_and_hash(key):
-    derived = study_id_from_key(key)
-    assert is_valid_study_id(derived)
-    assert len(derived) <= STUDY_ID_MAX_LENGTH
-    assert derived == study_id_from_key(key)  # deterministic
+def test_keys_that_differ_in_any_way_get_different_ids():
+    assert key_study_id("incoming/a b.png") != key_study_id("incoming/a&b.png")
+    assert key_study_id("incoming/x.png") != key_study_id("incoming/X.png")
 
 
-def test_keys_that_sanitise_alike_stay_apart():
-    assert study_id_from_key("incoming/a b.png") != study_id_from_key("incoming/a&b.png")
+def test_key_hash_is_the_sha256_of_the_key():
+    assert key_sha256("incoming/x.png") == hashlib.sha256(b"incoming/x.png").hexdigest()
 
 
 def test_derived_ids_are_always_safe():
@@ -174,7 +173,7 @@ def test_derived_ids_are_always_safe():
     alphabet = "aZ09._-/\\ \u2215\u0430\u00e9%\x00\n"
     for _ in range(2000):
         key = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 90)))
-        assert is_valid_study_id(study_id_from_key(key)), key
+        assert is_valid_study_id(key_study_id(key)), key
 
 
 # --- metadata from DICOM tags ----------------------------------------------------------------------
@@ -185,9 +184,9 @@ RECEIVED = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 def test_metadata_from_dicom_tags():
     tags = {"ViewPosition": "LL", "Modality": "CR", "PatientSex": "M", "PatientAge": "047Y",
             "StudyDate": "20010101", "StudyTime": "093000.5"}
-    meta = metadata_from_dicom(tags, "incoming/CR-1.dcm", RECEIVED)
+    meta = metadata_from_dicom(tags, "DCM-1", RECEIVED)
     assert meta.to_json_dict() == {
-        "study_id": "CR-1", "view": "LL", "timestamp": "2001-01-01T09:30:00Z",
+        "study_id": "DCM-1", "view": "LL", "timestamp": "2001-01-01T09:30:00Z",
         "age_band": "40-49", "sex": "M", "modality": "CR",
     }
 
@@ -205,30 +204,30 @@ def test_a_sidecar_declaring_no_burned_in_annotation_keeps_the_declaration():
 def test_metadata_from_dicom_with_shifted_dates_uses_received_time():
     tags = {"ViewPosition": "PA", "StudyDate": "20190304", "StudyTime": "101500",
             "LongitudinalTemporalInformationModified": "MODIFIED"}
-    assert metadata_from_dicom(tags, "incoming/x.dcm", RECEIVED).timestamp == RECEIVED
+    assert metadata_from_dicom(tags, "DCM-1", RECEIVED).timestamp == RECEIVED
 
 
 def test_the_dummy_date_is_not_a_time():
     tags = {"ViewPosition": "PA", "StudyDate": "19000101", "StudyTime": "000000"}
-    assert metadata_from_dicom(tags, "incoming/x.dcm", RECEIVED).timestamp == RECEIVED
+    assert metadata_from_dicom(tags, "DCM-1", RECEIVED).timestamp == RECEIVED
 
 
 def test_metadata_from_deidentified_dicom_uses_received_time():
     tags = {"ViewPosition": "PA", "StudyDate": "00010101", "StudyTime": "000000.00", "PatientAge": "", "PatientSex": ""}
-    meta = metadata_from_dicom(tags, "incoming/x.dcm", RECEIVED)
+    meta = metadata_from_dicom(tags, "DCM-1", RECEIVED)
     assert meta.timestamp == RECEIVED and meta.sex is None and meta.age_band is None
 
 
 def test_acquisition_date_wins_over_study_date():
     tags = {"ViewPosition": "AP", "AcquisitionDate": "20200202", "AcquisitionTime": "1015", "StudyDate": "20200101"}
-    assert metadata_from_dicom(tags, "k.dcm", RECEIVED).timestamp == datetime(2020, 2, 2, 10, 15, tzinfo=timezone.utc)
+    assert metadata_from_dicom(tags, "DCM-1", RECEIVED).timestamp == datetime(2020, 2, 2, 10, 15, tzinfo=timezone.utc)
 
 
 def test_very_old_patients_get_the_open_band():
-    meta = metadata_from_dicom({"ViewPosition": "PA", "PatientAge": "093Y"}, "k.dcm", RECEIVED)
+    meta = metadata_from_dicom({"ViewPosition": "PA", "PatientAge": "093Y"}, "DCM-1", RECEIVED)
     assert meta.age_band == "90+"
 
 
 def test_dicom_without_view_position_is_refused_with_advice():
     with pytest.raises(InvalidMetadata, match="View Position"):
-        metadata_from_dicom({"ViewPosition": ""}, "incoming/x.dcm", RECEIVED)
+        metadata_from_dicom({"ViewPosition": ""}, "DCM-1", RECEIVED)

@@ -3,11 +3,13 @@ and every bad input refused with the right error type before anything large is d
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 
-from radstream.pipeline.errors import CorruptImage, ImageTooLarge, InvalidInput, UnsupportedImage
-from radstream.pipeline.readers import Limits, grayscale_display, read_image, sniff
+from radstream.pipeline.errors import CorruptImage, ImageTooLarge, InvalidInput, UnsupportedFormat, UnsupportedImage
+from radstream.pipeline.readers import Limits, describe_content, grayscale_display, read_image, sniff
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
     dataset,
@@ -302,6 +304,31 @@ def test_truncated_jpeg_is_corrupt():
     data = raster(smooth_image(256, 256), "JPEG")
     with pytest.raises(CorruptImage, match="JPEG"):
         read_image(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("data, looks_like", [
+    (gzip.compress(b"DICM" * 64, mtime=0), "gzip"),
+    (b"II*\x00" + bytes(64), "TIFF"),
+    (b"MM\x00*" + bytes(64), "TIFF"),
+    (b'  {"study_id": "S-1"}', "JSON"),
+    (b"[1, 2]", "JSON"),
+    (b"PK\x03\x04" + bytes(64), "ZIP"),
+    (b"%PDF-1.7", "PDF"),
+    (b"", "empty"),
+    (b"plain text", "unknown"),
+])
+def test_sniffing_names_what_an_unsupported_content_looks_like(data, looks_like):
+    assert describe_content(data) == looks_like
+    with pytest.raises(UnsupportedFormat, match=f"looks like {looks_like}, not a DICOM") as caught:
+        sniff(data)
+    assert caught.value.stage == "validate" and isinstance(caught.value, UnsupportedImage)
+
+
+def test_sniffing_goes_by_the_magic_bytes_alone():
+    assert sniff(bytes(128) + b"DICM") == "dicom"
+    assert sniff(b"\xff\xd8\xff\xe0") == "jpeg"
+    with pytest.raises(UnsupportedFormat):
+        sniff(b"DICM" + bytes(200))  # a DICOM without its preamble
 
 
 def test_text_named_jpg_is_unsupported():

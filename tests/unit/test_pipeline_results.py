@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from datetime import datetime, timezone
@@ -15,9 +16,11 @@ from radstream.pipeline.results import (
     failure_copy_key,
     failure_document,
     failure_reason_key,
+    input_ref,
     parse_catch,
     result_document,
     result_key,
+    same_input,
     telemetry_event,
     telemetry_line,
     tensor_key,
@@ -29,7 +32,8 @@ STAGE_MS = {"validate": 12.5, "prepare": 30.25, "inference": 41.0, "store": 8.0}
 
 def result(**changes):
     args = dict(
-        study_id="TEST-001", input_key="incoming/TEST-001.jpg", input_sha256="ab" * 32, model_name="radstream_cxr",
+        study_id="TEST-001", input_key="incoming/TEST-001.jpg", input_version_id="v1", input_sha256="ab" * 32,
+        model_name="radstream_cxr",
         model_version="1", model_trained=False, model_trained_on=None, model_licence="Apache-2.0", probabilities={"Effusion": 0.2, "Atelectasis": 0.7, "Cardiomegaly": 0.2},
         stage_ms=STAGE_MS, view="PA", created_at=AT,
     )
@@ -39,34 +43,35 @@ def result(**changes):
 # --- keys ----------------------------------------------------------------------------------------
 
 
+REF = input_ref("incoming/TEST-001.jpg", "v1")
+
+
 def test_keys_follow_the_layout():
-    assert result_key("TEST-001") == "results/TEST-001.json"
-    assert tensor_key("TEST-001") == "tensors/TEST-001.npy"
-    assert failure_reason_key("TEST-001") == "failed/TEST-001/reason.json"
-    assert failure_copy_key("TEST-001", "incoming/TEST-001.jpg") == "failed/TEST-001/TEST-001.jpg"
+    assert result_key("TEST-001", REF) == f"results/TEST-001/{REF}.json"
+    assert tensor_key("TEST-001", REF) == f"tensors/TEST-001/{REF}.npy"
+    assert failure_reason_key("TEST-001", REF) == f"failed/TEST-001/{REF}/reason.json"
+    assert failure_copy_key("TEST-001", REF) == f"failed/TEST-001/{REF}/original"
+
+
+def test_an_input_ref_hashes_the_key_and_the_version_and_never_holds_their_text():
+    key = "incoming/SMITH_JOHN.dcm"
+    ref = input_ref(key, "3HL4kqtJlcpXroDTDmJ")
+    assert ref == hashlib.sha256(key.encode()).hexdigest()[:16] + "-" + hashlib.sha256(b"3HL4kqtJlcpXroDTDmJ").hexdigest()[:8]
+    assert input_ref(key, None) == ref.split("-")[0]
+    assert same_input(ref, input_ref(key, "another version")) and not same_input(ref, input_ref("incoming/x.dcm", "v"))
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", "..", ".x", "x" * 65, "ТЕСТ"])
-@pytest.mark.parametrize("builder", [result_key, tensor_key, failure_reason_key])
+@pytest.mark.parametrize("builder", [result_key, tensor_key, failure_reason_key, failure_copy_key])
 def test_keys_refuse_unsafe_ids(builder, bad):
     with pytest.raises(ValueError):
-        builder(bad)
+        builder(bad, REF)
 
 
-@pytest.mark.parametrize(
-    "input_key, name",
-    [
-        ("incoming/../../secret.jpg", "secret.jpg"),
-        ("incoming/..", "original"),
-        ("incoming/reason.json", "original-reason.json"),
-        ("incoming/a b/c d.png", "c_d.png"),
-        ("incoming/x..y.png", "x_y.png"),
-        ("incoming/\u0442\u0435\u0441\u0442.jpg", "_.jpg"),
-        ("incoming/" + "n" * 300 + ".dcm", "n" * 128),
-    ],
-)
-def test_failure_copy_stays_in_its_folder(input_key, name):
-    assert failure_copy_key("S-1", input_key) == f"failed/S-1/{name}"
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "0" * 16 + "/x", "ABCDEF0123456789"])
+def test_keys_refuse_anything_but_an_input_ref(bad):
+    with pytest.raises(ValueError):
+        result_key("S-1", bad)
 
 
 # --- result document -----------------------------------------------------------------------------
@@ -126,12 +131,14 @@ def test_unsafe_study_id_cannot_make_a_result():
 
 def test_failure_document():
     doc = failure_document(
-        study_id="TEST-002", input_key="incoming/TEST-002.jpg", stage="prepare",
+        study_id="TEST-002", input_key="incoming/TEST-002.jpg", input_version_id=None, stage="prepare",
         error_type="CorruptImage", message="x" * 5000, failed_at=AT,
     )
     assert doc["status"] == "FAILED" and doc["stage"] == "prepare" and doc["error_type"] == "CorruptImage"
     assert len(doc["message"]) == 1000
-    assert doc["copy_key"] == "failed/TEST-002/TEST-002.jpg" and doc["failed_at"] == "2025-01-02T03:04:05Z"
+    ref = input_ref("incoming/TEST-002.jpg", None)
+    assert doc["copy_key"] == f"failed/TEST-002/{ref}/original" and doc["failed_at"] == "2025-01-02T03:04:05Z"
+    assert doc["input_ref"] == ref and doc["input_key_sha256"] == hashlib.sha256(b"incoming/TEST-002.jpg").hexdigest()
 
 
 def test_parse_catch_of_a_lambda_error():
@@ -160,7 +167,16 @@ def test_success_event_has_exactly_the_declared_columns():
     assert event["top_finding"] == "Atelectasis" and event["top_probability"] == 0.7
     assert event["inference_ms"] == 41.0 and event["processing_time_ms"] == 91.75
     assert event["error_type"] is None and event["event_time"] == "2025-01-02T03:04:05Z"
+    assert event["input_key_sha256"] == hashlib.sha256(b"incoming/TEST-001.jpg").hexdigest()
+    assert "incoming/" not in json.dumps(event) and event["id_collision"] is False
     _check_types(event)
+
+
+def test_a_collision_in_the_result_is_flagged_in_the_telemetry():
+    other = input_ref("incoming/OTHER.jpg", "v9")
+    doc = result(colliding_inputs=[other])
+    assert (doc["id_collision"], doc["colliding_inputs"]) == (True, [other])
+    assert telemetry_event(study_id="TEST-001", status="SUCCESS", stage_ms={}, result=doc)["id_collision"] is True
 
 
 def test_failure_event_carries_the_error():

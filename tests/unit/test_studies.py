@@ -9,13 +9,14 @@ import json
 import numpy as np
 import pytest
 
+from radstream.pipeline.deid import dicom_study_id
 from radstream.pipeline.errors import PipelineError
-from radstream.pipeline.metadata import check_study_id, parse_sidecar
+from radstream.pipeline.metadata import check_study_id, key_study_id, parse_sidecar
 from radstream.pipeline.preprocess import prepare
 from radstream.pipeline.readers import sniff
 from radstream.studies import (
     DEMO_PREFIX,
-    REAL_STUDY_ID,
+    REAL_STUDY_NAME,
     chest_pixels,
     damaged,
     demo_studies,
@@ -34,8 +35,7 @@ def pipeline_outcome(study) -> tuple[str, str] | None:
     (stage, error type) it would be quarantined with."""
     try:
         if study.kind != "dicom":
-            metadata = parse_sidecar(study.objects[0][1])
-            assert study.image_key.rsplit("/", 1)[-1].startswith(metadata.study_id + ".")
+            assert parse_sidecar(study.objects[0][1]).study_id == study.study_id
         prepared = prepare(study.objects[-1][1])
     except PipelineError as exc:
         return exc.stage, exc.error_type
@@ -45,7 +45,20 @@ def pipeline_outcome(study) -> tuple[str, str] | None:
 
 def test_every_study_reaches_the_outcome_it_promises(studies):
     for study in studies:
-        assert pipeline_outcome(study) == study.expected_failure, study.study_id
+        assert pipeline_outcome(study) == study.expected_failure, study.name
+
+
+def test_each_study_knows_the_id_the_pipeline_gives_it(studies):
+    import pydicom
+
+    for study in studies:
+        if study.kind == "dicom":
+            uid = pydicom.dcmread(io.BytesIO(study.objects[-1][1]), stop_before_pixels=True).StudyInstanceUID
+            assert study.study_id == dicom_study_id(uid), study.name
+        elif study.name == "DEMO-BAD-TRAVERSAL":
+            assert study.study_id == key_study_id(study.image_key)
+        else:
+            assert study.study_id == study.name
 
 
 def test_the_set_has_good_and_bad_inputs_of_every_kind(studies):
@@ -58,12 +71,12 @@ def test_the_set_has_good_and_bad_inputs_of_every_kind(studies):
 
 def test_ids_are_unique_safe_and_keys_follow_the_upload_contract(studies):
     ids = [s.study_id for s in studies]
-    assert len(set(ids)) == len(ids)
+    assert len(set(ids)) == len(ids) and all(check_study_id(i) for i in ids)
     for study in studies:
-        assert check_study_id(study.study_id).startswith(DEMO_PREFIX)
-        assert all(key.startswith("incoming/" + study.study_id + ".") for key in study.keys)
+        assert study.name.startswith(DEMO_PREFIX)
+        assert all(key.startswith("incoming/" + study.name + ".") for key in study.keys)
         if study.kind == "dicom":
-            assert study.keys == [f"incoming/{study.study_id}.dcm"]
+            assert study.keys == [f"incoming/{study.name}.dcm"]
         else:  # the sidecar first: the image's upload is what starts the pipeline
             assert study.keys[0].endswith(".json") and len(study.keys) == 2
             assert study.objects[0][2] == "application/json"
@@ -78,14 +91,14 @@ def test_formats_are_what_the_kind_says(studies):
             assert sniff(data) == {"jpeg": "jpeg", "png8": "png", "png16": "png", "dicom": "dicom"}[study.kind]
             if study.kind.startswith("png"):
                 mode = Image.open(io.BytesIO(data)).mode
-                assert mode == ("L" if study.kind == "png8" else "I;16"), study.study_id
+                assert mode == ("L" if study.kind == "png8" else "I;16"), study.name
 
 
 def test_generated_studies_are_deterministic(studies):
-    again = {s.study_id: s for s in demo_studies(include_real=False)}
+    again = {s.name: s for s in demo_studies(include_real=False)}
     for study in studies:
-        if study.study_id != REAL_STUDY_ID:  # de-identification gives it fresh UIDs
-            assert again[study.study_id].objects == study.objects
+        if study.name != REAL_STUDY_NAME:  # de-identification gives it fresh UIDs
+            assert again[study.name].objects == study.objects
 
 
 def test_the_real_radiograph_is_deidentified_and_keeps_its_pixels(studies):
@@ -94,7 +107,7 @@ def test_the_real_radiograph_is_deidentified_and_keeps_its_pixels(studies):
 
     from radstream.pipeline.deid import is_identified
 
-    real = next(s for s in studies if s.study_id == REAL_STUDY_ID)
+    real = next(s for s in studies if s.name == REAL_STUDY_NAME)
     uploaded = pydicom.dcmread(io.BytesIO(real.objects[0][1]))
     original = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm", download=False))
     assert is_identified(uploaded) == []
@@ -104,7 +117,7 @@ def test_the_real_radiograph_is_deidentified_and_keeps_its_pixels(studies):
 
 
 def test_the_traversal_sidecar_names_an_id_outside_incoming(studies):
-    traversal = next(s for s in studies if s.study_id == "DEMO-BAD-TRAVERSAL")
+    traversal = next(s for s in studies if s.name == "DEMO-BAD-TRAVERSAL")
     assert json.loads(traversal.objects[0][1])["study_id"] == "../DEMO-BAD-TRAVERSAL"
     assert pipeline_outcome(traversal) == ("validate", "InvalidMetadata")
 
