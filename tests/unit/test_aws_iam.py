@@ -36,15 +36,9 @@ SHARED_ARNS = {
 
 
 def variables() -> dict[str, str]:
-    buckets = NAMES.buckets()
-    return {
-        "Partition": NAMES.partition, "Account": NAMES.account_id, "Region": NAMES.region, "Deployment": NAMES.deployment,
-        "ImagesBucket": buckets["images"], "ResultsBucket": buckets["results"],
-        "TelemetryBucket": buckets["telemetry"], "ArtifactsBucket": buckets["artifacts"],
-        "KinesisStream": NAMES.kinesis_stream, "StateMachine": NAMES.state_machine,
-        "GlueDatabase": NAMES.glue_database, "EcrRepository": NAMES.ecr_repository,
-        "FailureLogGroup": "/aws/events/t1/execution-failed",
-    }
+    from radstream.documents import template_variables
+
+    return template_variables(NAMES)
 
 
 def as_list(value):
