@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from radstream.pipeline.results import input_ref
 from tests.prove.corpus import Study, bad_studies, good_studies
 from tests.prove.support import aws
 
@@ -24,6 +25,12 @@ LANDING_TIMEOUT_S = 600
 def listing(s3, bucket: str, prefix: str) -> set[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+def has_result(results: set[str], study: Study) -> bool:
+    # Outcomes are filed under the study's id and a hash of its key (results/<id>/<key hash>-<version hash>.json);
+    # a DICOM's id is derived from its Study Instance UID, so the key's hash is what finds it.
+    return any(f"/{input_ref(study.trigger, None)}-" in key for key in results)
 
 
 def upload(s3, bucket: str, studies: list[Study]) -> None:
@@ -57,7 +64,7 @@ def test_corpus_in_200_studies_every_bad_one_quarantined_every_good_one_served(r
         for key in listing(s3, buckets["results"], "failed/"):
             if key.endswith("/reason.json") and key not in reasons:
                 reasons[key] = json.loads(s3.get_object(Bucket=buckets["results"], Key=key)["Body"].read())
-        served = {s.name for s in good if f"results/{s.name}.json" in results}
+        served = {s.name for s in good if has_result(results, s)}
         quarantined = {r["input_key"] for r in reasons.values()}
         wrongly = [r for r in reasons.values() if r["input_key"] not in bad_triggers]
         assert not wrongly, f"good studies quarantined: {wrongly}"  # fail now, with the reason
@@ -70,7 +77,7 @@ def test_corpus_in_200_studies_every_bad_one_quarantined_every_good_one_served(r
 
     by_input = {r["input_key"]: r for r in reasons.values()}
     results = listing(s3, buckets["results"], "results/")
-    lost = [s.name for s in good if f"results/{s.name}.json" not in results]
+    lost = [s.name for s in good if not has_result(results, s)]
     lost += [name for key, name in bad_triggers.items() if key not in by_input]
     wrongly_failed = [s.name for s in good if s.trigger in by_input]
     print(f"\npipeline corpus: {len(corpus)} bad inputs tried, {len(mixed)} studies "
@@ -81,4 +88,4 @@ def test_corpus_in_200_studies_every_bad_one_quarantined_every_good_one_served(r
     for key in bad_triggers:
         reason = by_input[key]
         assert reason["status"] == "FAILED" and reason["error_type"] and reason["message"]
-        assert f"failed/{reason['study_id']}/reason.json" in reasons
+        assert f"failed/{reason['study_id']}/{reason['input_ref']}/reason.json" in reasons
