@@ -19,6 +19,7 @@ from radstream.context import Context
 from radstream.documents import template_variables
 from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase
+from radstream.pipeline.metadata import key_study_id
 from radstream.state import State
 from tests.conftest import REPO
 from tests.integration.sandbox_fixtures import TRUST_POLICY, client, wait_for, wait_for_execution, zip_of
@@ -183,7 +184,9 @@ def test_without_list_on_incoming_a_missing_sidecar_is_access_denied_not_waited_
     ctx = deployed
     with role_policy(ctx, without(lambda_policy(ctx), "ListStudies")):
         upload(ctx, "LP-NOLIST", sidecar=False)
-        reason = wait_for(lambda: landed(ctx, "failed/LP-NOLIST/"), 120, what="failed/LP-NOLIST/reason.json")
+        # Without its sidecar the study has no id of its own: a hash of its key.
+        prefix = f"failed/{key_study_id('incoming/LP-NOLIST.png')}/"
+        reason = wait_for(lambda: landed(ctx, prefix), 120, what=f"{prefix}…/reason.json")
     assert reason["stage"] == "validate" and reason["error_type"] != "MissingMetadata", reason
     assert "AccessDenied" in reason["message"] and "s3:ListBucket" in reason["message"], reason
 
