@@ -468,15 +468,20 @@ def _routes_to_internet(tables: list[dict[str, Any]], subnet_id: str) -> bool:
     return table is not None and any(str(r.get("GatewayId", "")).startswith("igw-") for r in table.get("Routes", []))
 
 
-def check_adopted_public(ec2: Any, subnet_ids: list[str], vpc_id: str) -> list[str]:
-    """The door's subnets the user named, refused unless they exist in the cluster's VPC, span two
-    zones (an application load balancer needs two) and route to an internet gateway."""
+def _named_subnets(ec2: Any, subnet_ids: list[str], setting: str) -> list[dict[str, Any]]:
+    """The subnets a setting names; a clear error naming the setting when one does not exist."""
     try:
-        subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
+        return list(ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"])
     except Exception as exc:
         if error_code(exc) not in ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"):
             raise
-        raise RadstreamError(f"network.public_subnet_ids: {exc}", hint="name existing subnets of this region") from None
+        raise RadstreamError(f"{setting}: {exc}", hint="name existing subnets of this region") from None
+
+
+def check_adopted_public(ec2: Any, subnet_ids: list[str], vpc_id: str) -> list[str]:
+    """The door's subnets the user named, refused unless they exist in the cluster's VPC, span two
+    zones (an application load balancer needs two) and route to an internet gateway."""
+    subnets = _named_subnets(ec2, subnet_ids, "network.public_subnet_ids")
     tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
     problems = [f"{s['SubnetId']} is in {s['VpcId']}, not the cluster's {vpc_id}" for s in subnets
                 if s["VpcId"] != vpc_id]
@@ -508,12 +513,7 @@ def group_id(ec2: Any, vpc_id: str, name: str) -> str | None:
 def check_adopted(ec2: Any, subnet_ids: list[str], needed_ips: int) -> dict[str, str]:
     """Subnet ID -> zone of subnets the user named, refused unless they exist, span two zones, are
     private (no route to an internet gateway) and have the free addresses the nodes and Lambdas need."""
-    try:
-        subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
-    except Exception as exc:
-        if error_code(exc) not in ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"):
-            raise
-        raise RadstreamError(f"network.subnet_ids: {exc}", hint="name existing subnets of this region") from None
+    subnets = _named_subnets(ec2, subnet_ids, "network.subnet_ids")
     problems = []
     zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
     if len(set(zones.values())) < 2:

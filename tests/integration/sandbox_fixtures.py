@@ -120,3 +120,17 @@ def sandbox_project(root: Path, config_yaml: str) -> Iterator[Path]:
         yield root
     finally:
         daemon.stop(root / ".radstream")
+
+
+@contextmanager
+def loopback_moto() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a free port) for a module's tests; its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -16,21 +16,15 @@ import requests
 from radstream.analytics.runner import TELEMETRY_PREFIX, run_query
 from radstream.analytics.sql import named_queries, render
 from radstream.pipeline.results import telemetry_line
+from tests.integration.sandbox_fixtures import loopback_moto
 from tests.support.aws import beyond_the_operator_policy
 from tests.unit.test_analytics_sql import telemetry_dataset
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with loopback_moto() as endpoint:
+        yield endpoint
 
 
 def make_context(project: Path, endpoint: str, target: str = "sandbox", deployment: str = "rs-analytics") -> Any:

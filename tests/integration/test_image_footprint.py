@@ -23,6 +23,7 @@ from radstream.engine import Engine
 from radstream.inference.footprint import disk_problem, read_footprint
 from radstream.phases.p2_triton import TritonPhase
 from radstream.state import State
+from tests.integration.sandbox_fixtures import loopback_moto
 from tests.support.marker_phase import MarkerPhase
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -102,15 +103,8 @@ def registry() -> Iterator[FixtureRegistry]:
 
 @pytest.fixture(scope="module")
 def aws_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with loopback_moto() as endpoint:
+        yield endpoint
 
 
 def sandbox_ctx(tmp_path: Path, registry: FixtureRegistry, aws_endpoint: str, extra: str = "") -> Context:

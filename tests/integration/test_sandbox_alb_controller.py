@@ -18,6 +18,7 @@ from radstream import certificates
 from radstream.sandbox.alb_controller import AlbController, why_shut
 from radstream.sandbox.cluster import TritonBridge
 from radstream.sandbox.tls_front import TlsFronts, missing_waf_software, nginx_binary
+from tests.integration.sandbox_fixtures import loopback_moto
 from tests.integration.test_sandbox_waf_front import Door, radstream_like_web_acl, upstream  # noqa: F401
 
 REGION = "us-east-1"
@@ -32,15 +33,8 @@ def test_why_a_door_stays_shut():
 
 @pytest.fixture(scope="module")
 def aws_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with loopback_moto() as endpoint:
+        yield endpoint
 
 
 def triton_store() -> Any:
