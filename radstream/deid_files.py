@@ -14,9 +14,13 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radstream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from radstream.context import Context
+    from radstream.ingest import KeySource
 
 KEY_FILE_HINT = "make one with `head -c 32 /dev/urandom > deid.key` (at least 32 random bytes) and keep it secret"
 
@@ -34,6 +38,25 @@ def read_key_file(path: Path) -> bytes:
         raise ConfigError(f"the key file {path} holds {len(key)} bytes; at least {MIN_KEY_BYTES} are needed",
                           hint=KEY_FILE_HINT)
     return key
+
+
+def key_source(key_file: Path | None, ctx: Context) -> KeySource:
+    """The key from `key_file` when one is named, else the deployment's own (Secrets Manager, read
+    once and only when first needed)."""
+    from functools import cache
+
+    if key_file is not None:
+        key = read_key_file(key_file)
+        return lambda: key
+
+    @cache
+    def deployment_key() -> bytes:
+        from radstream.aws.secrets import read_key
+        from radstream.pipeline.deid import check_key
+
+        return check_key(read_key(ctx.client("secretsmanager"), ctx.names.deid_key_secret))
+
+    return deployment_key
 
 
 def plan_copies(inputs: list[Path], out: Path) -> list[tuple[Path, Path, bool]]:

@@ -16,6 +16,7 @@ Folders are searched recursively; their sidecars go with their images and other 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from radstream.pipeline.errors import InvalidInput
 
 _EXTENSIONS = {"dicom": ".dcm", "png": ".png", "jpeg": ".jpg"}
 _CONTENT_TYPES = {"dicom": "application/dicom", "png": "image/png", "jpeg": "image/jpeg", "json": "application/json"}
+
+# Where the de-identification key comes from (a --key-file, or the deployment's secret). Asked only
+# when a DICOM is to be de-identified: PNG/JPEG and --already-deidentified uploads need no key.
+KeySource = Callable[[], bytes]
 
 
 class Refused(Exception):
@@ -56,7 +61,7 @@ def collect(paths: list[Path]) -> list[tuple[Path, bool]]:
     return found
 
 
-def prepare_study(path: Path, key: bytes | None, already_deidentified: bool) -> Study:
+def prepare_study(path: Path, key: KeySource, already_deidentified: bool) -> Study:
     """Read one file and build what to upload; raises Refused or a pipeline error."""
     from radstream.pipeline.errors import UnsupportedImage
     from radstream.pipeline.readers import sniff
@@ -73,16 +78,15 @@ def prepare_study(path: Path, key: bytes | None, already_deidentified: bool) -> 
     return _raster_study(path, data, kind)
 
 
-def _dicom_study(path: Path, data: bytes, key: bytes | None, already_deidentified: bool) -> Study:
+def _dicom_study(path: Path, data: bytes, key: KeySource, already_deidentified: bool) -> Study:
     import pydicom
 
     from radstream.pipeline.deid import check_identity, deidentify_bytes, dicom_study_id
 
     if not already_deidentified:
-        if key is None:
-            raise Refused("no de-identification key to de-identify this DICOM with: pass --key-file")
+        secret = key()
         try:
-            data = deidentify_bytes(data, key)
+            data = deidentify_bytes(data, secret)
         except ValueError as exc:
             raise Refused(f"cannot de-identify: {exc}") from None
     try:
@@ -117,10 +121,11 @@ def _raster_study(path: Path, data: bytes, kind: str) -> Study:
     return Study(path, kind, study_id, objects)
 
 
-def ingest_files(s3: Any, bucket: str, paths: list[Path], key: bytes | None,
+def ingest_files(s3: Any, bucket: str, paths: list[Path], key: KeySource,
                  already_deidentified: bool = False) -> dict[str, Any]:
-    """Prepare and upload every study under `paths`; one entry per file, refusals included. `key` is the
-    deployment's de-identification key; without it, DICOM files needing de-identification are refused."""
+    """Prepare and upload every study under `paths`; one entry per file, refusals included. `key`
+    gives the deployment's de-identification key; when it cannot, the DICOM files needing
+    de-identification fail with its reason and nothing of them is uploaded."""
     from radstream.aws.runs import upload
 
     entries: list[dict[str, Any]] = []

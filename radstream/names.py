@@ -58,6 +58,11 @@ class Names:
         return f"{self.deployment}-undelivered"
 
     @property
+    def deid_key_secret(self) -> str:
+        """The Secrets Manager secret holding the de-identification key (radstream.aws.secrets)."""
+        return f"{self.deployment}-deid-key"
+
+    @property
     def kinesis_stream(self) -> str:
         return f"{self.deployment}-telemetry"
 

@@ -54,6 +54,7 @@ PRICES: dict[str, Any] = {
     "elb_hour": {"clb": 0.025, "nlb": 0.0225, "alb": 0.0225},
     "waf_web_acl_month": 5.00,  # plus $0.60 per million requests
     "waf_rule_month": 1.00,  # each rule, a managed rule group counting as one
+    "secret_month": 0.40,  # nothing while scheduled for deletion
     "elb_capacity_unit_hour": {"clb": 0.0, "nlb": 0.006, "alb": 0.008},  # CLB bills $0.008/GB instead
     "ecr_gb_month": 0.10,
     "athena_tb_scanned": 5.0,  # 10 MB minimum per query
@@ -123,7 +124,7 @@ def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) 
     count, disk_gb, capacity_type, source}]; counts public_ipv4, nat_gateways, vpc_endpoints (one per
     endpoint and zone), kinesis_shards or kinesis_on_demand_streams (with kinesis_stream);
     load_balancers [{name, kind: clb|nlb|alb, service, source}]; web_acls [{name, rules, source}];
-    buckets and repositories [{name,
+    secrets [{name, source}]; buckets and repositories [{name,
     bytes, source}]; sources {count key: where it was read}; notes [what could not be read]."""
     notes = list(inventory.get("notes") or [])
     sources = inventory.get("sources") or {}
@@ -144,6 +145,9 @@ def idle_cost(inventory: Mapping[str, Any], prices: Mapping[str, Any] = PRICES) 
         lines.append(_line("waf", f"WAF web ACL and its {acl['rules']} rules", f"web acl {acl['name']}", 1, "web-ACL-month",
                            prices["waf_web_acl_month"] + acl["rules"] * prices["waf_rule_month"], acl.get("source"),
                            monthly=True))
+    for secret in inventory.get("secrets") or []:
+        lines.append(_line("secrets", "Secrets Manager secret", f"secret {secret['name']}", 1, "secret-month",
+                           prices["secret_month"], secret.get("source"), monthly=True))
     for kind, key, item, label, price in (("s3", "buckets", "S3 storage", "s3 bucket", "s3_gb_month"),
                                           ("ecr", "repositories", "ECR image storage", "ecr repository", "ecr_gb_month")):
         for found in inventory.get(key) or []:

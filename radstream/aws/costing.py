@@ -130,7 +130,7 @@ def _cluster(client: ClientFactory, cluster: str, deployment: str) -> dict[str, 
 def live_inventory(client: ClientFactory, *, deployment: str, cluster: str, stream: str, buckets: list[str],
                    repository: str) -> dict[str, Any]:
     """The idle-cost inventory of what the account holds now (see idle_cost for its keys)."""
-    from radstream.aws.inventory import repository_bytes, stored_bytes, stream_capacity
+    from radstream.aws.inventory import deployment_secrets, repository_bytes, stored_bytes, stream_capacity
 
     ec2 = client("ec2")
     inventory: dict[str, Any] = {**_cluster(client, cluster, deployment), "notes": [], "sources": {}}
@@ -157,6 +157,8 @@ def live_inventory(client: ClientFactory, *, deployment: str, cluster: str, stre
                                             for e in endpoints) or "none")
     inventory["load_balancers"] = _load_balancers(client, cluster, deployment)
     inventory["web_acls"] = _web_acls(client("wafv2"), deployment)
+    inventory["secrets"] = [{"name": found["Name"], "source": f"secretsmanager ListSecrets {found['Name']}"}
+                            for found in deployment_secrets(client("secretsmanager"), deployment)]
     capacity = stream_capacity(client("kinesis"), stream)
     if capacity:
         key = "kinesis_shards" if capacity["mode"] == "PROVISIONED" else "kinesis_on_demand_streams"

@@ -1,8 +1,9 @@
 """Everything carrying radstream:deployment=<id>, so teardown can prove nothing is left.
 
 The Resource Groups Tagging API answers for most services in one paginated call; IAM roles,
-Kinesis streams, ECR repositories, EKS clusters, EventBridge rules, SQS queues and ACM certificates are also listed per service
-(neither every emulator nor every AWS partition reports them there). Lambda layers cannot carry
+Kinesis streams, ECR repositories, EKS clusters, EventBridge rules, SQS queues, ACM certificates and Secrets
+Manager secrets are also listed per service (neither every emulator nor every AWS partition reports
+them there). A secret scheduled for deletion counts as gone: it bills nothing and cannot be read. Lambda layers cannot carry
 tags at all: they are found by their name.
 
 Every resource found is then read directly from its own service: the tagging API keeps listing a
@@ -96,6 +97,18 @@ def _sqs_queues(client: ClientFactory, deployment: str) -> Iterator[tuple[str, s
                 yield "sqs", attributes["QueueArn"]
 
 
+def deployment_secrets(secrets: Any, deployment: str) -> list[dict[str, Any]]:
+    """The deployment's live secrets (ListSecrets leaves out those scheduled for deletion)."""
+    pages = secrets.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [f"{deployment}-"]}])
+    return [secret for page in pages for secret in page["SecretList"]
+            if from_list(secret.get("Tags", [])).get(TAG_DEPLOYMENT) == deployment]
+
+
+def _secrets(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
+    for secret in deployment_secrets(client("secretsmanager"), deployment):
+        yield "secretsmanager", secret["ARN"]
+
+
 def _lambda_layers(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
     lam = client("lambda")
     for page in lam.get_paginator("list_layers").paginate():
@@ -134,7 +147,7 @@ def _web_acls(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str
                 yield "wafv2", acl["ARN"]
 
 
-_SOURCES = (_tagging_api, _listed, _eks_clusters, _sqs_queues, _lambda_layers, _acm_certificates, _vpc_pieces, _web_acls)
+_SOURCES = (_tagging_api, _listed, _eks_clusters, _sqs_queues, _secrets, _lambda_layers, _acm_certificates, _vpc_pieces, _web_acls)
 
 
 # -- is it still there? ---------------------------------------------------------------------------
@@ -344,11 +357,19 @@ def _wafv2(client: ClientFactory, arn: str) -> str:
                    missing=("WAFNonexistentItemException",))
 
 
+def _secretsmanager(client: ClientFactory, arn: str) -> str:
+    from radstream.aws.secrets import describe_key
+
+    found = describe_key(client("secretsmanager"), arn)
+    return PRESENT if found and not found.get("DeletedDate") else GONE
+
+
 # A service missing here is reported as present: a leftover that cannot be confirmed is not hidden.
 _STATUS: dict[str, Callable[[ClientFactory, str], str]] = {
     "glue": _glue, "kinesis": _kinesis, "states": _states, "firehose": _firehose, "eks": _eks, "s3": _s3,
     "lambda": _lambda, "logs": _logs, "athena": _athena, "ecr": _ecr, "events": _events, "iam": _iam,
     "ec2": _ec2, "elasticloadbalancing": _load_balancing, "acm": _acm, "wafv2": _wafv2, "sqs": _sqs,
+    "secretsmanager": _secretsmanager,
 }
 
 

@@ -20,7 +20,8 @@ from radstream.resources import manifest
 
 # IAM caps a managed policy at 6,144 characters, so the operator's permissions ship as two: what it
 # changes (scoped to the deployment's resources) and what it only reads on "*".
-# The network (phase 0's VPC) has a third; the public door, GuardDuty and the dead-letter queue a fourth.
+# The network (phase 0's VPC) has a third; the public door, GuardDuty, the dead-letter queue and the
+# de-identification key a fourth.
 POLICY_NAMES = ("operator.json", "operator-read.json", "operator-network.json", "operator-edge.json")
 CHECK_VARIABLE = "OPERATOR_POLICY_CHECK"
 LOG_VARIABLE = "OPERATOR_POLICY_CALL_LOG"

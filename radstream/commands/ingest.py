@@ -21,8 +21,8 @@ AlreadyOpt = Annotated[
 ]
 KeyFileOpt = Annotated[
     Path | None,
-    typer.Option("--key-file", help="The deployment's de-identification key (at least 32 random bytes); needed "
-                 "to de-identify DICOM files.", show_default=False),
+    typer.Option("--key-file", help="A de-identification key file (at least 32 random bytes) to use instead of "
+                 "the deployment's own key, which phase 0 keeps in Secrets Manager.", show_default=False),
 ]
 
 
@@ -51,13 +51,13 @@ def ingest(
     opts = options(ctx, config=config, json=json_output)
 
     def body() -> int:
-        from radstream.deid_files import read_key_file
+        from radstream.deid_files import key_source
         from radstream.ingest import ingest_files
         from radstream.session import open_context
 
-        key = read_key_file(key_file) if key_file else None
         with open_context(opts, "ingest", lock=False) as sctx:
-            result = ingest_files(sctx.client("s3"), sctx.names.bucket("images"), paths, key, already_deidentified)
+            result = ingest_files(sctx.client("s3"), sctx.names.bucket("images"), paths, key_source(key_file, sctx),
+                                  already_deidentified)
         emit(result, opts.json, _render)
         return 0 if result["ok"] else 1
 

@@ -58,6 +58,29 @@ class Step:
         return None
 
 
+class DriftStep(Step):
+    """A step whose desired state is a list of resources, each with a read-only drift report."""
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        """[(resource kind, name, drift)] — an empty drift means that resource is as desired."""
+        raise NotImplementedError
+
+    def check(self, ctx: Context) -> bool:
+        return not any(drift for _, _, drift in self.drifts(ctx))
+
+    def plan(self, ctx: Context) -> list[Change]:
+        return [
+            Change("create" if "missing" in drift else "update", kind, name, ", ".join(drift))
+            for kind, name, drift in self.drifts(ctx)
+            if drift
+        ]
+
+    def verify(self, ctx: Context) -> None:
+        wrong = [f"{kind} {name}: {', '.join(drift)}" for kind, name, drift in self.drifts(ctx) if drift]
+        if wrong:
+            raise VerifyFailed("still not as desired after apply: " + "; ".join(wrong))
+
+
 class Phase:
     """A numbered phase of the project plan."""
 

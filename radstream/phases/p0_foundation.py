@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from radstream import documents
 from radstream.errors import ConfigError, RadstreamError
 from radstream.names import LAMBDA_FUNCTIONS, TELEMETRY_PREFIX
-from radstream.phases.base import Change, Phase, Step, VerifyFailed
+from radstream.phases.base import DriftStep, Phase, Step
 
 if TYPE_CHECKING:
     from radstream.context import Context
@@ -18,30 +18,7 @@ PHASE = documents.FOUNDATION_PHASE
 ATHENA_PREFIX = "athena-results/"
 
 
-class _DriftStep(Step):
-    """A step whose desired state is a list of resources, each with a read-only drift report."""
-
-    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
-        """[(resource kind, name, drift)] — an empty drift means that resource is as desired."""
-        raise NotImplementedError
-
-    def check(self, ctx: Context) -> bool:
-        return not any(drift for _, _, drift in self.drifts(ctx))
-
-    def plan(self, ctx: Context) -> list[Change]:
-        return [
-            Change("create" if "missing" in drift else "update", kind, name, ", ".join(drift))
-            for kind, name, drift in self.drifts(ctx)
-            if drift
-        ]
-
-    def verify(self, ctx: Context) -> None:
-        wrong = [f"{kind} {name}: {', '.join(drift)}" for kind, name, drift in self.drifts(ctx) if drift]
-        if wrong:
-            raise VerifyFailed("still not as desired after apply: " + "; ".join(wrong))
-
-
-class BucketsStep(_DriftStep):
+class BucketsStep(DriftStep):
     name = "buckets"
     description = "images, results, telemetry and artifacts buckets (encrypted, versioned, private, TLS-only)"
 
@@ -71,7 +48,34 @@ class BucketsStep(_DriftStep):
             delete_bucket(s3, name)
 
 
-class RolesStep(_DriftStep):
+class DeidKeyStep(DriftStep):
+    name = "deid-key"
+    description = ("the de-identification key in Secrets Manager (random bytes keying the pseudonyms; "
+                   "`radstream ingest` and `deid` read it)")
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.secrets import key_drift
+
+        name = ctx.names.deid_key_secret
+        return [("secretsmanager secret", name, key_drift(ctx.client("secretsmanager"), name, ctx.names.tags(PHASE)))]
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.secrets import ensure_key
+
+        ensure_key(ctx.client("secretsmanager"), ctx.names.deid_key_secret, ctx.names.tags(PHASE))
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        return {"deid_key_secret": ctx.names.deid_key_secret}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.secrets import RECOVERY_WINDOW_DAYS, schedule_key_deletion
+
+        schedule_key_deletion(ctx.client("secretsmanager"), ctx.names.deid_key_secret)
+        ctx.log(f"the de-identification key is scheduled for deletion in {RECOVERY_WINDOW_DAYS} days (not billed "
+                "meanwhile); `radstream up` before then restores it, and with it the same pseudonyms")
+
+
+class RolesStep(DriftStep):
     name = "iam-roles"
     description = "least-privilege IAM roles for Lambda, Step Functions, EventBridge, Firehose, Glue and EKS"
 
@@ -160,7 +164,7 @@ def function_vpc(ctx: Context) -> dict[str, list[str]] | None:
     return {"SubnetIds": sorted(subnets), "SecurityGroupIds": [group]} if group else None
 
 
-class NetworkStep(_DriftStep):
+class NetworkStep(DriftStep):
     """Before the functions (their VpcConfig) and the cluster (its subnets)."""
 
     name = "network"
@@ -214,7 +218,7 @@ class NetworkStep(_DriftStep):
             delete_groups(ctx.client("ec2"), ctx.names.deployment, ctx.wait)
 
 
-class KinesisStep(_DriftStep):
+class KinesisStep(DriftStep):
     name = "kinesis"
     description = "telemetry Kinesis data stream"
 
@@ -241,7 +245,7 @@ class KinesisStep(_DriftStep):
         delete_stream(ctx.client("kinesis"), ctx.names.kinesis_stream)
 
 
-class FunctionLogGroupsStep(_DriftStep):
+class FunctionLogGroupsStep(DriftStep):
     """Before the functions: Lambda creates a missing group on first invoke, untagged and kept forever."""
 
     name = "lambda-log-groups"
@@ -276,7 +280,7 @@ class FunctionLogGroupsStep(_DriftStep):
             delete_log_group(logs, name)
 
 
-class FunctionsStep(_DriftStep):
+class FunctionsStep(DriftStep):
     name = "lambda"
     description = "dependency layer and the six pipeline functions (deterministic zips)"
 
@@ -335,7 +339,7 @@ class FunctionsStep(_DriftStep):
         delete_layer(lam, ctx.names.lambda_layer)
 
 
-class StateMachineStep(_DriftStep):
+class StateMachineStep(DriftStep):
     name = "state-machine"
     description = "the Step Functions pipeline (ASL from manifests/stepfunctions/pipeline.asl.json)"
 
@@ -363,7 +367,7 @@ class StateMachineStep(_DriftStep):
         delete_state_machine(ctx.client("stepfunctions"), documents.state_machine_arn(ctx.names))
 
 
-class DeadLetterQueueStep(_DriftStep):
+class DeadLetterQueueStep(DriftStep):
     """Before the rules (image-uploaded's target names the queue), after the functions (StoreFailure
     reads it); destroyed after the rules, so nothing sends to a deleted queue."""
 
@@ -403,7 +407,7 @@ class DeadLetterQueueStep(_DriftStep):
         delete_queue(ctx.client("sqs"), names.dead_letter_queue)
 
 
-class EventRulesStep(_DriftStep):
+class EventRulesStep(DriftStep):
     name = "eventbridge"
     description = ("uploads start the pipeline; failed executions are logged and, when no Catch did, recorded "
                    "in failed/")
@@ -459,7 +463,7 @@ class EventRulesStep(_DriftStep):
         delete_log_group(logs, documents.failure_log_group(ctx.names))
 
 
-class FirehoseStep(_DriftStep):
+class FirehoseStep(DriftStep):
     name = "firehose"
     description = "Firehose: telemetry stream -> telemetry bucket raw_telemetry/"
 
@@ -500,7 +504,7 @@ class FirehoseStep(_DriftStep):
         delete_delivery_stream(ctx.client("firehose"), ctx.names.firehose_stream)
 
 
-class EcrStep(_DriftStep):
+class EcrStep(DriftStep):
     name = "ecr"
     description = "ECR repository for the serving image (scan on push, keep the last 10)"
 
@@ -526,7 +530,7 @@ class EcrStep(_DriftStep):
         delete_repository(ctx.client("ecr"), ctx.names.ecr_repository)
 
 
-class GlueStep(_DriftStep):
+class GlueStep(DriftStep):
     name = "glue"
     description = "Glue database, JSON telemetry table and its crawler"
 
@@ -582,7 +586,7 @@ class GlueStep(_DriftStep):
         delete_log_stream(ctx.client("logs"), CRAWLER_LOG_GROUP, ctx.names.glue_crawler)
 
 
-class AthenaStep(_DriftStep):
+class AthenaStep(DriftStep):
     name = "athena"
     description = "Athena workgroup with results in the telemetry bucket"
 
@@ -615,7 +619,7 @@ class AthenaStep(_DriftStep):
         delete_workgroup(ctx.client("athena"), ctx.names.athena_workgroup)
 
 
-class ClusterStep(_DriftStep):
+class ClusterStep(DriftStep):
     name = "eks-cluster"
     description = ("EKS cluster: adopted by name when it exists, created otherwise (zones EKS and the node type "
                    "can use, a supported version, access entries for cluster.admin_principals)")
@@ -775,7 +779,7 @@ class ClusterStep(_DriftStep):
 class FoundationPhase(Phase):
     number = PHASE
     name = "foundation"
-    summary = ("buckets, IAM roles, Lambda functions and layer, Step Functions, EventBridge and its SQS dead-letter "
+    summary = ("buckets, the de-identification key, IAM roles, Lambda functions and layer, Step Functions, EventBridge and its SQS dead-letter "
                "queue, Kinesis, Firehose, "
                "ECR, Glue, Athena and the EKS cluster")
 
@@ -784,6 +788,6 @@ class FoundationPhase(Phase):
 
     def steps(self, ctx: Context) -> list[Step]:
         # Dependency order; destroy runs it backwards.
-        return [BucketsStep(), RolesStep(), NetworkStep(), KinesisStep(), FunctionLogGroupsStep(), FunctionsStep(),
+        return [BucketsStep(), DeidKeyStep(), RolesStep(), NetworkStep(), KinesisStep(), FunctionLogGroupsStep(), FunctionsStep(),
                 StateMachineStep(), DeadLetterQueueStep(), EventRulesStep(),
                 FirehoseStep(), EcrStep(), GlueStep(), AthenaStep(), ClusterStep()]

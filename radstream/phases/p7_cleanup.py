@@ -117,6 +117,8 @@ WHY = {
     "kinesis": "kept for the pipeline's telemetry, billed with or without traffic; teardown deletes it",
     "load_balancer": "the LoadBalancer Service or the public door keeps it; phase 3's destroy or teardown removes it",
     "waf": "the public door's web ACL bills by the month with its rules; phase 3's destroy or teardown removes it",
+    "secrets": "the de-identification key bills by the month while it lives; teardown schedules its deletion "
+               "(not billed meanwhile)",
     "s3": "stored bytes, every version; teardown empties and deletes the bucket",
     "ecr": "the serving images; teardown deletes the repository",
 }

@@ -21,7 +21,7 @@ from radstream.pipeline.metadata import check_study_id, key_sha256
 
 RESULT_SCHEMA_VERSION = 1
 TELEMETRY_SCHEMA_VERSION = 1
-_TIMED_STAGES = tuple(s for s in STAGES if s != "telemetry")  # telemetry cannot time its own send
+TIMED_STAGES = tuple(s for s in STAGES if s != "telemetry")  # telemetry cannot time its own send
 _MESSAGE_LIMIT = 1000
 _NAME_LIMIT = 128
 
@@ -42,7 +42,7 @@ TELEMETRY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("model_licence", "string"),
     ("top_finding", "string"),
     ("top_probability", "double"),
-    *((f"{stage}_ms", "double") for stage in _TIMED_STAGES),
+    *((f"{stage}_ms", "double") for stage in TIMED_STAGES),
     ("processing_time_ms", "double"),
     ("error_stage", "string"),
     ("error_type", "string"),
@@ -114,13 +114,13 @@ def _now(at: datetime | None) -> str:
 
 
 def _latency(stage_ms: Mapping[str, float]) -> dict[str, float]:
-    unknown = set(stage_ms) - set(_TIMED_STAGES)
+    unknown = set(stage_ms) - set(TIMED_STAGES)
     if unknown:
-        raise ValueError(f"unknown stage(s) {sorted(unknown)}; timed stages are {_TIMED_STAGES}")
+        raise ValueError(f"unknown stage(s) {sorted(unknown)}; timed stages are {TIMED_STAGES}")
     for stage, ms in stage_ms.items():
         if not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms >= 0):
             raise ValueError(f"latency of stage {stage!r} must be a finite number >= 0 ms")
-    return {stage: round(float(stage_ms[stage]), 3) for stage in _TIMED_STAGES if stage in stage_ms}
+    return {stage: round(float(stage_ms[stage]), 3) for stage in TIMED_STAGES if stage in stage_ms}
 
 
 def findings(probabilities: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -250,7 +250,7 @@ def telemetry_event(
         "model_licence": result.get("model_licence"),
         "top_finding": top.get("label"),
         "top_probability": top.get("probability"),
-        **{f"{stage}_ms": latency.get(stage) for stage in _TIMED_STAGES},
+        **{f"{stage}_ms": latency.get(stage) for stage in TIMED_STAGES},
         "processing_time_ms": round(sum(latency.values()), 3),
         "error_stage": error.get("stage"),
         "error_type": error.get("error_type"),

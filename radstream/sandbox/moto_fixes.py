@@ -88,6 +88,21 @@ def lambda_task_errors_are_named_by_lambda(original: Callable[..., Any]) -> Call
     return _from_error
 
 
+def secret_names_stay_taken_while_scheduled_for_deletion(original: Callable[..., Any]) -> Callable[..., Any]:
+    # AWS keeps a deleted secret's name for its recovery window and refuses to create another under
+    # it with InvalidRequestException; moto answers ResourceExistsException, as for a live secret.
+    def create_secret(self, name, *args, **kwargs):
+        from moto.secretsmanager.exceptions import InvalidRequestException
+
+        existing = self.secrets.get(name)
+        if existing is not None and getattr(existing, "deleted_date", None):
+            raise InvalidRequestException("You can't create this secret because a secret with this name is already "
+                                          "scheduled for deletion.")
+        return original(self, name, *args, **kwargs)
+
+    return create_secret
+
+
 def _wrap(owner: type, attribute: str, fix: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     # Marked per fix, so installing twice is harmless and two fixes of one method (Lambda's
     # create_function: role propagation, then VPC ENIs) both apply.
@@ -106,6 +121,7 @@ def install() -> None:
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.iam.access_control import IAMPolicyStatement
     from moto.s3.responses import S3Response
+    from moto.secretsmanager.models import SecretsManagerBackend
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
@@ -124,6 +140,7 @@ def install() -> None:
     _wrap(S3Response, "get_bucket_notification", bucket_notification_reports_eventbridge)
     _wrap(IAMPolicyStatement, "is_action_permitted", deny_needs_its_condition_keys)
     _wrap(StateTaskLambda, "_from_error", lambda_task_errors_are_named_by_lambda)
+    _wrap(SecretsManagerBackend, "create_secret", secret_names_stay_taken_while_scheduled_for_deletion)
     role_propagation.install(_wrap)
     glue_crawler_role.install(_wrap)
     iam_enforcement.install(_wrap)

@@ -7,16 +7,14 @@ leaves nothing tagged and no log group. The numbers measured are printed, not as
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CliResult, cli_env
 from tests.support.aws_cli import aws_cli
+from tests.support.radstream_cli import cli
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +35,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root
     finally:
         daemon.stop(root / ".radstream")
-
-
-def cli(project: Path, *args: str, timeout: float = 900) -> CliResult:
-    proc = subprocess.run([sys.executable, "-m", "radstream.cli", *args], check=False, cwd=project, env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def s3(project: Path) -> Any:

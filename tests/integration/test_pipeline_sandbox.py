@@ -27,16 +27,18 @@ from radstream.aws.runs import landed
 from radstream.context import Context
 from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase
-from radstream.pipeline.deid import dicom_study_id
+from radstream.pipeline.deid import UNREADABLE_HEADER, dicom_study_id
 from radstream.pipeline.metadata import key_study_id
 from radstream.state import State
 from tests.integration.sandbox_fixtures import wait_for
 from tests.support.aws_cli import aws_cli
+from tests.support.radstream_cli import cli
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
     DEID_KEY,
     dataset,
     dicom_bytes,
+    dicom_with_unreadable_element,
     raster,
     sample_bytes,
     sample_path,
@@ -162,7 +164,7 @@ def test_every_study_ends_in_results_or_failed_and_telemetry_lands(deployed, tmp
         (tmp_path / f"scan{i}.json").write_bytes(sidecar(study_id))
     shutil.copy(sample_path(CR_FILES[1]), tmp_path / "CR-2")
     started = time.monotonic()
-    report = ingest_files(s3, images, [tmp_path], DEID_KEY)
+    report = ingest_files(s3, images, [tmp_path], lambda: DEID_KEY)
     uploaded_at = {entry["study_id"]: started for entry in report["studies"]}
     assert report["ok"] and report["counts"]["uploaded"] == 4, report
     [dicom_id] = {entry["study_id"] for entry in report["studies"]} - set(GOOD_PNGS)  # from its pseudonymous UID
@@ -283,6 +285,11 @@ def test_every_upload_is_routed_by_content_and_filed_under_the_study_s_own_id(de
     put("incoming/REUP-1.json", sidecar("ROUTE-REUP"))
     first_version = put("incoming/REUP-1.png", png)
     second_version = put("incoming/REUP-1.png", jpeg)  # overwritten at once, while the first is in flight
+    # A header the identity check cannot read: identified until shown otherwise, and the value it
+    # choked on ("Doe") never quoted.
+    put("incoming/BROWN_ANN_MRN7", dicom_with_unreadable_element(identified))
+    expected[key_study_id("incoming/BROWN_ANN_MRN7")] = ("failure", "validate", "IdentifiedDicom", UNREADABLE_HEADER)
+    expected[ingested_with_the_deployment_s_key(ctx, tmp_path, identified)] = ("result", None, None, None)
 
     def settled() -> bool:
         return (all(outcome(ctx, s) for s in expected) and len(outcomes_under(ctx, "ROUTE-TWIN")) == 2
@@ -297,8 +304,9 @@ def test_every_upload_is_routed_by_content_and_filed_under_the_study_s_own_id(de
         if kind == "failure":
             assert (document["stage"], document["error_type"]) == (stage, error_type), document
             assert word in document["message"], document
-    refused = outcome(ctx, key_study_id("incoming/SMITH_JOHN_MRN0042"))[1]
-    assert refused["copied"] is False
+    for refused_key in ("incoming/SMITH_JOHN_MRN0042", "incoming/BROWN_ANN_MRN7"):
+        refused = outcome(ctx, key_study_id(refused_key))[1]
+        assert refused["copied"] is False and "Doe" not in refused["message"], refused
     twins = outcomes_under(ctx, "ROUTE-TWIN")
     assert {d["input_key"] for d in twins} == {"incoming/TWIN-A.png", "incoming/TWIN-B.png"}
     assert {d["status"] for d in twins} == {"SUCCESS"} and any(d["id_collision"] for d in twins)
@@ -312,7 +320,7 @@ def test_every_upload_is_routed_by_content_and_filed_under_the_study_s_own_id(de
             assert not document["id_collision"]  # a re-upload of one key is no collision
 
     # No key text in any other bucket's object names or telemetry, no identified original anywhere.
-    names = ("SMITH_JOHN", "DOE_JANE", "1.2.826.0.1.3680043.2.1125.7", "Mixed-1", "REUP-1")
+    names = ("SMITH_JOHN", "DOE_JANE", "BROWN_ANN", "WHITE_ROSE", "1.2.826.0.1.3680043.2.1125.7", "Mixed-1", "REUP-1")
     for kind in ("results", "artifacts", "telemetry"):
         leaks += [k for k in keys(ctx, kind, "") if any(n in k for n in names)]
     for key in keys(ctx, "results", "failed/"):
@@ -331,6 +339,40 @@ def test_every_upload_is_routed_by_content_and_filed_under_the_study_s_own_id(de
     print(f"\nrouting on the sandbox: {len(uploaded) - sidecars} uploads (+{sidecars} sidecars), "
           f"{sum(e[0] == 'result' for e in expected.values()) + 2 + 2} results expected, "
           f"{sum(e[0] == 'failure' for e in expected.values())} quarantined, 0 lost, {len(leaks)} leaks")
+
+
+def ingested_with_the_deployment_s_key(ctx: Context, tmp_path, identified: bytes) -> str:
+    """`radstream ingest` and `radstream deid` with no --key-file use the key phase 0 keeps in the
+    emulated account's Secrets Manager; --already-deidentified does not let an identified file
+    through. Returns the id of the study ingest uploaded."""
+    import pydicom
+
+    from radstream.aws.secrets import read_key
+    from radstream.pipeline.deid import pseudonym_uid
+
+    project, source = ctx.state_dir.parent, tmp_path / "export" / "WHITE_ROSE_MRN9"
+    source.parent.mkdir()
+    source.write_bytes(identified)
+    original_uid = str(pydicom.dcmread(source, stop_before_pixels=True).StudyInstanceUID)
+    key = read_key(ctx.client("secretsmanager"), ctx.names.deid_key_secret)
+
+    before = keys(ctx, "images", "")
+    refused = cli(project, "ingest", "--already-deidentified", "--json", str(source), timeout=120)
+    assert refused.code == 1, refused.stderr
+    assert json.loads(refused.stdout)["studies"][0]["status"] == "refused"
+    assert keys(ctx, "images", "") == before  # nothing of it uploaded
+
+    copies = cli(project, "deid", "--json", "--out", str(tmp_path / "copies"), str(source), timeout=120)
+    assert copies.code == 0, copies.stderr
+    copy = pydicom.dcmread(json.loads(copies.stdout)["files"][0]["output"], stop_before_pixels=True)
+    assert copy.StudyInstanceUID == pseudonym_uid(original_uid, key)
+
+    uploaded = cli(project, "ingest", "--json", str(source), timeout=120)
+    assert uploaded.code == 0, uploaded.stderr
+    [entry] = json.loads(uploaded.stdout)["studies"]
+    assert entry["study_id"] == dicom_study_id(pseudonym_uid(original_uid, key)) != dicom_study_id(original_uid)
+    assert "WHITE_ROSE" not in " ".join(entry["keys"])
+    return entry["study_id"]
 
 
 def test_warm_sequential_latency(deployed):

@@ -102,11 +102,11 @@ def stop_sandbox(project: Path) -> None:
 
 # Names AWS makes up: EC2 ids (security groups, launch templates, the VPC and its pieces), ACM's
 # certificate ids, the cloud controller's load balancer name ("a" + the Service's UID). Two
-# deployments differ there however alike they are.
+# deployments differ there however alike they are. A secret's ARN ends in six random characters.
 _GENERATED = re.compile(r"(security-group/sg-|launch-template/lt-|loadbalancer/a|vpc/vpc-|subnet/subnet-"
                         r"|natgateway/nat-|elastic-ip/eipalloc-|vpc-endpoint/vpce-|route-table/rtb-"
                         r"|internet-gateway/igw-|network-interface/eni-|instance/i-|event-source-mapping:"
-                        r"|certificate/)[0-9a-f-]+")
+                        r"|certificate/)[0-9a-f-]+|(?<=-deid-key-)[A-Za-z0-9]{6}$")
 
 
 def owned(project: Path, deployment: str) -> list[str]:

@@ -1,7 +1,8 @@
 """In-process moto's EKS answers as the sandbox's does (radstream.sandbox.eks_parity): access
 entries, DescribeClusterVersions and the zones EKS refuses, which the cluster code relies on; and
 its EC2 and Lambda keep ENIs, NAT gateways and their dependencies as AWS does (vpc_parity); its
-ELBv2 and WAFv2 refuse what AWS refuses around the public door (elb_waf_parity)."""
+ELBv2 and WAFv2 refuse what AWS refuses around the public door (elb_waf_parity); its Secrets
+Manager keeps a deleted secret's name taken for its recovery window (moto_fixes)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,6 @@ def eks_like_aws() -> None:
     eks_parity.install(moto_fixes._wrap)
     vpc_parity.install(moto_fixes._wrap)
     elb_waf_parity.install(moto_fixes._wrap)
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    moto_fixes._wrap(SecretsManagerBackend, "create_secret", moto_fixes.secret_names_stay_taken_while_scheduled_for_deletion)

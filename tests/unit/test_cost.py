@@ -196,3 +196,11 @@ def test_the_doors_web_acl_bills_monthly_for_itself_and_each_rule():
     assert by_kind["waf"]["per_month"] == pytest.approx(5.00 + 5 * 1.00)
     assert by_kind["waf"]["resource"] == "web acl rs-door"
     assert by_kind["load_balancer"]["unit_price"] == 0.0225
+
+
+def test_the_deidentification_key_bills_monthly_while_it_lives():
+    idle = idle_cost({"secrets": [{"name": "rs-deid-key", "source": "secretsmanager ListSecrets rs-deid-key"}]})
+    [line] = idle["lines"]
+    assert (line["kind"], line["resource"]) == ("secrets", "secret rs-deid-key")
+    assert line["per_month"] == pytest.approx(0.40) and idle["per_month"] == pytest.approx(0.40)
+    assert idle_cost({"secrets": []})["lines"] == []  # scheduled for deletion: not listed, not billed

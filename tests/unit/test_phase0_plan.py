@@ -48,7 +48,7 @@ def test_plan_from_nothing_creates_every_resource(ctx):
     changes = [c for step in FoundationPhase().steps(ctx) for c in step.plan(ctx)]
     assert {c.action for c in changes} == {"create"}
     kinds = {c.resource for c in changes}
-    assert kinds == {"s3 bucket", "iam role", "kinesis stream", "lambda layer", "lambda function", "state machine",
+    assert kinds == {"s3 bucket", "secretsmanager secret", "iam role", "kinesis stream", "lambda layer", "lambda function", "state machine",
                      "log group", "logs resource policy", "eventbridge rule", "firehose stream", "ecr repository",
                      "glue database", "glue table", "glue crawler", "athena workgroup", "eks cluster",
                      # what catches the studies no execution recorded

@@ -155,6 +155,21 @@ def test_a_running_nodegroup_is_one_row_with_its_nodes_disks_and_sources():
                                                          "idle_usd_per_month": 0, "prices_as_of": None}
 
 
+def test_every_kind_of_idle_cost_says_why_it_is_still_there():
+    everything = {
+        "clusters": 1, "cluster_name": "c", "nodegroups": [{"name": "ng", "instance_type": "t3.medium", "count": 1,
+                                                             "disk_gb": 20}],
+        "public_ipv4": 1, "nat_gateways": 1, "vpc_endpoints": 2, "kinesis_shards": 1, "kinesis_stream": "s",
+        "load_balancers": [{"name": "lb", "kind": "alb"}], "web_acls": [{"name": "acl", "rules": 4}],
+        "secrets": [{"name": "rs-deid-key"}], "buckets": [{"name": "b", "bytes": 10**9}],
+        "repositories": [{"name": "r", "bytes": 10**9}],
+    }
+    rows = cost_report(everything)["still_costing"]
+    assert len(rows) == 11 and all(row["why"] for row in rows)
+    [key] = [row for row in rows if row["resource"] == "secret rs-deid-key"]
+    assert "schedules its deletion" in key["why"]
+
+
 def test_an_adopted_cluster_is_said_to_stay_after_teardown():
     (row,) = cost_report({"clusters": 1, "cluster_name": "theirs", "cluster_owned": False})["still_costing"]
     assert row["resource"] == "eks cluster theirs" and "teardown leaves it" in row["why"]
