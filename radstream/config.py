@@ -233,6 +233,14 @@ class SecuritySettings(_Section):
     guardduty: bool = False
 
 
+class ObservabilitySettings(_Section):
+    # Alarms notify one SNS topic; this address is subscribed to it (AWS mails a confirmation link
+    # first, and sends nothing until it is followed).
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # A monthly AWS Budgets cost budget over everything tagged with the deployment; 0 for none.
+    monthly_budget_usd: float = Field(default=100.0, ge=0, le=1_000_000)
+
+
 # The only retention periods CloudWatch Logs' PutRetentionPolicy accepts.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
                       2922, 3288, 3653)
@@ -273,6 +281,7 @@ class Config(_Section):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     expose: ExposeSettings = Field(default_factory=ExposeSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     @model_validator(mode="after")
     def _sandbox_defaults(self) -> Config:

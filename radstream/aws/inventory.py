@@ -109,6 +109,20 @@ def _secrets(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]
         yield "secretsmanager", secret["ARN"]
 
 
+def _untaggable_monitoring(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
+    """Dashboards and budgets carry no tags: found by their name."""
+    cw = client("cloudwatch")
+    for page in cw.get_paginator("list_dashboards").paginate(DashboardNamePrefix=f"{deployment}-"):
+        for dashboard in page["DashboardEntries"]:
+            yield "cloudwatch", dashboard["DashboardArn"]
+    account = client("sts").get_caller_identity()["Account"]
+    budgets = client("budgets")
+    for page in budgets.get_paginator("describe_budgets").paginate(AccountId=account):
+        for budget in page.get("Budgets", []):
+            if budget["BudgetName"].startswith(f"{deployment}-"):
+                yield "budgets", f"arn:{budgets.meta.partition}:budgets::{account}:budget/{budget['BudgetName']}"
+
+
 def _lambda_layers(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str]]:
     lam = client("lambda")
     for page in lam.get_paginator("list_layers").paginate():
@@ -147,7 +161,7 @@ def _web_acls(client: ClientFactory, deployment: str) -> Iterator[tuple[str, str
                 yield "wafv2", acl["ARN"]
 
 
-_SOURCES = (_tagging_api, _listed, _eks_clusters, _sqs_queues, _secrets, _lambda_layers, _acm_certificates, _vpc_pieces, _web_acls)
+_SOURCES = (_tagging_api, _listed, _eks_clusters, _sqs_queues, _secrets, _untaggable_monitoring, _lambda_layers, _acm_certificates, _vpc_pieces, _web_acls)
 
 
 # -- is it still there? ---------------------------------------------------------------------------
@@ -364,12 +378,34 @@ def _secretsmanager(client: ClientFactory, arn: str) -> str:
     return PRESENT if found and not found.get("DeletedDate") else GONE
 
 
+def _sns(client: ClientFactory, arn: str) -> str:
+    sns = client("sns")
+    return _status(lambda: sns.get_topic_attributes(TopicArn=arn), missing=("NotFound",))
+
+
+def _cloudwatch(client: ClientFactory, arn: str) -> str:
+    """alarm:<name> or dashboard/<name>"""
+    resource = _resource(arn)
+    cw = client("cloudwatch")
+    if resource.startswith("alarm:"):
+        return PRESENT if cw.describe_alarms(AlarmNames=[resource.split(":", 1)[1]])["MetricAlarms"] else GONE
+    if resource.startswith("dashboard/"):
+        return _status(lambda: cw.get_dashboard(DashboardName=resource.split("/", 1)[1]), missing=("ResourceNotFound",))
+    return PRESENT
+
+
+def _budgets(client: ClientFactory, arn: str) -> str:
+    budgets, account = client("budgets"), arn.split(":")[4]
+    return _status(lambda: budgets.describe_budget(AccountId=account, BudgetName=_resource(arn).split("/", 1)[1]),
+                   missing=("NotFoundException",))
+
+
 # A service missing here is reported as present: a leftover that cannot be confirmed is not hidden.
 _STATUS: dict[str, Callable[[ClientFactory, str], str]] = {
     "glue": _glue, "kinesis": _kinesis, "states": _states, "firehose": _firehose, "eks": _eks, "s3": _s3,
     "lambda": _lambda, "logs": _logs, "athena": _athena, "ecr": _ecr, "events": _events, "iam": _iam,
     "ec2": _ec2, "elasticloadbalancing": _load_balancing, "acm": _acm, "wafv2": _wafv2, "sqs": _sqs,
-    "secretsmanager": _secretsmanager,
+    "secretsmanager": _secretsmanager, "sns": _sns, "cloudwatch": _cloudwatch, "budgets": _budgets,
 }
 
 

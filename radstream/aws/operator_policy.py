@@ -48,6 +48,11 @@ ACTIONS = {
     ("s3", "GetBucketLifecycleConfiguration"): "s3:GetLifecycleConfiguration",
     ("s3", "PutBucketLifecycleConfiguration"): "s3:PutLifecycleConfiguration",
     ("lambda", "Invoke"): "lambda:InvokeFunction",
+    # AWS Budgets authorises every read with ViewBudget and every change with ModifyBudget.
+    ("budgets", "DescribeBudget"): "budgets:ViewBudget",
+    ("budgets", "DescribeNotificationsForBudget"): "budgets:ViewBudget",
+    ("budgets", "CreateBudget"): "budgets:ModifyBudget",
+    ("budgets", "DeleteBudget"): "budgets:ModifyBudget",
 }
 
 

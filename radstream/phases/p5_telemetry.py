@@ -1,6 +1,9 @@
-"""Phase 5: prove telemetry flows. Kinesis and Firehose are ACTIVE; a probe record with a unique id
-put on the stream lands under raw_telemetry/ in the telemetry bucket and is read back through the
-query engine (Athena on aws, DuckDB over the same objects on the sandbox)."""
+"""Phase 5: prove telemetry flows, and watch it. Kinesis and Firehose are ACTIVE; a probe record
+with a unique id put on the stream lands under raw_telemetry/ in the telemetry bucket and is read
+back through the query engine (Athena on aws, DuckDB over the same objects on the sandbox). Then
+what an operator watches the pipeline with (radstream.monitoring): the alarms and their SNS topic,
+the dashboard and the monthly budget. They are here, not in phase 0, because they read the
+telemetry path and everything phase 0 made, and the pipeline's own metrics come from it."""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from radstream import monitoring
 from radstream.names import TELEMETRY_PREFIX
-from radstream.phases.base import Change, Phase, Step, VerifyFailed
+from radstream.phases.base import Change, DriftStep, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
     from radstream.context import Context
@@ -97,10 +101,74 @@ class ProbeStep(Step):
             raise VerifyFailed(f"the probe {probe_id} is in S3 but the query engine does not return it")
 
 
+class MonitoringStep(DriftStep):
+    name = "monitoring"
+    description = ("alarms (failure rate, p95, throttling, iterator age, Firehose delivery, uploads without "
+                   "executions) notifying an SNS topic, the pipeline's dashboard and a monthly budget")
+
+    def _topic(self, ctx: Context) -> str:
+        from radstream.aws.alarms import topic_arn
+
+        names = ctx.names
+        return topic_arn(names.region, names.account_id, monitoring.topic_name(names), names.partition)
+
+    def _budget(self, ctx: Context) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        return (monitoring.budget(ctx.names, ctx.config),
+                monitoring.budget_notifications(self._topic(ctx), ctx.config.observability.alarm_email))
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.alarms import alarm_drift, budget_drift, dashboard_drift, topic_drift
+
+        names, topic, tags = ctx.names, self._topic(ctx), ctx.names.tags(PHASE)
+        cw = ctx.client("cloudwatch")
+        found = [("sns topic", monitoring.topic_name(names),
+                  topic_drift(ctx.client("sns"), topic, tags, monitoring.topic_policy(topic, names.account_id),
+                              ctx.config.observability.alarm_email))]
+        found += [("cloudwatch alarm", monitoring.alarm_name(names, a.purpose),
+                   alarm_drift(cw, a.request(names, topic), tags)) for a in monitoring.alarms(names)]
+        found.append(("cloudwatch dashboard", monitoring.dashboard_name(names),
+                      dashboard_drift(cw, monitoring.dashboard_name(names), monitoring.dashboard_body(names, ctx.config))))
+        budget, notifications = self._budget(ctx)
+        if budget is not None:
+            found.append(("budget", budget["BudgetName"],
+                          budget_drift(ctx.client("budgets"), names.account_id, budget, notifications)))
+        return found
+
+    def apply(self, ctx: Context) -> None:
+        from radstream.aws.alarms import ensure_alarm, ensure_budget, ensure_dashboard, ensure_topic
+
+        names, topic, tags = ctx.names, self._topic(ctx), ctx.names.tags(PHASE)
+        cw = ctx.client("cloudwatch")
+        ensure_topic(ctx.client("sns"), topic, tags, monitoring.topic_policy(topic, names.account_id),
+                     ctx.config.observability.alarm_email)
+        for alarm in monitoring.alarms(names):
+            ensure_alarm(cw, alarm.request(names, topic), tags)
+        ensure_dashboard(cw, monitoring.dashboard_name(names), monitoring.dashboard_body(names, ctx.config))
+        budget, notifications = self._budget(ctx)
+        if budget is not None:
+            ensure_budget(ctx.client("budgets"), names.account_id, budget, notifications)
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        names = ctx.names
+        return {"alarm_topic_arn": self._topic(ctx), "dashboard": monitoring.dashboard_name(names),
+                "alarms": [monitoring.alarm_name(names, a.purpose) for a in monitoring.alarms(names)],
+                "budget": monitoring.budget_name(names) if ctx.config.observability.monthly_budget_usd else None}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.alarms import delete_alarms, delete_budget, delete_dashboard, delete_topic
+
+        names, cw = ctx.names, ctx.client("cloudwatch")
+        delete_alarms(cw, [monitoring.alarm_name(names, a.purpose) for a in monitoring.alarms(names)])
+        delete_dashboard(cw, monitoring.dashboard_name(names))
+        delete_budget(ctx.client("budgets"), names.account_id, monitoring.budget_name(names))
+        delete_topic(ctx.client("sns"), self._topic(ctx))
+
+
 class TelemetryPhase(Phase):
     number = PHASE
     name = "telemetry"
-    summary = "Kinesis and Firehose active, a probe record lands in S3 and is queried"
+    summary = ("Kinesis and Firehose active, a probe record lands in S3 and is queried; alarms, their SNS topic, "
+               "the dashboard and the monthly budget")
 
     def steps(self, ctx: Context) -> list[Step]:
-        return [StreamsActiveStep(), ProbeStep()]
+        return [StreamsActiveStep(), ProbeStep(), MonitoringStep()]

@@ -116,7 +116,11 @@ def put_object(bucket: str, key: str, body: bytes, content_type: str) -> None:
 
 
 def send_telemetry(event: Mapping[str, Any]) -> None:
-    """One record on the telemetry stream, partitioned by study id (a study's events stay in order)."""
+    """One record on the telemetry stream, partitioned by study id (a study's events stay in order),
+    and the study's metrics as one embedded-metric-format line in this function's log."""
+    from radstream.pipeline.metrics import embedded_metrics_line
+
     client("kinesis").put_record(
         StreamName=setting("TELEMETRY_STREAM"), Data=telemetry_line(event), PartitionKey=str(event["study_id"])
     )
+    print(embedded_metrics_line(event, setting("DEPLOYMENT"), int(time.time() * 1000)), flush=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
+    from radstream.sandbox.alarm_evaluator import AlarmEvaluator
     from radstream.sandbox.firehose_pump import FirehosePump
     from radstream.sandbox.lambda_runner import LambdaRunner
 
@@ -49,11 +50,13 @@ class EmbeddedAws:
         self._server: ThreadedMotoServer | None = None
         self._runner: LambdaRunner | None = None
         self._pump: FirehosePump | None = None
+        self._alarms: AlarmEvaluator | None = None
 
     def start(self) -> dict[str, str]:
         from moto.server import ThreadedMotoServer
 
         from radstream.sandbox import eventbridge, lambda_runner, moto_fixes, sqs_event_source
+        from radstream.sandbox.alarm_evaluator import AlarmEvaluator
         from radstream.sandbox.firehose_pump import FirehosePump
 
         moto_fixes.install()
@@ -71,10 +74,14 @@ class EmbeddedAws:
         sqs_event_source.install()
         self._pump = FirehosePump(endpoint_url=endpoint, regions=(self.region,))
         self._pump.start()
+        self._alarms = AlarmEvaluator()
+        self._alarms.start()
         log.info("moto serving on %s", endpoint)
         return {"aws_endpoint": endpoint}
 
     def stop(self) -> None:
+        if self._alarms is not None:
+            self._alarms.stop()
         if self._pump is not None:
             self._pump.stop()
         if self._runner is not None:

@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, cast
 
+from radstream.sandbox import lambda_metrics
 from radstream.sandbox.role_sessions import RoleSessions, Session
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,7 @@ class LambdaRunner:
         try:
             reply = self._invoke(fn, spec, event, request_id)
         except Throttled:
+            lambda_metrics.publish(fn.account_id, spec.region, spec.name, "", None, error=False, throttled=True)
             raise throttle_error() from None  # no START/END: a throttled request never reaches the function
         except Exception as exc:  # the runner itself failed: surface it like Lambda's service errors
             log.exception("lambda runner failed for %s", spec.name)
@@ -277,6 +279,8 @@ class LambdaRunner:
             f"{report_line(request_id, duration_ms, spec.memory, reply.get('max_memory_mb'), reply.get('init_ms'))}\n"
         )
         self._save_logs(fn.logs_backend, spec.log_group, reply.get("log_stream") or spec.new_log_stream(), logs)
+        lambda_metrics.publish(fn.account_id, spec.region, spec.name, logs, duration_ms, error="error" in reply,
+                               throttled=False)
         if "error" in reply:
             return json.dumps(reply["error"]), True, logs
         return reply["payload"], False, logs
