@@ -20,6 +20,7 @@ from radstream.commands import model as model_commands
 from radstream.commands import render as render_commands
 from radstream.commands import sandbox as sandbox_commands
 from radstream.commands import security as security_commands
+from radstream.commands import watch as watch_commands
 from radstream.commands.common import ConfigOpt, DryRunOpt, JsonOpt, VerboseOpt, YesOpt, emit, options, run_command
 from radstream.session import Options, confirm, confirm_billable, open_context
 
@@ -40,6 +41,7 @@ app.add_typer(security_commands.app, name="security")
 app.command("deid")(deid_commands.deid)
 app.command("ingest")(ingest_commands.ingest)
 app.command("load")(load_commands.load)
+app.command("watch")(watch_commands.watch)
 app.command("query")(analytics_commands.query)
 app.command("report")(analytics_commands.report)
 app.command("cost")(analytics_commands.cost)

@@ -181,6 +181,10 @@ class TritonSettings(_Section):
     model_name: str = Field(default="radstream_cxr", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     namespace: str = Field(default="radstream", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     replicas: int = Field(default=1, ge=1, le=20)
+    # The HPA adds pods above this share of their requested CPU, and removes them only once every
+    # recommendation over the scale-down window agrees (Kubernetes' defaults: 300 s).
+    target_cpu_utilization: int = Field(default=70, ge=1, le=100)
+    scale_down_window_seconds: int = Field(default=300, ge=0, le=3600)
     base_image: str = "nvcr.io/nvidia/tritonserver:24.08-py3"
     builder: Literal["daemonless", "docker", "buildah", "podman"] = "daemonless"
     # Covers a node's first pull of the serving image: ~8 GB compressed at a pessimistic 8 MB/s is
@@ -239,6 +243,9 @@ class ObservabilitySettings(_Section):
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     # A monthly AWS Budgets cost budget over everything tagged with the deployment; 0 for none.
     monthly_budget_usd: float = Field(default=100.0, ge=0, le=1_000_000)
+    # A Prometheus scraping Triton (manifests/prometheus/podmonitor.yaml), which `radstream watch`
+    # reads Triton's queue and compute time from; the sandbox runs its own.
+    prometheus_url: str | None = Field(default=None, pattern=r"^https?://")
 
 
 # The only retention periods CloudWatch Logs' PutRetentionPolicy accepts.

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from radstream import resources, runlog
+from radstream import load_runs, resources, runlog
 from radstream.aws import operator_policy
 from radstream.config import LoadedConfig
 from radstream.counters import MutationCounter
@@ -94,6 +94,11 @@ class Context:
                      partition_of(self.caller_identity["Arn"]))
 
     # -- state ----------------------------------------------------------------------------------
+    @property
+    def load_runs_file(self) -> Path:
+        """Where `radstream load` records each run (radstream.load_runs), for the report to mark."""
+        return self.state_dir / load_runs.FILE_NAME
+
     def outputs(self, phase: int) -> dict[str, Any]:
         return self.state.outputs(phase)
 

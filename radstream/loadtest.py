@@ -3,8 +3,8 @@ a window) and a sustained rate (R per unit for a duration).
 
 Pure: parsing the schedule strings, when each study is due, the submit-and-poll loop (the cloud
 calls come in as functions), latency statistics and the CSV/JSON exports. Only `run_against`, at the
-end, wires that loop to a deployment's S3 (it imports the cloud modules when called); `radstream load`
-calls it."""
+end, wires that loop to a deployment's S3 (it imports the cloud modules when called) and adds the run
+to the project's record of load runs (radstream.load_runs); `radstream load` calls it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from radstream import load_runs
 from radstream.errors import RadstreamError
 
 MAX_STUDIES = 100_000
@@ -393,6 +394,8 @@ def run_against(ctx: Any, schedule: Schedule, drain_s: float, out: Path | None, 
                        poll, lambda key: read_json(s3, results, key),
                        drain_s=drain_s, progress=progress)
     summary = summarize(run.records, schedule, run.started_at, run.finished_at, run.interrupted)
+    load_runs.record(ctx.load_runs_file,
+                     load_runs.run_record(run_id, run.started_at, run.finished_at, summary["submitted"], ctx.config.target))
     exports = write_exports(out, run_id, summary, run.records) if out else {}
     problems = [f"{summary[k]} {k.replace('_', ' ')}" for k in ("lost", "upload_failed") if summary[k]]
     return {"ok": not problems, "run_id": run_id, "target": ctx.config.target, **summary, "exports": exports,

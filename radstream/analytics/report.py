@@ -1,6 +1,6 @@
 """The evidence pack: one Markdown file (with its PNGs beside it) and one self-contained HTML file
 (the same PNGs embedded as base64) — architecture, phases and timings, the model that answered
-(trained or not, on what, its licence), latency, throughput,
+(trained or not, on what, its licence), latency, throughput (with the load runs shaded),
 failures, cost and the teardown proof.
 
 `build` and `write` take plain dicts and rows, so the report is tested without any cloud; `gather`
@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -213,19 +213,75 @@ def stage_bars(rows: list[Mapping[str, Any]]) -> Image | None:
     return Image("stage_latency.png", "per-stage latency", _png(plt, fig))
 
 
-def throughput_chart(rows: list[Mapping[str, Any]], bucket: str = "minute") -> Image | None:
+@dataclass(frozen=True)
+class LoadWindow:
+    """A load run as the throughput chart shades it."""
+
+    number: int  # its row in the section's table of load runs
+    run_id: str
+    start: datetime
+    end: datetime
+
+
+# Up to this many shaded runs carry their run id; more carry their number in the table under the chart.
+_NAMED_WINDOWS = 3
+
+
+def _bucket_length(bucket: str) -> timedelta:
+    return timedelta(minutes=1) if bucket == "minute" else timedelta(hours=1)
+
+
+def _utc(value: Any) -> datetime | None:
+    """An ISO-8601 time ('Z', an offset, or none: read as UTC) → an aware UTC datetime; None if unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def load_windows_in_range(rows: list[Mapping[str, Any]], windows: Sequence[Mapping[str, Any]],
+                          bucket: str = "minute") -> list[LoadWindow]:
+    """The load runs (radstream.load_runs records) the throughput chart shades: those overlapping its
+    buckets, numbered by their place in `windows` (from 1) and clipped to the buckets, so that a run
+    outside them does not stretch the time axis."""
+    times = [moment for moment in (_utc(row.get(bucket)) for row in rows) if moment is not None]
+    if not times:
+        return []
+    first, last = min(times), max(times) + _bucket_length(bucket)
+    shaded = []
+    for number, window in enumerate(windows, 1):
+        start, end = _utc(window.get("started_at")), _utc(window.get("finished_at"))
+        if start is not None and end is not None and start <= end and start < last and end > first:
+            shaded.append(LoadWindow(number, str(window.get("run_id")), max(start, first), min(end, last)))
+    return shaded
+
+
+def throughput_chart(rows: list[Mapping[str, Any]], bucket: str = "minute",
+                     windows: Sequence[Mapping[str, Any]] = ()) -> Image | None:
+    """Studies per bucket, with each load run of `windows` that falls in the chart's range shaded."""
     if not rows:
         return None
     plt, (fig, ax) = _figure(8, 3.5)
     times = [datetime.fromisoformat(str(r[bucket]).replace("Z", "+00:00")) for r in rows]
     ok = [int(r.get("succeeded") or 0) for r in rows]
     failed = [int(r.get("failed") or 0) for r in rows]
-    width = 0.8 / (24 * 60) if bucket == "minute" else 0.8 / 24  # bar width in days
+    width = 0.8 * (_bucket_length(bucket) / timedelta(days=1))  # bar width in days
     ax.bar(times, ok, width=width, align="edge", color="#4a7bb7", label="succeeded")
     ax.bar(times, failed, width=width, align="edge", bottom=ok, color="#c44e52", label="failed")
+    shaded = load_windows_in_range(rows, windows, bucket)
+    named = len(shaded) <= _NAMED_WINDOWS
+    for index, window in enumerate(shaded):
+        ax.axvspan(window.start, window.end, color="#e8a33d", alpha=0.2, zorder=0, gid=f"load-run-{window.number}",
+                   label=None if index else "load run")
+        # Over the bars, on a pale ground, so that a label stays readable whatever it crosses.
+        ax.text(window.start, 0.97, window.run_id if named else f"#{window.number}", transform=ax.get_xaxis_transform(),
+                rotation=90 if named else 0, ha="left", va="top", fontsize=7, color="#5c3d0b",
+                zorder=5, bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})
     ax.set_ylabel(f"studies per {bucket}")
     ax.set_title("Throughput over time (UTC)")
-    ax.legend()
+    # Beside the axes: inside, it would hide the bars or a load run's label.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.autofmt_xdate()
     return Image("throughput.png", "throughput over time", _png(plt, fig))
 
@@ -286,14 +342,28 @@ def _latency_section(telemetry: Mapping[str, Any]) -> Section:
     return section
 
 
-def _throughput_section(telemetry: Mapping[str, Any]) -> Section:
+def _throughput_section(telemetry: Mapping[str, Any], load_runs: Sequence[Mapping[str, Any]]) -> Section:
     section = Section("Throughput")
     rate = (telemetry.get("success_rate") or [{}])[0]
     if rate.get("events"):
         section.text(f"{rate['events']} events: {rate.get('succeeded')} succeeded, {rate.get('failed')} failed "
                      f"({_cell(rate.get('success_rate_percent'))} % success).")
-    chart = throughput_chart(telemetry.get("throughput_per_minute") or [])
-    return section.image(chart) if chart else section.note("No telemetry events yet.")
+    rows = telemetry.get("throughput_per_minute") or []
+    # One order for the table and the chart: a shaded run's number is its row.
+    runs = sorted(load_runs, key=lambda run: str(run.get("started_at") or ""))
+    chart = throughput_chart(rows, windows=runs)
+    section.image(chart)
+    if chart is None:
+        section.note("No telemetry events yet.")
+    if not runs:
+        return section
+    section.table(["#", "load run", "start (UTC)", "end (UTC)", "studies"],
+                  [[number, run.get("run_id"), run.get("started_at"), run.get("finished_at"), run.get("studies")]
+                   for number, run in enumerate(runs, 1)])
+    unshaded = len(runs) - len(load_windows_in_range(rows, runs))
+    if chart is not None and unshaded:
+        section.note(f"{unshaded} of these load runs fall outside the telemetry's time range: not shaded on the chart.")
+    return section
 
 
 def _failures_section(telemetry: Mapping[str, Any]) -> Section:
@@ -341,6 +411,7 @@ def build(data: Mapping[str, Any]) -> tuple[str, list[Section]]:
     """The report's title and sections from plain inputs:
     {"deployment", "target", "generated_at", "state": state.json document, "telemetry": {query name: rows},
      "cost": {"idle", "per_1000_images", "cost_explorer", "notes"}, "leftovers": [{"service", "arn"}] | None,
+     "load_runs": [{"run_id", "started_at", "finished_at", "studies", "target"}] (radstream.load_runs),
      "errors": {section title: why it could not be gathered}}."""
     deployment = data.get("deployment", "?")
     title = f"RadStream report — {deployment} ({data.get('target', '?')})"
@@ -349,7 +420,7 @@ def build(data: Mapping[str, Any]) -> tuple[str, list[Section]]:
         f"Generated {data.get('generated_at') or datetime.now(timezone.utc).isoformat(timespec='seconds')}."
     ).pre(ARCHITECTURE).image(architecture_chart())
     sections = [overview, _phase_section(data.get("state")), _model_section(telemetry), _latency_section(telemetry),
-                _throughput_section(telemetry),
+                _throughput_section(telemetry, data.get("load_runs") or []),
                 _failures_section(telemetry), _cost_section(data.get("cost") or {}),
                 _teardown_section(data.get("leftovers"), deployment)]
     for section in sections:
@@ -378,6 +449,7 @@ REPORT_QUERIES = ("model_versions", "latency_percentiles", "processing_times", "
 
 def gather(ctx: Any) -> dict[str, Any]:
     """Everything `build` needs, from a live context."""
+    from radstream import load_runs
     from radstream.analytics.cost import deployment_cost
     from radstream.analytics.runner import run_query
     from radstream.aws.inventory import deployment_resources
@@ -402,5 +474,6 @@ def gather(ctx: Any) -> dict[str, Any]:
         "telemetry": telemetry,
         "cost": attempt("Cost", lambda: deployment_cost(ctx)) or {},
         "leftovers": attempt("Teardown proof", lambda: deployment_resources(ctx.client, ctx.config.deployment)),
+        "load_runs": attempt("Throughput", lambda: load_runs.read(ctx.load_runs_file)) or [],
         "errors": errors,
     }

@@ -16,10 +16,12 @@ ROLE_PURPOSES = ("lambda", "sfn", "events", "firehose", "glue-crawler", "eks-clu
 INLINE_POLICY = "radstream"
 # EKS documents its control plane and nodes with these AWS managed policies. Nodes also pull the
 # cluster add-ons' images (aws-node, kube-proxy, CoreDNS) from AWS's own registries in other
-# accounts, which our inline policy (our repository only) cannot grant.
+# accounts, which our inline policy (our repository only) cannot grant; and the Container Insights
+# agent on every node puts metrics and logs with the node's role (CloudWatchAgentServerPolicy).
 MANAGED_POLICIES = {
     "eks-cluster": ["AmazonEKSClusterPolicy"],
-    "eks-nodes": ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly"],
+    "eks-nodes": ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
+                  "CloudWatchAgentServerPolicy"],
 }
 # AWS accepts only Resource "*" for these actions; everything else must name our resources.
 UNSCOPABLE_ACTIONS = frozenset({"ecr:GetAuthorizationToken", "ec2:DescribeNetworkInterfaces"})

@@ -29,7 +29,7 @@ LOG_VARIABLE = "OPERATOR_POLICY_CALL_LOG"
 # AWS answers these for any principal, even under an explicit Deny: no policy grants them.
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
 # The IAM service prefix where it differs from the API's signing name.
-PREFIXES = {"tagging": "tag"}
+PREFIXES = {"tagging": "tag", "monitoring": "cloudwatch"}
 # Operations authorised by an action of another name (the IAM Service Authorization Reference).
 ACTIONS = {
     ("s3", "HeadBucket"): "s3:ListBucket",

@@ -12,7 +12,7 @@ from radstream.commands.common import ConfigOpt, JsonOpt, emit, options, run_com
 app = typer.Typer(help="The local sandbox: emulated AWS, a Kubernetes API emulator and a real Triton.", no_args_is_help=True)
 
 PUBLIC_KEYS = ("running", "pid", "aws_endpoint", "kubernetes_endpoint", "kubernetes_ca", "triton_http", "triton_grpc", "registry",
-               "base_image", "started_at", "logs")
+               "base_image", "prometheus", "started_at", "logs")
 
 
 def _public(info: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def _render(info: dict[str, Any]) -> None:
         console.print("sandbox: [dim]not running[/]")
         return
     console.print(f"sandbox: [green]running[/] (PID {info['pid']}, since {info['started_at']})")
-    for key in ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc", "registry"):
+    for key in ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc", "registry", "prometheus"):
         if info.get(key):
             console.print(f"  {key:<20} {info[key]}")
 

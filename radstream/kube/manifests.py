@@ -131,7 +131,9 @@ def autoscaler(config: Config, directory: Path) -> Manifest:
     # More serving pods than nodes would only share the same cores.
     maximum = max(config.triton.replicas, config.nodegroup.max_size)
     manifest = load(directory, "hpa", {"Name": DEPLOYMENT, "Namespace": config.triton.namespace,
-                                       "MinReplicas": config.triton.replicas, "MaxReplicas": maximum})
+                                       "MinReplicas": config.triton.replicas, "MaxReplicas": maximum,
+                                       "TargetCpu": config.triton.target_cpu_utilization,
+                                       "ScaleDownWindow": config.triton.scale_down_window_seconds})
     manifest["metadata"]["labels"] = labels(config)
     return manifest
 

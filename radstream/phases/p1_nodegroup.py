@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from radstream.errors import RadstreamError
 from radstream.names import TAG_DEPLOYMENT
-from radstream.phases.base import Change, Phase, Step, VerifyFailed
+from radstream.phases.base import Change, DriftStep, Phase, Step, VerifyFailed
 
 if TYPE_CHECKING:
     from radstream.aws.eks import NodegroupSpec
@@ -351,6 +351,46 @@ class DeleteOldNodegroupsStep(Step):
         return {"replaced_nodegroups": old}
 
 
+ADDON_TIMEOUT_S = 900  # EKS reports an add-on ACTIVE once its pods run: minutes on fresh nodes
+
+
+class AddonsStep(DriftStep):
+    """Cluster add-ons that need nodes to run on, hence after the target nodegroup."""
+
+    name = "addons"
+    description = ("EKS add-ons metrics-server (the resource-metrics API Triton's HPA scales on) and "
+                   "amazon-cloudwatch-observability (Container Insights)")
+
+    def drifts(self, ctx: Context) -> list[tuple[str, str, list[str]]]:
+        from radstream.aws.eks_addons import ADDONS, addon_drift
+
+        eks, cluster = ctx.client("eks"), ctx.config.cluster_name
+        return [("eks add-on", name, addon_drift(eks, cluster, name)) for name in ADDONS]
+
+    def apply(self, ctx: Context) -> dict[str, Any]:
+        from radstream.aws.eks import existing_cluster
+        from radstream.aws.eks_addons import ADDONS, addon_settled, create_addon, default_version, describe_addon
+
+        eks, cluster = ctx.client("eks"), ctx.config.cluster_name
+        kubernetes = existing_cluster(eks, cluster)["version"]
+        for name in ADDONS:
+            if describe_addon(eks, cluster, name) is None:
+                create_addon(eks, cluster, name, default_version(eks, name, kubernetes), ctx.names.tags(PHASE))
+        ctx.wait(f"EKS add-ons {', '.join(ADDONS)} ACTIVE", lambda: all(addon_settled(eks, cluster, name) for name in ADDONS),
+                 timeout=ADDON_TIMEOUT_S, interval=5.0)
+        return {"addons": {name: (describe_addon(eks, cluster, name) or {}).get("addonVersion") for name in ADDONS}}
+
+    def destroy(self, ctx: Context) -> None:
+        from radstream.aws.eks_addons import ADDONS, delete_addon, describe_addon
+
+        eks, cluster = ctx.client("eks"), ctx.config.cluster_name
+        deleting = [name for name in ADDONS if delete_addon(eks, cluster, name)]
+        if deleting:
+            ctx.wait(f"EKS add-on(s) {', '.join(deleting)} deleted",
+                     lambda: all(describe_addon(eks, cluster, name) is None for name in deleting),
+                     timeout=ADDON_TIMEOUT_S, interval=10.0)
+
+
 class NodegroupPhase(Phase):
     number = PHASE
     name = "nodegroup"
@@ -367,4 +407,4 @@ class NodegroupPhase(Phase):
         from radstream.kube.manifests import is_gpu
 
         gpu = [DevicePluginStep()] if is_gpu(ctx.config) else []
-        return [TargetNodegroupStep(), *gpu, DrainOldNodesStep(), DeleteOldNodegroupsStep()]
+        return [TargetNodegroupStep(), *gpu, AddonsStep(), DrainOldNodesStep(), DeleteOldNodegroupsStep()]

@@ -15,6 +15,7 @@ DIMENSION = "Deployment"
 FAILED = "StudyFailed"
 STUDIES = "Studies"
 END_TO_END = "EndToEndLatency"
+MODEL_DIMENSION, REASON_DIMENSION = "ModelName", "ErrorType"
 
 
 def stage_metric(stage: str) -> str:
@@ -34,20 +35,25 @@ def embedded_metrics(telemetry: Mapping[str, Any], deployment: str, timestamp_ms
         if ms is not None:
             values[stage_metric(stage)] = float(ms)
     units = {name: "Count" if name in (STUDIES, FAILED) else "Milliseconds" for name in values}
+
+    def directive(dimensions: list[str], names: list[str]) -> dict[str, Any]:
+        return {"Namespace": NAMESPACE, "Dimensions": [dimensions],
+                "Metrics": [{"Name": name, "Unit": units[name]} for name in names if name in units]}
+
+    # Per model: outcome and latency; per failure reason: the failures. Both are small closed sets
+    # (the served model, the pipeline's error types), so each adds a few metrics, not one per study.
+    directives = [directive([DIMENSION], list(units))]
+    if telemetry.get("model_name"):
+        directives.append(directive([DIMENSION, MODEL_DIMENSION], [FAILED, END_TO_END]))
+    if values[FAILED] and telemetry.get("error_type"):
+        directives.append(directive([DIMENSION, REASON_DIMENSION], [FAILED]))
     return {
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[DIMENSION]],
-                "Metrics": [{"Name": name, "Unit": unit} for name, unit in units.items()],
-            }],
-        },
+        "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": directives},
         DIMENSION: deployment,
         # Properties: searchable in Logs Insights, never dimensions (each dimension value is a metric).
         "Outcome": telemetry["status"],
-        "ErrorType": telemetry.get("error_type"),
-        "ModelName": telemetry.get("model_name"),
+        REASON_DIMENSION: telemetry.get("error_type"),
+        MODEL_DIMENSION: telemetry.get("model_name"),
         "ModelVersion": telemetry.get("model_version"),
         **values,
     }

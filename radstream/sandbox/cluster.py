@@ -56,6 +56,7 @@ from radstream.inference.model import MODEL_NAME
 from radstream.kube.manifests import is_ssl_port
 from radstream.sandbox.alb_controller import AlbController
 from radstream.sandbox.cloud_controller import CloudController
+from radstream.sandbox.process_usage import CpuMeter
 from radstream.sandbox.tls_front import TlsFronts
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def sync_plan(mirrored: Mapping[str, NodegroupSpec], wanted: Mapping[str, Nodegr
 
 # --- EKS → Kubernetes (the thread) ----------------------------------------------------------------
 class EksSync:
-    """Mirrors the emulated account's EKS nodegroups into a KubeEmulator, every `interval` seconds."""
+    """Mirrors the emulated account's EKS nodegroups and add-ons into a KubeEmulator, every
+    `interval` seconds."""
 
     def __init__(self, kube: Any, aws_endpoint: str, region: str, interval: float = SYNC_INTERVAL,
                  join_timeout: float = JOIN_TIMEOUT) -> None:
@@ -227,7 +229,48 @@ class EksSync:
         nodes = self.kube.store.list("v1", "Node", label_selector=[(NODEGROUP_LABEL, "In", (nodegroup,))])
         return [n["spec"]["providerID"].rpartition("/")[2] for n in nodes if n.get("spec", {}).get("providerID")]
 
+    def sync_addons(self) -> None:
+        """Each add-on's workloads run while EKS lists it, and its status follows their readiness."""
+        from radstream.sandbox import eks_addons
+        from radstream.sandbox.kube.errors import ApiError
+        from radstream.sandbox.kube.kinds import kind_of
+
+        eks, listed = self._eks(), {}
+        for page in eks.get_paginator("list_clusters").paginate():
+            for cluster in page["clusters"]:
+                arn = eks.describe_cluster(name=cluster)["cluster"]["arn"]
+                listed.update({name: (cluster, arn.split(":")[4]) for name in eks.list_addons(clusterName=cluster)["addons"]})
+        api = self.kube.api
+        for name in eks_addons.CATALOG:
+            objects = eks_addons.workloads(name, self.region)
+            if name not in listed:
+                for obj in reversed(objects):
+                    if obj["kind"] != "Namespace":  # kept, as EKS keeps the namespace an add-on created
+                        meta = obj["metadata"]
+                        if self.kube.store.find(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]):
+                            api.delete(kind_of(obj["apiVersion"], obj["kind"]), meta.get("namespace"), meta["name"])
+                continue
+            for obj in objects:
+                try:
+                    api.create(obj)
+                except ApiError as error:
+                    if error.code != 409:
+                        raise
+            cluster, account = listed[name]
+            record = eks_addons.moto_addon(self.region, account, cluster, name)
+            if record is not None:
+                eks_addons.judge(record, all(self._workload_ready(obj) for obj in objects if obj["kind"] != "Namespace"))
+
+    def _workload_ready(self, obj: Obj) -> bool:
+        meta = obj["metadata"]
+        found = self.kube.store.find(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]) or {}
+        status = found.get("status") or {}
+        if obj["kind"] == "DaemonSet":
+            return bool(status.get("desiredNumberScheduled")) and status.get("numberReady") == status["desiredNumberScheduled"]
+        return (status.get("readyReplicas") or 0) >= (found.get("spec") or {}).get("replicas", 1)
+
     def sync_once(self) -> None:
+        self.sync_addons()
         wanted = self.read_nodegroups()
         self._refused = {n: s for n, s in self._refused.items() if wanted.get(n) == s}
         wanted = {n: s for n, s in wanted.items() if n not in self._refused}
@@ -279,6 +322,7 @@ class TritonBridge:
         self._ready = False
         self._failures = 0
         self._checked_at = float("-inf")
+        self._meter: CpuMeter | None = None
 
     def install(self, kubelet: Any) -> None:
         """Wrap the kubelet's hooks: Triton objects are handled here, all others as before."""
@@ -287,6 +331,24 @@ class TritonBridge:
         kubelet.load_balancer_hook = lambda service: (
             self.ingress(service, default_lb(service)) if self.is_triton_service(service) else default_lb(service))
         kubelet.container_log_hook = lambda pod, container: self.log() if is_triton_pod(pod) else None
+        kubelet.usage_hook = self.usage
+
+    def usage(self, running: list[Obj]) -> dict[str, tuple[float, float]]:
+        """The local Triton's real CPU and memory since the last reading, shared evenly by the running
+        Triton pods (they all reach that one server, as a Service spreads requests over its pods).
+        Other pods run no process: metrics-server has nothing to report for them."""
+        pods = [p for p in running if is_triton_pod(p)]
+        pid = self.published.get("triton_pid")
+        if not pods or not pid:
+            return {}
+        if self._meter is None or self._meter.pid != int(pid):
+            self._meter = CpuMeter(int(pid))
+            return {}  # the first reading only starts the clock
+        reading = self._meter.read()
+        if reading is None:
+            return {}
+        millicores, memory = reading
+        return {p["metadata"]["uid"]: (millicores / len(pods), memory / len(pods)) for p in pods}
 
     def log(self) -> bytes | None:
         """The local Triton's log: what every Triton pod's container prints."""

@@ -23,7 +23,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-ENDPOINT_KEYS = ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc")
+ENDPOINT_KEYS = ("aws_endpoint", "kubernetes_endpoint", "triton_http", "triton_grpc", "prometheus")
 # Everything services publish into sandbox.json: endpoints, the CA certificate that verifies the
 # Kubernetes one, the OCI registry ("127.0.0.1:P") with the base image seeded in it, and the access
 # key the emulator admits (a secret: never print it).

@@ -126,6 +126,7 @@ def install() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     from radstream.sandbox import (
+        eks_addons,
         eks_parity,
         elb_waf_parity,
         glue_crawler_role,
@@ -145,6 +146,7 @@ def install() -> None:
     glue_crawler_role.install(_wrap)
     iam_enforcement.install(_wrap)
     eks_parity.install(_wrap)
+    eks_addons.install()
     vpc_parity.install(_wrap)
     elb_waf_parity.install(_wrap)
     iam_simulate.install()

@@ -3,8 +3,8 @@
 A service is anything with a `name`, `start() -> endpoints` and `stop()`; it may also expose a
 `logs` dict (label -> path) that the daemon publishes in sandbox.json. What start() returns goes
 into `published` (the daemon's map, see daemon.PUBLISHED_KEYS), where services started later find
-the endpoints of earlier ones. Order: AWS, the OCI registry, Triton, then Kubernetes (its EKS sync
-reads the AWS endpoint, its Triton hooks the Triton ones). The registry and Triton are skipped with
+the endpoints of earlier ones. Order: AWS, the OCI registry, Triton, Prometheus (scraping Triton), then Kubernetes (its EKS sync
+reads the AWS endpoint, its Triton hooks the Triton ones). The registry, Triton and Prometheus are skipped with
 a warning when their software is missing; their keys are then null in sandbox.json."""
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ class SandboxTriton:
         self.logs = {"triton": str(link)}
         log.info("Triton serving %s on %s", MODEL_NAME, endpoints["triton_http"])
         # The Kubernetes emulator shows it as the Triton pods' `kubectl logs`.
-        return {**endpoints, "triton_log": str(self._triton.log_path)}
+        # Its pid and metrics endpoint: what the sandbox's metrics-server and Prometheus read.
+        return {**endpoints, "triton_log": str(self._triton.log_path), "triton_pid": str(getattr(self._triton.process, "pid", "")),
+                "triton_metrics": self._triton.metrics_url or ""}
 
     def stop(self) -> None:
         if self._triton is not None:
@@ -108,6 +110,7 @@ def build_services(options: SandboxOptions, published: Mapping[str, str]) -> lis
     from radstream.sandbox import LOAD_BALANCERS_FILE
     from radstream.sandbox.aws_emulator import EmbeddedAws
     from radstream.sandbox.cluster import SandboxKubernetes
+    from radstream.sandbox.prometheus import SandboxPrometheus
     from radstream.sandbox.registry import SandboxRegistry
 
     aws: Service = (
@@ -119,6 +122,7 @@ def build_services(options: SandboxOptions, published: Mapping[str, str]) -> lis
         aws,
         SandboxRegistry(options.state_dir / "registry", options.log_dir),
         SandboxTriton(model_repository(options.state_dir), options.state_dir / "triton", options.log_dir),
+        SandboxPrometheus(options.state_dir / "prometheus", options.log_dir, published),
         SandboxKubernetes(published, options.region, ca_dir=options.state_dir / "sandbox-ca",
                           tls_dir=options.state_dir / "tls-fronts",
                           load_balancers_path=options.state_dir / LOAD_BALANCERS_FILE),

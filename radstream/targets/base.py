@@ -71,6 +71,10 @@ class Target(ABC):
     def load_balancer_url(self, dns_name: str) -> str | None:
         """Where clients reach an application load balancer by its DNS name; None while it does not serve."""
 
+    def prometheus_url(self) -> str | None:
+        """A Prometheus that scrapes Triton (observability.prometheus_url; the sandbox runs its own)."""
+        return self.settings.observability.prometheus_url
+
     @abstractmethod
     def running(self) -> bool:
         """Whether the target answers now (a cloud always does)."""

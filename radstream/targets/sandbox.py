@@ -74,6 +74,9 @@ class SandboxTarget(Target):
             )
         return Registry(f"{host}/{repository_name}", self.endpoints["base_image"], None)
 
+    def prometheus_url(self) -> str | None:
+        return self.settings.observability.prometheus_url or self.endpoints.get("prometheus")
+
     def load_balancer_url(self, dns_name: str) -> str | None:
         # The daemon's nginx for each open load balancer (radstream.sandbox.alb_controller) is where its DNS name leads.
         try:

@@ -408,3 +408,219 @@ def test_hooks_drive_readiness_pod_start_and_the_load_balancer(make_emulator):
 
     apps.delete_namespaced_deployment("triton", "default")
     wait_for("the stop hook", lambda: running.metadata.name in stopped)
+
+
+# --- resource metrics (metrics-server) and the HPA controller ------------------------------------
+
+METRICS_GROUP, METRICS_VERSION = "metrics.k8s.io", "v1beta1"
+MEBIBYTE = 2**20
+
+
+def metrics_server() -> client.V1Deployment:
+    """What the EKS metrics-server add-on installs, as far as the emulator looks: a Deployment
+    `kube-system/metrics-server` with one small pod."""
+    return deployment("metrics-server", 1, cpu="50m", memory="32Mi")
+
+
+def list_pod_metrics(api: client.ApiClient, ns: str) -> list[dict[str, Any]]:
+    answer: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(METRICS_GROUP, METRICS_VERSION, ns, "pods")
+    return answer["items"]
+
+
+def metrics_api_status(api: client.ApiClient, ns: str = "default") -> int:
+    try:
+        list_pod_metrics(api, ns)
+    except ApiException as error:
+        return error.status
+    return 200
+
+
+def cpu_hpa(name: str, min_replicas: int, max_replicas: int, utilization: int = 50,
+            scale_down_window: int | None = None) -> client.V2HorizontalPodAutoscaler:
+    behavior = (None if scale_down_window is None else client.V2HorizontalPodAutoscalerBehavior(
+        scale_down=client.V2HPAScalingRules(stabilization_window_seconds=scale_down_window)))
+    return client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            min_replicas=min_replicas, max_replicas=max_replicas, behavior=behavior,
+            scale_target_ref=client.V2CrossVersionObjectReference(api_version="apps/v1", kind="Deployment", name=name),
+            metrics=[client.V2MetricSpec(type="Resource", resource=client.V2ResourceMetricSource(
+                name="cpu", target=client.V2MetricTarget(type="Utilization", average_utilization=utilization)))]))
+
+
+def hpa_conditions(hpa: client.V2HorizontalPodAutoscaler) -> dict[str, tuple[str, str | None]]:
+    return {c.type: (c.status, c.reason) for c in (hpa.status.conditions if hpa.status else None) or []}
+
+
+def hpa_utilization(hpa: client.V2HorizontalPodAutoscaler) -> int | None:
+    metrics = (hpa.status.current_metrics if hpa.status else None) or []
+    resource = metrics[0].resource if metrics else None
+    return resource.current.average_utilization if resource and resource.current else None
+
+
+class Usage:
+    """A usage_hook the test steers: `millicores` for every running pod labelled app=<app>, nothing
+    for any other pod (as metrics-server has nothing to scrape there); it records each call."""
+
+    def __init__(self, app: str, millicores: float, memory: float = 64 * MEBIBYTE) -> None:
+        self.app, self.millicores, self.memory = app, millicores, memory
+        self.calls: list[list[str]] = []
+
+    def __call__(self, running: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+        self.calls.append([p["metadata"]["name"] for p in running])
+        return {p["metadata"]["uid"]: (self.millicores, self.memory) for p in running
+                if (p["metadata"].get("labels") or {}).get("app") == self.app}
+
+
+METRICS_FAST = {"metric_resolution": 0.2, "hpa_sync_period": 0.2}
+
+
+def test_without_metrics_server_the_metrics_api_is_absent_and_the_hpa_cannot_scale(make_emulator):
+    usage = Usage("web", 150.0)
+    emulator, api = make_emulator(usage_hook=usage, **METRICS_FAST)
+    core, apps, autoscaling = client.CoreV1Api(api), client.AppsV1Api(api), client.AutoscalingV2Api(api)
+    emulator.add_nodegroup("workers", "t3.large", 2)
+    apps.create_namespaced_deployment("default", deployment("web", 1))
+    wait_for("the pod to be ready", lambda: ready_pods(core, "default", "web"), timeout=60)
+
+    with pytest.raises(ApiException) as caught:
+        list_pod_metrics(api, "default")
+    assert caught.value.status == 404
+    assert status_body(caught.value)["reason"] == "NotFound"
+
+    autoscaling.create_namespaced_horizontal_pod_autoscaler("default", cpu_hpa("web", 1, 3))
+    hpa = wait_for("the HPA to report ScalingActive", lambda: "ScalingActive" in hpa_conditions(
+        h := autoscaling.read_namespaced_horizontal_pod_autoscaler_status("web", "default")) and h, timeout=60)
+    assert hpa_conditions(hpa)["ScalingActive"] == ("False", "FailedGetResourceMetric")
+    assert hpa_utilization(hpa) is None
+    assert hpa.status.desired_replicas == 1
+    assert apps.read_namespaced_deployment("web", "default").spec.replicas == 1
+    assert usage.calls == []  # no metrics-server, so nobody measures the pods
+
+
+def test_metrics_server_serves_pod_metrics_once_ready(make_emulator):
+    serving = threading.Event()
+    usage = Usage("web", 123.4, 48 * MEBIBYTE)
+    emulator, api = make_emulator(
+        usage_hook=usage, **METRICS_FAST,
+        readiness_hook=lambda pod: serving.is_set() if pod["metadata"]["name"].startswith("metrics-server-") else True)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    emulator.add_nodegroup("workers", "t3.large", 2)
+    apps.create_namespaced_deployment("default", deployment("web", 2))
+    apps.create_namespaced_deployment("default", deployment("idle", 1))
+    wait_for("the workloads to be ready", lambda: len(ready_pods(core, "default", "web")) == 2
+             and ready_pods(core, "default", "idle"), timeout=60)
+    assert metrics_api_status(api) == 404
+
+    apps.create_namespaced_deployment("kube-system", metrics_server())
+    wait_for("metrics-server's pod to run", lambda: any(
+        p.status.phase == "Running" for p in core.list_namespaced_pod("kube-system", label_selector="app=metrics-server").items),
+        timeout=60)
+    with pytest.raises(ApiException) as caught:
+        list_pod_metrics(api, "default")
+    assert caught.value.status == 503  # held unready by the readiness hook: an unavailable APIService
+    assert status_body(caught.value)["reason"] == "ServiceUnavailable"
+    assert usage.calls == []
+
+    serving.set()
+    wait_for("the metrics API once metrics-server is ready", lambda: metrics_api_status(api) == 200, timeout=60)
+    items = wait_for("PodMetrics for the measured pods", lambda: len(m := list_pod_metrics(api, "default")) == 2 and m,
+                     timeout=60)
+    web = {p.metadata.name: p for p in ready_pods(core, "default", "web")}
+    assert {m["metadata"]["name"] for m in items} == set(web)  # none for the idle pod the hook skips
+    assert list_pod_metrics(api, "kube-system") == []  # nor for the system pods
+    assert usage.calls and all(set(web) <= set(names) for names in usage.calls)
+    for item in items:
+        assert (item["apiVersion"], item["kind"]) == ("metrics.k8s.io/v1beta1", "PodMetrics")
+        assert item["metadata"]["namespace"] == "default" and item["metadata"]["labels"]["app"] == "web"
+        assert item["timestamp"] and item["window"]
+        [container] = item["containers"]
+        assert container["name"] == "main"
+        cpu, memory = container["usage"]["cpu"], container["usage"]["memory"]
+        assert cpu.endswith("n") and cpu[:-1].isdigit()
+        assert int(cpu[:-1]) / 1e6 == pytest.approx(123.4, abs=0.001)
+        assert memory == f"{48 * 1024}Ki"
+    one = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        METRICS_GROUP, METRICS_VERSION, "default", "pods", items[0]["metadata"]["name"])
+    assert one["containers"][0]["usage"]["cpu"] == items[0]["containers"][0]["usage"]["cpu"]
+
+
+def test_pod_metrics_are_read_only(make_emulator):
+    usage = Usage("web", 10.0)
+    emulator, api = make_emulator(usage_hook=usage, **METRICS_FAST)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    emulator.add_nodegroup("workers", "t3.large", 1)
+    apps.create_namespaced_deployment("kube-system", metrics_server())
+    apps.create_namespaced_deployment("default", deployment("web", 1))
+    wait_for("the metrics API", lambda: metrics_api_status(api) == 200, timeout=60)
+    wait_for("the pod to be ready", lambda: ready_pods(core, "default", "web"), timeout=60)
+    name = wait_for("a PodMetrics", lambda: (m := list_pod_metrics(api, "default")) and m[0]["metadata"]["name"], timeout=60)
+
+    body = {"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+            "metadata": {"name": "forged", "namespace": "default"},
+            "containers": [{"name": "main", "usage": {"cpu": "1n", "memory": "1Ki"}}]}
+    custom = client.CustomObjectsApi(api)
+    with pytest.raises(ApiException) as caught:
+        custom.create_namespaced_custom_object(METRICS_GROUP, METRICS_VERSION, "default", "pods", body)
+    assert caught.value.status == 405
+    assert status_body(caught.value)["reason"] == "MethodNotAllowed"
+    with pytest.raises(ApiException) as caught:
+        custom.delete_namespaced_custom_object(METRICS_GROUP, METRICS_VERSION, "default", "pods", name)
+    assert caught.value.status == 405
+    assert "forged" not in {m["metadata"]["name"] for m in list_pod_metrics(api, "default")}
+
+
+def test_hpa_scales_up_on_cpu_then_down_after_its_stabilization_window(make_emulator):
+    usage = Usage("web", 150.0)
+    emulator, api = make_emulator(usage_hook=usage, **METRICS_FAST)
+    core, apps, autoscaling = client.CoreV1Api(api), client.AppsV1Api(api), client.AutoscalingV2Api(api)
+    emulator.add_nodegroup("workers", "t3.large", 2)
+    apps.create_namespaced_deployment("kube-system", metrics_server())
+    wait_for("the metrics API", lambda: metrics_api_status(api) == 200, timeout=60)
+    apps.create_namespaced_deployment("default", deployment("web", 1, cpu="100m"))
+    wait_for("the pod to be ready", lambda: ready_pods(core, "default", "web"), timeout=60)
+
+    # 150m of a 100m request against a 50 % target: ceil(1 × 150 / 50) = 3, the maximum.
+    autoscaling.create_namespaced_horizontal_pod_autoscaler("default", cpu_hpa("web", 1, 3, 50, scale_down_window=2))
+    wait_for("the HPA to scale the Deployment to 3",
+             lambda: apps.read_namespaced_deployment("web", "default").spec.replicas == 3, timeout=60)
+    wait_for("3 ready pods", lambda: len(ready_pods(core, "default", "web")) == 3, timeout=60)
+
+    def limited_at_three() -> Any:
+        hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler_status("web", "default")
+        return (hpa_conditions(hpa).get("ScalingLimited") == ("True", "TooManyReplicas")
+                and hpa_utilization(hpa) == 150 and hpa.status.current_replicas == 3 and hpa)
+
+    hpa = wait_for("the HPA to be limited at its maximum with every pod measured", limited_at_three, timeout=60)
+    assert hpa_conditions(hpa)["ScalingActive"] == ("True", "ValidMetricFound")
+    assert hpa_conditions(hpa)["AbleToScale"][0] == "True"
+    assert hpa.status.desired_replicas == 3
+    assert hpa.status.current_metrics[0].type == "Resource" and hpa.status.current_metrics[0].resource.name == "cpu"
+    assert hpa.status.last_scale_time is not None
+
+    # Every version of the HPA from here on, so the order is seen whatever this thread's timing.
+    since = hpa.metadata.resource_version
+    usage.millicores = 5.0
+    seen: list[tuple[int | None, int]] = []
+    stream = watch.Watch()
+    for event in stream.stream(autoscaling.list_namespaced_horizontal_pod_autoscaler, "default",
+                               resource_version=since, timeout_seconds=60):
+        obj = event["object"]
+        seen.append((hpa_utilization(obj), obj.status.desired_replicas))
+        if obj.status.desired_replicas == 1:
+            stream.stop()
+    assert seen and seen[-1][1] == 1, f"the HPA never scaled down: {seen}"
+    first_low = next(i for i, (utilization, _) in enumerate(seen) if utilization == 5)
+    first_down = next(i for i, (_, desired) in enumerate(seen) if desired == 1)
+    assert first_low < first_down, seen  # the low usage was seen, and held at 3, before scaling down
+    assert all(desired == 3 for _, desired in seen[:first_down]), seen
+    assert seen[first_down][0] == 5
+
+    wait_for("the Deployment back at 1", lambda: apps.read_namespaced_deployment("web", "default").spec.replicas == 1,
+             timeout=60)
+    wait_for("one pod left", lambda: len(core.list_namespaced_pod("default", label_selector="app=web").items) == 1,
+             timeout=60)
+    final = wait_for("the HPA at its minimum", lambda: hpa_conditions(
+        h := autoscaling.read_namespaced_horizontal_pod_autoscaler_status("web", "default")).get("ScalingLimited")
+        == ("True", "TooFewReplicas") and h, timeout=60)
+    assert final.status.desired_replicas == 1 and hpa_utilization(final) == 5

@@ -71,7 +71,7 @@ def run(function: str, event: dict) -> dict:
 def aws(monkeypatch):
     for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "IMAGES_BUCKET": IMAGES, "RESULTS_BUCKET": RESULTS, "ARTIFACTS_BUCKET": ARTIFACTS,
-                        "TELEMETRY_STREAM": STREAM, "MODEL_NAME": "radstream_cxr", "INFERENCE_ENDPOINT": "",
+                        "TELEMETRY_STREAM": STREAM, "MODEL_NAME": "radstream_cxr", "INFERENCE_ENDPOINT": "", "DEPLOYMENT": "rs-test",
                         "MAX_IMAGE_BYTES": str(PipelineSettings().max_image_bytes),
                         "MAX_PIXELS": str(PipelineSettings().max_pixels)}.items():
         monkeypatch.setenv(name, value)

@@ -24,9 +24,19 @@ def test_a_success_and_a_failure_give_the_rate_and_latencies_and_name_no_study()
     assert directive["Namespace"] == "RadStream" and directive["Dimensions"] == [["Deployment"]]
     assert {m["Name"] for m in directive["Metrics"]} >= {"StudyFailed", "EndToEndLatency", "ValidateLatency"}
     assert bad["Outcome"] == "FAILED" and bad["ErrorType"] == "IdentifiedDicom"
+    # A failure also counts under its reason, so failures by reason need no log query.
+    assert [d["Dimensions"] for d in bad["_aws"]["CloudWatchMetrics"]] == [[["Deployment"]], [["Deployment", "ErrorType"]]]
     for line in (ok, bad):
         text = json.dumps(line)
         assert "PATIENT-LIKE-ID-42" not in text and "SMITH" not in text and "PatientName" not in text
+
+
+def test_a_known_model_gets_its_outcome_and_latency_by_model_name():
+    scored = event(result={"model_name": "radstream_cxr", "model_version": "1", "top_finding": {"label": "Effusion"}})
+    line = json.loads(embedded_metrics_line(scored, "rs-dep", 1_700_000_000_000))
+    by_model = line["_aws"]["CloudWatchMetrics"][1]
+    assert by_model["Dimensions"] == [["Deployment", "ModelName"]] and line["ModelName"] == "radstream_cxr"
+    assert [m["Name"] for m in by_model["Metrics"]] == ["StudyFailed", "EndToEndLatency"]
 
 
 def test_the_sandbox_extracts_each_metric_with_its_dimension_and_ignores_other_lines():

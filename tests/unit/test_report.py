@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,51 @@ def test_a_report_of_a_trained_model_only_makes_no_untrained_claim():
     markdown = report.to_markdown(*report.build(data))
     assert "| m | 3 | yes | NIH ChestX-ray14 | CC-BY-4.0 | 5 |" in markdown
     assert "untrained" not in markdown.lower()
+
+
+# -- load runs on the throughput chart ------------------------------------------------------------
+# The telemetry of _data() spans 10:00 to 10:02; the third run is a day before it.
+LOAD_RUNS = [
+    {"run_id": "20250301T100130-bbbb", "started_at": "2025-03-01T10:01:30Z", "finished_at": "2025-03-01T10:05:00Z",
+     "studies": 10, "target": "sandbox"},
+    {"run_id": "20250301T100010-aaaa", "started_at": "2025-03-01T10:00:10Z", "finished_at": "2025-03-01T10:00:50Z",
+     "studies": 20, "target": "sandbox"},
+    {"run_id": "20250228T090000-cccc", "started_at": "2025-02-28T09:00:00Z", "finished_at": "2025-02-28T09:10:00Z",
+     "studies": 30, "target": "sandbox"},
+]
+
+
+def test_load_windows_in_range_keeps_the_runs_overlapping_the_buckets_clipped_to_them():
+    rows = _data()["telemetry"]["throughput_per_minute"]
+    windows = report.load_windows_in_range(rows, LOAD_RUNS)
+    utc = timezone.utc
+    assert windows == [
+        report.LoadWindow(1, "20250301T100130-bbbb", datetime(2025, 3, 1, 10, 1, 30, tzinfo=utc),
+                          datetime(2025, 3, 1, 10, 2, tzinfo=utc)),  # the last bucket ends at 10:02
+        report.LoadWindow(2, "20250301T100010-aaaa", datetime(2025, 3, 1, 10, 0, 10, tzinfo=utc),
+                          datetime(2025, 3, 1, 10, 0, 50, tzinfo=utc)),
+    ]
+    assert report.load_windows_in_range([], LOAD_RUNS) == []
+    unreadable = {"run_id": "x", "started_at": None, "finished_at": "2025-03-01T10:01:00Z"}
+    assert report.load_windows_in_range(rows, [unreadable]) == []
+
+
+def test_the_throughput_section_shades_and_lists_the_load_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    figures: list = []
+    png = report._png
+    monkeypatch.setattr(report, "_png", lambda plt, fig: figures.append(fig) or png(plt, fig))
+    result = report.write(_data() | {"load_runs": LOAD_RUNS}, tmp_path)
+
+    assert (tmp_path / "throughput.png").read_bytes().startswith(PNG_MAGIC)
+    chart = next(fig for fig in figures if fig.axes[0].get_title() == "Throughput over time (UTC)")
+    spans = sorted(a.get_gid() for a in chart.axes[0].patches if (a.get_gid() or "").startswith("load-run-"))
+    assert spans == ["load-run-2", "load-run-3"]  # numbered as the table lists them, by start; #1 is outside the chart
+    assert {t.get_text() for t in chart.axes[0].texts} == {"20250301T100010-aaaa", "20250301T100130-bbbb"}
+
+    markdown = Path(result["markdown"]).read_text()
+    assert "| # | load run | start (UTC) | end (UTC) | studies |" in markdown
+    table = markdown[markdown.index("| # | load run"):]
+    assert table.index("20250228T090000-cccc") < table.index("20250301T100010-aaaa") < table.index("20250301T100130-bbbb")
+    assert "| 2 | 20250301T100010-aaaa | 2025-03-01T10:00:10Z | 2025-03-01T10:00:50Z | 20 |" in markdown
+    assert "1 of these load runs fall outside the telemetry's time range" in markdown
+    assert "20250228T090000-cccc" in Path(result["html"]).read_text()

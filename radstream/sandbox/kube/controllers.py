@@ -1,6 +1,6 @@
 """The controllers: garbage collection, DaemonSets (a pod per eligible node), Deployments (rolling or
 recreating pods directly: no ReplicaSet objects, pods are named `<deployment>-<template hash>-<random>`
-and owned by the Deployment), HPAs (replicas kept within bounds), the status of Deployments,
+and owned by the Deployment), the status of Deployments,
 DaemonSets and PDBs, LoadBalancer Services (the service controller), and the system workloads EKS
 installs."""
 
@@ -44,10 +44,6 @@ def _controller_of(obj: Obj) -> Obj | None:
 # (a lambda with default arguments would bind them too, but mypy cannot infer its type).
 def _set_status(status: Obj) -> Callable[[Obj], None]:
     return lambda obj: obj.update(status=status)
-
-
-def _set_replicas(replicas: int) -> Callable[[Obj], None]:
-    return lambda obj: obj["spec"].update(replicas=replicas)
 
 
 def _owner_reference(owner: Obj) -> Obj:
@@ -162,25 +158,6 @@ class Controllers(KubeletState):
         surplus = sorted(new, key=lambda p: (pod_ready(p), bool(p["spec"].get("nodeName"))))[: max(0, len(new) - replicas)]
         for pod in surplus:
             kill(pod)
-
-    def _autoscalers(self) -> None:
-        """Keep each HPA's target within [minReplicas, maxReplicas]; metrics are not emulated."""
-        for hpa in self.store.list("autoscaling/v2", "HorizontalPodAutoscaler"):
-            spec, ns = hpa["spec"], hpa["metadata"]["namespace"]
-            target = spec.get("scaleTargetRef") or {}
-            deployment = self.store.find("apps/v1", "Deployment", ns, target.get("name", "")) if target.get("kind") == "Deployment" else None
-            status: Obj = {"currentReplicas": 0, "desiredReplicas": 0}
-            if deployment:
-                current = deployment["spec"].get("replicas", 1)
-                desired = min(max(current, spec.get("minReplicas", 1)), spec["maxReplicas"])
-                if desired != current:
-                    self.store.mutate("apps/v1", "Deployment", ns, target["name"], _set_replicas(desired))
-                status = {"currentReplicas": (deployment.get("status") or {}).get("replicas", 0), "desiredReplicas": desired}
-            previous = hpa.get("status") or {}
-            status["conditions"] = [condition(previous.get("conditions") or [], "AbleToScale", "True" if deployment else "False",
-                                              "SucceededGetScale" if deployment else "FailedGetScale")]
-            self.store.mutate("autoscaling/v2", "HorizontalPodAutoscaler", ns, hpa["metadata"]["name"],
-                              _set_status(status))
 
     def _workload_status(self) -> None:
         for deployment in self.store.list("apps/v1", "Deployment"):

@@ -22,6 +22,7 @@ class Kind:
     namespaced: bool
     subresources: tuple[str, ...] = ()
     short_names: tuple[str, ...] = ()
+    read_only: bool = False  # served by an aggregated API (metrics-server): get, list and watch only
 
     @property
     def group(self) -> str:
@@ -50,6 +51,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("apps/v1", "DaemonSet", "daemonsets", True, ("status",), ("ds",)),
     Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("status",), ("hpa",)),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("status",), ("pdb",)),
+    Kind("metrics.k8s.io/v1beta1", "PodMetrics", "pods", True, read_only=True),
 )
 
 

@@ -25,8 +25,12 @@ Hooks (all optional, called on the controller thread, so they must return quickl
                                       every `probe_period`, with the kubelet's Pulling/Failed events
   container_log_hook(pod, container) -> bytes | None
                                       what a running container printed (`kubectl logs`); None: nothing
-The sandbox plugs the local Triton server into the first three and the last, its registry into
-image_pull_hook.
+  usage_hook(running pods) -> {uid: (millicores, bytes)}
+                                      what the pods really use, read every `metric_resolution` s
+                                      while metrics-server runs (resource_metrics.py); the HPAs
+                                      (hpa_controller.py) act on it every `hpa_sync_period` s
+The sandbox plugs the local Triton server into the first three, the last two and the log hook, its
+registry into image_pull_hook.
 """
 
 from __future__ import annotations
@@ -38,19 +42,22 @@ import threading
 import time
 
 from radstream.sandbox.kube.api import Api
+from radstream.sandbox.kube.autoscaling import SYNC_PERIOD_S
 from radstream.sandbox.kube.controllers import Controllers
 from radstream.sandbox.kube.errors import ApiError
+from radstream.sandbox.kube.hpa_controller import HpaController
 from radstream.sandbox.kube.kinds import Obj
 from radstream.sandbox.kube.kubelet_state import ImagePullHook, LoadBalancerHook, LogHook, PodHook, ReadinessHook
 from radstream.sandbox.kube.metadata import now_iso
 from radstream.sandbox.kube.nodes import Nodes
+from radstream.sandbox.kube.resource_metrics import METRIC_RESOLUTION_S, ResourceMetrics, UsageHook
 from radstream.sandbox.kube.scheduler import Scheduler
 from radstream.sandbox.kube.status import TERMINAL_PHASES, condition, pod_ready
 
 log = logging.getLogger(__name__)
 
 
-class Kubelet(Nodes, Scheduler, Controllers):
+class Kubelet(Nodes, Scheduler, Controllers, ResourceMetrics, HpaController):
     """All the cluster-side behaviour, driven by one reconcile thread; this class is the kubelet
     proper (pods start, pull, turn Ready) and the loop, the mixins the rest."""
 
@@ -68,6 +75,9 @@ class Kubelet(Nodes, Scheduler, Controllers):
         pod_ready_delay: float = 0.5,
         load_balancer_delay: float = 1.0,
         probe_period: float = 0.2,
+        usage_hook: UsageHook | None = None,
+        metric_resolution: float = METRIC_RESOLUTION_S,
+        hpa_sync_period: float = SYNC_PERIOD_S,
         system_pods: bool = True,
         interval: float = 0.1,
     ) -> None:
@@ -83,6 +93,9 @@ class Kubelet(Nodes, Scheduler, Controllers):
         self.node_ready_delay, self.pod_start_delay = node_ready_delay, pod_start_delay
         self.pod_ready_delay, self.load_balancer_delay = pod_ready_delay, load_balancer_delay
         self.probe_period, self.system_pods, self.interval = probe_period, system_pods, interval
+        self.usage_hook, self.metric_resolution, self.hpa_sync_period = usage_hook, metric_resolution, hpa_sync_period
+        self._metrics_scraped = float("-inf")
+        self._hpa_synced, self._hpa_history = {}, {}
         self._nodegroups = {}
         self._timers = {}
         self._running = {}
@@ -118,6 +131,7 @@ class Kubelet(Nodes, Scheduler, Controllers):
         self._collect_garbage()
         self._daemonsets()
         self._deployments()
+        self._resource_metrics()
         self._autoscalers()
         self._schedule()
         self._pods()

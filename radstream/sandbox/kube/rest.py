@@ -10,6 +10,7 @@ from typing import Any
 from radstream.sandbox.kube.api import Api, parse_body, scale_of
 from radstream.sandbox.kube.errors import ApiError, bad_request
 from radstream.sandbox.kube.kinds import Kind, Obj
+from radstream.sandbox.kube.resource_metrics import require_metrics_api
 from radstream.sandbox.kube.routes import Route, resolve
 from radstream.sandbox.kube.selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
 from radstream.sandbox.kube.store import Gone, Store
@@ -35,6 +36,10 @@ def handle(api: Api, method: str, path: str, query: dict[str, str], content_type
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
         return 200, target
     kind, ns, name, sub = target.kind, target.namespace, target.name, target.subresource
+    if kind.read_only:
+        require_metrics_api(api.store)
+        if method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
     if kind.namespaced and name is not None and ns is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     store = api.store

@@ -82,7 +82,8 @@ def _resource_list(group_version: str) -> Obj:
     resources = []
     for kind in _GROUP_VERSIONS[group_version]:
         resources.append({"name": kind.plural, "singularName": kind.kind.lower(), "namespaced": kind.namespaced,
-                          "kind": kind.kind, "verbs": _VERBS, "shortNames": list(kind.short_names)})
+                          "kind": kind.kind, "verbs": ["get", "list", "watch"] if kind.read_only else _VERBS,
+                          "shortNames": list(kind.short_names)})
         for sub in kind.subresources:
             entry = {"name": f"{kind.plural}/{sub}", "singularName": "", "namespaced": kind.namespaced,
                      "kind": kind.kind, "verbs": ["get", "patch", "update"]}

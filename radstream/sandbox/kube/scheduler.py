@@ -13,7 +13,7 @@ from radstream.sandbox.kube.kubelet_state import KubeletState
 from radstream.sandbox.kube.selectors import Requirement, labels_match, selector_requirements
 from radstream.sandbox.kube.status import TERMINAL_PHASES, condition, node_ready
 
-_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3}
+_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
 def parse_quantity(value: Any) -> float:

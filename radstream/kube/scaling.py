@@ -1,0 +1,28 @@
+"""How the Triton Deployment is scaled right now: its replicas and the HPA's view (desired, bounds,
+measured and target CPU utilisation, whether it can read metrics). Read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radstream.kube.apply import get
+
+
+def serving_scale(api: Any, namespace: str, name: str) -> dict[str, Any]:
+    deployment = get(api, "Deployment", name, namespace) or {}
+    hpa = get(api, "HorizontalPodAutoscaler", name, namespace) or {}
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    current: dict[str, Any] = next((m["resource"]["current"] for m in status.get("currentMetrics") or []
+                    if m.get("type") == "Resource" and (m.get("resource") or {}).get("name") == "cpu"), {})
+    target: dict[str, Any] = next((m["resource"]["target"] for m in spec.get("metrics") or []
+                   if m.get("type") == "Resource" and (m.get("resource") or {}).get("name") == "cpu"), {})
+    active: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "ScalingActive"), {})
+    return {
+        "replicas": (deployment.get("spec") or {}).get("replicas"),
+        "ready": (deployment.get("status") or {}).get("readyReplicas") or 0,
+        "desired": status.get("desiredReplicas"),
+        "min": spec.get("minReplicas"), "max": spec.get("maxReplicas"),
+        "cpu_utilization": current.get("averageUtilization"),
+        "target_cpu_utilization": target.get("averageUtilization"),
+        "metrics": active.get("reason"),  # ValidMetricFound, or why the HPA cannot scale
+    }
