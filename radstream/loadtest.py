@@ -367,6 +367,46 @@ def new_run_id(now: float | None = None) -> str:
     return f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:4]}"
 
 
+# -- the serving pods over the run ----------------------------------------------------------------
+class ScaleSamples:
+    """Reads the serving Deployment's scale every `interval` seconds on a thread while the run
+    lasts (`with`), so the report shows the autoscaler's response. A failed read is skipped."""
+
+    def __init__(self, read: Callable[[], Mapping[str, Any]], interval: float = 5.0) -> None:
+        import threading
+
+        self.read, self.interval = read, interval
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scale-samples", daemon=True)
+        self._began = time.monotonic()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                scale = self.read()
+                self.samples.append({"at_s": round(time.monotonic() - self._began, 1),
+                                     **{k: scale.get(k) for k in ("replicas", "ready", "desired", "cpu_utilization")}})
+            except Exception:  # noqa: BLE001 - a missed sample is not a failed load test
+                pass
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> ScaleSamples:
+        self._began = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def summary(self) -> dict[str, Any]:
+        """`replicas` (the samples) and `replicas_max`; null when no sample could be read."""
+        counts = [s["replicas"] for s in self.samples if s.get("replicas") is not None]
+        return {"replicas": self.samples, "replicas_max": max(counts) if counts else None}
+
+
 # -- against a deployment -------------------------------------------------------------------------
 Watch = Callable[[str, str], AbstractContextManager[Callable[[Sequence[StudyRecord]], None]]]
 
@@ -376,6 +416,7 @@ def run_against(ctx: Any, schedule: Schedule, drain_s: float, out: Path | None, 
     destination)` is entered once the run is ready and yields the callback that sees its progress."""
     from radstream.aws.runs import landed, upload
     from radstream.aws.wiring import read_json
+    from radstream.kube.scaling import triton_scale
     from radstream.studies import load_id_prefix, load_study, load_study_id
 
     if not ctx.outputs(4).get("wired_endpoint"):
@@ -389,11 +430,11 @@ def run_against(ctx: Any, schedule: Schedule, drain_s: float, out: Path | None, 
         return {sid: (o.kind, o.key) for sid, o in landed(s3, results, [load_id_prefix(run_id)]).items()}
 
     watching = watch(run_id, f"s3://{images}/incoming/") if watch else nullcontext(lambda records: None)
-    with watching as progress:
+    with watching as progress, ScaleSamples(lambda: triton_scale(ctx)) as scale:
         run = run_load(schedule, ids, lambda i: upload(s3, images, load_study(run_id, i).objects),
                        poll, lambda key: read_json(s3, results, key),
                        drain_s=drain_s, progress=progress)
-    summary = summarize(run.records, schedule, run.started_at, run.finished_at, run.interrupted)
+    summary = {**summarize(run.records, schedule, run.started_at, run.finished_at, run.interrupted), **scale.summary()}
     load_runs.record(ctx.load_runs_file,
                      load_runs.run_record(run_id, run.started_at, run.finished_at, summary["submitted"], ctx.config.target))
     exports = write_exports(out, run_id, summary, run.records) if out else {}

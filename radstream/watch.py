@@ -42,6 +42,7 @@ def gather(ctx: Any, window_s: int) -> dict[str, Any]:
     """One snapshot of the deployment in `ctx` over the last `window_s` seconds."""
     from radstream.aws.activity import executions_since, lambda_errors, sums_by
     from radstream.documents import state_machine_arn
+    from radstream.kube.scaling import triton_scale
     from radstream.names import LAMBDA_FUNCTIONS
     from radstream.pipeline.metrics import DIMENSION, FAILED, NAMESPACE, REASON_DIMENSION
 
@@ -61,7 +62,7 @@ def gather(ctx: Any, window_s: int) -> dict[str, Any]:
                                                   since, until))
     attempt("lambda_errors", lambda: lambda_errors(cw, [names.lambda_function(f) for f in LAMBDA_FUNCTIONS], since, until))
     attempt("triton", lambda: _triton(ctx, window_s))
-    attempt("scaling", lambda: _scaling(ctx))
+    attempt("scaling", lambda: triton_scale(ctx))
     return snapshot(names.deployment, ctx.config.target, until, window_s, sections, errors)
 
 
@@ -73,14 +74,6 @@ def _triton(ctx: Any, window_s: int) -> dict[str, Any]:
     if not url:
         raise RadstreamError("no Prometheus scrapes Triton: set observability.prometheus_url")
     return {**triton_figures(url, window_s), "source": url}
-
-
-def _scaling(ctx: Any) -> dict[str, Any]:
-    from radstream.kube.apply import kube_api
-    from radstream.kube.manifests import DEPLOYMENT
-    from radstream.kube.scaling import serving_scale
-
-    return serving_scale(kube_api(ctx), ctx.config.triton.namespace, DEPLOYMENT)
 
 
 def _value(value: Any, unit: str = "") -> str:

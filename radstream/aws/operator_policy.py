@@ -50,6 +50,7 @@ ACTIONS = {
     ("lambda", "Invoke"): "lambda:InvokeFunction",
     # AWS Budgets authorises every read with ViewBudget and every change with ModifyBudget.
     ("budgets", "DescribeBudget"): "budgets:ViewBudget",
+    ("budgets", "DescribeBudgets"): "budgets:ViewBudget",
     ("budgets", "DescribeNotificationsForBudget"): "budgets:ViewBudget",
     ("budgets", "CreateBudget"): "budgets:ModifyBudget",
     ("budgets", "DeleteBudget"): "budgets:ModifyBudget",

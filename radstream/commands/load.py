@@ -92,12 +92,20 @@ def _render(result: dict[str, Any]) -> None:
     console.print(stages)
     for kind, count in result["failure_types"].items():
         console.print(f"  quarantined: {count} × {kind}", highlight=False)
+    if result.get("replicas"):
+        path = " → ".join(str(n) for n in _changes([s["replicas"] for s in result["replicas"]]))
+        console.print(f"  Triton replicas over the run: {path} (max {result['replicas_max']})", highlight=False)
     if result["interrupted"]:
         console.print("[yellow]interrupted:[/] submitting stopped early; in-flight studies were waited for")
     for kind, path in result["exports"].items():
         console.print(f"  {kind}: {path}", highlight=False)
     if result["error"]:
         console.print(f"[red]{result['error']}[/]: not every study came back within --drain", highlight=False)
+
+
+def _changes(values: Sequence[Any]) -> list[Any]:
+    """The values where they change: [1, 1, 2, 2, 1] -> [1, 2, 1]."""
+    return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
 
 
 def load(

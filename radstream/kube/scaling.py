@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from radstream.kube.apply import get
+from radstream.kube.apply import get, kube_api
+from radstream.kube.manifests import DEPLOYMENT
 
 
 def serving_scale(api: Any, namespace: str, name: str) -> dict[str, Any]:
@@ -26,3 +27,8 @@ def serving_scale(api: Any, namespace: str, name: str) -> dict[str, Any]:
         "target_cpu_utilization": target.get("averageUtilization"),
         "metrics": active.get("reason"),  # ValidMetricFound, or why the HPA cannot scale
     }
+
+
+def triton_scale(ctx: Any) -> dict[str, Any]:
+    """serving_scale of the deployment's Triton."""
+    return serving_scale(kube_api(ctx), ctx.config.triton.namespace, DEPLOYMENT)

@@ -20,7 +20,9 @@ def _backend(account: str, region: str) -> Any:
 
 
 def _datum(name: str, value: float, unit: str, dimensions: list[dict[str, str]], at: datetime) -> dict[str, Any]:
-    return {"MetricName": name, "Value": value, "Unit": unit, "Dimensions": dimensions, "Timestamp": at}
+    # moto keeps datapoints' times naive (UTC), as it parses the API's: an aware one breaks its comparisons.
+    return {"MetricName": name, "Value": value, "Unit": unit, "Dimensions": dimensions,
+            "Timestamp": at.astimezone(timezone.utc).replace(tzinfo=None)}
 
 
 def invocation_metrics(function: str, duration_ms: float | None, error: bool, throttled: bool) -> list[dict[str, Any]]:

@@ -1,12 +1,16 @@
-"""`radstream demo`, `radstream load` and `radstream teardown` through the real CLI against one
-sandbox: from nothing, the demo's good studies get results from the (untrained) model, its bad ones
-are quarantined with a reason, nothing is lost; a second demo changes nothing; a small burst loses
-nothing; the AWS CLI finds each function's invocations logged in /aws/lambda/<function>; teardown
-leaves nothing tagged and no log group. The numbers measured are printed, not asserted."""
+"""`radstream demo`, `radstream load`, `radstream watch` and `radstream teardown` through the real
+CLI against one sandbox: from nothing, the demo's good studies get results from the (untrained)
+model, its bad ones are quarantined with a reason, nothing is lost; the AWS CLI finds each
+function's invocations logged in /aws/lambda/<function>, the dashboard, the alarms with their topic,
+the budget and the two EKS add-ons, and the failure-rate alarm in ALARM after the bad studies; a
+second demo changes nothing; a small burst loses nothing; a sustained load scales Triton out and,
+after the scale-down window, back in; teardown leaves nothing tagged, no log group and no alarm.
+The numbers measured are printed, not asserted."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,15 @@ pytestmark = pytest.mark.slow
 
 DEPLOYMENT = "rs-demo"
 FUNCTION_GROUPS = f"/aws/lambda/{DEPLOYMENT}-"
+# The sandbox's model uses about 2 % of Triton's 500m request at 3 studies/s (the Lambdas, not
+# Triton, bound the sandbox's throughput), so the HPA targets 1 % here to scale on that real signal;
+# and a 30 s scale-down window keeps the test short.
+CONFIG = f"""target: sandbox
+deployment: {DEPLOYMENT}
+triton:
+  target_cpu_utilization: 1
+  scale_down_window_seconds: 30
+"""
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +40,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from radstream.sandbox import daemon
 
     root = tmp_path_factory.mktemp("demo")
-    (root / "radstream.yaml").write_text(f"target: sandbox\ndeployment: {DEPLOYMENT}\n")
+    (root / "radstream.yaml").write_text(CONFIG)
     try:
         info = daemon.start(root / ".radstream", timeout=120)
         if not info.get("registry"):
@@ -112,6 +125,79 @@ def test_the_aws_cli_finds_every_function_s_invocations_in_its_log_group(project
         assert starts and starts == reports, group
 
 
+def test_the_aws_cli_shows_the_dashboard_the_alarms_with_their_topic_the_budget_and_the_add_ons(project, first_demo):
+    from radstream.aws.eks_addons import ADDONS
+
+    dashboards = [d["DashboardName"] for d in aws_cli(project, "cloudwatch", "list-dashboards")["DashboardEntries"]]
+    assert dashboards == [f"{DEPLOYMENT}-pipeline"]
+    body = json.loads(aws_cli(project, "cloudwatch", "get-dashboard", "--dashboard-name", dashboards[0])["DashboardBody"])
+    assert body["widgets"]
+    alarms = aws_cli(project, "cloudwatch", "describe-alarms", "--alarm-name-prefix", f"{DEPLOYMENT}-")
+    topic = next(t["TopicArn"] for t in aws_cli(project, "sns", "list-topics")["Topics"] if t["TopicArn"].endswith(f":{DEPLOYMENT}-alarms"))
+    purposes = {a["AlarmName"].removeprefix(f"{DEPLOYMENT}-") for a in alarms["MetricAlarms"]}
+    assert purposes == {"failure-rate", "p95-latency", "lambda-throttles", "telemetry-iterator-age", "firehose-delivery",
+                        "uploads-without-executions"}
+    assert all(a["AlarmActions"] == [topic] for a in alarms["MetricAlarms"])
+    account = aws_cli(project, "sts", "get-caller-identity")["Account"]
+    budgets = aws_cli(project, "budgets", "describe-budgets", "--account-id", account)["Budgets"]
+    assert [b["BudgetName"] for b in budgets] == [f"{DEPLOYMENT}-monthly"]
+    cluster = f"{DEPLOYMENT}-cluster"
+    assert sorted(aws_cli(project, "eks", "list-addons", "--cluster-name", cluster)["addons"]) == sorted(ADDONS)
+    for name in ADDONS:
+        assert aws_cli(project, "eks", "describe-addon", "--cluster-name", cluster, "--addon-name", name)["addon"]["status"] == "ACTIVE"
+
+
+def test_the_demo_s_bad_studies_drive_the_failure_rate_alarm_to_alarm(project, first_demo):
+    """4 of the demo's 11 studies fail: far over the 1 % the alarm allows."""
+    deadline = time.monotonic() + 120
+    while True:
+        [alarm] = aws_cli(project, "cloudwatch", "describe-alarms", "--alarm-names", f"{DEPLOYMENT}-failure-rate")["MetricAlarms"]
+        if alarm["StateValue"] == "ALARM" or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert alarm["StateValue"] == "ALARM", alarm
+    print(f"\nfailure-rate alarm: {alarm['StateReason']}")
+
+
+def watch_once(project: Path) -> dict[str, Any]:
+    result = cli(project, "watch", "--once", "--json")
+    assert result.code == 0, result.stderr[-3000:]
+    return result.json
+
+
+def test_watch_once_gives_executions_failures_triton_scaling_and_lambda_errors(project, first_demo):
+    from radstream.names import LAMBDA_FUNCTIONS
+    from radstream.studies import demo_studies
+
+    view = watch_once(project)
+    assert view["ok"] and view["errors"] == {}
+    runs = view["executions"]
+    assert runs["started"] >= len(demo_studies(include_real=False)) and runs["p50_ms"] <= runs["p95_ms"]
+    expected = {s.expected_failure[1] for s in demo_studies(include_real=False) if not s.good}
+    assert set(view["failures_by_reason"]) == expected
+    assert view["triton"]["compute_ms"] > 0 and view["triton"]["source"].startswith("http://127.0.0.1:")
+    assert view["scaling"]["min"] == 1 and view["scaling"]["target_cpu_utilization"] == 1
+    assert view["scaling"]["metrics"] == "ValidMetricFound"
+    assert set(view["lambda_errors"]) == {f"{DEPLOYMENT}-{f.replace('_', '-')}" for f in LAMBDA_FUNCTIONS}
+    print(f"\nwatch: {runs}; Triton {view['triton']}; failures {view['failures_by_reason']}")
+
+
+def test_sustained_load_scales_triton_out_and_back_in_after_the_window(project, first_demo, tmp_path):
+    result = cli(project, "load", "--rate", "3/s", "--duration", "60s", "--json")
+    assert result.code == 0, result.stderr[-3000:]
+    report = result.json
+    assert report["lost"] == 0 and report["replicas_max"] == 2
+    out = next(s for s in report["replicas"] if s["replicas"] == 2)
+    assert out["at_s"] <= 120
+    ended = time.monotonic()
+    while (scale := watch_once(project)["scaling"])["replicas"] != 1 and time.monotonic() - ended < 300:
+        time.sleep(3)
+    assert scale["replicas"] == 1, scale
+    print(f"\nHPA: 1 -> 2 replicas {out['at_s']} s into the load (cpu {out['cpu_utilization']} % of the request, "
+          f"target 1 %); back to 1 about {time.monotonic() - ended:.0f} s after it ended (window 30 s)")
+    print("replicas over the run: " + ", ".join(f"{s['at_s']}s:{s['replicas']}" for s in report["replicas"]))
+
+
 def test_a_triton_certificate_from_another_ca_quarantines_the_study_as_unavailable(project, first_demo, tmp_path):
     import time
 
@@ -182,3 +268,9 @@ def test_teardown_leaves_nothing_behind(project, first_demo):
     assert result.json["ok"] and result.json["leftovers"] == []
     assert next(p for p in result.json["phases"] if p["number"] == 6)["status"] == "destroyed"
     assert function_log_groups(project) == []
+    assert aws_cli(project, "cloudwatch", "describe-alarms", "--alarm-name-prefix", f"{DEPLOYMENT}-")["MetricAlarms"] == []
+    assert aws_cli(project, "cloudwatch", "list-dashboards")["DashboardEntries"] == []
+    assert not [t for t in aws_cli(project, "sns", "list-topics")["Topics"] if DEPLOYMENT in t["TopicArn"]]
+    account = aws_cli(project, "sts", "get-caller-identity")["Account"]
+    assert aws_cli(project, "budgets", "describe-budgets", "--account-id", account).get("Budgets", []) == []
+    assert aws_cli(project, "eks", "list-clusters")["clusters"] == []  # its add-ons went first, then the cluster

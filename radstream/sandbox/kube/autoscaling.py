@@ -52,8 +52,9 @@ def recommend(current: int, pods: Sequence[PodSample], target_percent: float, to
     if not measured:
         return Recommendation(current, None, "did not receive metrics for targeted pods (pods might be unready)")
     usage, requested = sum(p.usage_mcpu or 0.0 for p in measured), sum(p.request_mcpu for p in measured)
+    # Whole percents, as the controller computes them: the ratio is of the rounded-down utilisation.
     utilization = int(usage * 100 / requested)
-    ratio = usage * 100 / requested / target_percent
+    ratio = utilization / target_percent
     if not unready and not missing:
         if _within(ratio, tolerance):
             return Recommendation(current, utilization)
@@ -62,7 +63,7 @@ def recommend(current: int, pods: Sequence[PodSample], target_percent: float, to
     scaling_up = ratio > 1.0
     filled_usage = usage + (0.0 if scaling_up else sum(p.request_mcpu * target_percent / 100 for p in missing))
     filled_requested = requested + sum(p.request_mcpu for p in missing) + (sum(p.request_mcpu for p in unready) if scaling_up else 0.0)
-    new_ratio = filled_usage * 100 / filled_requested / target_percent
+    new_ratio = int(filled_usage * 100 / filled_requested) / target_percent
     counted = len(measured) + len(missing) + (len(unready) if scaling_up else 0)
     if _within(new_ratio, tolerance) or (new_ratio > 1.0) != scaling_up:
         return Recommendation(current, utilization)
