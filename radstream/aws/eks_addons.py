@@ -16,6 +16,10 @@ ADDONS = (METRICS_SERVER, CONTAINER_INSIGHTS)
 # permission to put metrics and logs (AWS's documented option when neither IRSA nor Pod Identity is set up).
 CONTAINER_INSIGHTS_POLICY = "CloudWatchAgentServerPolicy"
 FAILED = ("CREATE_FAILED", "DELETE_FAILED", "UPDATE_FAILED")
+# The pods each add-on runs, (per node, in the cluster): what phase 1's preflight must fit before
+# they exist. metrics-server is one Deployment pod; the observability add-on runs its operator and
+# two DaemonSets (the CloudWatch agent and Fluent Bit).
+PODS = {METRICS_SERVER: (0, 1), CONTAINER_INSIGHTS: (2, 1)}
 
 
 def describe_addon(eks: Any, cluster: str, name: str) -> dict[str, Any] | None:

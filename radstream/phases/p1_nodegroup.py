@@ -91,8 +91,9 @@ def _ready(node: dict[str, Any]) -> bool:
 
 def preflight(ctx: Context, instance: str, nodes: int, node_labels: dict[str, str]) -> Preflight:
     """Would the pods this cluster must run fit on `nodes` nodes of `instance`, read from the cluster:
-    one pod per DaemonSet that selects such nodes, every other unfinished pod (Triton's excepted) and
-    the Triton replicas."""
+    one pod per DaemonSet that selects such nodes, every other unfinished pod (Triton's excepted),
+    the pods of the add-ons phase 1 has yet to install, and the Triton replicas."""
+    from radstream.aws.eks_addons import ADDONS, PODS, describe_addon
     from radstream.kube.apply import kube_api, list_objects
     from radstream.kube.capacity import Preflight
     from radstream.kube.drain import must_move
@@ -107,7 +108,9 @@ def preflight(ctx: Context, instance: str, nodes: int, node_labels: dict[str, st
         per_node += 1
     others = [p for p in list_objects(api, "Pod")
               if must_move(p) and (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") != APP_NAME]
-    return Preflight(instance, nodes, per_node, len(others), ctx.config.triton.replicas)
+    coming = [PODS[name] for name in ADDONS if describe_addon(ctx.client("eks"), ctx.config.cluster_name, name) is None]
+    return Preflight(instance, nodes, per_node + sum(n for n, _ in coming), len(others) + sum(c for _, c in coming),
+                     ctx.config.triton.replicas)
 
 
 def _target_preflight(ctx: Context) -> Preflight:

@@ -138,6 +138,7 @@ class EksSync:
         self._judged: dict[str, tuple[bool, float]] = {}  # nodegroup ARN -> (nodes join, first seen)
         self._refused: dict[str, NodegroupSpec] = {}  # specs the emulator rejected, not retried unchanged
         self._failing = False
+        self._insights_at = float("-inf")
         self._client: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -258,8 +259,31 @@ class EksSync:
                         raise
             cluster, account = listed[name]
             record = eks_addons.moto_addon(self.region, account, cluster, name)
+            ready = all(self._workload_ready(obj) for obj in objects if obj["kind"] != "Namespace")
             if record is not None:
-                eks_addons.judge(record, all(self._workload_ready(obj) for obj in objects if obj["kind"] != "Namespace"))
+                eks_addons.judge(record, ready)
+            if ready and name == eks_addons.CONTAINER_INSIGHTS:
+                self._report_container_insights(cluster, account)
+
+    def _report_container_insights(self, cluster: str, account: str) -> None:
+        """The add-on's agent, every AGENT_INTERVAL_S, with the node roles' permission."""
+        from radstream.sandbox import container_insights
+        from radstream.sandbox.kube.resource_metrics import METRICS_API
+
+        if time.monotonic() - self._insights_at < container_insights.AGENT_INTERVAL_S:
+            return
+        self._insights_at = time.monotonic()
+        eks, store = self._eks(), self.kube.store
+        roles = [eks.describe_nodegroup(clusterName=cluster, nodegroupName=n)["nodegroup"].get("nodeRole", "")
+                 for n in eks.list_nodegroups(clusterName=cluster)["nodegroups"]]
+        if not container_insights.node_role_may_put(account, roles):
+            log.warning("Container Insights: the node role lacks %s; the agent's PutMetricData is denied",
+                        container_insights.AGENT_POLICY)
+            return
+        pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in store.list("v1", "Pod")}
+        nodes = {n["metadata"]["name"]: n for n in store.list("v1", "Node")}
+        container_insights.publish(account, self.region, container_insights.datapoints(
+            cluster, store.list(METRICS_API, "PodMetrics"), pods, nodes))
 
     def _workload_ready(self, obj: Obj) -> bool:
         meta = obj["metadata"]

@@ -14,10 +14,11 @@ from typing import Any
 
 from radstream.sandbox.eks_parity import RELEASES, _error
 
+CONTAINER_INSIGHTS = "amazon-cloudwatch-observability"
 # name -> (type, the version this sandbox offers). The versions are the sandbox's own catalog.
 CATALOG = {
     "metrics-server": ("observability", "v0.7.2-eksbuild.1"),
-    "amazon-cloudwatch-observability": ("observability", "v2.6.0-eksbuild.1"),
+    CONTAINER_INSIGHTS: ("observability", "v2.6.0-eksbuild.1"),
 }
 INSUFFICIENT_REPLICAS = ("InsufficientNumberOfReplicas",
                          "The add-on is unhealthy because it doesn't have the desired number of replicas.")
@@ -147,7 +148,7 @@ def workloads(name: str, region: str) -> list[dict[str, Any]]:
     if name == "metrics-server":
         return [workload("Deployment", "kube-system", "metrics-server",
                          pod_spec("metrics-server", "eks/metrics-server:v0.7.2-eksbuild.1", "100m", "200Mi"), replicas=1)]
-    if name == "amazon-cloudwatch-observability":
+    if name == CONTAINER_INSIGHTS:
         everywhere = {"tolerations": [{"operator": "Exists"}]}
         return [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "amazon-cloudwatch"}},

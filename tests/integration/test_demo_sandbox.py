@@ -196,6 +196,10 @@ def test_sustained_load_scales_triton_out_and_back_in_after_the_window(project, 
     print(f"\nHPA: 1 -> 2 replicas {out['at_s']} s into the load (cpu {out['cpu_utilization']} % of the request, "
           f"target 1 %); back to 1 about {time.monotonic() - ended:.0f} s after it ended (window 30 s)")
     print("replicas over the run: " + ", ".join(f"{s['at_s']}s:{s['replicas']}" for s in report["replicas"]))
+    # Meanwhile (a minute and more) the Container Insights agent reported Triton's pods from the same measurements.
+    listed = aws_cli(project, "cloudwatch", "list-metrics", "--namespace", "ContainerInsights",
+                     "--metric-name", "pod_cpu_utilization")["Metrics"]
+    assert {"Name": "Namespace", "Value": "radstream"} in [d for m in listed for d in m["Dimensions"]]
 
 
 def test_a_triton_certificate_from_another_ca_quarantines_the_study_as_unavailable(project, first_demo, tmp_path):

@@ -38,6 +38,20 @@ def _session_members(session_id: int) -> list[int]:
     return members
 
 
+def _scrapes_triton(prometheus: str) -> bool:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{prometheus}/api/v1/targets", timeout=5) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+        if [t for t in targets if t["labels"]["job"] == "triton" and t["health"] == "up"]:
+            return True
+        time.sleep(1)
+    return False
+
+
 def test_start_status_stop(tmp_path: Path) -> None:
     started = daemon.start(tmp_path, timeout=60, region=REGION)
     try:
@@ -46,6 +60,8 @@ def test_start_status_stop(tmp_path: Path) -> None:
         assert urlparse(recorded["aws_endpoint"]).hostname == "127.0.0.1"
         assert Path(recorded["logs"]["daemon"]).is_file()
         assert recorded["started_at"]
+        if recorded["prometheus"]:  # Debian's prometheus scraping the local Triton, on loopback
+            assert urlparse(recorded["prometheus"]).hostname == "127.0.0.1" and _scrapes_triton(recorded["prometheus"])
         assert daemon.status(tmp_path)["running"] is True
         assert daemon.start(tmp_path)["pid"] == started["pid"]  # already running: no second daemon
 
@@ -60,6 +76,8 @@ def test_start_status_stop(tmp_path: Path) -> None:
     assert stopped["running"] is False
     assert daemon.status(tmp_path)["running"] is False
     assert not _port_open(started["aws_endpoint"])
+    if started["prometheus"]:
+        assert not _port_open(started["prometheus"])
     assert _session_members(started["pid"]) == []
     assert daemon.stop(tmp_path)["running"] is False  # second stop: quiet
 
