@@ -380,7 +380,7 @@ class AddonsStep(DriftStep):
             if describe_addon(eks, cluster, name) is None:
                 create_addon(eks, cluster, name, default_version(eks, name, kubernetes), ctx.names.tags(PHASE))
         ctx.wait(f"EKS add-ons {', '.join(ADDONS)} ACTIVE", lambda: all(addon_settled(eks, cluster, name) for name in ADDONS),
-                 timeout=ADDON_TIMEOUT_S, interval=5.0)
+                 timeout=ADDON_TIMEOUT_S, interval=0.5, max_interval=15.0)
         return {"addons": {name: (describe_addon(eks, cluster, name) or {}).get("addonVersion") for name in ADDONS}}
 
     def destroy(self, ctx: Context) -> None:
@@ -391,7 +391,7 @@ class AddonsStep(DriftStep):
         if deleting:
             ctx.wait(f"EKS add-on(s) {', '.join(deleting)} deleted",
                      lambda: all(describe_addon(eks, cluster, name) is None for name in deleting),
-                     timeout=ADDON_TIMEOUT_S, interval=10.0)
+                     timeout=ADDON_TIMEOUT_S, interval=0.5, max_interval=15.0)
 
 
 class NodegroupPhase(Phase):

@@ -252,11 +252,13 @@ class EksSync:
                             api.delete(kind_of(obj["apiVersion"], obj["kind"]), meta.get("namespace"), meta["name"])
                 continue
             for obj in objects:
-                try:
-                    api.create(obj)
-                except ApiError as error:
-                    if error.code != 409:
-                        raise
+                meta = obj["metadata"]
+                if self.kube.store.find(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]) is None:
+                    try:
+                        api.create(obj)
+                    except ApiError as error:
+                        if error.code != 409:
+                            raise
             cluster, account = listed[name]
             record = eks_addons.moto_addon(self.region, account, cluster, name)
             ready = all(self._workload_ready(obj) for obj in objects if obj["kind"] != "Namespace")

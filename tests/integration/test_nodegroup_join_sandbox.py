@@ -73,7 +73,8 @@ def test_nodes_that_cannot_pull_the_addon_images_fail_phase1_at_once_and_a_rerun
     assert set(first["health"]["issues"][0]["resourceIds"]) == instances
 
     plan = Engine(make_ctx(project), [NodegroupPhase()]).plan([1]).phases[0]
-    assert [(c["action"], c["name"]) for c in plan.changes] == [("replace", "cpu-ng")]
+    assert [(c["action"], c["name"]) for c in plan.changes] == [
+        ("replace", "cpu-ng"), ("create", "metrics-server"), ("create", "amazon-cloudwatch-observability")]
     assert "CREATE_FAILED, NodeCreationFailure" in plan.changes[0]["detail"]
 
     ctx.client("iam").attach_role_policy(RoleName=ctx.names.role("eks-nodes"),

@@ -123,6 +123,8 @@ def test_phase5_probe_travels_kinesis_firehose_s3_and_is_queried_back(project: P
 
 
 def test_destroy_leaves_nothing_tagged(project: Path, applied: dict):
+    code, destroyed = radstream(project, "phase", "destroy", "5", "--yes")  # its alarms, dashboard, budget, topic
+    assert code == 0, destroyed["error"]
     code, destroyed = radstream(project, "phase", "destroy", "0", "--yes")
     assert code == 0, destroyed["error"]
     from radstream.aws.inventory import deployment_resources

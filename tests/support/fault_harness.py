@@ -75,7 +75,7 @@ def _error_body(service: str, code: str, message: str) -> tuple[bytes, dict[str,
     """The error document each protocol family uses, so botocore parses the code it would see."""
     if service == "s3":
         return f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode(), {"Content-Type": "application/xml"}
-    if service in ("iam", "sts"):
+    if service in ("iam", "sts", "sns"):  # the query protocol
         body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error></ErrorResponse>"
         return body.encode(), {"Content-Type": "text/xml"}
     if service == "ec2":
@@ -85,7 +85,7 @@ def _error_body(service: str, code: str, message: str) -> tuple[bytes, dict[str,
         "Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}
 
 
-THROTTLE_CODES = {"s3": "SlowDown", "iam": "Throttling", "sts": "Throttling", "ec2": "RequestLimitExceeded"}
+THROTTLE_CODES = {"s3": "SlowDown", "iam": "Throttling", "sts": "Throttling", "sns": "Throttling", "ec2": "RequestLimitExceeded"}
 
 
 def aws_handler(faults: Faults):
