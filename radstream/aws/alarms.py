@@ -41,8 +41,8 @@ def ensure_topic(sns: Any, arn: str, tags: Mapping[str, str], policy: Mapping[st
     drift = topic_drift(sns, arn, tags, policy, email)
     if "missing" in drift:
         # CreateTopic is refused for an existing topic with other tags: read first (above), then create.
-        sns.create_topic(Name=arn.rsplit(":", 1)[1], Tags=to_list(tags))
-        drift = ["policy"] + ([f"subscribe {email}"] if email else [])
+        sns.create_topic(Name=arn.rsplit(":", 1)[1], Tags=to_list(tags), Attributes={"Policy": json.dumps(policy)})
+        drift = ["created"] + ([f"subscribe {email}"] if email else [])
     if "policy" in drift:
         sns.set_topic_attributes(TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(policy))
     if "tags" in drift:

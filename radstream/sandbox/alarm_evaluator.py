@@ -44,13 +44,22 @@ def judge(alarm: Any, values: list[float]) -> tuple[str | None, str]:
     return ("ALARM" if breaching else "OK"), f"{name} {value:g} {verb} the threshold ({alarm.threshold:g})"
 
 
-def _window_values(backend: Any, alarm: Any, now: datetime) -> list[float]:
+def _by_metric(backend: Any) -> dict[tuple[str, str], list[Any]]:
+    """The datapoints put into the account, by (namespace, metric name), read once per pass. Not
+    get_all_metrics(): that also computes moto's AWS/S3 storage metrics by sizing every object of
+    every bucket, which the pipeline's alarms never read."""
+    found: dict[tuple[str, str], list[Any]] = {}
+    for datum in list(backend.metric_data):
+        if hasattr(datum, "value"):
+            found.setdefault((datum.namespace, datum.name), []).append(datum)
+    return found
+
+
+def _window_values(data: dict[tuple[str, str], list[Any]], alarm: Any, now: datetime) -> list[float]:
     start = now - timedelta(seconds=int(alarm.period) * int(alarm.evaluation_periods or 1))
     wanted = {(d.name, d.value) for d in alarm.dimensions}
     values = []
-    for datum in backend.get_all_metrics():
-        if datum.namespace != alarm.namespace or datum.name != alarm.metric_name or not hasattr(datum, "value"):
-            continue
+    for datum in data.get((alarm.namespace, alarm.metric_name), []):
         stamp = datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=timezone.utc)
         if stamp >= start and {(d.name, d.value) for d in datum.dimensions} == wanted:
             values.append(float(datum.value))
@@ -59,10 +68,11 @@ def _window_values(backend: Any, alarm: Any, now: datetime) -> list[float]:
 
 def evaluate(backend: Any, now: datetime | None = None) -> None:
     now = now or datetime.now(timezone.utc)
-    for alarm in list(backend.alarms.values()):
-        if alarm.metric_data_queries or not alarm.metric_name or alarm.comparison_operator not in _COMPARE:
-            continue
-        state, reason = judge(alarm, _window_values(backend, alarm, now))
+    alarms = [a for a in list(backend.alarms.values())
+              if not a.metric_data_queries and a.metric_name and a.comparison_operator in _COMPARE]
+    data = _by_metric(backend) if alarms else {}
+    for alarm in alarms:
+        state, reason = judge(alarm, _window_values(data, alarm, now))
         if state is not None and state != alarm.state_value:
             backend.set_alarm_state(alarm.name, f"Threshold Crossed: {reason}", json.dumps({"evaluated": now.isoformat()}),
                                     state)
