@@ -19,7 +19,7 @@ import io
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from radstream.names import INCOMING_PREFIX
 
@@ -146,35 +146,57 @@ def real_radiograph() -> GeneratedStudy:
     return dicom_study(REAL_STUDY_NAME, data, "real PA chest radiograph (pydicom-data RG1, CR, de-identified)")
 
 
-def rgb_dicom(size: int = 128) -> bytes:
-    """A small de-identified RGB secondary-capture DICOM with View Position PA: readable metadata, but
-    colour pixels the pipeline refuses."""
-    import numpy as np
+def _deidentified_image_dataset(entropy: str, sop_class: str, modality: str) -> Any:
+    """A DICOM dataset with new UIDs from `entropy`, marked de-identified, View Position PA."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     from radstream.pipeline.deid import DEIDENTIFICATION_METHOD
 
-    sop_class = UID("1.2.840.10008.5.1.4.1.1.7")  # Secondary Capture Image Storage
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["radstream-demo-rgb"])
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=["radstream-demo-rgb-study"])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["radstream-demo-rgb-series"])
-    ds.Modality, ds.ViewPosition = "OT", "PA"
+    ds.SOPClassUID = UID(sop_class)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[entropy])
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[f"{entropy}-study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[f"{entropy}-series"])
+    ds.Modality, ds.ViewPosition = modality, "PA"
     ds.PatientIdentityRemoved, ds.DeidentificationMethod = "YES", DEIDENTIFICATION_METHOD
+    return ds
+
+
+def _saved(ds: Any) -> bytes:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def rgb_dicom(size: int = 128) -> bytes:
+    """A small de-identified RGB secondary-capture DICOM with View Position PA: readable metadata, but
+    colour pixels the pipeline refuses."""
+    import numpy as np
+
+    ds = _deidentified_image_dataset("radstream-demo-rgb", "1.2.840.10008.5.1.4.1.1.7", "OT")  # Secondary Capture
     ds.Rows = ds.Columns = size
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit, ds.PixelRepresentation = 7, 0
     grey = chest_pixels(size, size, seed=99)
     ds.PixelData = np.stack([grey, grey // 2, grey], axis=-1).tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return _saved(ds)
+
+
+def grey_dicom(size: int, seed: int = 0, bits: int = 12) -> bytes:
+    """A de-identified digital radiograph (DX, MONOCHROME2, `bits` stored in 16), uncompressed."""
+    pixels = chest_pixels(size, size, seed=seed, bits=16) >> (16 - bits)
+    ds = _deidentified_image_dataset(f"radstream-grey-{size}-{seed}", "1.2.840.10008.5.1.4.1.1.1.1", "DX")  # DX For Presentation
+    ds.Rows = ds.Columns = size
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
+    ds.BurnedInAnnotation = "NO"
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    return _saved(ds)
 
 
 def damaged(data: bytes, keep: float = 0.5, scramble: bool = False) -> bytes:

@@ -55,11 +55,12 @@ class EmbeddedAws:
     def start(self) -> dict[str, str]:
         from moto.server import ThreadedMotoServer
 
-        from radstream.sandbox import eventbridge, lambda_runner, moto_fixes, sqs_event_source
+        from radstream.sandbox import emulation_speed, eventbridge, lambda_runner, moto_fixes, sqs_event_source
         from radstream.sandbox.alarm_evaluator import AlarmEvaluator
         from radstream.sandbox.firehose_pump import FirehosePump
 
         moto_fixes.install()
+        emulation_speed.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         _, port = self._server.get_host_and_port()

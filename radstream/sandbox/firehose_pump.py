@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DISCOVERY_SECONDS = 2.0
+# Firehose reads a Kinesis source once per second per shard.
+POLL_SECONDS = 1.0
 _EXPRESSION = re.compile(r"!\{([^}:]+):([^}]*)\}")
 # Java DateTimeFormatter letters Firehose users write, longest first so "yyyy" wins over "yy".
 _DATE_TOKENS = (("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
@@ -128,7 +130,7 @@ def delivery_from_description(region: str, description: dict[str, Any]) -> Deliv
 
 
 class FirehosePump:
-    def __init__(self, endpoint_url: str, regions: tuple[str, ...], poll_seconds: float = 0.25) -> None:
+    def __init__(self, endpoint_url: str, regions: tuple[str, ...], poll_seconds: float = POLL_SECONDS) -> None:
         self.endpoint_url = endpoint_url
         self.regions = regions
         self.poll_seconds = poll_seconds

@@ -52,7 +52,7 @@ from radstream.sandbox.kube.metadata import now_iso
 from radstream.sandbox.kube.nodes import Nodes
 from radstream.sandbox.kube.resource_metrics import METRIC_RESOLUTION_S, ResourceMetrics, UsageHook
 from radstream.sandbox.kube.scheduler import Scheduler
-from radstream.sandbox.kube.status import TERMINAL_PHASES, condition, pod_ready
+from radstream.sandbox.kube.status import TERMINAL_PHASES, condition, node_ready, pod_ready
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class Kubelet(Nodes, Scheduler, Controllers, ResourceMetrics, HpaController):
         hpa_sync_period: float = SYNC_PERIOD_S,
         system_pods: bool = True,
         interval: float = 0.1,
+        idle_interval: float = 1.0,
     ) -> None:
         self.api, self.store, self.region = api, api.store, region
         self.readiness_hook = readiness_hook or self._ready_after_delay
@@ -93,6 +94,7 @@ class Kubelet(Nodes, Scheduler, Controllers, ResourceMetrics, HpaController):
         self.node_ready_delay, self.pod_start_delay = node_ready_delay, pod_start_delay
         self.pod_ready_delay, self.load_balancer_delay = pod_ready_delay, load_balancer_delay
         self.probe_period, self.system_pods, self.interval = probe_period, system_pods, interval
+        self.idle_interval = idle_interval
         self.usage_hook, self.metric_resolution, self.hpa_sync_period = usage_hook, metric_resolution, hpa_sync_period
         self._metrics_scraped = float("-inf")
         self._hpa_synced, self._hpa_history = {}, {}
@@ -123,7 +125,22 @@ class Kubelet(Nodes, Scheduler, Controllers, ResourceMetrics, HpaController):
                 log.debug("kubelet pass interrupted: %s", error)
             except Exception:
                 log.exception("kubelet pass failed")
-            seen = self.store.wait_for_change(seen, self.interval)
+            # Every change wakes the next pass at once; between changes only what waits on a timer
+            # needs frequent passes. An idle cluster's passes were most of an idle sandbox's CPU.
+            seen = self.store.wait_for_change(seen, self.interval if self._in_motion() else self.idle_interval)
+
+    def _in_motion(self) -> bool:
+        """Whether a pod, node or load balancer is on its way somewhere (its next step is due on a
+        timer, not on a change): a pod pending, not yet ready or going, a node not yet Ready, a
+        LoadBalancer Service without its address."""
+        for pod in self.store.list("v1", "Pod"):
+            if pod["status"].get("phase") not in TERMINAL_PHASES and (
+                    pod["status"].get("phase") != "Running" or not pod_ready(pod) or pod["metadata"].get("deletionTimestamp")):
+                return True
+        if not all(node_ready(n) for n in self.store.list("v1", "Node")):
+            return True
+        return any(s["spec"].get("type") == "LoadBalancer" and not (s.get("status") or {}).get("loadBalancer", {}).get("ingress")
+                   or s["metadata"].get("deletionTimestamp") for s in self.store.list("v1", "Service"))
 
     def reconcile(self) -> None:
         """One pass of every controller, in the order a pod's life needs them."""
