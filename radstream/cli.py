@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from radstream.commands import ab as ab_commands
 from radstream.commands import analytics as analytics_commands
 from radstream.commands import bench as bench_commands
 from radstream.commands import deid as deid_commands
@@ -41,6 +42,7 @@ app.add_typer(security_commands.app, name="security")
 app.command("deid")(deid_commands.deid)
 app.command("ingest")(ingest_commands.ingest)
 app.command("load")(load_commands.load)
+app.command("ab")(ab_commands.ab)
 app.command("watch")(watch_commands.watch)
 app.command("query")(analytics_commands.query)
 app.command("report")(analytics_commands.report)

@@ -241,7 +241,7 @@ def summarize(records: Sequence[StudyRecord], schedule: Schedule, started_at: fl
 
 
 # -- the loop -------------------------------------------------------------------------------------
-Submit = Callable[[int], None]  # upload study `index`; raises on failure
+Submit = Callable[[int], object]  # upload study `index`; raises on failure
 # study id → (its newest outcome's kind "result" | "failure", that document's key), for all landed so far
 Poll = Callable[[], Mapping[str, tuple[str, str]]]
 Fetch = Callable[[str], Mapping[str, Any] | None]  # a document's key → the outcome document

@@ -12,14 +12,20 @@ MAX_EXECUTIONS = 5000  # a bound on one refresh's reads on a busy deployment
 
 
 def executions_since(sfn: Any, state_machine_arn: str, since: datetime) -> list[dict[str, Any]]:
-    """{status, startDate, stopDate} of the executions started at or after `since`."""
+    """{executionArn, status, startDate, stopDate} of the executions started at or after `since`."""
     found: list[dict[str, Any]] = []
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn):
         for execution in page["executions"]:
             if execution["startDate"] < since or len(found) >= MAX_EXECUTIONS:
                 return found
-            found.append({key: execution.get(key) for key in ("status", "startDate", "stopDate")})
+            found.append({key: execution.get(key) for key in ("executionArn", "status", "startDate", "stopDate")})
     return found
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of one execution, oldest first."""
+    return [event for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+            for event in page["events"]]
 
 
 def _sums(cw: Any, metrics: list[tuple[str, str, dict[str, str]]], since: datetime, until: datetime) -> list[float]:

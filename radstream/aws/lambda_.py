@@ -158,6 +158,22 @@ def function_arn(region: str, account_id: str, name: str, partition: str = "aws"
     return make_arn(partition, "lambda", region, account_id, f"function:{name}")
 
 
+def function_memory(lam: Any, name: str) -> int:
+    return int(lam.get_function_configuration(FunctionName=name)["MemorySize"])
+
+
+def set_function_memory(lam: Any, name: str, memory_mb: int) -> None:
+    """Give the function `memory_mb` (and with it CPU); returns once the update is in effect."""
+    _wait_updated(lam, name)
+    lam.update_function_configuration(FunctionName=name, MemorySize=memory_mb)
+    _wait_updated(lam, name)
+
+
+def function_environment(lam: Any, name: str) -> dict[str, str]:
+    """The environment variables the function runs with."""
+    return dict((lam.get_function_configuration(FunctionName=name).get("Environment") or {}).get("Variables") or {})
+
+
 def delete_function(lam: Any, name: str) -> None:
     unless_absent(lam.delete_function, "ResourceNotFoundException", FunctionName=name)
 

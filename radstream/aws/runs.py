@@ -23,10 +23,12 @@ _RESULT_KEY = re.compile(r"results/([^/]+)/[^/]+\.json")
 _REASON_KEY = re.compile(r"failed/([^/]+)/[^/]+/reason\.json")
 
 
-def upload(s3: Any, bucket: str, objects: Iterable[tuple[str, bytes, str]]) -> None:
-    """Put the objects in the order given (a sidecar before its image)."""
+def upload(s3: Any, bucket: str, objects: Iterable[tuple[str, bytes, str]]) -> str | None:
+    """Put the objects in the order given (a sidecar before its image); the version id of the last."""
+    version = None
     for key, body, content_type in objects:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        version = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type).get("VersionId")
+    return version
 
 
 @dataclass(frozen=True)

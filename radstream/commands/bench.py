@@ -1,4 +1,8 @@
-"""`radstream bench inference`: onnxruntime in-process versus a real local Triton (HTTP binary, gRPC)."""
+"""`radstream bench …`: benchmarks that print ratios measured side by side in one run.
+
+- `inference`: onnxruntime in-process versus a real local Triton (HTTP binary, gRPC).
+- `preprocess`: PrepareImage's fast path against the plain one, per input.
+- `pipeline`: the sandbox's real path against its floor, the handlers called directly."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from radstream.commands.common import ConfigOpt, JsonOpt, VerboseOpt, emit, options, run_command
+from radstream.commands.common import ConfigOpt, JsonOpt, VerboseOpt, emit, options, run_command, stderr_console
 
 app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 
@@ -34,5 +38,57 @@ def inference(
         result = run(repo or shipped_model_repository(), seconds=seconds, concurrencies=tuple(concurrency or CONCURRENCIES))
         emit({"ok": True, **result}, opts.json, lambda r: typer.echo(format_table(r)))
         return 0
+
+    run_command(opts, body)
+
+
+@app.command()
+def preprocess(
+    ctx: typer.Context,
+    size: Annotated[int, typer.Option("--size", min=64, max=8192, help="Side of the generated inputs, in pixels.")] = 2048,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs per path and input (the median is kept).")] = 5,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """ms per image on the fast and the plain path, the speedup, and whether they agree within tolerance."""
+    from radstream.bench.preprocess import format_table, run
+
+    opts = options(ctx, config=config, json=json_output, verbose=verbose)
+
+    def body() -> int:
+        result = run(size=size, repeat=repeat)
+        emit({"ok": result["all_within_tolerance"], **result}, opts.json, lambda r: typer.echo(format_table(r)))
+        return 0 if result["all_within_tolerance"] else 1
+
+    run_command(opts, body)
+
+
+@app.command()
+def pipeline(
+    ctx: typer.Context,
+    studies: Annotated[int, typer.Option("--studies", min=1, help="Studies one at a time, each way.")] = 20,
+    burst: Annotated[int, typer.Option("--burst", min=1, help="Studies in the first burst, each way.")] = 50,
+    hold_seconds: Annotated[float, typer.Option(
+        "--hold-seconds", min=0, help="A second burst of as many as the sandbox finished in this long (0: none).")] = 10.0,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """The same studies through the sandbox and through the handlers called directly: per-study p50/p95,
+    burst throughput, their ratios, and where the sandbox's time goes. Needs `radstream up` first."""
+    from radstream.bench.pipeline import format_table, run
+    from radstream.session import open_context
+
+    opts = options(ctx, config=config, json=json_output, verbose=verbose)
+
+    def body() -> int:
+        console = stderr_console()
+        with open_context(opts, "bench pipeline", lock=False) as bctx:
+            result = run(bctx, studies=studies, burst_size=burst, hold_seconds=hold_seconds,
+                         progress=lambda text: console.print(f"bench pipeline: {text}", highlight=False))
+        ok = result["lost"] == 0
+        emit({"ok": ok, **result}, opts.json, lambda r: typer.echo(format_table(r)))
+        return 0 if ok else 1
 
     run_command(opts, body)

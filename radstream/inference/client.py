@@ -143,6 +143,15 @@ class TritonClient:
             return self._call("model config", lambda: self.client.get_model_config(self.model))
         return self._call("model config", lambda: self.client.get_model_config(self.model, as_json=True))["config"]
 
+    def load(self, config: dict[str, Any] | None = None) -> None:
+        """(Re)load the model: with `config` (its JSON form) in place of its repository's config.pbtxt,
+        else from the repository. The server must run with explicit model control."""
+        import json
+
+        text = json.dumps(config) if config is not None else None
+        self._call(f"model '{self.model}' load", lambda: self.client.load_model(self.model, config=text))
+        self._signature = None
+
     def signature(self) -> tuple[str, str, int]:
         """(input name, output name, max batch size), read once from the server."""
         if self._signature is None:

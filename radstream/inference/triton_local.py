@@ -182,6 +182,9 @@ class LocalTriton:
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--exit-on-error=true",
             "--strict-readiness=true",
+            # Explicit model control: `radstream ab batch` reloads the model with another configuration.
+            "--model-control-mode=explicit",
+            f"--load-model={self.model_name}",
         ]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -1,11 +1,14 @@
 """How the Triton Deployment is scaled right now: its replicas and the HPA's view (desired, bounds,
-measured and target CPU utilisation, whether it can read metrics). Read-only."""
+measured and target CPU utilisation, whether it can read metrics); and holding the HPA at a bound
+for a while (`radstream ab autoscaling`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from radstream.kube.apply import get, kube_api
+from radstream.kube.apply import get, kube_api, path, request
 from radstream.kube.manifests import DEPLOYMENT
 
 
@@ -32,3 +35,32 @@ def serving_scale(api: Any, namespace: str, name: str) -> dict[str, Any]:
 def triton_scale(ctx: Any) -> dict[str, Any]:
     """serving_scale of the deployment's Triton."""
     return serving_scale(kube_api(ctx), ctx.config.triton.namespace, DEPLOYMENT)
+
+
+def _set_max_replicas(api: Any, namespace: str, name: str, maximum: int) -> None:
+    request(api, "PATCH", path("HorizontalPodAutoscaler", name, namespace), body={"spec": {"maxReplicas": maximum}},
+            content_type="application/merge-patch+json")
+
+
+@contextmanager
+def hold_autoscaler(ctx: Any, maximum: int) -> Iterator[None]:
+    """The Triton HPA's maxReplicas lowered to `maximum` (the HPA scales down to it at once, without
+    its stabilisation window), and put back afterwards."""
+    api, namespace = kube_api(ctx), ctx.config.triton.namespace
+    before = serving_scale(api, namespace, DEPLOYMENT)["max"]
+    _set_max_replicas(api, namespace, DEPLOYMENT, maximum)
+    try:
+        yield
+    finally:
+        _set_max_replicas(api, namespace, DEPLOYMENT, before)
+
+
+def wait_replicas(ctx: Any, replicas: int, timeout: float = 300.0) -> None:
+    """Until the Triton Deployment runs exactly `replicas` ready replicas."""
+    api, namespace = kube_api(ctx), ctx.config.triton.namespace
+
+    def settled() -> bool:
+        scale = serving_scale(api, namespace, DEPLOYMENT)
+        return scale["replicas"] == replicas and scale["ready"] == replicas
+
+    ctx.wait(f"Triton at {replicas} ready replica(s)", settled, timeout, interval=1.0, max_interval=10.0)

@@ -21,6 +21,7 @@ class AwsTarget(Target):
     billable = True
     query_engine = "athena"
     has_cost_explorer = True
+    lambda_memory_matters = True
     guardduty_findings = True
 
     @property

@@ -36,6 +36,7 @@ class Target(ABC):
     has_cost_explorer: bool
     guardduty_findings: bool  # GuardDuty keeps findings to read (the sandbox's moto has no ListFindings)
     lambda_layer_python: str  # the Python the Lambda layer's wheels are built for
+    lambda_memory_matters: bool  # Lambda's CPU follows its memory size (not on one local machine)
     # Names beyond the load balancer's that Triton's TLS certificate must also carry (DNS, IP).
     tls_extra_names: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
@@ -70,6 +71,11 @@ class Target(ABC):
     @abstractmethod
     def load_balancer_url(self, dns_name: str) -> str | None:
         """Where clients reach an application load balancer by its DNS name; None while it does not serve."""
+
+    def triton_control_url(self) -> str | None:
+        """The one Triton serving this deployment that the CLI can reach directly, to reload its model
+        (None where Triton runs as pods behind a load balancer)."""
+        return None
 
     def prometheus_url(self) -> str | None:
         """A Prometheus that scrapes Triton (observability.prometheus_url; the sandbox runs its own)."""

@@ -22,6 +22,7 @@ class SandboxTarget(Target):
     # moto's Athena answers every query with no rows, so the sandbox needs a real engine.
     query_engine = "duckdb"
     has_cost_explorer = False
+    lambda_memory_matters = False
     guardduty_findings = False
     # The sandbox's functions run in this interpreter, so the layer's wheels must load here.
     lambda_layer_python = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -73,6 +74,9 @@ class SandboxTarget(Target):
                      "radstream sandbox stop && radstream sandbox start",
             )
         return Registry(f"{host}/{repository_name}", self.endpoints["base_image"], None)
+
+    def triton_control_url(self) -> str | None:
+        return self.endpoints["triton_http"]
 
     def prometheus_url(self) -> str | None:
         return self.settings.observability.prometheus_url or self.endpoints.get("prometheus")
