@@ -101,7 +101,7 @@ def sidecar(study_id: str, view: str = "PA", **fields: str) -> bytes:
 
 def raster_study(name: str, kind: str, image: bytes, description: str, sidecar_bytes: bytes | None = None,
                  expected_failure: tuple[str, str] | None = None) -> GeneratedStudy:
-    from radstream.pipeline.metadata import is_valid_study_id, key_study_id
+    from radstream.pipeline.study_ids import is_valid_study_id, key_study_id
 
     extension = "jpg" if kind == "jpeg" else "png"
     sidecar_bytes = sidecar_bytes or sidecar(name)

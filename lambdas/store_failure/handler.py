@@ -26,7 +26,6 @@ from typing import Any
 from radstream.pipeline import lambda_support as support
 from radstream.pipeline import lost_studies
 from radstream.pipeline.errors import IdentifiedDicom, NotUnderIncoming, stage_of
-from radstream.pipeline.metadata import is_valid_study_id, key_study_id
 from radstream.pipeline.results import (
     failure_copy_key,
     failure_document,
@@ -34,6 +33,7 @@ from radstream.pipeline.results import (
     parse_catch,
     telemetry_event,
 )
+from radstream.pipeline.study_ids import is_valid_study_id, key_study_id
 
 _NOT_COPIED = (IdentifiedDicom.__name__, NotUnderIncoming.__name__)
 

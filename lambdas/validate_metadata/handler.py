@@ -34,13 +34,8 @@ from radstream.pipeline.errors import (
     MissingMetadata,
     NotUnderIncoming,
 )
-from radstream.pipeline.metadata import (
-    DICOM_METADATA_KEYWORDS,
-    metadata_from_dicom,
-    parse_sidecar,
-    validate_image_metadata,
-)
-from radstream.pipeline.readers import sniff
+from radstream.pipeline.metadata import metadata_from_dicom, parse_sidecar, validate_image_metadata
+from radstream.pipeline.readers import DICOM_METADATA_KEYWORDS, sniff
 from radstream.pipeline.results import input_ref
 
 _SNIFF_BYTES = 132  # the DICOM preamble and magic; PNG and JPEG magics are shorter

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 PRICES_AS_OF = "2025-01-15"
@@ -231,13 +232,35 @@ def success_path(asl: Mapping[str, Any]) -> list[str]:
 def workload_from_measurements(stage_rows: Sequence[Mapping[str, Any]], asl: Mapping[str, Any],
                                lambda_memory_mb: int) -> ImageWorkload:
     """An ImageWorkload from the `events_by_stage` rows (mean ms per stage) and the state machine."""
+    measured = {row["stage"]: float(row["avg_ms"]) for row in stage_rows if row.get("avg_ms") is not None}
+    return _workload(measured, asl, lambda_memory_mb,
+                     "Lambda durations: the pipeline's own stage timings in the telemetry (mean per stage); "
+                     "the telemetry stage does not time itself, so its duration is not counted")
+
+
+def workload_from_durations(durations_ms: Mapping[str, float], asl: Mapping[str, Any], lambda_memory_mb: int,
+                            measured_at: str) -> ImageWorkload:
+    """An ImageWorkload from each Task state's handler duration, as `radstream bench pipeline`
+    measured them calling the handlers directly (radstream.bench.DURATIONS_FILE)."""
+    return _workload(dict(durations_ms), asl, lambda_memory_mb,
+                     f"Lambda durations: every function's handler as `radstream bench pipeline` measured it at "
+                     f"{measured_at} (mean of its direct run)")
+
+
+def _workload(lambda_ms: dict[str, float], asl: Mapping[str, Any], lambda_memory_mb: int, note: str) -> ImageWorkload:
     path = success_path(asl)
     tasks = sum(1 for s in path if asl["States"][s]["Type"] == "Task")
-    measured = {row["stage"]: float(row["avg_ms"]) for row in stage_rows if row.get("avg_ms") is not None}
-    return ImageWorkload(
-        lambda_ms=measured, lambda_memory_mb=lambda_memory_mb, lambda_invocations=tasks, transitions=len(path),
-        notes=["the telemetry stage does not time itself: its Lambda duration is not counted"],
-    )
+    return ImageWorkload(lambda_ms=lambda_ms, lambda_memory_mb=lambda_memory_mb, lambda_invocations=tasks,
+                         transitions=len(path), notes=[note])
+
+
+def bench_durations(path: Path) -> tuple[dict[str, float], str] | None:
+    """(durations per Task state, when measured) from bench pipeline's record; None without one."""
+    try:
+        record = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in record["durations_ms"].items()}, str(record["measured_at"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def cost_explorer(ce: Any, deployment: str, start: date, end: date, granularity: str = "DAILY") -> dict[str, Any]:
@@ -276,26 +299,38 @@ def deployment_inventory(ctx: Any) -> dict[str, Any]:
 
 
 def deployment_cost(ctx: Any, *, images_per_hour: float | None = None, explorer_days: int | None = None) -> dict[str, Any]:
-    """Idle cost of what the account holds; cost per 1000 images from the telemetry's measured stage
+    """Idle cost of what the account holds; cost per 1000 images from measured Lambda durations: on the
+    sandbox each handler's as `radstream bench pipeline` last measured it, else the telemetry's stage
     times (when there are any); Cost Explorer over the last `explorer_days` days on aws."""
     from radstream.analytics.runner import run_query
     from radstream.aws.lambda_ import LAMBDA_MEMORY_MB
+    from radstream.bench import DURATIONS_FILE
 
     idle = idle_cost(deployment_inventory(ctx))
-    summary: dict[str, Any] = {"idle": idle, "per_1000_images": None, "cost_explorer": None, "notes": []}
-    try:
-        stages = run_query(ctx, name="events_by_stage").rows
-    except Exception as exc:  # noqa: BLE001 - the idle cost stands without telemetry
-        stages = []
-        summary["notes"].append(f"telemetry could not be read ({str(exc).splitlines()[0]}): no cost per image")
-    if any(row.get("timed_events") for row in stages):
-        asl = json.loads((ctx.root / "manifests" / "stepfunctions" / "pipeline.asl.json").read_text())
-        summary["per_1000_images"] = cost_per_1000_images(
-            workload_from_measurements(stages, asl, LAMBDA_MEMORY_MB),
-            fixed_per_hour=idle["per_hour"], images_per_hour=images_per_hour,
-        )
-    elif not summary["notes"]:
-        summary["notes"].append("no telemetry yet: `radstream demo` or `radstream load` measures the cost per image")
+    summary: dict[str, Any] = {"idle": idle, "per_1000_images": None, "duration_source": None, "cost_explorer": None,
+                               "notes": []}
+    asl = json.loads((ctx.root / "manifests" / "stepfunctions" / "pipeline.asl.json").read_text())
+    # bench pipeline runs on the sandbox, so its durations are this machine's: never priced for aws.
+    benched = bench_durations(ctx.state_dir / DURATIONS_FILE) if ctx.config.target == "sandbox" else None
+    work = None
+    if benched:
+        durations, measured_at = benched
+        work = workload_from_durations(durations, asl, LAMBDA_MEMORY_MB, measured_at)
+        summary["duration_source"] = "bench pipeline"
+    else:
+        try:
+            stages = run_query(ctx, name="events_by_stage").rows
+        except Exception as exc:  # noqa: BLE001 - the idle cost stands without telemetry
+            stages = []
+            summary["notes"].append(f"telemetry could not be read ({str(exc).splitlines()[0]}): no cost per image")
+        if any(row.get("timed_events") for row in stages):
+            work, summary["duration_source"] = workload_from_measurements(stages, asl, LAMBDA_MEMORY_MB), "telemetry"
+        elif not summary["notes"]:
+            summary["notes"].append("no measured durations yet: `radstream bench pipeline` (sandbox), `radstream demo` "
+                                    "or `radstream load` measures the cost per image")
+    if work is not None:
+        summary["per_1000_images"] = cost_per_1000_images(work, fixed_per_hour=idle["per_hour"],
+                                                          images_per_hour=images_per_hour)
     if explorer_days and ctx.target.has_cost_explorer:
         end = date.today()
         summary["cost_explorer"] = cost_explorer(ctx.client("ce"), ctx.config.deployment, end - timedelta(days=explorer_days), end)

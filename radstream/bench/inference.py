@@ -1,5 +1,10 @@
 """Inference throughput and latency: onnxruntime in-process versus a real local Triton.
 
+The Triton rows are the sandbox's Triton: the python backend running the model with onnxruntime (the
+nvidia-pytriton wheel has no onnxruntime backend). The EKS image runs the same model configuration
+on Triton's onnxruntime backend; `serving` puts the two configurations side by side, saying which is
+which, so the numbers are read for what they are.
+
 Every mode runs in the same process on the same machine in one go, so the ratios compare like with
 like. A Triton request carries one image (what the pipeline sends per study). The onnxruntime
 baseline at concurrency c runs batches of c images in one session using all cores: the ideal that
@@ -121,6 +126,41 @@ def _triton_rows(repo_dir: Path, work_dir: Path, dynamic_batching: bool, seconds
     return rows
 
 
+def _configuration(config: Any) -> dict[str, Any]:
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    batching = config.dynamic_batching if config.HasField("dynamic_batching") else None
+    return {
+        "backend": config.backend or None,
+        "platform": config.platform or None,
+        "max_batch_size": config.max_batch_size,
+        "instance_groups": [{"count": g.count, "kind": _kind_name(g.kind)} for g in config.instance_group],
+        "dynamic_batching": None if batching is None else {
+            "preferred_batch_size": list(batching.preferred_batch_size),
+            "max_queue_delay_microseconds": batching.max_queue_delay_microseconds},
+        "intra_op_thread_count": parameters.get("intra_op_thread_count"),
+    }
+
+
+def _kind_name(kind: int) -> str:
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    return str(mc.ModelInstanceGroup.Kind.Name(kind))
+
+
+def serving_configurations(repo_dir: Path, model: str = MODEL_NAME) -> dict[str, Any]:
+    """The model configuration the EKS image serves and the one the sandbox's Triton serves."""
+    from radstream.inference.repository import read_config
+    from radstream.inference.triton_local import wrapper_config
+
+    return {
+        "eks_image": {"runs": "Triton's onnxruntime backend (ONNX Runtime's C++ sessions, one per instance)",
+                      **_configuration(read_config(Path(repo_dir) / model))},
+        "sandbox": {"runs": "Triton's python backend running model.py: an onnxruntime InferenceSession per "
+                            "instance (intra-op threads from intra_op_thread_count, inter-op 1); the Triton rows",
+                    **_configuration(wrapper_config(read_config(Path(repo_dir) / model)))},
+    }
+
+
 def run(repo_dir: Path, seconds: float = 3.0, concurrencies: tuple[int, ...] = CONCURRENCIES, model: str = MODEL_NAME) -> dict[str, Any]:
     """Benchmark every mode; each Triton row carries its ratio to onnxruntime at the same concurrency."""
     from radstream.inference.repository import latest_model
@@ -139,6 +179,7 @@ def run(repo_dir: Path, seconds: float = 3.0, concurrencies: tuple[int, ...] = C
     return {
         "model": model,
         "model_path": str(onnx_path),
+        "serving": serving_configurations(Path(repo_dir), model),
         "cores": os.cpu_count(),
         "seconds_per_row": seconds,
         "rows": rows,
@@ -161,6 +202,13 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"{r['mode']:<12}{r['protocol']:<11}{dyn:<11}{r['concurrency']:>6}{r['throughput']:>9.1f}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{ratio:>8}"
         )
+    for where, served in result["serving"].items():
+        batching = served["dynamic_batching"]
+        lines.append(f"\n{where}: {served['runs']}\n  {served['backend'] or served['platform']}, max batch "
+                     f"{served['max_batch_size']}, instances {served['instance_groups']}, "
+                     + (f"dynamic batching {batching['preferred_batch_size']} within {batching['max_queue_delay_microseconds']} us"
+                        if batching else "no dynamic batching")
+                     + f", intra-op threads {served['intra_op_thread_count']}")
     best = result["best"]
     lines.append(
         f"\nbest Triton ({best['triton_mode']}): {best['triton_throughput']} img/s = "

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from radstream.bench import DURATIONS_FILE
 from radstream.errors import RadstreamError
 from radstream.loadtest import StudyRecord, burst_schedule, distribution, run_load, summarize
 
@@ -41,7 +42,6 @@ WARM_UP = 2  # studies each way before measuring: every worker and client is war
 _POLL_S = 0.05
 _STUDY_TIMEOUT_S = 120.0
 _BURST_DRAIN_S = 600.0
-RESULT_FILE = "bench-pipeline.json"  # in the state dir: `radstream cost` prices the measured durations
 
 
 @dataclass
@@ -192,7 +192,6 @@ def _floor(ctx: Any) -> tuple[Any, dict[str, str]]:
     from radstream.bench.direct import DirectChain, load_handler, merged_environment
     from radstream.names import LAMBDA_FUNCTIONS
     from radstream.resources import root
-    from radstream.sandbox import SANDBOX_CREDENTIALS
 
     names = ctx.names
     described = describe_state_machine(ctx.client("stepfunctions"),
@@ -203,9 +202,9 @@ def _floor(ctx: Any) -> tuple[Any, dict[str, str]]:
     environments = {fn: function_environment(lam, names.lambda_function(fn)) for fn in LAMBDA_FUNCTIONS}
     handlers = {function_arn(names.region, names.account_id, names.lambda_function(fn), names.partition):
                 load_handler(root() / "lambdas" / fn / "handler.py", fn) for fn in LAMBDA_FUNCTIONS}
+    credentials = ctx.boto_session().get_credentials().get_frozen_credentials()
     environment = {**merged_environment(environments), "AWS_ENDPOINT_URL": ctx.aws_endpoint,
-                   "AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
-                   "AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+                   "AWS_ACCESS_KEY_ID": credentials.access_key, "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
                    "AWS_REGION": names.region, "AWS_DEFAULT_REGION": names.region}
     return DirectChain(json.loads(described["definition"]), handlers), environment
 
@@ -246,10 +245,9 @@ def run(ctx: Any, *, studies: int = DEFAULT_STUDIES, burst_size: int = DEFAULT_B
     from radstream.bench.direct import process_environment
     from radstream.loadtest import new_run_id
     from radstream.names import INCOMING_PREFIX
-    from radstream.sandbox.lambda_runner import MAX_WORKERS_PER_FUNCTION
     from radstream.studies import load_id_prefix, load_study
 
-    if ctx.config.target != "sandbox":
+    if ctx.target.function_concurrency is None:
         raise RadstreamError("bench pipeline measures the sandbox against its floor; it runs on the sandbox only",
                              hint="on aws, `radstream load` measures the real pipeline")
     if not ctx.outputs(4).get("wired_endpoint"):
@@ -263,7 +261,7 @@ def run(ctx: Any, *, studies: int = DEFAULT_STUDIES, burst_size: int = DEFAULT_B
 
     chain, environment = _floor(ctx)
     floor_times = FloorTimes([], [])
-    concurrency = MAX_WORKERS_PER_FUNCTION
+    concurrency = ctx.target.function_concurrency
     result: dict[str, Any] = {"target": ctx.config.target, "run_id": run_id, "studies": studies,
                               "concurrency": concurrency}
     try:
@@ -313,7 +311,7 @@ def run(ctx: Any, *, studies: int = DEFAULT_STUDIES, burst_size: int = DEFAULT_B
     lost = sum(r["lost"] for b in result["bursts"] for r in b["ways"].values())
     lost += sum(v["lost"] for v in result["per_study"].values())
     result["lost"] = lost
-    (ctx.state_dir / RESULT_FILE).write_text(json.dumps(
+    (ctx.state_dir / DURATIONS_FILE).write_text(json.dumps(
         {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "run_id": run_id,
          "durations_ms": result["durations_ms"]}, indent=2) + "\n")
     return result

@@ -2,7 +2,8 @@
 
 - `inference`: onnxruntime in-process versus a real local Triton (HTTP binary, gRPC).
 - `preprocess`: PrepareImage's fast path against the plain one, per input.
-- `pipeline`: the sandbox's real path against its floor, the handlers called directly."""
+- `pipeline`: the sandbox's real path against its floor, the handlers called directly.
+- `cold-start`: each handler's import with its layer, and its cold and warm invocations from the logs."""
 
 from __future__ import annotations
 
@@ -90,5 +91,29 @@ def pipeline(
         ok = result["lost"] == 0
         emit({"ok": ok, **result}, opts.json, lambda r: typer.echo(format_table(r)))
         return 0 if ok else 1
+
+    run_command(opts, body)
+
+
+@app.command("cold-start")
+def cold_start(
+    ctx: typer.Context,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Fresh interpreters per handler (the median is kept).")] = 5,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Each handler's import time with the layer and the heavy libraries it loads; Init Duration and first
+    against warm invocations from the functions' REPORT lines."""
+    from radstream.bench.cold_start import format_table, run
+    from radstream.session import open_context
+
+    opts = options(ctx, config=config, json=json_output, verbose=verbose)
+
+    def body() -> int:
+        with open_context(opts, "bench cold-start", lock=False) as bctx:
+            result = run(bctx, repeat=repeat)
+        emit({"ok": True, **result}, opts.json, lambda r: typer.echo(format_table(r)))
+        return 0
 
     run_command(opts, body)

@@ -69,6 +69,18 @@ class TritonPythonModel:
 '''
 
 
+def wrapper_config(config: Any, instances: int = INSTANCE_COUNT, dynamic_batching: bool = True) -> Any:
+    """The repository's model configuration as the local Triton serves it: the python backend (running
+    WRAPPER_SOURCE) in place of the onnxruntime platform, everything else the same."""
+    config.ClearField("platform")
+    config.backend = "python"
+    for group in config.instance_group:
+        group.count = instances
+    if not dynamic_batching:
+        config.ClearField("dynamic_batching")
+    return config
+
+
 def _pytriton_dirs() -> tuple[Path, Path]:
     """The bundled Triton distribution and the wheel's vendored shared libraries, found without importing pytriton."""
     spec = importlib.util.find_spec("pytriton")
@@ -131,13 +143,7 @@ class LocalTriton:
         """A one-model repository: the newest ONNX version wrapped for the python backend."""
         source_dir = self.repo_dir / self.model_name
         onnx_path = latest_model(source_dir)
-        config = read_config(source_dir)
-        config.ClearField("platform")
-        config.backend = "python"
-        for group in config.instance_group:
-            group.count = self.instances
-        if not self.dynamic_batching:
-            config.ClearField("dynamic_batching")
+        config = wrapper_config(read_config(source_dir), self.instances, self.dynamic_batching)
 
         models = self.work_dir / "models"
         shutil.rmtree(models, ignore_errors=True)

@@ -7,7 +7,6 @@ field named; offending values are never echoed back, since they may be identifyi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import datetime, timezone
@@ -17,12 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from radstream.pipeline.errors import InvalidMetadata
+from radstream.pipeline.study_ids import check_study_id
 
-STUDY_ID_MAX_LENGTH = 64
 SIDECAR_MAX_BYTES = 4096
-# ASCII only (no look-alike unicode), starts with a letter or digit (no ".", "..", "-x" names).
-_STUDY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_KEY_ID_HASH_LENGTH = 24  # 96 bits: no two keys of one deployment share an id by chance
 
 
 class View(str, Enum):
@@ -37,40 +33,6 @@ class View(str, Enum):
     RLD = "RLD"
     LLO = "LLO"
     RLO = "RLO"
-
-
-def check_study_id(value: object) -> str:
-    """Return `value` if it is a safe study id (usable verbatim in an S3 key), else raise ValueError."""
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    if not 1 <= len(value) <= STUDY_ID_MAX_LENGTH:
-        raise ValueError(f"must be 1 to {STUDY_ID_MAX_LENGTH} characters")
-    if not _STUDY_ID.fullmatch(value) or ".." in value:
-        raise ValueError(
-            "may hold only ASCII letters, digits, '-', '_' and '.', must start with a letter or digit "
-            "and must not contain '..'"
-        )
-    return value
-
-
-def is_valid_study_id(value: object) -> bool:
-    try:
-        check_study_id(value)
-    except ValueError:
-        return False
-    return True
-
-
-def key_sha256(key: str) -> str:
-    """The object key as telemetry and ids may carry it: file names are often built from the patient's
-    name or record number, so the key's text never leaves our own buckets."""
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def key_study_id(key: str) -> str:
-    """The id of a study that brought no valid one of its own (unreadable content, a bad sidecar):
-    derived from a hash of its object key, never from the key's text, and the same on every run."""
-    return check_study_id(f"KEY-{key_sha256(key)[:_KEY_ID_HASH_LENGTH]}")
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -200,20 +162,6 @@ def parse_sidecar(data: bytes) -> StudyMetadata:
     return validate_image_metadata(fields)
 
 
-# DICOM attributes the reader hands over (by keyword) for `metadata_from_dicom`.
-DICOM_METADATA_KEYWORDS = (
-    "ViewPosition",
-    "Modality",
-    "PatientSex",
-    "PatientAge",
-    "AcquisitionDate",
-    "AcquisitionTime",
-    "ContentDate",
-    "ContentTime",
-    "StudyDate",
-    "StudyTime",
-    "LongitudinalTemporalInformationModified",
-)
 _DICOM_DATE_PAIRS = (("AcquisitionDate", "AcquisitionTime"), ("ContentDate", "ContentTime"), ("StudyDate", "StudyTime"))
 
 

@@ -16,10 +16,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from radstream.pipeline.errors import CorruptImage, ImageTooLarge, InvalidInput, UnsupportedFormat, UnsupportedImage
-from radstream.pipeline.metadata import DICOM_METADATA_KEYWORDS
 
 if TYPE_CHECKING:
     import numpy as np
+
+# DICOM attributes the reader hands over (by keyword) for `metadata_from_dicom`.
+DICOM_METADATA_KEYWORDS = (
+    "ViewPosition",
+    "Modality",
+    "PatientSex",
+    "PatientAge",
+    "AcquisitionDate",
+    "AcquisitionTime",
+    "ContentDate",
+    "ContentTime",
+    "StudyDate",
+    "StudyTime",
+    "LongitudinalTemporalInformationModified",
+)
+
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"

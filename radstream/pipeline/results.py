@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from radstream.pipeline.errors import STAGES, InvalidModelOutput, stage_of
-from radstream.pipeline.metadata import check_study_id, key_sha256
+from radstream.pipeline.study_ids import check_study_id, key_sha256
 
 RESULT_SCHEMA_VERSION = 1
 TELEMETRY_SCHEMA_VERSION = 1

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, cast
 
-from radstream.sandbox import lambda_metrics
+from radstream.sandbox import MAX_WORKERS_PER_FUNCTION, lambda_metrics
 from radstream.sandbox.role_sessions import RoleSessions, Session
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 TIMEOUT_ERROR = "Sandbox.Timedout"
 # Lambda gives init 10 s outside the function timeout; a loaded 2-core machine needs more slack.
 INIT_TIMEOUT_SECONDS = 60.0
-MAX_WORKERS_PER_FUNCTION = 4
 
 # The worker's program (see lambda_worker.py), run by path with `python -I`.
 WORKER = Path(__file__).with_name("lambda_worker.py")

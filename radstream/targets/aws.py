@@ -22,6 +22,7 @@ class AwsTarget(Target):
     query_engine = "athena"
     has_cost_explorer = True
     lambda_memory_matters = True
+    function_concurrency = None
     guardduty_findings = True
 
     @property

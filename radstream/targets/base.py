@@ -37,6 +37,7 @@ class Target(ABC):
     guardduty_findings: bool  # GuardDuty keeps findings to read (the sandbox's moto has no ListFindings)
     lambda_layer_python: str  # the Python the Lambda layer's wheels are built for
     lambda_memory_matters: bool  # Lambda's CPU follows its memory size (not on one local machine)
+    function_concurrency: int | None  # concurrent executions one function gets (None: the account's to give)
     # Names beyond the load balancer's that Triton's TLS certificate must also carry (DNS, IP).
     tls_extra_names: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from radstream.checks import PIP_FIX, check, module_check
 from radstream.errors import RadstreamError
-from radstream.sandbox import LOAD_BALANCERS_FILE, SANDBOX_CREDENTIALS
+from radstream.sandbox import LOAD_BALANCERS_FILE, MAX_WORKERS_PER_FUNCTION, SANDBOX_CREDENTIALS
 from radstream.targets.base import ClientFactory, KubeAccess, Registry, Target
 
 
@@ -23,6 +23,7 @@ class SandboxTarget(Target):
     query_engine = "duckdb"
     has_cost_explorer = False
     lambda_memory_matters = False
+    function_concurrency = MAX_WORKERS_PER_FUNCTION
     guardduty_findings = False
     # The sandbox's functions run in this interpreter, so the layer's wheels must load here.
     lambda_layer_python = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -4,7 +4,8 @@ model, its bad ones are quarantined with a reason, nothing is lost; the AWS CLI 
 function's invocations logged in /aws/lambda/<function>, the dashboard, the alarms with their topic,
 the budget and the two EKS add-ons, and the failure-rate alarm in ALARM after the bad studies; a
 second demo changes nothing; a sustained load loses nothing, exports a row per study and scales
-Triton out and, after the scale-down window, back in; teardown leaves nothing tagged, no log group and no alarm.
+Triton out and, after the scale-down window, back in; `bench pipeline`, `bench cold-start` and each
+`radstream ab` run at a tiny size and put everything back; teardown leaves nothing tagged, no log group and no alarm.
 The numbers measured are printed, not asserted."""
 
 from __future__ import annotations
@@ -204,6 +205,80 @@ def test_sustained_load_scales_triton_out_and_back_in_after_the_window(project, 
     listed = aws_cli(project, "cloudwatch", "list-metrics", "--namespace", "ContainerInsights",
                      "--metric-name", "pod_cpu_utilization")["Metrics"]
     assert {"Name": "Namespace", "Value": "radstream"} in [d for m in listed for d in m["Dimensions"]]
+
+
+def test_bench_pipeline_measures_both_ways_says_where_the_time_goes_and_prices_it(project, first_demo):
+    from radstream.names import LAMBDA_FUNCTIONS
+
+    result = cli(project, "bench", "pipeline", "--studies", "2", "--burst", "3", "--hold-seconds", "1", "--json")
+    assert result.code == 0, result.stderr[-3000:]
+    report = result.json
+    direct, sandbox = report["per_study"]["direct"], report["per_study"]["sandbox"]
+    assert (direct["succeeded"], sandbox["succeeded"], report["lost"]) == (2, 2, 0)
+    assert report["per_study_ratio"] == round(sandbox["p50_ms"] / direct["p50_ms"], 3)
+    hops = {row["hop"]: row for row in report["hops"]}
+    assert {"upload to execution", "ValidateInput", "PrepareImage", "InvokeInference", "StoreResults",
+            "SendTelemetry", "state transitions"} <= set(hops)
+    assert all(row["sandbox_ms"] is not None and row["direct_ms"] is not None for row in hops.values())
+    sizes = [b["size"] for b in report["bursts"]]
+    assert sizes[0] == 3 and len(sizes) == 2  # the second: what the sandbox finished in --hold-seconds
+    assert report["burst_throughput_ratio"] == min(b["ratio"] for b in report["bursts"])
+    assert set(report["durations_ms"]) == {"ValidateInput", "PrepareImage", "InvokeInference", "StoreResults", "SendTelemetry"}
+    assert len(report["durations_ms"]) == len(LAMBDA_FUNCTIONS) - 1  # StoreFailure never ran
+    # Nothing the benchmark uploaded, and none of its outcomes, stays behind.
+    buckets = {f"{DEPLOYMENT}-{kind}-123456789012": prefixes for kind, prefixes in
+               (("images", ["incoming/"]), ("results", ["results/", "failed/"]))}
+    for bucket, prefixes in buckets.items():
+        for prefix in prefixes:
+            left = s3(project).list_objects_v2(Bucket=bucket, Prefix=f"{prefix}LOAD-{report['run_id']}").get("KeyCount")
+            assert left == 0, (bucket, prefix)
+    cost = cli(project, "cost", "--json")
+    assert cost.code == 0, cost.stderr[-3000:]
+    priced = cost.json
+    assert priced["duration_source"] == "bench pipeline"
+    assert any("bench pipeline" in note for note in priced["per_1000_images"]["notes"])
+    print(f"\nbench pipeline (tiny): per-study ratio {report['per_study_ratio']}, burst ratio "
+          f"{report['burst_throughput_ratio']}, hops {[(h, r['overhead_ms']) for h, r in hops.items()]}")
+
+
+def triton_model_config(project: Path) -> dict[str, Any]:
+    import urllib.request
+
+    url = json.loads((project / ".radstream" / "sandbox.json").read_text())["triton_http"]
+    with urllib.request.urlopen(f"{url}/v2/models/radstream_cxr/config", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_each_ab_test_runs_a_and_b_and_puts_the_deployment_back(project, first_demo, tmp_path):
+    before = triton_model_config(project)
+    batch = cli(project, "ab", "batch", "--burst", "2", "--max-batch-size", "1", "--json", "--out", str(tmp_path))
+    assert batch.code == 0, batch.stderr[-3000:]
+    report = batch.json
+    assert report["applicable"] and report["variants"]["B"]["description"] == "max batch 1, dynamic batching off"
+    figures = {row["figure"]: row for row in report["figures"]}
+    assert figures["lost"]["a"] == figures["lost"]["b"] == 0
+    assert figures["throughput_per_min"]["ratio"] == round(figures["throughput_per_min"]["b"] / figures["throughput_per_min"]["a"], 3)
+    assert Path(report["exports"]["csv"]).read_text().count("\n") == len(report["figures"]) + 1
+    assert triton_model_config(project) == before  # reloaded with A's configuration
+    scaling = cli(project, "ab", "autoscaling", "--burst", "2", "--json")
+    assert scaling.code == 0, scaling.stderr[-3000:]
+    assert scaling.json["variants"]["B"]["description"] == "HPA held at 1 replica(s)"
+    assert watch_once(project)["scaling"]["max"] == 2  # the HPA's bound is back
+    memory = cli(project, "ab", "lambda-memory", "--json")
+    assert memory.code == 0 and memory.json["applicable"] is False and "memory" in memory.json["reason"]
+    print(f"\nab batch (tiny): {report['figures']}")
+
+
+def test_bench_cold_start_imports_each_handler_with_its_layer_and_reads_its_cold_starts(project, first_demo):
+    result = cli(project, "bench", "cold-start", "--repeat", "1", "--json")
+    assert result.code == 0, result.stderr[-3000:]
+    rows = {row["function"]: row for row in result.json["functions"]}
+    assert all(row["import_ms"] > 0 for row in rows.values())
+    # Only the sidecar's parser needs pydantic; nothing imports numpy, PIL or pydicom at import time.
+    assert rows["validate_metadata"]["heavy_modules"] == ["pydantic"]
+    assert all(row["heavy_modules"] == [] for name, row in rows.items() if name != "validate_metadata")
+    assert rows["prepare_tensors"]["cold_starts"] >= 1 and rows["prepare_tensors"]["init_ms_p50"] > 0
+    print("\ncold start: " + ", ".join(f"{n} import {r['import_ms']} ms init {r['init_ms_p50']} ms" for n, r in rows.items()))
 
 
 def test_a_triton_certificate_from_another_ca_quarantines_the_study_as_unavailable(project, first_demo, tmp_path):

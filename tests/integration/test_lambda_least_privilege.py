@@ -19,7 +19,7 @@ from radstream.context import Context
 from radstream.documents import template_variables
 from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase
-from radstream.pipeline.metadata import key_study_id
+from radstream.pipeline.study_ids import key_study_id
 from radstream.state import State
 from tests.conftest import REPO
 from tests.integration.sandbox_fixtures import TRUST_POLICY, client, wait_for, wait_for_execution, zip_of

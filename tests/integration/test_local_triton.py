@@ -158,3 +158,33 @@ def test_stop_ends_triton_and_its_stubs_and_frees_their_shared_memory(repo: Path
     assert [r for r in regions if r.exists()] == []
     # SIGKILL is delivered, not awaited: the stubs may take a moment to be gone.
     wait_for(lambda: live_in_group(group) == [], timeout=10, what=f"process group {group} gone")
+
+
+def test_a_model_reloaded_with_another_configuration_serves_it_until_reloaded_again(server: LocalTriton, images: np.ndarray,
+                                                                                    expected: np.ndarray) -> None:
+    """What `radstream ab batch` does: Triton's model-control API swaps the configuration in place."""
+    from radstream.bench.ab import batch_config
+
+    with TritonClient(server.endpoints["triton_http"]) as client:
+        original = client.config()
+        client.load(batch_config(original, 1, 0))
+        assert client.config()["max_batch_size"] == 1 and "dynamic_batching" not in client.config()
+        np.testing.assert_allclose(client.infer(images[:2]), expected[:2], rtol=1e-5, atol=1e-6)
+        client.load()  # without a configuration: Triton keeps the last one while the repository is unchanged
+        assert client.config()["max_batch_size"] == 1
+        client.load(original)
+        assert client.config() == original
+
+
+def test_bench_inference_at_a_tiny_size_names_what_each_triton_runs(repo: Path, tmp_path: Path) -> None:
+    from radstream.bench.inference import run
+
+    result = run(repo, seconds=0.2, concurrencies=(1,))
+    modes = {(r["mode"], r["protocol"], r["dynamic_batching"]) for r in result["rows"]}
+    assert modes == {("onnxruntime", "in-process", None), ("triton", "http", True), ("triton", "grpc", True),
+                     ("triton", "http", False), ("triton", "grpc", False)}
+    assert all(r["images"] > 0 and r["ratio"] is not None for r in result["rows"])
+    eks, sandbox = result["serving"]["eks_image"], result["serving"]["sandbox"]
+    assert (eks["platform"], eks["backend"]) == ("onnxruntime_onnx", None)
+    assert (sandbox["platform"], sandbox["backend"]) == (None, "python")
+    assert eks["dynamic_batching"] == sandbox["dynamic_batching"] and eks["instance_groups"] == sandbox["instance_groups"]

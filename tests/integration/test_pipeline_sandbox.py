@@ -28,7 +28,7 @@ from radstream.context import Context
 from radstream.engine import Engine
 from radstream.phases.p0_foundation import FoundationPhase
 from radstream.pipeline.deid import UNREADABLE_HEADER, dicom_study_id
-from radstream.pipeline.metadata import key_study_id
+from radstream.pipeline.study_ids import key_study_id
 from radstream.state import State
 from tests.integration.sandbox_fixtures import wait_for
 from tests.support.aws_cli import aws_cli

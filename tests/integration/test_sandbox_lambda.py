@@ -233,7 +233,7 @@ def test_an_invoke_over_the_function_concurrency_is_throttled_like_lambda_and_st
     Task on the function's ARN sees Lambda.TooManyRequestsException (moto says "Exception")."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from radstream.sandbox.lambda_runner import MAX_WORKERS_PER_FUNCTION
+    from radstream.sandbox import MAX_WORKERS_PER_FUNCTION
 
     lam = client(sandbox, "lambda")
     arn = create_function(lam, "holds", {"app.py": HOLDS}, timeout=300)

@@ -16,7 +16,7 @@ from radstream.cli import app
 from radstream.deid_files import read_key_file
 from radstream.errors import ConfigError
 from radstream.pipeline.deid import deidentify, deidentify_bytes, dicom_study_id, pseudonym_uid
-from radstream.pipeline.metadata import check_study_id
+from radstream.pipeline.study_ids import check_study_id
 from tests.unit.pipeline_fixtures import CR_FILES, DEID_KEY, dataset, sample_bytes
 
 OTHER_KEY = bytes(range(100, 132))

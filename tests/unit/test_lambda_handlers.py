@@ -26,9 +26,9 @@ from radstream.names import INCOMING_PREFIX, LAMBDA_FUNCTIONS
 from radstream.pipeline import INCOMING_PREFIX as PIPELINE_INCOMING_PREFIX
 from radstream.pipeline import errors, lambda_support
 from radstream.pipeline.deid import dicom_study_id
-from radstream.pipeline.metadata import key_sha256, key_study_id
 from radstream.pipeline.preprocess import decode_tensor
 from radstream.pipeline.results import TELEMETRY_COLUMNS, input_ref
+from radstream.pipeline.study_ids import key_sha256, key_study_id
 from tests.unit.pipeline_fixtures import (
     CR_FILES,
     DEID_KEY,

@@ -11,9 +11,10 @@ import pytest
 
 from radstream.pipeline.deid import dicom_study_id
 from radstream.pipeline.errors import PipelineError
-from radstream.pipeline.metadata import check_study_id, key_study_id, parse_sidecar
+from radstream.pipeline.metadata import parse_sidecar
 from radstream.pipeline.preprocess import prepare
 from radstream.pipeline.readers import sniff
+from radstream.pipeline.study_ids import check_study_id, key_study_id
 from radstream.studies import (
     DEMO_PREFIX,
     REAL_STUDY_NAME,
