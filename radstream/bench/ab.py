@@ -204,9 +204,11 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def run(ctx: Any, name: str, options: Mapping[str, Any], load: Callable[[Any], Mapping[str, Any]],
-        warm_up: Callable[[Any], Any], progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run experiment `name`: `warm_up(ctx)` (so A does not pay for cold workers), then `load(ctx)`
-    once under A and once under B. Not applicable: nothing runs."""
+        warm_up: Callable[[Any], Any], progress: Callable[[str], None] = lambda _: None,
+        confirm: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run experiment `name`: `confirm(what B changes)` (which may refuse by raising), `warm_up(ctx)`
+    (so A does not pay for cold workers), then `load(ctx)` once under A and once under B. Not
+    applicable: nothing runs."""
     experiment = EXPERIMENTS.get(name)
     if experiment is None:
         raise RadstreamError(f"no A/B test called {name!r}", hint=f"choose one of: {', '.join(EXPERIMENTS)}")
@@ -215,6 +217,7 @@ def run(ctx: Any, name: str, options: Mapping[str, Any], load: Callable[[Any], M
     if reason:
         return {**result, "applicable": False, "reason": reason, "variants": None, "figures": None}
     a, b = experiment.variants(ctx, options)
+    confirm(f"A: {a.description}; B: {b.description}")
     progress("warming up")
     warm_up(ctx)
     summaries = {}

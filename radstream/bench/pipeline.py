@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -47,11 +47,13 @@ _BURST_DRAIN_S = 600.0
 @dataclass
 class Way:
     """One way through the pipeline. `submit(study)` returns once the study is uploaded (the sandbox) or
-    done (the floor); `concurrent_submit` hands it to the way's workers and returns at once."""
+    done (the floor); `concurrent_submit` hands it to the way's workers and returns at once, and what
+    such a submit raised is kept in `errors`."""
 
     name: str
     submit: Callable[[Any], None]
     concurrent_submit: Callable[[Any], None]
+    errors: list[BaseException] = field(default_factory=list)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -91,8 +93,13 @@ def burst(ctx: Any, way: Way, studies: Sequence[Any]) -> dict[str, Any]:
     s3, results = ctx.client("s3"), ctx.names.bucket("results")
     prefix = _common_prefix([s.study_id for s in studies])
     schedule = burst_schedule(len(studies), 0)
-    run = run_load(schedule, [s.study_id for s in studies], lambda i: way.concurrent_submit(studies[i]),
-                   lambda: {sid: (o.kind, o.key) for sid, o in landed(s3, results, [prefix]).items()},
+
+    def poll() -> dict[str, tuple[str, str]]:
+        if way.errors:  # a study that could not even be submitted would only be waited for in vain
+            raise way.errors[0]
+        return {sid: (o.kind, o.key) for sid, o in landed(s3, results, [prefix]).items()}
+
+    run = run_load(schedule, [s.study_id for s in studies], lambda i: way.concurrent_submit(studies[i]), poll,
                    lambda key: read_json(s3, results, key), drain_s=_BURST_DRAIN_S)
     return summarize(run.records, schedule, run.started_at, run.finished_at, run.interrupted)
 
@@ -202,7 +209,7 @@ def _floor(ctx: Any) -> tuple[Any, dict[str, str]]:
     environments = {fn: function_environment(lam, names.lambda_function(fn)) for fn in LAMBDA_FUNCTIONS}
     handlers = {function_arn(names.region, names.account_id, names.lambda_function(fn), names.partition):
                 load_handler(root() / "lambdas" / fn / "handler.py", fn) for fn in LAMBDA_FUNCTIONS}
-    credentials = ctx.boto_session().get_credentials().get_frozen_credentials()
+    credentials = ctx.boto_session.get_credentials().get_frozen_credentials()
     environment = {**merged_environment(environments), "AWS_ENDPOINT_URL": ctx.aws_endpoint,
                    "AWS_ACCESS_KEY_ID": credentials.access_key, "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
                    "AWS_REGION": names.region, "AWS_DEFAULT_REGION": names.region}
@@ -230,12 +237,19 @@ def _ways(ctx: Any, chain: Any, pool: ThreadPoolExecutor, floor_times: FloorTime
     def uploaded(study: Any) -> None:
         upload(s3, images, study.objects)
 
-    def on_the_pool(submit: Callable[[Any], None]) -> Callable[[Any], None]:
-        def concurrent_submit(study: Any) -> None:
-            pool.submit(submit, study)
-        return concurrent_submit
+    def way(name: str, submit: Callable[[Any], None]) -> Way:
+        errors: list[BaseException] = []
 
-    return Way("direct", directly, on_the_pool(directly)), Way("sandbox", uploaded, on_the_pool(uploaded))
+        def kept(future: Any) -> None:
+            if future.exception() is not None:
+                errors.append(future.exception())
+
+        def concurrent_submit(study: Any) -> None:
+            pool.submit(submit, study).add_done_callback(kept)
+
+        return Way(name, submit, concurrent_submit, errors)
+
+    return way("direct", directly), way("sandbox", uploaded)
 
 
 def run(ctx: Any, *, studies: int = DEFAULT_STUDIES, burst_size: int = DEFAULT_BURST,

@@ -50,13 +50,16 @@ def ab(
             return run_against(actx, schedule, drain_s, None)
 
         with open_context(opts, "ab", lock=True) as actx:
-            if actx.target.billable:
-                confirm(f"Run {schedule.description} twice against deployment {actx.config.deployment!r}, changing it "
-                        f"for B and back? The studies and the change cost money.", opts)
+
+            def billable(change: str) -> None:
+                if actx.target.billable:
+                    confirm(f"Run {schedule.description} twice against deployment {actx.config.deployment!r} ({change}), "
+                            "changing it for B and back? The studies and the change cost money.", opts)
+
             result = run(actx, name, {"max_batch_size": max_batch_size, "queue_delay_us": queue_delay_us,
                                       "memory_mb": memory_mb}, load,
                          lambda wctx: run_against(wctx, burst_schedule(WARM_UP_STUDIES, 0), drain_s, None),
-                         progress=lambda text: console.print(f"ab {name}: {text}", highlight=False))
+                         progress=lambda text: console.print(f"ab {name}: {text}", highlight=False), confirm=billable)
         result["exports"] = write_exports(out, result) if out and result["applicable"] else {}
         lost = sum(row["a"] + row["b"] for row in result["figures"] or [] if row["figure"] == "lost")
         emit({"ok": not lost, **result}, opts.json, lambda r: typer.echo(format_table(r)))
