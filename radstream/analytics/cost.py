@@ -310,8 +310,8 @@ def deployment_cost(ctx: Any, *, images_per_hour: float | None = None, explorer_
     summary: dict[str, Any] = {"idle": idle, "per_1000_images": None, "duration_source": None, "cost_explorer": None,
                                "notes": []}
     asl = json.loads((ctx.root / "manifests" / "stepfunctions" / "pipeline.asl.json").read_text())
-    # bench pipeline runs on the sandbox, so its durations are this machine's: never priced for aws.
-    benched = bench_durations(ctx.state_dir / DURATIONS_FILE) if ctx.config.target == "sandbox" else None
+    # bench pipeline's durations are this machine's: priced only for a target that runs here.
+    benched = bench_durations(ctx.state_dir / DURATIONS_FILE) if ctx.target.runs_on_this_machine else None
     work = None
     if benched:
         durations, measured_at = benched

@@ -261,7 +261,7 @@ def run(ctx: Any, *, studies: int = DEFAULT_STUDIES, burst_size: int = DEFAULT_B
     from radstream.names import INCOMING_PREFIX
     from radstream.studies import load_id_prefix, load_study
 
-    if ctx.target.function_concurrency is None:
+    if not ctx.target.runs_on_this_machine or ctx.target.function_concurrency is None:
         raise RadstreamError("bench pipeline measures the sandbox against its floor; it runs on the sandbox only",
                              hint="on aws, `radstream load` measures the real pipeline")
     if not ctx.outputs(4).get("wired_endpoint"):

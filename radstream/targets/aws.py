@@ -23,6 +23,7 @@ class AwsTarget(Target):
     has_cost_explorer = True
     lambda_memory_matters = True
     function_concurrency = None
+    runs_on_this_machine = False
     guardduty_findings = True
 
     @property

@@ -38,6 +38,7 @@ class Target(ABC):
     lambda_layer_python: str  # the Python the Lambda layer's wheels are built for
     lambda_memory_matters: bool  # Lambda's CPU follows its memory size (not on one local machine)
     function_concurrency: int | None  # concurrent executions one function gets (None: the account's to give)
+    runs_on_this_machine: bool  # what it runs, it runs here: this machine's timings are its own
     # Names beyond the load balancer's that Triton's TLS certificate must also carry (DNS, IP).
     tls_extra_names: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 

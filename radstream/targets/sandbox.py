@@ -24,6 +24,7 @@ class SandboxTarget(Target):
     has_cost_explorer = False
     lambda_memory_matters = False
     function_concurrency = MAX_WORKERS_PER_FUNCTION
+    runs_on_this_machine = True
     guardduty_findings = False
     # The sandbox's functions run in this interpreter, so the layer's wheels must load here.
     lambda_layer_python = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -10,17 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from radstream.pipeline.errors import InvalidMetadata
-from radstream.pipeline.metadata import (
-    SIDECAR_MAX_BYTES,
-    STUDY_ID_MAX_LENGTH,
-    View,
-    is_valid_study_id,
-    key_sha256,
-    key_study_id,
-    metadata_from_dicom,
-    parse_sidecar,
-    validate_metadata,
-)
+from radstream.pipeline.metadata import SIDECAR_MAX_BYTES, View, metadata_from_dicom, parse_sidecar, validate_metadata
+from radstream.pipeline.study_ids import STUDY_ID_MAX_LENGTH, is_valid_study_id, key_sha256, key_study_id
 
 VALID = {"study_id": "TEST-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "burned_in_annotation": False}
 
