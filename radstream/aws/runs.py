@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from radstream.aws import error_code
-from radstream.aws.s3 import list_objects
+from radstream.aws.s3 import delete_versions, list_objects
 
 _GONE = {"NoSuchBucket", "404", "NotFound", "NoSuchKey"}
 RESULTS_PREFIX = "results/"
@@ -79,14 +79,8 @@ def delete_prefixes(s3: Any, bucket: str, prefixes: Iterable[str]) -> int:
     plain delete would keep the bytes); quiet when the bucket is gone. Returns how many went."""
     removed = 0
     try:
-        paginator = s3.get_paginator("list_object_versions")
         for prefix in prefixes:
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                versions = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-                for start in range(0, len(versions), 1000):  # DeleteObjects takes at most 1000 keys
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": versions[start : start + 1000], "Quiet": True})
-                removed += len(versions)
+            removed += delete_versions(s3, bucket, prefix)
     except Exception as exc:
         if error_code(exc) not in _GONE:
             raise

@@ -147,24 +147,25 @@ _REPAIRS = {
 }
 
 
-def empty_bucket(s3: Any, name: str) -> int:
-    """Delete every object version and delete marker; returns how many were removed."""
+def delete_versions(s3: Any, name: str, prefix: str = "") -> int:
+    """Delete every object version and delete marker under `prefix`; returns how many were removed.
+    Each round lists from the start again: paging on by markers while deleting what was listed skips
+    versions on moto (1,000 of 1,300 went), and a fresh listing is right on S3 as well."""
     removed = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-        keys = [
-            {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-        ]
+    while True:
+        page = s3.list_object_versions(Bucket=name, Prefix=prefix)
+        keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if not keys:
+            return removed
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             s3.delete_objects(Bucket=name, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
         removed += len(keys)
-    return removed
 
 
 def delete_bucket(s3: Any, name: str) -> None:
     """Empty (all versions) and delete the bucket; quiet when it is already gone."""
     try:
-        empty_bucket(s3, name)
+        delete_versions(s3, name)
         s3.delete_bucket(Bucket=name)
     except Exception as exc:
         if error_code(exc) not in _GONE:
