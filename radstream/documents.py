@@ -331,6 +331,8 @@ class Facts:
 def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, Any]:
     """Relative path -> document: a dict or list for .json and .yaml files, text for the rest."""
     from radstream.aws.events import rule_parameters
+    from radstream.inference.repository import for_device
+    from radstream.kube.manifests import is_gpu
 
     found: dict[str, Any] = {}
     for role in roles(names, root):
@@ -371,7 +373,8 @@ def render(names: Names, config: Config, root: Path, facts: Facts) -> dict[str, 
     for index, obj in enumerate(kube_objects(config, root, facts.image, certificate)):
         found[f"k8s/{index:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"] = obj
     for model_config in sorted(facts.model_repository.glob("*/config.pbtxt")):
-        found[f"triton/{model_config.parent.name}/config.pbtxt"] = model_config.read_text()
+        # As the serving image carries it: on the nodegroup's device.
+        found[f"triton/{model_config.parent.name}/config.pbtxt"] = for_device(model_config.read_text(), is_gpu(config))
     return found
 
 

@@ -16,12 +16,11 @@ if TYPE_CHECKING:
 def facts(ctx: Context) -> Facts:
     from radstream.aws.acm import deployment_certificates
     from radstream.aws.lambda_ import newest_layer_version
-    from radstream.inference.image import model_layer
     from radstream.phases.p0_foundation import function_vpc
-    from radstream.phases.p2_triton import model_repository, pushed_image, registry
+    from radstream.phases.p2_triton import image_tag, model_repository, pushed_image, registry
 
     repository = model_repository(ctx)
-    image = pushed_image(ctx) or f"{registry(ctx).repository}:{model_layer(repository).tag}"
+    image = pushed_image(ctx) or f"{registry(ctx).repository}:{image_tag(ctx)}"
     certificates = deployment_certificates(ctx.client("acm"), ctx.names.deployment)
     return Facts(image, newest_layer_version(ctx.client("lambda"), ctx.names.lambda_layer), repository,
                  certificate_arn=certificates[0] if certificates else None, function_vpc=function_vpc(ctx))

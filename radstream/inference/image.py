@@ -2,8 +2,10 @@
 
 The default builder needs no container engine: it writes the model repository as a deterministic
 tar.gz layer, appends it to the base image's manifest and config, and pushes the result with the
-OCI distribution API (radstream.inference.oci). The tag is derived from the repository's content, so
-a second build of the same repository finds its tag already in place and uploads nothing.
+OCI distribution API (radstream.inference.oci). The tag is derived from everything in the image, the
+base image and the repository's content (serving_tag), so a second build of the same finds its tag
+already in place and uploads nothing, and a change of either is a new tag. Each model's instances
+run on the nodegroup's device: KIND_GPU in the image on a GPU instance type, whatever the repository says.
 docker, buildah or podman build manifests/docker/Dockerfile.triton instead when configured and
 installed; both paths produce the same filesystem, command and user."""
 
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import copy
 import gzip
+import hashlib
 import io
 import json
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,7 @@ from radstream.inference.oci import (
     select_platform,
     sha256_digest,
 )
+from radstream.inference.repository import CONFIG_FILE, for_device
 from radstream.resources import manifest
 
 MODELS_DIR = "models"  # the layer unpacks to /models, where Triton's --model-repository points
@@ -60,10 +65,13 @@ class Layer:
     digest: str  # sha256 of `blob`: how the manifest names the layer
     diff_id: str  # sha256 of the uncompressed tar: how the image config names it
 
-    @property
-    def tag(self) -> str:
-        # From the uncompressed tar, so the tag survives a different zlib producing other bytes.
-        return "model-" + self.diff_id.removeprefix("sha256:")[:12]
+
+
+def serving_tag(base_image: str, layer: Layer) -> str:
+    """The serving image's tag, from everything in it: the base image it names and the model layer
+    (its uncompressed tar, so the tag survives a different zlib producing other bytes). Changing
+    either makes a new tag, which phase 2 then builds and rolls out."""
+    return "serving-" + hashlib.sha256(f"{base_image}\n{layer.diff_id}".encode()).hexdigest()[:12]
 
 
 def _skipped(relative: Path) -> bool:
@@ -71,9 +79,18 @@ def _skipped(relative: Path) -> bool:
     return any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
 
 
-def model_layer(model_repo_dir: Path) -> Layer:
+def _served_bytes(path: Path, relative: Path, gpu: bool) -> bytes:
+    """A repository file as the image carries it: a model's config.pbtxt on the nodegroup's device."""
+    data = path.read_bytes()  # follows symlinks: the image gets the content
+    if len(relative.parts) == 2 and relative.name == CONFIG_FILE:
+        data = for_device(data.decode("utf-8"), gpu).encode()
+    return data
+
+
+def model_layer(model_repo_dir: Path, gpu: bool = False) -> Layer:
     """The model repository as one tar.gz layer under /models, byte-identical for identical content:
-    sorted entries, fixed owner, mode and mtime, gzip header without name or time."""
+    sorted entries, fixed owner, mode and mtime, gzip header without name or time; each model's
+    instances on the GPU when `gpu`, else on the CPU."""
     root = Path(model_repo_dir)
     if not root.is_dir():
         raise ConfigError(f"model repository {root} does not exist", "run `radstream model build` first")
@@ -89,7 +106,7 @@ def model_layer(model_repo_dir: Path) -> Layer:
             if path.is_dir():
                 tar.addfile(_entry(name, directory=True))
             else:
-                data = path.read_bytes()  # follows symlinks: the image gets the content
+                data = _served_bytes(path, path.relative_to(root), gpu)
                 tar.addfile(_entry(name, size=len(data)), io.BytesIO(data))
     tar_bytes = raw.getvalue()
     blob = gzip.compress(tar_bytes, compresslevel=6, mtime=0)
@@ -140,13 +157,24 @@ def _dump(document: dict[str, Any]) -> bytes:
 
 
 
+def _staged(model_repo_dir: Path, gpu: bool, into: Path) -> Path:
+    """A copy of the repository as the image carries it (see _served_bytes), for a Dockerfile build."""
+    root, staged = Path(model_repo_dir), into / Path(model_repo_dir).name
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not _skipped(p.relative_to(root))):
+        destination = staged / path.relative_to(root)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(_served_bytes(path, path.relative_to(root), gpu))
+    return staged
+
+
 def build_and_push(model_repo_dir: Path, base_image_ref: str, target_repo_ref: str, *,
                    credentials: tuple[str, str] | None = None,
                    base_credentials: tuple[str, str] | None = None,
-                   builder: str = "daemonless", platform: str = PLATFORM,
+                   builder: str = "daemonless", platform: str = PLATFORM, gpu: bool = False,
                    work_dir: Path | None = None, dockerfile: Path | None = None,
                    log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
-    """Build the serving image for `model_repo_dir` and push it as `<target_repo_ref>:model-<hash>`.
+    """Build the serving image for `model_repo_dir` (its instances on the GPU when `gpu`) and push it
+    as `<target_repo_ref>:serving-<hash>` (serving_tag).
 
     `credentials` (username, password) are for the target registry, `base_credentials` for the base
     image's (the target's are reused when both are the same registry; anonymous otherwise).
@@ -156,22 +184,25 @@ def build_and_push(model_repo_dir: Path, base_image_ref: str, target_repo_ref: s
     target = parse_reference(target_repo_ref)
     if target.tag or target.digest:
         raise ConfigError(f"target {target_repo_ref!r} must name a repository without tag or digest",
-                          "the tag is derived from the model repository's content")
+                          "the tag is derived from the base image and the model repository's content")
     base = parse_reference(base_image_ref)
-    layer = model_layer(Path(model_repo_dir))
+    layer = model_layer(Path(model_repo_dir), gpu)
+    tag = serving_tag(base_image_ref, layer)
     if base_credentials is None and base.registry == target.registry:
         base_credentials = credentials
     target_client = RegistryClient(target.registry, Credentials(*credentials) if credentials else None)
     try:
         if builder != "daemonless":
             if shutil.which(builder):
-                return _build_with_tool(builder, Path(model_repo_dir), base, target, layer.tag, target_client,
-                                        credentials, dockerfile or manifest("docker", "Dockerfile.triton"), log)
+                with tempfile.TemporaryDirectory(prefix="radstream-context-", dir=work_dir) as context:
+                    return _build_with_tool(builder, _staged(Path(model_repo_dir), gpu, Path(context)), base, target,
+                                            tag, target_client, credentials,
+                                            dockerfile or manifest("docker", "Dockerfile.triton"), log)
             log(f"{builder} is not installed; building the image without a container engine")
         base_client = (target_client if base.registry == target.registry and base_credentials == credentials
                        else RegistryClient(base.registry, Credentials(*base_credentials) if base_credentials else None))
         try:
-            return _build_daemonless(layer, base, base_client, target, target_client, platform, work_dir, log)
+            return _build_daemonless(layer, tag, base, base_client, target, target_client, platform, work_dir, log)
         finally:
             if base_client is not target_client:
                 base_client.close()
@@ -189,17 +220,17 @@ def platform_manifest(client: RegistryClient, image: ImageRef, platform: str = P
     return manifest, media_type
 
 
-def _build_daemonless(layer: Layer, base: ImageRef, base_client: RegistryClient, target: ImageRef,
+def _build_daemonless(layer: Layer, tag: str, base: ImageRef, base_client: RegistryClient, target: ImageRef,
                       target_client: RegistryClient, platform: str, work_dir: Path | None,
                       log: Callable[[str], None]) -> dict[str, Any]:
     manifest, media_type = platform_manifest(base_client, base, platform)
     config = json.loads(base_client.get_blob(base.repository, manifest["config"]["digest"]))
     new_manifest, new_config = compose_image(manifest, media_type, config, layer)
     digest = sha256_digest(new_manifest)
-    result: dict[str, Any] = {"image": str(target.with_tag(layer.tag).with_digest(digest)), "digest": digest, "tag": layer.tag,
+    result: dict[str, Any] = {"image": str(target.with_tag(tag).with_digest(digest)), "digest": digest, "tag": tag,
               "pushed_blobs": 0, "mounted_blobs": 0, "skipped": False, "builder": "daemonless"}
-    if target_client.manifest_digest(target.repository, layer.tag) == digest:
-        log(f"{target.with_tag(layer.tag)} is already in the registry; nothing to push")
+    if target_client.manifest_digest(target.repository, tag) == digest:
+        log(f"{target.with_tag(tag)} is already in the registry; nothing to push")
         return {**result, "skipped": True}
 
     same_registry = base.registry == target.registry
@@ -222,11 +253,11 @@ def _build_daemonless(layer: Layer, base: ImageRef, base_client: RegistryClient,
         if not target_client.blob_exists(target.repository, blob_digest):
             target_client.upload_blob(target.repository, blob_digest, data, len(data))
             result["pushed_blobs"] += 1
-    pushed = target_client.put_manifest(target.repository, layer.tag, new_manifest, media_type)
+    pushed = target_client.put_manifest(target.repository, tag, new_manifest, media_type)
     if pushed != digest:
-        raise RadstreamError(f"the registry stored {target.with_tag(layer.tag)} as {pushed}, expected {digest}",
+        raise RadstreamError(f"the registry stored {target.with_tag(tag)} as {pushed}, expected {digest}",
                              "the registry rewrote the manifest; report this registry's type")
-    log(f"pushed {target.with_tag(layer.tag)} ({result['pushed_blobs']} blobs uploaded, "
+    log(f"pushed {target.with_tag(tag)} ({result['pushed_blobs']} blobs uploaded, "
         f"{result['mounted_blobs']} mounted)")
     return result
 

@@ -229,6 +229,19 @@ def model_config(sig: Signature, card: ModelCard, *, name: str = MODEL_NAME, dyn
     return cfg
 
 
+def for_device(text: str, gpu: bool) -> str:
+    """A config.pbtxt with every instance group on the GPU (KIND_GPU) or on the CPU (KIND_CPU): the
+    repository is built once, the device is the nodegroup's (a GPU instance type serves on its GPU)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    cfg = text_format.Parse(text, mc.ModelConfig())
+    kind = mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU
+    for group in cfg.instance_group:
+        group.kind = kind
+    return config_text(cfg)
+
+
 def config_text(cfg: Any) -> str:
     from google.protobuf import text_format
 

@@ -1,7 +1,8 @@
 """Phase 2: the serving image and the Triton workload.
 
-The image is the stock Triton image plus the model repository as one layer, tagged by the
-repository's content, so an unchanged model is never rebuilt or pushed (radstream.inference.image).
+The image is the stock Triton image plus the model repository as one layer, tagged by the base
+image and the repository's content, so an unchanged image is never rebuilt or pushed and a changed
+base image or model is (radstream.inference.image).
 It goes to ECR on AWS and to the sandbox's own OCI registry on the sandbox. The Deployment runs it by
 digest, with a PodDisruptionBudget and a CPU HorizontalPodAutoscaler, and the phase waits for the
 rollout. The registry, not the state file, says which image is current."""
@@ -35,27 +36,36 @@ def registry(ctx: Context) -> Registry:
     return ctx.target.image_registry(ctx.client, ctx.names.ecr_repository)
 
 
+def image_tag(ctx: Context) -> str:
+    """The serving image's tag for the current base image, model repository and device
+    (radstream.inference.image.serving_tag); ConfigError while there is no model yet."""
+    from radstream.inference.image import model_layer, serving_tag
+    from radstream.kube.manifests import is_gpu
+
+    return serving_tag(registry(ctx).base_image, model_layer(model_repository(ctx), is_gpu(ctx.config)))
+
+
 def pushed_image(ctx: Context) -> str | None:
-    """repository:tag@digest of the image for the current model repository, if the registry has it."""
+    """repository:tag@digest of the image for the current base image and model repository, if the
+    registry has it."""
     if ctx in _found_images:
         return _found_images[ctx]
-    from radstream.inference.image import model_layer
     from radstream.inference.oci import Credentials, RegistryClient, parse_reference
 
     try:
-        layer = model_layer(model_repository(ctx))
+        tag = image_tag(ctx)
     except ConfigError:
         return None  # no model yet: apply builds it
     target = registry(ctx)
     ref = parse_reference(target.repository)
     client = RegistryClient(ref.registry, Credentials(*target.credentials) if target.credentials else None)
     try:
-        digest = client.manifest_digest(ref.repository, layer.tag)
+        digest = client.manifest_digest(ref.repository, tag)
     finally:
         client.close()
     if digest is None:
         return None
-    _found_images[ctx] = str(ref.with_tag(layer.tag).with_digest(digest))
+    _found_images[ctx] = str(ref.with_tag(tag).with_digest(digest))
     return _found_images[ctx]
 
 
@@ -75,6 +85,7 @@ class ServingImageStep(Step):
         from radstream.inference.image import build_and_push
         from radstream.inference.model import MODEL_NAME
         from radstream.inference.repository import build_repository, versions
+        from radstream.kube.manifests import is_gpu
 
         repo = model_repository(ctx)
         if not versions(repo / MODEL_NAME):
@@ -83,7 +94,8 @@ class ServingImageStep(Step):
         target = registry(ctx)
         ctx.cache_dir.mkdir(parents=True, exist_ok=True)
         result = build_and_push(repo, target.base_image, target.repository, credentials=target.credentials,
-                                builder=ctx.config.triton.builder, work_dir=ctx.cache_dir, log=ctx.log)
+                                builder=ctx.config.triton.builder, gpu=is_gpu(ctx.config), work_dir=ctx.cache_dir,
+                                log=ctx.log)
         if not result["skipped"]:
             ctx.counter.record("registry:push")
 

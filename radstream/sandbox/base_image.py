@@ -34,13 +34,14 @@ def tar_gz_layer(files: dict[str, bytes]) -> tuple[bytes, str]:
 
 
 def push_synthetic_base(client: RegistryClient, repository: str, tag: str, arch: str = "amd64",
-                        media_type: str = DOCKER_MANIFEST) -> dict[str, Any]:
-    """Push a one-layer linux/`arch` image as `repository:tag` in Docker v2 or OCI format.
+                        media_type: str = DOCKER_MANIFEST, release: str = "1") -> dict[str, Any]:
+    """Push a one-layer linux/`arch` image as `repository:tag` in Docker v2 or OCI format (`release`
+    goes into its /etc/os-release: another release is another image).
 
     Deterministic, so pushing it again changes nothing. Returns the manifest's descriptor with its
     platform, ready to list in an image index."""
     oci = media_type == OCI_MANIFEST
-    blob, diff_id = tar_gz_layer({"etc/os-release": f"ID=synthetic\nARCH={arch}\n".encode()})
+    blob, diff_id = tar_gz_layer({"etc/os-release": f"ID=synthetic\nARCH={arch}\nVERSION_ID={release}\n".encode()})
     config = json.dumps({
         "architecture": arch, "os": "linux",
         "config": {"Entrypoint": ["/entrypoint.sh"], "Env": ["PATH=/usr/bin"]},

@@ -75,7 +75,10 @@ class SandboxTarget(Target):
                 hint="install Debian's registry (apt-get install -y docker-registry), then restart the sandbox: "
                      "radstream sandbox stop && radstream sandbox start",
             )
-        return Registry(f"{host}/{repository_name}", self.endpoints["base_image"], None)
+        # triton.base_image, when set, names an image in the sandbox's registry; else its synthetic base.
+        triton = self.settings.triton
+        base = triton.base_image if "base_image" in triton.model_fields_set else self.endpoints["base_image"]
+        return Registry(f"{host}/{repository_name}", base, None)
 
     def triton_control_url(self) -> str | None:
         return self.endpoints["triton_http"]

@@ -113,7 +113,7 @@ def test_phase1_swaps_the_nodegroup_and_the_old_nodes_are_drained_and_gone(first
 def test_phase2_pushes_the_image_and_rolls_triton_out_by_digest(first_run: dict[str, Any]):
     ctx = first_run["ctx"]
     outputs = ctx.state.outputs(2)
-    assert outputs["image"].startswith(ctx.target.endpoints["registry"] + f"/{DEPLOYMENT}-triton:model-")
+    assert outputs["image"].startswith(ctx.target.endpoints["registry"] + f"/{DEPLOYMENT}-triton:serving-")
     assert outputs["image"].endswith("@" + outputs["image_digest"])
     deployment = get(kube_api(ctx), "Deployment", "triton", "radstream")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == outputs["image"]
@@ -145,6 +145,38 @@ def test_second_run_makes_no_mutation(project: Path, first_run: dict[str, Any]):
     assert again.ok, again.error
     assert again.mutations == 0
     assert [p.status for p in again.phases] == ["skipped", "skipped", "skipped"]
+
+
+def test_a_new_base_image_plans_a_new_tag_and_a_rollout(project: Path, first_run: dict[str, Any]):
+    """The image's tag covers its base image: naming another one is a build and a rollout, not "up to date"."""
+    from radstream.inference.oci import RegistryClient
+    from radstream.phases.p2_triton import image_tag
+    from radstream.sandbox.base_image import SANDBOX_BASE_REPOSITORY, push_synthetic_base
+
+    ctx = first_run["ctx"]
+    host = ctx.target.endpoints["registry"]
+    client = RegistryClient(host)
+    try:
+        push_synthetic_base(client, SANDBOX_BASE_REPOSITORY, "2", release="2")
+    finally:
+        client.close()
+    config_file = project / "radstream.yaml"
+    original = config_file.read_text()
+    config_file.write_text(original.replace("triton:\n", f"triton:\n  base_image: {host}/{SANDBOX_BASE_REPOSITORY}:2\n"))
+    try:
+        changed = make_ctx(project)
+        plan = Engine(changed, phases()).run([2], dry_run=True)
+        new_tag = image_tag(changed)
+    finally:
+        config_file.write_text(original)
+    assert plan.ok, plan.error
+    old_tag = ctx.state.outputs(2)["image"].partition("@")[0].rpartition(":")[2]  # host:port/repo:tag@sha256:…
+    assert new_tag != old_tag and new_tag.startswith("serving-")
+    changes = plan.phases[0].changes
+    assert [(c["action"], c["resource"]) for c in changes if c["step"] == "serving-image"] == [("create", "container image")]
+    [rollout] = [c for c in changes if c["resource"] == "k8s deployment"]
+    assert rollout["action"] == "update" and "<built in this phase>" in rollout["detail"]
+    assert Engine(make_ctx(project), phases()).run([2], dry_run=True).phases[0].changes == []  # the original: up to date
 
 
 def test_destroy_in_reverse_leaves_nothing(project: Path, first_run: dict[str, Any]):

@@ -24,7 +24,7 @@ import requests
 from radstream.aws.ecr import ecr_credentials
 from radstream.errors import ConfigError
 from radstream.inference import image as image_mod
-from radstream.inference.image import build_and_push, compose_image, model_layer
+from radstream.inference.image import build_and_push, compose_image, model_layer, serving_tag
 from radstream.inference.oci import (
     DOCKER_HUB,
     DOCKER_MANIFEST,
@@ -121,7 +121,6 @@ def test_layer_is_bit_for_bit_deterministic(tmp_path: Path) -> None:
     assert model_layer(second).blob == layer_a.blob
     assert layer_a.digest == sha256_digest(layer_a.blob)
     assert layer_a.diff_id == sha256_digest(gzip.decompress(layer_a.blob))
-    assert layer_a.tag == "model-" + layer_a.diff_id[7:19]
     assert layer_a.blob[4:8] == b"\x00\x00\x00\x00"  # gzip header mtime
 
     members = _members(layer_a.blob)
@@ -134,10 +133,35 @@ def test_layer_is_bit_for_bit_deterministic(tmp_path: Path) -> None:
     assert {m.mode for m in members if m.isdir()} == {0o755}
 
 
-def test_layer_changes_with_content(tmp_path: Path) -> None:
+def test_the_tag_covers_the_base_image_and_the_model(tmp_path: Path) -> None:
+    base = "nvcr.io/nvidia/tritonserver:24.08-py3"
     layer = model_layer(_fake_model_repo(tmp_path / "a"))
     other = model_layer(_fake_model_repo(tmp_path / "b", weights=b"other weights"))
-    assert other.tag != layer.tag
+    assert serving_tag(base, layer) == serving_tag(base, model_layer(_fake_model_repo(tmp_path / "c")))
+    assert serving_tag(base, other) != serving_tag(base, layer)
+    assert serving_tag("nvcr.io/nvidia/tritonserver:24.09-py3", layer) != serving_tag(base, layer)
+    assert serving_tag(base, layer).startswith("serving-")
+
+
+def test_a_gpu_image_serves_each_model_on_the_gpu(tmp_path: Path) -> None:
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    repo = _fake_model_repo(tmp_path)
+    (repo / "radstream_cxr" / "config.pbtxt").write_text(
+        'name: "radstream_cxr"\nplatform: "onnxruntime_onnx"\ninstance_group { count: 2 kind: KIND_CPU }\n')
+
+    def served_config(gpu: bool) -> mc.ModelConfig:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(model_layer(repo, gpu).blob))) as tar:
+            handle = tar.extractfile("models/radstream_cxr/config.pbtxt")
+            assert handle is not None
+            return text_format.Parse(handle.read().decode(), mc.ModelConfig())
+
+    gpu, cpu = served_config(True), served_config(False)
+    assert [(g.count, g.kind) for g in gpu.instance_group] == [(2, mc.ModelInstanceGroup.KIND_GPU)]
+    assert [(g.count, g.kind) for g in cpu.instance_group] == [(2, mc.ModelInstanceGroup.KIND_CPU)]
+    assert gpu.platform == cpu.platform == "onnxruntime_onnx"
+    assert model_layer(repo, True).diff_id != model_layer(repo, False).diff_id  # and so another tag
 
 
 def test_layer_refuses_missing_or_empty_repository(tmp_path: Path) -> None:
@@ -382,13 +406,14 @@ def test_push_then_second_run_uploads_nothing(secured_registry: Registry, docker
     first = build_and_push(repo, docker_base, target, credentials=secured_registry.credentials)
 
     layer = model_layer(repo)
-    assert first["tag"] == layer.tag
-    assert first["image"] == f"{target}:{layer.tag}@{first['digest']}"
+    tag = serving_tag(docker_base, layer)
+    assert first["tag"] == tag
+    assert first["image"] == f"{target}:{tag}@{first['digest']}"
     assert (first["pushed_blobs"], first["mounted_blobs"], first["skipped"]) == (2, 1, False)
 
     client = secured_registry.client()
-    assert client.manifest_digest("radstream/triton", layer.tag) == first["digest"]
-    manifest, config = _pull(client, "radstream/triton", layer.tag)
+    assert client.manifest_digest("radstream/triton", tag) == first["digest"]
+    manifest, config = _pull(client, "radstream/triton", tag)
     base_manifest, base_config = _pull(client, "base/triton", "1")
     assert manifest["mediaType"] == DOCKER_MANIFEST
     assert manifest["layers"][:-1] == base_manifest["layers"]

@@ -133,3 +133,26 @@ def test_the_state_machine_waits_for_a_late_sidecar_as_long_as_the_config_says()
         assert seconds <= _total_wait(retrier) < seconds + retrier["MaxDelaySeconds"], seconds
     # No wait: a missing sidecar is quarantined on the first look.
     assert _sidecar_retrier(_rendered({"sidecar_wait_seconds": 0})) is None
+
+
+def test_a_gpu_instance_type_renders_the_model_on_the_gpu_and_the_pod_requesting_one(tmp_path: Path):
+    from radstream import config
+    from radstream.names import Names
+
+    def rendered(instance_type: str) -> tuple[str, dict]:
+        (tmp_path / "radstream.yaml").write_text(
+            f"target: aws\ndeployment: rs-gpu\nregion: us-east-1\nnodegroup:\n  instance_type: {instance_type}\n")
+        settings = config.load(tmp_path / "radstream.yaml", environ={}).settings
+        found = documents.render(Names("rs-gpu", "123456789012", "us-east-1"), settings, REPO,
+                                 documents.Facts(IMAGE, None, REPO / "model_repo"))
+        [deployment] = [doc for path, doc in found.items() if path.startswith("k8s/") and doc["kind"] == "Deployment"]
+        return found["triton/radstream_cxr/config.pbtxt"], deployment
+
+    gpu_config, gpu_pod = rendered("g4dn.xlarge")
+    cpu_config, cpu_pod = rendered("t3.medium")
+    assert "KIND_GPU" in gpu_config and "KIND_CPU" not in gpu_config
+    assert "KIND_CPU" in cpu_config and "KIND_GPU" not in cpu_config
+    [gpu_container] = gpu_pod["spec"]["template"]["spec"]["containers"]
+    [cpu_container] = cpu_pod["spec"]["template"]["spec"]["containers"]
+    assert gpu_container["resources"]["requests"]["nvidia.com/gpu"] == gpu_container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in cpu_container["resources"]["requests"]
