@@ -75,9 +75,11 @@ class SandboxTarget(Target):
                 hint="install Debian's registry (apt-get install -y docker-registry), then restart the sandbox: "
                      "radstream sandbox stop && radstream sandbox start",
             )
-        # triton.base_image, when set, names an image in the sandbox's registry; else its synthetic base.
-        triton = self.settings.triton
-        base = triton.base_image if "base_image" in triton.model_fields_set else self.endpoints["base_image"]
+        # The stock NGC image (triton.base_image's default) stands for the sandbox's synthetic base; any
+        # other base image named is an image in the sandbox's registry and used as it is.
+        base = self.settings.triton.base_image
+        if base == type(self.settings.triton).model_fields["base_image"].default:
+            base = self.endpoints["base_image"]
         return Registry(f"{host}/{repository_name}", base, None)
 
     def triton_control_url(self) -> str | None:
