@@ -66,7 +66,6 @@ class Layer:
     diff_id: str  # sha256 of the uncompressed tar: how the image config names it
 
 
-
 def serving_tag(base_image: str, layer: Layer) -> str:
     """The serving image's tag, from everything in it: the base image it names and the model layer
     (its uncompressed tar, so the tag survives a different zlib producing other bytes). Changing
