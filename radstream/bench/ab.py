@@ -247,12 +247,13 @@ def write_exports(out_dir: Path, result: Mapping[str, Any]) -> dict[str, str]:
 def format_table(result: Mapping[str, Any]) -> str:
     if not result["applicable"]:
         return f"ab {result['experiment']}: not run on {result['target']}: {result['reason']}"
-    lines = [f"ab {result['experiment']} ({result['summary']}) on {result['target']}:",
-             f"  A: {result['variants']['A']['description']}", f"  B: {result['variants']['B']['description']}", "",
-             f"  {'figure':<20}{'A':>12}{'B':>12}{'B / A':>9}"]
-    for row in result["figures"]:
-        lines.append(f"  {row['figure']:<20}{_cell(row['a']):>12}{_cell(row['b']):>12}{_cell(row['ratio']):>9}")
-    return "\n".join(lines)
+    from radstream.bench.text import table
+
+    return "\n".join([f"ab {result['experiment']} ({result['summary']}) on {result['target']}:",
+                      f"  A: {result['variants']['A']['description']}", f"  B: {result['variants']['B']['description']}", "",
+                      *table([("figure", 20), ("A", 12), ("B", 12), ("B / A", 9)],
+                             ([row["figure"], _cell(row["a"]), _cell(row["b"]), _cell(row["ratio"])]
+                              for row in result["figures"]), indent="  ")])
 
 
 def _cell(value: Any) -> str:

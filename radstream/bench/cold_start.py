@@ -79,15 +79,12 @@ def run(ctx: Any, repeat: int = 5) -> dict[str, Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    def cell(value: Any) -> str:
-        return "-" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
+    from radstream.bench.text import table
 
-    header = f"{'function':<19}{'import ms':>10}{'cold':>6}{'init ms':>9}{'1st ms':>9}{'warm ms':>9}  heavy imports"
-    lines = [header, "-" * len(header)]
-    for r in result["functions"]:
-        lines.append(f"{r['function']:<19}{cell(r['import_ms']):>10}{r['cold_starts']:>6}{cell(r['init_ms_p50']):>9}"
-                     f"{cell(r['first_invoke_ms_p50']):>9}{cell(r['warm_invoke_ms_p50']):>9}  "
-                     f"{', '.join(r['heavy_modules']) or '-'}")
+    lines = table([("function", 19), ("import ms", 10), ("cold", 6), ("init ms", 9), ("1st ms", 9), ("warm ms", 9),
+                   ("heavy imports", 16)],
+                  ([r["function"], r["import_ms"], r["cold_starts"], r["init_ms_p50"], r["first_invoke_ms_p50"],
+                    r["warm_invoke_ms_p50"], ", ".join(r["heavy_modules"]) or "-"] for r in result["functions"]))
     lines.append(f"\nimport: median of {result['repeat']} fresh interpreters (Python {result['python']}) with the "
                  "function's zip and the layer; the rest from the functions' REPORT log lines")
     return "\n".join(lines)

@@ -194,14 +194,15 @@ def run(repo_dir: Path, seconds: float = 3.0, concurrencies: tuple[int, ...] = C
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the rows and the headline ratio."""
-    header = f"{'mode':<12}{'protocol':<11}{'dyn.batch':<11}{'conc.':>6}{'img/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'ratio':>8}"
-    lines = [header, "-" * len(header)]
-    for r in result["rows"]:
-        dyn = "-" if r["dynamic_batching"] is None else ("on" if r["dynamic_batching"] else "off")
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        lines.append(
-            f"{r['mode']:<12}{r['protocol']:<11}{dyn:<11}{r['concurrency']:>6}{r['throughput']:>9.1f}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{ratio:>8}"
-        )
+    from radstream.bench.text import cell, table
+
+    def on_off(on: bool | None) -> str:
+        return "-" if on is None else ("on" if on else "off")
+
+    lines = table([("mode", 12), ("protocol", 11), ("dyn.batch", 11), ("conc.", 6), ("img/s", 9), ("p50 ms", 9),
+                   ("p95 ms", 9), ("ratio", 8)],
+                  ([r["mode"], r["protocol"], on_off(r["dynamic_batching"]), r["concurrency"], r["throughput"],
+                    cell(r["p50_ms"], 2), cell(r["p95_ms"], 2), cell(r["ratio"], 2)] for r in result["rows"]))
     for where, served in result["serving"].items():
         batching = served["dynamic_batching"]
         lines.append(f"\n{where}: {served['runs']}\n  {served['backend'] or served['platform']}, max batch "

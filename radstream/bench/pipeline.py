@@ -360,15 +360,17 @@ def _function_durations(chain: Any, state_ms: Sequence[Mapping[str, float]]) -> 
 
 
 def format_table(result: Mapping[str, Any]) -> str:
+    from radstream.bench.text import table
+
     d, s = result["per_study"]["direct"], result["per_study"]["sandbox"]
     lines = [f"{result['studies']} studies one at a time (upload -> result written):",
              f"  direct  p50 {d['p50_ms']} ms  p95 {d['p95_ms']} ms",
              f"  sandbox p50 {s['p50_ms']} ms  p95 {s['p95_ms']} ms",
              f"  per-study ratio (sandbox/direct p50): {result['per_study_ratio']}  (target <= {PER_STUDY_RATIO_MAX})",
-             "", f"where a study's time goes on the sandbox (p50 ms){'':<6}{'sandbox':>9}{'direct':>9}{'overhead':>10}"]
-    for row in result["hops"]:
-        lines.append(f"  {row['hop']:<47}{_num(row['sandbox_ms']):>9}{_num(row['direct_ms']):>9}{_num(row['overhead_ms']):>10}")
-    lines.append("")
+             "", "where a study's time goes on the sandbox (p50 ms):",
+             *table([("hop", 47), ("sandbox", 9), ("direct", 9), ("overhead", 10)],
+                    ([r["hop"], r["sandbox_ms"], r["direct_ms"], r["overhead_ms"]] for r in result["hops"]), indent="  "),
+             ""]
     for row in result["bursts"]:
         lines.append(f"burst of {row['size']}: direct {row['direct_per_s']}/s, sandbox {row['sandbox_per_s']}/s, "
                      f"ratio {row['ratio']}")
@@ -376,6 +378,3 @@ def format_table(result: Mapping[str, Any]) -> str:
                  f"(target >= {BURST_THROUGHPUT_RATIO_MIN}); floor on {result['concurrency']} threads")
     return "\n".join(lines)
 
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"

@@ -84,11 +84,12 @@ def run(size: int = DEFAULT_SIZE, repeat: int = 5) -> dict[str, Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    header = f"{'input':<17}{'fast ms':>9}{'plain ms':>10}{'speedup':>9}{'mean |d|':>10}{'max |d|':>9}  within"
-    lines = [header, "-" * len(header)]
-    for r in result["inputs"]:
-        lines.append(f"{r['input']:<17}{r['fast_ms']:>9.1f}{r['plain_ms']:>10.1f}{r['speedup']:>8.2f}x"
-                     f"{r['mean_abs_difference']:>10.3f}{r['max_abs_difference']:>9}  {'yes' if r['within_tolerance'] else 'NO'}")
+    from radstream.bench.text import cell, table
+
+    lines = table([("input", 17), ("fast ms", 9), ("plain ms", 10), ("speedup", 9), ("mean |d|", 10), ("max |d|", 9),
+                   ("within", 8)],
+                  ([r["input"], r["fast_ms"], r["plain_ms"], f"{cell(r['speedup'], 2)}x", cell(r["mean_abs_difference"], 3),
+                    r["max_abs_difference"], "yes" if r["within_tolerance"] else "NO"] for r in result["inputs"]))
     lines.append(f"\nmedian of {result['repeat']} per path, alternating; tolerance: mean |difference| <= "
                  f"{result['inputs'][0]['tolerance']} grey levels of the 224x224 tensor")
     return "\n".join(lines)

@@ -7,14 +7,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from radstream.commands.common import ConfigOpt, JsonOpt, VerboseOpt, emit, options, run_command, stderr_console
 
 app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+
+
+def _report(opts: Any, measure: Callable[[], dict[str, Any]], format_table: Callable[[dict[str, Any]], str],
+            ok: Callable[[dict[str, Any]], bool] = lambda _: True) -> None:
+    """Measure, print the figures (JSON or the benchmark's table) and exit 1 when `ok` says no."""
+    def body() -> int:
+        result = measure()
+        good = ok(result)
+        emit({"ok": good, **result}, opts.json, lambda r: typer.echo(format_table(r)))
+        return 0 if good else 1
+
+    run_command(opts, body)
+
+
+def _in_context(opts: Any, command: str, measure: Callable[[Any], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """`measure(ctx)` with the project's deployment context open (no lock: benchmarks change nothing lasting)."""
+    def measured() -> dict[str, Any]:
+        from radstream.session import open_context
+
+        with open_context(opts, command, lock=False) as bctx:
+            return measure(bctx)
+
+    return measured
 
 
 @app.command()
@@ -34,13 +58,8 @@ def inference(
     from radstream.resources import shipped_model_repository
 
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
-
-    def body() -> int:
-        result = run(repo or shipped_model_repository(), seconds=seconds, concurrencies=tuple(concurrency or CONCURRENCIES))
-        emit({"ok": True, **result}, opts.json, lambda r: typer.echo(format_table(r)))
-        return 0
-
-    run_command(opts, body)
+    _report(opts, lambda: run(repo or shipped_model_repository(), seconds=seconds,
+                              concurrencies=tuple(concurrency or CONCURRENCIES)), format_table)
 
 
 @app.command()
@@ -56,13 +75,7 @@ def preprocess(
     from radstream.bench.preprocess import format_table, run
 
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
-
-    def body() -> int:
-        result = run(size=size, repeat=repeat)
-        emit({"ok": result["all_within_tolerance"], **result}, opts.json, lambda r: typer.echo(format_table(r)))
-        return 0 if result["all_within_tolerance"] else 1
-
-    run_command(opts, body)
+    _report(opts, lambda: run(size=size, repeat=repeat), format_table, lambda r: r["all_within_tolerance"])
 
 
 @app.command()
@@ -79,20 +92,15 @@ def pipeline(
     """The same studies through the sandbox and through the handlers called directly: per-study p50/p95,
     burst throughput, their ratios, and where the sandbox's time goes. Needs `radstream up` first."""
     from radstream.bench.pipeline import format_table, run
-    from radstream.session import open_context
 
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
 
-    def body() -> int:
+    def measure(bctx: Any) -> dict[str, Any]:
         console = stderr_console()
-        with open_context(opts, "bench pipeline", lock=False) as bctx:
-            result = run(bctx, studies=studies, burst_size=burst, hold_seconds=hold_seconds,
-                         progress=lambda text: console.print(f"bench pipeline: {text}", highlight=False))
-        ok = result["lost"] == 0
-        emit({"ok": ok, **result}, opts.json, lambda r: typer.echo(format_table(r)))
-        return 0 if ok else 1
+        return run(bctx, studies=studies, burst_size=burst, hold_seconds=hold_seconds,
+                   progress=lambda text: console.print(f"bench pipeline: {text}", highlight=False))
 
-    run_command(opts, body)
+    _report(opts, _in_context(opts, "bench pipeline", measure), format_table, lambda r: r["lost"] == 0)
 
 
 @app.command("cold-start")
@@ -106,14 +114,6 @@ def cold_start(
     """Each handler's import time with the layer and the heavy libraries it loads; Init Duration and first
     against warm invocations from the functions' REPORT lines."""
     from radstream.bench.cold_start import format_table, run
-    from radstream.session import open_context
 
     opts = options(ctx, config=config, json=json_output, verbose=verbose)
-
-    def body() -> int:
-        with open_context(opts, "bench cold-start", lock=False) as bctx:
-            result = run(bctx, repeat=repeat)
-        emit({"ok": True, **result}, opts.json, lambda r: typer.echo(format_table(r)))
-        return 0
-
-    run_command(opts, body)
+    _report(opts, _in_context(opts, "bench cold-start", lambda bctx: run(bctx, repeat=repeat)), format_table)
