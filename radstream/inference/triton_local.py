@@ -139,22 +139,40 @@ class LocalTriton:
             shutil.copy2(source, backend / source.name)
         return backend.parent
 
-    def _prepare_models(self) -> Path:
-        """A one-model repository: the newest ONNX version wrapped for the python backend."""
-        source_dir = self.repo_dir / self.model_name
+    def _prepare_models(self, repo_dir: Path) -> Path:
+        """A one-model repository from `repo_dir`: its newest ONNX version wrapped for the python
+        backend, written beside the served one and then swapped in, so Triton never reads half of it."""
+        source_dir = Path(repo_dir) / self.model_name
         onnx_path = latest_model(source_dir)
         config = wrapper_config(read_config(source_dir), self.instances, self.dynamic_batching)
 
-        models = self.work_dir / "models"
-        shutil.rmtree(models, ignore_errors=True)
-        version_dir = models / self.model_name / onnx_path.parent.name
+        models, staging = self.work_dir / "models", self.work_dir / "models.next"
+        shutil.rmtree(staging, ignore_errors=True)
+        version_dir = staging / self.model_name / onnx_path.parent.name
         version_dir.mkdir(parents=True)
         shutil.copyfile(onnx_path, version_dir / MODEL_FILE)
         (version_dir / "model.py").write_text(WRAPPER_SOURCE, encoding="utf-8")
         if (source_dir / LABELS_FILE).exists():
-            shutil.copyfile(source_dir / LABELS_FILE, models / self.model_name / LABELS_FILE)
-        (models / self.model_name / CONFIG_FILE).write_text(config_text(config), encoding="utf-8")
+            shutil.copyfile(source_dir / LABELS_FILE, staging / self.model_name / LABELS_FILE)
+        (staging / self.model_name / CONFIG_FILE).write_text(config_text(config), encoding="utf-8")
+        shutil.rmtree(models, ignore_errors=True)
+        staging.rename(models)
         return models
+
+    def serve(self, repo_dir: Path) -> None:
+        """Serve the model of another repository from now on: Triton (explicit model control) loads
+        it, and keeps serving the previous one if it fails to (RadstreamError with Triton's reason)."""
+        self._prepare_models(repo_dir)
+        request = urllib.request.Request(f"{self.endpoints['triton_http']}/v2/repository/models/{self.model_name}/load",
+                                         data=b"{}", method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.startup_timeout):
+                pass
+        except urllib.error.HTTPError as error:
+            reason = error.read()[:500].decode("utf-8", "replace")
+            raise RadstreamError(f"Triton could not load {self.model_name} from {repo_dir}: {reason}",
+                                 f"See {self.log_path}") from None
+        self.repo_dir = Path(repo_dir)
 
     def _environment(self, libs: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -171,7 +189,7 @@ class LocalTriton:
         dist, libs = _pytriton_dirs()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         backends = self._prepare_backend(dist)
-        models = self._prepare_models()
+        models = self._prepare_models(self.repo_dir)
         http, grpc, metrics = free_port(), free_port(), free_port()
         # A unique shared-memory prefix lets several servers share /dev/shm, and stop() free ours.
         self.shm_prefix = f"radstream{os.getpid()}_{http}_"

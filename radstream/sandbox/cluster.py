@@ -14,11 +14,13 @@ NodeCreationFailure naming their instances — as on EKS. The whole emulated acc
 cluster; label, taint and instance-type changes of an existing nodegroup are not mirrored (EKS
 cannot change the instance type either).
 
-Which pods are Triton. Exactly the pods labelled `app.kubernetes.io/name=triton`, whatever their
-image (the serving image is never run: the sandbox has no container runtime). Such a running pod is
-Ready once the local Triton reports its model ready (GET <triton_http>/v2/models/radstream_cxr/ready,
-cached for a second) and turns unready after 3 failed checks in a row, as a readinessProbe with
-failureThreshold 3 would; every other pod keeps the emulator's default readiness.
+Which pods are Triton. Exactly the pods labelled `app.kubernetes.io/name=triton`. Their first
+container's image is the serving image, pulled from the sandbox's registry, whose model the local
+Triton then serves (radstream.sandbox.served_image: the sandbox has no container runtime, so one
+local Triton stands for every Triton pod). Such a running pod is Ready while its image's model is
+the one loaded and the local Triton reports it ready (GET <triton_http>/v2/models/radstream_cxr/ready,
+cached for a second), and turns unready after 3 failed checks in a row, as a readinessProbe with
+failureThreshold 3 would; every other pod keeps the emulator's default readiness and pulls.
 
 Load balancers. Every LoadBalancer Service gets a Classic ELB and security group in the emulated
 account (radstream.sandbox.cloud_controller) and its DNS name as ingress hostname. A LoadBalancer
@@ -57,6 +59,7 @@ from radstream.kube.manifests import is_ssl_port
 from radstream.sandbox.alb_controller import AlbController
 from radstream.sandbox.cloud_controller import CloudController
 from radstream.sandbox.process_usage import CpuMeter
+from radstream.sandbox.served_image import ServedImage, pull_failure
 from radstream.sandbox.tls_front import TlsFronts
 
 log = logging.getLogger(__name__)
@@ -330,6 +333,12 @@ def is_triton_pod(pod: Obj) -> bool:
     return (pod.get("metadata", {}).get("labels") or {}).get(key) == value
 
 
+def serving_image(pod: Obj) -> str:
+    """The image a Triton pod serves: its first container's."""
+    containers = pod.get("spec", {}).get("containers") or [{}]
+    return str(containers[0].get("image") or "")
+
+
 def _port_of(address: str | None) -> int | None:
     if not address:
         return None
@@ -337,12 +346,15 @@ def _port_of(address: str | None) -> int | None:
 
 
 class TritonBridge:
-    """Kubelet hooks: Triton pods follow the local Triton's model readiness and show its log, and
-    their LoadBalancer Services get an ingress reaching it. `published` is the daemon's endpoint map, read at call time."""
+    """Kubelet hooks: Triton pods pull their image from the sandbox's registry, have the local Triton
+    serve its model (`served`), follow that model's readiness and show Triton's log, and their
+    LoadBalancer Services get an ingress reaching it. `published` is the daemon's endpoint map, read
+    at call time."""
 
     def __init__(self, store: Any, published: Mapping[str, str], model_name: str = MODEL_NAME,
-                 tls_port: Callable[[Obj, int, int], int | None] | None = None) -> None:
-        self.store, self.published, self.model_name = store, published, model_name
+                 tls_port: Callable[[Obj, int, int], int | None] | None = None,
+                 served: ServedImage | None = None) -> None:
+        self.store, self.published, self.model_name, self.served = store, published, model_name, served
         # (service, service port, local upstream port) -> where its load balancer terminates TLS, if it does
         self.tls_port = tls_port
         self._ready = False
@@ -353,7 +365,17 @@ class TritonBridge:
     def install(self, kubelet: Any) -> None:
         """Wrap the kubelet's hooks: Triton objects are handled here, all others as before."""
         default_ready, default_lb = kubelet.readiness_hook, kubelet.load_balancer_hook
-        kubelet.readiness_hook = lambda pod: self.model_ready() if is_triton_pod(pod) else default_ready(pod)
+        default_start, default_stop, default_pull = kubelet.pod_start_hook, kubelet.pod_stop_hook, kubelet.image_pull_hook
+        kubelet.readiness_hook = lambda pod: self.serves(pod) if is_triton_pod(pod) else default_ready(pod)
+        kubelet.image_pull_hook = lambda pod, image: (
+            pull_failure(image, self.published.get("registry")) if is_triton_pod(pod) and image == serving_image(pod)
+            else default_pull(pod, image) if default_pull else None)
+        kubelet.pod_start_hook = lambda pod: (
+            self.served.started(pod["metadata"]["uid"], serving_image(pod)) if self.served and is_triton_pod(pod)
+            else default_start(pod) if default_start else None)
+        kubelet.pod_stop_hook = lambda pod: (
+            self.served.stopped(pod["metadata"]["uid"]) if self.served and is_triton_pod(pod)
+            else default_stop(pod) if default_stop else None)
         kubelet.load_balancer_hook = lambda service: (
             self.ingress(service, default_lb(service)) if self.is_triton_service(service) else default_lb(service))
         kubelet.container_log_hook = lambda pod, container: self.log() if is_triton_pod(pod) else None
@@ -383,6 +405,10 @@ class TritonBridge:
             return Path(path).read_bytes() if path else None
         except FileNotFoundError:
             return None
+
+    def serves(self, pod: Obj) -> bool:
+        """A Triton pod's readiness: its image's model is the one the local Triton serves, and ready."""
+        return (self.served is None or self.served.serves(serving_image(pod))) and self.model_ready()
 
     def model_ready(self) -> bool:
         now = time.monotonic()
@@ -452,9 +478,10 @@ class SandboxKubernetes:
 
     def __init__(self, published: Mapping[str, str], region: str, ca_dir: Path | None = None,
                  sync_interval: float = SYNC_INTERVAL, tls_dir: Path | None = None,
-                 load_balancers_path: Path | None = None) -> None:
+                 load_balancers_path: Path | None = None, served: ServedImage | None = None) -> None:
         self.published, self.region, self.sync_interval = published, region, sync_interval
         self.ca_dir, self.tls_dir, self.load_balancers_path = ca_dir, tls_dir, load_balancers_path
+        self.served = served
         self.fronts: TlsFronts | None = None
         self.emulator: Any = None
         self.sync: EksSync | None = None
@@ -471,8 +498,10 @@ class SandboxKubernetes:
         cloud = CloudController(self.published["aws_endpoint"], self.region, self.fronts)
         self.emulator.kubelet.load_balancer_hook = cloud.provision
         self.emulator.kubelet.load_balancer_release_hook = cloud.release
-        bridge = TritonBridge(self.emulator.store, self.published, tls_port=cloud.tls_port)
+        bridge = TritonBridge(self.emulator.store, self.published, tls_port=cloud.tls_port, served=self.served)
         bridge.install(self.emulator.kubelet)
+        if self.served is not None:
+            self.served.start()
         endpoints = self.emulator.start()
         self.sync = EksSync(self.emulator, self.published["aws_endpoint"], self.region, self.sync_interval)
         self.sync.start()
@@ -486,6 +515,8 @@ class SandboxKubernetes:
     def stop(self) -> None:
         if self.sync is not None:
             self.sync.stop()
+        if self.served is not None:
+            self.served.stop()
         if self.albs is not None:
             self.albs.stop()
         if self.emulator is not None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from radstream.errors import RadstreamError
+
 if TYPE_CHECKING:
     from radstream.inference.triton_local import LocalTriton
 
@@ -99,6 +101,12 @@ class SandboxTriton:
         return {**endpoints, "triton_log": str(self._triton.log_path), "triton_pid": str(getattr(self._triton.process, "pid", "")),
                 "triton_metrics": self._triton.metrics_url or ""}
 
+    def serve(self, repo_dir: Path) -> None:
+        """Serve another model repository from now on (a Triton pod's image: radstream.sandbox.served_image)."""
+        if self._triton is None:
+            raise RadstreamError("the sandbox runs no Triton", "pip install 'radstream[sandbox]', then restart the sandbox")
+        self._triton.serve(repo_dir)
+
     def stop(self) -> None:
         if self._triton is not None:
             self._triton.stop()
@@ -112,18 +120,21 @@ def build_services(options: SandboxOptions, published: Mapping[str, str]) -> lis
     from radstream.sandbox.cluster import SandboxKubernetes
     from radstream.sandbox.prometheus import SandboxPrometheus
     from radstream.sandbox.registry import SandboxRegistry
+    from radstream.sandbox.served_image import ServedImage
 
     aws: Service = (
         ExternalAws(options.aws_endpoint_url)
         if options.aws_endpoint_url
         else EmbeddedAws(cache_dir=options.cache_dir, log_dir=options.log_dir, region=options.region)
     )
+    triton = SandboxTriton(model_repository(options.state_dir), options.state_dir / "triton", options.log_dir)
     return [
         aws,
         SandboxRegistry(options.state_dir / "registry", options.log_dir),
-        SandboxTriton(model_repository(options.state_dir), options.state_dir / "triton", options.log_dir),
+        triton,
         SandboxPrometheus(options.state_dir / "prometheus", options.log_dir, published),
         SandboxKubernetes(published, options.region, ca_dir=options.state_dir / "sandbox-ca",
                           tls_dir=options.state_dir / "tls-fronts",
-                          load_balancers_path=options.state_dir / LOAD_BALANCERS_FILE),
+                          load_balancers_path=options.state_dir / LOAD_BALANCERS_FILE,
+                          served=ServedImage(triton.serve, options.state_dir / "served-image")),
     ]

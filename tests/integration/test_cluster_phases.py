@@ -179,6 +179,35 @@ def test_a_new_base_image_plans_a_new_tag_and_a_rollout(project: Path, first_run
     assert Engine(make_ctx(project), phases()).run([2], dry_run=True).phases[0].changes == []  # the original: up to date
 
 
+def test_an_image_the_registry_lacks_fails_the_rollout_by_name_and_the_model_before_keeps_serving(
+        project: Path, first_run: dict[str, Any]):
+    """`kubectl set image` to a tag nobody pushed (or one a lifecycle policy expired): the pod backs
+    off, the rollout wait names the image, the serving model stays, and phase 2 puts its image back."""
+    from radstream.errors import WaitTimeout
+    from radstream.inference.client import TritonClient
+    from radstream.kube.apply import path, request, wait_rollout
+
+    ctx = make_ctx(project)
+    api, image = kube_api(ctx), ctx.state.outputs(2)["image"]
+    missing = image.partition("@")[0].rpartition(":")[0] + ":serving-000000000000"
+    request(api, "PATCH", path("Deployment", "triton", "radstream"), content_type="application/strategic-merge-patch+json",
+            body={"spec": {"template": {"spec": {"containers": [{"name": "triton", "image": missing}]}}}})
+    with pytest.raises(WaitTimeout) as failed:
+        wait_rollout(ctx.wait, api, "radstream", "triton", timeout=10)
+    assert "ImagePullBackOff" in str(failed.value) and f"{missing}: " in str(failed.value)
+    assert "not found" in str(failed.value)
+
+    endpoint, ca = ctx.state.outputs(3)["endpoint"], ctx.state_dir / "tls" / "ca.crt"
+    with TritonClient(endpoint, ca_file=str(ca)) as client:
+        assert client.metadata()["versions"] == ["1"]
+    repaired = Engine(make_ctx(project), phases()).run([2])
+    assert repaired.ok, repaired.error
+    deployment = get(api, "Deployment", "triton", "radstream")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    assert {p["spec"]["containers"][0]["image"] for p in list_objects(api, "Pod", "radstream",
+                                                                       labels={"app.kubernetes.io/name": "triton"})} == {image}
+
+
 def test_destroy_in_reverse_leaves_nothing(project: Path, first_run: dict[str, Any]):
     ctx = make_ctx(project)
     result = Engine(ctx, phases()).destroy([1, 2, 3])

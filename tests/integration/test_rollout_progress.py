@@ -41,7 +41,7 @@ def deployment(image: str) -> dict[str, Any]:
 def cluster() -> Iterator[tuple[KubeEmulator, Any]]:
     # Pods take 2 s to start: long enough for a poll to see them pulling.
     emulator = KubeEmulator(node_ready_delay=0.05, pod_start_delay=2.0, pod_ready_delay=0.1, probe_period=0.05)
-    emulator.kubelet.image_pull_hook = lambda image: NO_SPACE if image == STOCK else None
+    emulator.kubelet.image_pull_hook = lambda _pod, image: NO_SPACE if image == STOCK else None
     api = sandbox_api_client(emulator.start())
     emulator.add_nodegroup("workers", "t3.large", 1)
     yield emulator, api

@@ -202,9 +202,14 @@ def test_triton_readiness_comes_from_the_local_triton(sandbox: dict[str, Any], m
 
 @pytest.mark.slow
 def test_triton_deployment_and_load_balancer_reach_the_local_triton(sandbox: dict[str, Any], kube: Any,
-                                                                    eks_cluster: str) -> None:
+                                                                    eks_cluster: str, tmp_path: Path) -> None:
     from kubernetes import client as k8s
 
+    from radstream.inference.image import build_and_push
+    from radstream.inference.repository import build_repository
+
+    build_repository(tmp_path / "model_repo")  # a pod is Ready only once its image's model is served
+    image = build_and_push(tmp_path / "model_repo", sandbox["base_image"], f"{sandbox['registry']}/rs-test-serving")["image"]
     create_nodegroup(sandbox, eks_cluster, "serving", 1)
     core, apps = k8s.CoreV1Api(kube), k8s.AppsV1Api(kube)
     core.create_namespace({"metadata": {"name": "radstream"}})
@@ -212,7 +217,7 @@ def test_triton_deployment_and_load_balancer_reach_the_local_triton(sandbox: dic
         "metadata": {"name": "triton", "labels": TRITON_LABELS},
         "spec": {"replicas": 1, "selector": {"matchLabels": TRITON_LABELS},
                  "template": {"metadata": {"labels": TRITON_LABELS}, "spec": {"containers": [{
-                     "name": "triton", "image": f"{sandbox['registry']}/rs-test-triton:model-0",
+                     "name": "triton", "image": image,
                      "ports": [{"name": "http", "containerPort": 8000}, {"name": "grpc", "containerPort": 8001},
                                {"name": "metrics", "containerPort": 8002}],
                      "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]}}},
@@ -242,3 +247,71 @@ def test_triton_deployment_and_load_balancer_reach_the_local_triton(sandbox: dic
 
     (elb,) = wait_for(lambda: core.read_namespaced_service("other", "radstream").status.load_balancer.ingress)
     assert elb.hostname.endswith(f".{REGION}.elb.amazonaws.com") and not elb.ports
+
+
+def served_model(sandbox: dict[str, Any]) -> tuple[list[str], list[int]]:
+    """(versions, output dims) of the model the local Triton serves."""
+    base = f"{sandbox['triton_http']}/v2/models/radstream_cxr"
+    with urllib.request.urlopen(base, timeout=5) as metadata, urllib.request.urlopen(f"{base}/config", timeout=5) as config:
+        return json.load(metadata)["versions"], json.load(config)["output"][0]["dims"]
+
+
+@pytest.mark.slow
+def test_the_local_triton_serves_the_model_of_the_image_the_deployment_names(sandbox: dict[str, Any], kube: Any,
+                                                                              eks_cluster: str, tmp_path: Path) -> None:
+    """A new image rolls out only once its model answers; an image the registry lacks backs off, named,
+    and the model before it keeps serving."""
+    from kubernetes import client as k8s
+
+    from radstream.inference.image import build_and_push
+    from radstream.inference.repository import build_repository, import_model
+    from tests.unit.test_model_repository import labels_file, tiny_model
+
+    repository, repo = f"{sandbox['registry']}/rs-test-switch", tmp_path / "model_repo"
+    build_repository(repo)
+    first = build_and_push(repo, sandbox["base_image"], repository)["image"]
+    import_model(tiny_model(tmp_path / "tiny.onnx"), labels_file(tmp_path / "labels.txt", ["Effusion", "Mass", "Nodule"]),
+                 repo, trained=False)
+    second = build_and_push(repo, sandbox["base_image"], repository)["image"]
+    create_nodegroup(sandbox, eks_cluster, "switch", 1)
+    core, apps = k8s.CoreV1Api(kube), k8s.AppsV1Api(kube)
+    core.create_namespace({"metadata": {"name": "switch"}})
+    labels = {"app.kubernetes.io/name": "triton", "app.kubernetes.io/instance": "switch"}
+
+    def deploy(image: str) -> None:
+        template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "triton", "image": image}]}}
+        body = {"metadata": {"name": "triton"}, "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                                                         "template": template}}
+        if apps.list_namespaced_deployment("switch").items:
+            apps.patch_namespaced_deployment("triton", "switch", body)
+        else:
+            apps.create_namespaced_deployment("switch", body)
+
+    def rolled_out_on(image: str) -> bool:
+        pods = core.list_namespaced_pod("switch", label_selector="app.kubernetes.io/instance=switch").items
+        return len(pods) == 1 and pods[0].spec.containers[0].image == image and bool(pods[0].status.container_statuses) \
+            and pods[0].status.container_statuses[0].ready
+
+    deploy(first)
+    wait_for(lambda: rolled_out_on(first), timeout=60, what="the first image rolled out")
+    assert served_model(sandbox) == (["1"], [14])
+    deploy(second)
+    wait_for(lambda: rolled_out_on(second), timeout=60, what="the second image rolled out")
+    assert served_model(sandbox) == (["2"], [3])
+
+    missing = f"{repository}:serving-000000000000"
+    deploy(missing)
+
+    def backing_off() -> str | None:
+        for pod in core.list_namespaced_pod("switch", label_selector="app.kubernetes.io/instance=switch").items:
+            for status in pod.status.container_statuses or []:
+                waiting = status.state.waiting
+                if status.image == missing and waiting and waiting.reason == "ImagePullBackOff":
+                    return waiting.message
+        return None
+
+    message = wait_for(backing_off, timeout=30, what="the missing image backing off")
+    assert f'"{missing}"' in message and "not found" in message
+    assert rolled_out_on(second) is False  # two pods now: the old one still Ready beside the one backing off
+    assert (apps.read_namespaced_deployment_status("triton", "switch").status.ready_replicas or 0) == 1
+    assert served_model(sandbox) == (["2"], [3])

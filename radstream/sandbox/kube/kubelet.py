@@ -19,8 +19,8 @@ Hooks (all optional, called on the controller thread, so they must return quickl
   load_balancer_release_hook(service) -> bool
                                       a deleted LoadBalancer Service's load balancer is gone (True:
                                       its cleanup finalizer is removed; False: asked again)
-  image_pull_hook(image) -> str | None
-                                      why a container image cannot be pulled (None: it can); such a
+  image_pull_hook(pod, image) -> str | None
+                                      why a pod's container image cannot be pulled (None: it can); such a
                                       pod waits in ErrImagePull, then ImagePullBackOff, asked again
                                       every `probe_period`, with the kubelet's Pulling/Failed events
   container_log_hook(pod, container) -> bytes | None
@@ -30,7 +30,7 @@ Hooks (all optional, called on the controller thread, so they must return quickl
                                       while metrics-server runs (resource_metrics.py); the HPAs
                                       (hpa_controller.py) act on it every `hpa_sync_period` s
 The sandbox plugs the local Triton server into the first three, the last two and the log hook, its
-registry into image_pull_hook.
+registry into image_pull_hook (radstream.sandbox.served_image).
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class Kubelet(Nodes, Scheduler, Controllers, ResourceMetrics, HpaController):
         failures = {}
         for c in pod["spec"]["containers"]:
             try:
-                failure = self.image_pull_hook(c.get("image", ""))
+                failure = self.image_pull_hook(pod, c.get("image", ""))
             except Exception:  # a broken hook must not stop the cluster: treat the image as pullable
                 log.exception("kube emulator image pull hook failed on %s", c.get("image"))
                 failure = None

@@ -25,7 +25,7 @@ ReadinessHook = Callable[[Obj], bool]
 PodHook = Callable[[Obj], None]
 LoadBalancerHook = Callable[[Obj], "str | Obj | None"]
 LogHook = Callable[[Obj, str], "bytes | None"]
-ImagePullHook = Callable[[str], "str | None"]
+ImagePullHook = Callable[[Obj, str], "str | None"]
 ReleaseHook = Callable[[Obj], bool]
 
 
