@@ -140,10 +140,11 @@ class StudyRecord:
     latency_ms: float | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
     top_finding: str | None = None
-    # The served model's card, as the result document states it.
+    # The served model's card and model file digest, as the result document states them.
     model_trained: bool | None = None
     model_trained_on: str | None = None
     model_licence: str | None = None
+    model_sha256: str | None = None
     error_stage: str | None = None
     error_type: str | None = None
     error_message: str | None = None
@@ -160,6 +161,7 @@ class StudyRecord:
         self.top_finding = (document.get("top_finding") or {}).get("label")
         self.model_trained = document.get("model_trained")
         self.model_trained_on, self.model_licence = document.get("model_trained_on"), document.get("model_licence")
+        self.model_sha256 = document.get("model_sha256")
         self.error_stage, self.error_type = document.get("stage"), document.get("error_type")
         self.error_message = document.get("message")
 
@@ -328,7 +330,7 @@ def run_load(
 # -- exports --------------------------------------------------------------------------------------
 CSV_COLUMNS = ("index", "study_id", "planned_s", "submitted_at", "status", "latency_ms",
                *(f"{stage}_ms" for stage in STAGES), "top_finding", "model_trained", "model_trained_on", "model_licence",
-               "error_stage", "error_type", "error_message")
+               "model_sha256", "error_stage", "error_type", "error_message")
 
 
 def record_row(record: StudyRecord) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """StoreResults: results/<study_id>/<input ref>.json in the results bucket (model, version, its card:
-whether it is trained, on what, its licence; findings sorted by probability, the top one, per-stage
-latency, the input's sha256, key hash and version).
+whether it is trained, on what, its licence; its model file's sha256; findings sorted by probability,
+the top one, per-stage latency, the input's sha256, key hash and version).
 
 Outcomes are filed per input, so two different objects claiming one study id both keep theirs. Such
 a collision is reported: written first, then the study's outcomes listed, so of two racing writers
@@ -34,6 +34,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
                 model_trained=inference["model_trained"],
                 model_trained_on=inference["model_trained_on"],
                 model_licence=inference["model_licence"],
+                model_sha256=inference.get("model_sha256"),  # absent from executions invoked before it was recorded
                 probabilities=inference["probabilities"],
                 stage_ms=timings,  # the stages before this one; its own time is in the telemetry
                 view=(event.get("metadata") or {}).get("view"),
@@ -48,7 +49,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             stored = document(colliding)
             support.put_object(bucket, key, json.dumps(stored, indent=2).encode(), "application/json")
     summary = {k: stored[k] for k in ("model_name", "model_version", "model_trained", "model_trained_on",
-                                      "model_licence", "top_finding", "id_collision", "colliding_inputs")}
+                                      "model_licence", "model_sha256", "top_finding", "id_collision", "colliding_inputs")}
     return {**event, "result": summary, "results_s3_path": f"s3://{bucket}/{key}", "processing_time_ms": timings}
 
 

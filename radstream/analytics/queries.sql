@@ -152,18 +152,19 @@ GROUP BY coalesce(view, 'unknown')
 ORDER BY events DESC, view;
 
 -- name: model_versions
--- Every model version that produced results, its card (trained? on what? licence) and when it was first and last seen.
+-- Every model version that produced results, its card (trained? on what? licence), its model file's sha256, first and last seen.
 SELECT model_name,
        model_version,
        model_trained,
        model_trained_on,
        model_licence,
+       model_sha256,
        count(*) AS studies,
        min(from_iso8601_timestamp(event_time)) AS first_seen,
        max(from_iso8601_timestamp(event_time)) AS last_seen
 FROM telemetry
 WHERE model_name IS NOT NULL
-GROUP BY model_name, model_version, model_trained, model_trained_on, model_licence
+GROUP BY model_name, model_version, model_trained, model_trained_on, model_licence, model_sha256
 ORDER BY first_seen, model_name, model_version;
 
 -- name: findings_distribution

@@ -310,9 +310,11 @@ def _model_section(telemetry: Mapping[str, Any]) -> Section:
     models = telemetry.get("model_versions") or []
     if not models:
         return section.note("No result in the telemetry yet.")
-    section.table(["model", "version", "trained", "trained on", "licence", "studies"],
+    # The digest's first 12 hex digits tell versions apart; the full one is in every result.
+    section.table(["model", "version", "trained", "trained on", "licence", "model sha256", "studies"],
                   [[r.get("model_name"), r.get("model_version"), _trained(r.get("model_trained")), r.get("model_trained_on"),
-                    r.get("model_licence") or "not declared", r.get("studies")] for r in models])
+                    r.get("model_licence") or "not declared", (r.get("model_sha256") or "")[:12] or None, r.get("studies")]
+                   for r in models])
     untrained = sum(int(r.get("studies") or 0) for r in models if r.get("model_trained") is not True)
     if untrained:
         section.text(f"{untrained} of these results came from a model not declared trained: "

@@ -6,8 +6,8 @@ inside the graph) and one float output [N,K] of probabilities, K = the number of
 built as Triton's own ModelConfig protobuf, so what we write is what Triton parses.
 
 Each version has a model card: whether it is trained, on what, its licence and labels. Triton serves
-the newest version only, so that version's card also goes into config.pbtxt as parameters, which is
-how the pipeline learns it from the server it calls.
+the newest version only, so that version's card, and the sha256 of its model file, also go into
+config.pbtxt as parameters, which is how the pipeline learns them from the server it calls.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ CARD_FILE = "README.md"
 MODEL_CARD_FILE = "model_card.json"
 # The config.pbtxt parameters carrying the served version's card (read by radstream.pipeline.inference_call).
 CARD_PARAMETERS = ("model_trained", "model_trained_on", "model_licence")
+# The config.pbtxt parameter carrying the lowercase hex sha256 of the served version's model file.
+DIGEST_PARAMETER = "model_sha256"
 # The licence of the generated default: its weights are RadStream's output, under RadStream's licence.
 DEFAULT_MODEL_LICENCE = "Apache-2.0"
 
@@ -202,9 +204,10 @@ def read_labels(labels_path: Path) -> list[str]:
     return labels
 
 
-def model_config(sig: Signature, card: ModelCard, *, name: str = MODEL_NAME, dynamic_batching: bool = True) -> Any:
+def model_config(sig: Signature, card: ModelCard, sha256: str, *, name: str = MODEL_NAME,
+                 dynamic_batching: bool = True) -> Any:
     """Triton's ModelConfig for the stock onnxruntime backend (what runs on EKS), with the served
-    version's card as parameters (backends ignore parameters they do not know)."""
+    version's card and its model file's sha256 as parameters (backends ignore parameters they do not know)."""
     from tritonclient.grpc import model_config_pb2 as mc
 
     cfg = mc.ModelConfig(name=name, platform="onnxruntime_onnx", max_batch_size=MAX_BATCH_SIZE)
@@ -222,6 +225,7 @@ def model_config(sig: Signature, card: ModelCard, *, name: str = MODEL_NAME, dyn
         cfg.parameters[trained_on].string_value = card.trained_on
     if card.licence:
         cfg.parameters[licence].string_value = card.licence
+    cfg.parameters[DIGEST_PARAMETER].string_value = sha256
     warmup = cfg.model_warmup.add(name="blank_image", batch_size=1)
     warmup.inputs[sig.input_name].data_type = mc.TYPE_UINT8
     warmup.inputs[sig.input_name].dims.extend([1, IMAGE_SIZE, IMAGE_SIZE])
@@ -312,8 +316,8 @@ produces carry `"model_trained": false`. Import a trained model with
 - Input: `UINT8 [N,1,224,224]`, a grey-scale image; normalisation and channel replication are in the graph.
 - Output: `FP32 [N,K]` sigmoid probabilities, one per line of `labels.txt`.
 - Triton serves the newest version only (`version_policy: latest 1`); its card (`<version>/{MODEL_CARD_FILE}`)
-  is also in `config.pbtxt` as the parameters {", ".join(f"`{p}`" for p in CARD_PARAMETERS)}, which every
-  result and telemetry event carries.
+  is also in `config.pbtxt` as the parameters {", ".join(f"`{p}`" for p in CARD_PARAMETERS)}, with
+  `{DIGEST_PARAMETER}`, the sha256 of its `{MODEL_FILE}`; every result and telemetry event carries all four.
 
 | version | what it is | trained | licence | sha256 |
 |---|---|---|---|---|
@@ -343,7 +347,7 @@ def build_repository(repo_root: Path) -> dict[str, Any]:
         # A newer imported version owns labels and config; leave them alone.
         (model_dir / LABELS_FILE).write_text("\n".join(CHESTXRAY14_LABELS) + "\n", encoding="utf-8")
         sig = inspect_onnx(v1, len(CHESTXRAY14_LABELS))
-        (model_dir / CONFIG_FILE).write_text(config_text(model_config(sig, default_card())), encoding="utf-8")
+        (model_dir / CONFIG_FILE).write_text(config_text(model_config(sig, default_card(), _sha256(v1))), encoding="utf-8")
     _write_card(model_dir)
     return _summary(model_dir, created=True)
 
@@ -365,7 +369,8 @@ def import_model(onnx_path: Path, labels_path: Path, repo_root: Path, *, trained
     _place(version_dir / MODEL_FILE, onnx_path.read_bytes())
     _write_model_card(version_dir, card)
     (model_dir / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
-    (model_dir / CONFIG_FILE).write_text(config_text(model_config(sig, card)), encoding="utf-8")
+    (model_dir / CONFIG_FILE).write_text(config_text(model_config(sig, card, _sha256(version_dir / MODEL_FILE))),
+                                         encoding="utf-8")
     _write_card(model_dir)
     return _summary(model_dir, created=True)
 

@@ -6,6 +6,12 @@ bytes; JSON tensors are 30-50 times slower). The output is asked for through Tri
 classification extension, which returns "probability:index:label" for every class, so the labels
 come from the model's own label file and cannot drift from the model.
 
+What the model is (tensor names, class count, card, model file digest) is read from the config of
+the version Triton's metadata names, and cached per warm container. An answer from another version
+(a rollout since) drops the cache and is retried, so no outcome pairs one version's output with
+another version's card; so does a refusal of a request made with a cached config, since a rollout
+may have renamed the model's tensors.
+
 TLS: an https:// endpoint is verified against `ca_pem`, the deployment's CA (phase 4 sets
 INFERENCE_CA_PEM), never the system's store; a certificate from any other CA fails the handshake,
 which is retried and then raised as InferenceUnavailable. A plaintext http:// endpoint is refused
@@ -13,7 +19,8 @@ unless it is loopback (a tensor on 127.0.0.1 crosses no network): InferenceNotWi
 
 Failures worth retrying (no answer, timeouts, 5xx, 429, the model not loaded or not ready yet) are
 retried here with exponential backoff and then raised as InferenceUnavailable, which the state
-machine retries again; a request the server refuses is InvalidModelOutput and is not retried.
+machine retries again; a request the server refuses is InvalidModelOutput and is not retried
+(unless made with a cached config, above).
 """
 
 from __future__ import annotations
@@ -44,20 +51,25 @@ DEFAULT_BACKOFF_S = 0.5
 # Never start an attempt with less time than this left before the caller's deadline.
 _MIN_ATTEMPT_S = 1.0
 _ERROR_BODY_LIMIT = 300
-# The model config parameters radstream.inference.repository writes from the served version's card.
+# The model config parameters radstream.inference.repository writes from the served version's card
+# and model file (DIGEST_PARAMETER: its sha256).
 TRAINED_PARAMETER, TRAINED_ON_PARAMETER, LICENCE_PARAMETER = "model_trained", "model_trained_on", "model_licence"
+DIGEST_PARAMETER = "model_sha256"
 
 
 class _Signature(NamedTuple):
+    version: str  # the model version this describes
     input_name: str
     output_name: str
     classes: int
     trained: bool  # only "true" counts: a model without a card is reported untrained
     trained_on: str | None
     licence: str | None
+    sha256: str | None
 
 
-# Per container: (endpoint, model) -> what its config says.
+# Per container: (endpoint, model) -> what the served version's config says; dropped when an answer
+# comes from another version.
 _signatures: dict[tuple[str, str], _Signature] = {}
 
 
@@ -68,6 +80,7 @@ class InferenceOutcome:
     model_trained: bool
     model_trained_on: str | None
     model_licence: str | None
+    model_sha256: str | None
     probabilities: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,8 +152,9 @@ def infer(
             break
         attempts += 1
         try:
+            cached = (url, model) in _signatures
             signature = _signature(url, model, max(budget, _MIN_ATTEMPT_S), context)
-            return _infer_once(url, model, batch, signature, max(budget, _MIN_ATTEMPT_S), context)
+            return _infer_once(url, model, batch, signature, max(budget, _MIN_ATTEMPT_S), context, cached)
         except _Retryable as exc:
             last = str(exc)
         pause = backoff * 2 ** (attempts - 1)
@@ -151,28 +165,41 @@ def infer(
 
 
 def _signature(url: str, model: str, timeout: float, context: ssl.SSLContext | None) -> _Signature:
-    """Input and output names, class count and model card, read once from the model config."""
+    """The served version, its input and output names, class count, card and model digest, read once
+    per container (and again after a rollout, see _infer_once)."""
     key = (url, model)
     if key not in _signatures:
-        config = json.loads(_request(f"{url}/v2/models/{model}/config", None, {}, timeout, context))
-        try:
-            output = config["output"][0]
-            classes = int(output["dims"][-1])
-            parameters = config.get("parameters") or {}
-
-            def parameter(name: str) -> str | None:
-                return str((parameters.get(name) or {}).get("string_value") or "") or None
-
-            _signatures[key] = _Signature(config["input"][0]["name"], output["name"], classes,
-                                          (parameter(TRAINED_PARAMETER) or "").lower() == "true",
-                                          parameter(TRAINED_ON_PARAMETER), parameter(LICENCE_PARAMETER))
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise InvalidModelOutput(f"the config of model '{model}' at {url} has no usable input/output") from None
+        _signatures[key] = _read_signature(url, model, timeout, context)
     return _signatures[key]
 
 
+def _read_signature(url: str, model: str, timeout: float, context: ssl.SSLContext | None) -> _Signature:
+    metadata = _request(f"{url}/v2/models/{model}", None, {}, timeout, context)
+    try:
+        version = max((str(v) for v in json.loads(metadata)["versions"]), key=int)
+    except (KeyError, TypeError, ValueError):
+        raise InvalidModelOutput(f"the metadata of model '{model}' at {url} names no version") from None
+    # That version's own config: a server already (or still) on another version answers "unknown
+    # model", which is retried, rather than another version's config.
+    config = json.loads(_request(f"{url}/v2/models/{model}/versions/{version}/config", None, {}, timeout, context))
+    try:
+        output = config["output"][0]
+        classes = int(output["dims"][-1])
+        parameters = config.get("parameters") or {}
+
+        def parameter(name: str) -> str | None:
+            return str((parameters.get(name) or {}).get("string_value") or "") or None
+
+        return _Signature(version, config["input"][0]["name"], output["name"], classes,
+                          (parameter(TRAINED_PARAMETER) or "").lower() == "true",
+                          parameter(TRAINED_ON_PARAMETER), parameter(LICENCE_PARAMETER), parameter(DIGEST_PARAMETER))
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise InvalidModelOutput(f"the config of model '{model}' at {url} has no usable input/output") from None
+
+
 def _infer_once(url: str, model: str, batch: np.ndarray, signature: _Signature, timeout: float,
-                context: ssl.SSLContext | None) -> InferenceOutcome:
+                context: ssl.SSLContext | None, cached: bool) -> InferenceOutcome:
+    """One request; `cached`: the signature was read by an earlier call, so may predate a rollout."""
     input_name, output_name, classes = signature.input_name, signature.output_name, signature.classes
     data = batch.tobytes()
     header = json.dumps({
@@ -181,14 +208,27 @@ def _infer_once(url: str, model: str, batch: np.ndarray, signature: _Signature, 
         "outputs": [{"name": output_name, "parameters": {"classification": classes, "binary_data": False}}],
     }).encode()
     headers = {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"}
-    raw = _request(f"{url}/v2/models/{model}/infer", header + data, headers, timeout, context)
+    try:
+        raw = _request(f"{url}/v2/models/{model}/infer", header + data, headers, timeout, context)
+    except InvalidModelOutput as exc:
+        if not cached:
+            raise
+        # A rollout may have renamed the model's tensors since (Triton refuses the old names): read it again.
+        _signatures.pop((url, model), None)
+        raise _Retryable(str(exc)) from None
     try:
         answer = json.loads(raw)
+        version = str(answer.get("model_version", ""))
+        if version != signature.version:
+            # A rollout since the config was read: its card, digest and outputs may not be this version's.
+            _signatures.pop((url, model), None)
+            raise _Retryable(f"model '{model}' answered as version {version or '(none)'}, "
+                             f"not the version {signature.version} its config was read from")
         output = next(o for o in answer["outputs"] if o["name"] == output_name)
         probabilities = parse_classification(output["data"])
-        return InferenceOutcome(str(answer.get("model_name", model)), str(answer.get("model_version", "")),
-                                signature.trained, signature.trained_on, signature.licence, probabilities)
-    except (ValueError, KeyError, TypeError, StopIteration):
+        return InferenceOutcome(str(answer.get("model_name", model)), version, signature.trained, signature.trained_on,
+                                signature.licence, signature.sha256, probabilities)
+    except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
         raise InvalidModelOutput(f"model '{model}' answered with something other than one classification per label") from None
 
 

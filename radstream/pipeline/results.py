@@ -40,6 +40,7 @@ TELEMETRY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("model_trained", "boolean"),
     ("model_trained_on", "string"),
     ("model_licence", "string"),
+    ("model_sha256", "string"),
     ("top_finding", "string"),
     ("top_probability", "double"),
     *((f"{stage}_ms", "double") for stage in TIMED_STAGES),
@@ -148,13 +149,15 @@ def result_document(
     model_trained: bool,
     model_trained_on: str | None,
     model_licence: str | None,
+    model_sha256: str | None,
     probabilities: Mapping[str, float],
     stage_ms: Mapping[str, float],
     view: str | None = None,
     colliding_inputs: Sequence[str] = (),
     created_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The results/<study_id>/<input ref>.json document; the model_* keys are the served model's card.
+    """The results/<study_id>/<input ref>.json document; the model_* keys are the served model's card
+    and the sha256 of its model file.
     `colliding_inputs`: the refs of other objects whose outcomes claim the same study id.
 
     `input_key` stays in the document: it sits in our private results bucket, and an operator needs
@@ -170,6 +173,7 @@ def result_document(
         "model_trained": bool(model_trained),
         "model_trained_on": model_trained_on,
         "model_licence": model_licence,
+        "model_sha256": model_sha256,
         "findings": ranked,
         "top_finding": ranked[0],
         "latency_ms": {**latency, "total": round(sum(latency.values()), 3)},
@@ -248,6 +252,7 @@ def telemetry_event(
         "model_trained": result.get("model_trained"),
         "model_trained_on": result.get("model_trained_on"),
         "model_licence": result.get("model_licence"),
+        "model_sha256": result.get("model_sha256"),
         "top_finding": top.get("label"),
         "top_probability": top.get("probability"),
         **{f"{stage}_ms": latency.get(stage) for stage in TIMED_STAGES},

@@ -23,8 +23,9 @@ REQUIRED = {
 
 def _result(i: int) -> dict:
     # Version 1 is the untrained default, version 2 an imported trained model.
-    card = ({"model_trained": False, "model_trained_on": None, "model_licence": "Apache-2.0"} if i <= 7 else
-            {"model_trained": True, "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0"})
+    card = ({"model_trained": False, "model_trained_on": None, "model_licence": "Apache-2.0", "model_sha256": "a1" * 32}
+            if i <= 7 else
+            {"model_trained": True, "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0", "model_sha256": "b2" * 32})
     return {"model_name": "radstream_cxr", "model_version": "1" if i <= 7 else "2", **card,
             "top_finding": {"label": "Cardiomegaly" if i % 2 else "No Finding", "probability": 0.5 + i / 100}}
 
@@ -220,10 +221,10 @@ def test_studies_views_models_and_findings(files):
     ]
     assert run("model_versions", files) == [
         {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False, "model_trained_on": None,
-         "model_licence": "Apache-2.0", "studies": 7,
+         "model_licence": "Apache-2.0", "model_sha256": "a1" * 32, "studies": 7,
          "first_seen": "2025-03-01T10:10:00Z", "last_seen": "2025-03-01T11:10:00Z"},
         {"model_name": "radstream_cxr", "model_version": "2", "model_trained": True, "model_trained_on": "NIH ChestX-ray14",
-         "model_licence": "CC-BY-4.0", "studies": 3,
+         "model_licence": "CC-BY-4.0", "model_sha256": "b2" * 32, "studies": 3,
          "first_seen": "2025-03-01T11:20:00Z", "last_seen": "2025-03-02T09:00:00Z"},
     ]
     findings = {r["top_finding"]: r["studies"] for r in run("findings_distribution", files)}

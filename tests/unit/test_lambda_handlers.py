@@ -46,7 +46,7 @@ REGION = "us-east-1"
 IMAGES, RESULTS, ARTIFACTS, STREAM = "t-images", "t-results", "t-artifacts", "t-telemetry"
 SIDECAR = {"study_id": "S-001", "view": "PA", "timestamp": "2024-01-15T10:00:00Z", "sex": "F", "burned_in_annotation": False}
 INFERENCE = {"model_name": "radstream_cxr", "model_version": "1", "model_trained": False, "model_trained_on": None,
-             "model_licence": "Apache-2.0",
+             "model_licence": "Apache-2.0", "model_sha256": "ab" * 32,
              "probabilities": {"Effusion": 0.2, "Atelectasis": 0.9, "Mass": 0.2}}
 
 
@@ -183,14 +183,16 @@ def test_png_with_sidecar_goes_through_every_step(aws):
     assert record["input_key_sha256"] == key_sha256("incoming/S-001.png") and "incoming/" not in json.dumps(record)
     assert (record["status"], record["top_finding"], record["model_name"]) == ("SUCCESS", "Atelectasis", "radstream_cxr")
     assert record["store_ms"] is not None and record["error_type"] is None
-    assert (record["model_trained"], record["model_trained_on"], record["model_licence"]) == (False, None, "Apache-2.0")
+    assert (record["model_trained"], record["model_trained_on"], record["model_licence"], record["model_sha256"]) == (
+        False, None, "Apache-2.0", "ab" * 32)
 
 
 def test_a_trained_model_is_reported_trained_in_the_result_and_the_telemetry(aws):
     s3, kinesis = aws
     event = png_study(s3)
     prepared = run("prepare_tensors", run("validate_metadata", event))
-    card = {"model_trained": True, "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0"}
+    card = {"model_trained": True, "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0",
+            "model_sha256": "cd" * 32}
     run("send_telemetry", run("store_results", {**prepared, "inference_results": {**INFERENCE, **card}}))
     result = read_json(s3, RESULTS, f"results/S-001/{ref_of(event)}.json")
     [(_, record)] = telemetry_records(kinesis)

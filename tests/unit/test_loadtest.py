@@ -235,13 +235,15 @@ def test_the_command_refuses_bad_options_with_exit_2(args, tmp_path, monkeypatch
 def test_the_csv_says_whether_the_model_that_answered_is_trained(tmp_path, trained, trained_on, cell):
     record = StudyRecord(0, "S-0", 0.0, submitted_at=parse_time("2024-01-15T10:00:00Z"), status="pending")
     record.land("result", {"created_at": "2024-01-15T10:00:01Z", "top_finding": {"label": "Edema"}, "latency_ms": {},
-                           "model_trained": trained, "model_trained_on": trained_on, "model_licence": "CC-BY-4.0"},
+                           "model_trained": trained, "model_trained_on": trained_on, "model_licence": "CC-BY-4.0",
+                           "model_sha256": "ab" * 32},
                 observed_at=parse_time("2024-01-15T10:00:03Z"))
     schedule = burst_schedule(1, 0)
     paths = write_exports(tmp_path, "RUN", summarize([record], schedule, 0.0, 1.0), [record])
     with open(paths["csv"], newline="") as handle:
         [row] = list(csv.DictReader(handle))
-    assert (row["model_trained"], row["model_trained_on"], row["model_licence"]) == (cell, trained_on or "", "CC-BY-4.0")
+    assert (row["model_trained"], row["model_trained_on"], row["model_licence"], row["model_sha256"]) == (
+        cell, trained_on or "", "CC-BY-4.0", "ab" * 32)
 
 
 # -- counting by the newest outcome ---------------------------------------------------------------

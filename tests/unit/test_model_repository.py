@@ -200,7 +200,7 @@ def test_import_adds_a_version_with_its_config_and_card(repo: Path, tmp_path: Pa
     assert (repo / MODEL / "labels.txt").read_text().splitlines() == THREE
     # The served version's card is what Triton's config tells the pipeline.
     assert {k: v for k, v in _parameters(cfg).items() if k.startswith("model_")} == {
-        "model_trained": "true", "model_trained_on": TRAINED_ON, "model_licence": "CC-BY-4.0"}
+        "model_trained": "true", "model_trained_on": TRAINED_ON, "model_licence": "CC-BY-4.0", "model_sha256": sha(model)}
     card = json.loads((repo / MODEL / "2" / "model_card.json").read_text())
     assert (card["trained"], card["trained_on"], card["licence"], card["labels"]) == (True, TRAINED_ON, "CC-BY-4.0", THREE)
     assert read_card(repo / MODEL / "1").trained is False  # the default keeps its own card
@@ -238,6 +238,14 @@ def test_the_default_model_card_says_untrained(built: Path) -> None:
     assert (card["trained"], card["trained_on"], card["labels"]) == (False, None, list(CHESTXRAY14_LABELS))
     assert "random weights" in card["description"]
     assert _parameters(read_config(built / MODEL))["model_trained"] == "false"
+
+
+def test_the_config_names_the_sha256_of_the_served_versions_model_file(repo: Path, tmp_path: Path) -> None:
+    assert _parameters(read_config(repo / MODEL))["model_sha256"] == sha(repo / MODEL / "1" / "model.onnx")
+    import_model(tiny_model(tmp_path / "real.onnx"), labels_file(tmp_path / "labels.txt", THREE), repo, trained=False)
+    served = _parameters(read_config(repo / MODEL))["model_sha256"]
+    assert served == sha(repo / MODEL / "2" / "model.onnx") != sha(repo / MODEL / "1" / "model.onnx")
+    assert served == served.lower() and len(served) == 64
 
 
 def test_the_shipped_repository_is_what_build_writes(built: Path) -> None:

@@ -34,7 +34,8 @@ def result(**changes):
     args = dict(
         study_id="TEST-001", input_key="incoming/TEST-001.jpg", input_version_id="v1", input_sha256="ab" * 32,
         model_name="radstream_cxr",
-        model_version="1", model_trained=False, model_trained_on=None, model_licence="Apache-2.0", probabilities={"Effusion": 0.2, "Atelectasis": 0.7, "Cardiomegaly": 0.2},
+        model_version="1", model_trained=False, model_trained_on=None, model_licence="Apache-2.0", model_sha256="cd" * 32,
+        probabilities={"Effusion": 0.2, "Atelectasis": 0.7, "Cardiomegaly": 0.2},
         stage_ms=STAGE_MS, view="PA", created_at=AT,
     )
     return result_document(**{**args, **changes})
@@ -94,10 +95,11 @@ def test_result_document():
 
 @pytest.mark.parametrize(("trained", "trained_on"), [(True, "NIH ChestX-ray14"), (False, None)])
 def test_the_model_card_reaches_the_result_and_its_telemetry_event(trained, trained_on):
-    doc = result(model_trained=trained, model_trained_on=trained_on, model_licence="CC-BY-4.0")
-    assert (doc["model_trained"], doc["model_trained_on"], doc["model_licence"]) == (trained, trained_on, "CC-BY-4.0")
+    card = (trained, trained_on, "CC-BY-4.0", "ef" * 32)
+    doc = result(model_trained=trained, model_trained_on=trained_on, model_licence="CC-BY-4.0", model_sha256="ef" * 32)
+    assert (doc["model_trained"], doc["model_trained_on"], doc["model_licence"], doc["model_sha256"]) == card
     event = telemetry_event(study_id="TEST-001", status="SUCCESS", stage_ms=STAGE_MS, result=doc)
-    assert (event["model_trained"], event["model_trained_on"], event["model_licence"]) == (trained, trained_on, "CC-BY-4.0")
+    assert (event["model_trained"], event["model_trained_on"], event["model_licence"], event["model_sha256"]) == card
     _check_types(event)
 
 

@@ -30,7 +30,8 @@ def _data(leftovers=None) -> dict:
         "throughput_per_minute": [{"minute": "2025-03-01T10:00:00Z", "events": 2, "succeeded": 2, "failed": 0},
                                   {"minute": "2025-03-01T10:01:00Z", "events": 2, "succeeded": 1, "failed": 1}],
         "model_versions": [{"model_name": "radstream_cxr", "model_version": "1", "model_trained": False,
-                            "model_trained_on": None, "model_licence": "Apache-2.0", "studies": 2},
+                            "model_trained_on": None, "model_licence": "Apache-2.0", "model_sha256": "a1b2c3" * 10 + "d4e5",
+                            "studies": 2},
                            {"model_name": "radstream_cxr", "model_version": "2", "model_trained": True,
                             "model_trained_on": "NIH ChestX-ray14", "model_licence": None, "studies": 1}],
         "failure_reasons": [{"error_stage": "validate", "error_type": "InvalidMetadata", "failures": 1,
@@ -112,8 +113,9 @@ def test_no_inventory_says_so(tmp_path: Path):
 def test_the_model_section_says_which_results_came_from_an_untrained_model(written):
     _, out = written
     markdown = (out / "report.md").read_text()
-    assert "| radstream_cxr | 1 | NO (untrained) | — | Apache-2.0 | 2 |" in markdown
-    assert "| radstream_cxr | 2 | yes | NIH ChestX-ray14 | not declared | 1 |" in markdown
+    assert "| radstream_cxr | 1 | NO (untrained) | — | Apache-2.0 | a1b2c3a1b2c3 | 2 |" in markdown
+    # Telemetry from before results carried a digest: none shown, none made up.
+    assert "| radstream_cxr | 2 | yes | NIH ChestX-ray14 | not declared | — | 1 |" in markdown
     assert "2 of these results came from a model not declared trained" in markdown
 
 
@@ -121,9 +123,9 @@ def test_a_report_of_a_trained_model_only_makes_no_untrained_claim():
     data = _data()
     data["telemetry"]["model_versions"] = [{"model_name": "m", "model_version": "3", "model_trained": True,
                                             "model_trained_on": "NIH ChestX-ray14", "model_licence": "CC-BY-4.0",
-                                            "studies": 5}]
+                                            "model_sha256": "0f" * 32, "studies": 5}]
     markdown = report.to_markdown(*report.build(data))
-    assert "| m | 3 | yes | NIH ChestX-ray14 | CC-BY-4.0 | 5 |" in markdown
+    assert "| m | 3 | yes | NIH ChestX-ray14 | CC-BY-4.0 | 0f0f0f0f0f0f | 5 |" in markdown
     assert "untrained" not in markdown.lower()
 
 
