@@ -375,6 +375,14 @@ def import_model(onnx_path: Path, labels_path: Path, repo_root: Path, *, trained
     return _summary(model_dir, created=True)
 
 
+def served_version(model_dir: Path) -> dict[str, Any]:
+    """What Triton serves from a model directory: its newest version, that file's sha256, its labels
+    and whether it is declared trained."""
+    summary = _summary(model_dir, created=False)
+    return {"name": summary["model"], "version": summary["version"], "sha256": summary["sha256"],
+            "labels": summary["labels"], "model_trained": summary["model_trained"]}
+
+
 def _summary(model_dir: Path, created: bool) -> dict[str, Any]:
     latest = latest_model(model_dir)
     sha = _sha256(latest)

@@ -45,6 +45,31 @@ def image_tag(ctx: Context) -> str:
     return serving_tag(registry(ctx).base_image, model_layer(model_repository(ctx), is_gpu(ctx.config)))
 
 
+def image_model(ctx: Context) -> dict[str, Any] | None:
+    """The model the serving image carries (repository.served_version), None while there is none."""
+    from radstream.inference.model import MODEL_NAME
+    from radstream.inference.repository import served_version, versions
+
+    model_dir = model_repository(ctx) / MODEL_NAME
+    return served_version(model_dir) if versions(model_dir) else None
+
+
+def describe_model(model: dict[str, Any]) -> str:
+    trained = "" if model["model_trained"] else ", untrained"
+    return f"{model['name']} version {model['version']} (sha256 {model['sha256'][:12]}, {len(model['labels'])} labels{trained})"
+
+
+def model_change(served: dict[str, Any] | None, built: dict[str, Any] | None) -> str:
+    """What the next image changes in what scores studies, for the plan."""
+    if built is None:
+        return "the default model, built in this phase"
+    if served is None:
+        return describe_model(built)
+    if (served["version"], served["sha256"]) == (built["version"], built["sha256"]):
+        return f"{describe_model(built)}, as served now"
+    return f"{describe_model(built)}, replacing {describe_model(served)}"
+
+
 def pushed_image(ctx: Context) -> str | None:
     """repository:tag@digest of the image for the current base image and model repository, if the
     registry has it."""
@@ -78,8 +103,9 @@ class ServingImageStep(Step):
 
     def plan(self, ctx: Context) -> list[Change]:
         target = registry(ctx)
+        served = ctx.state.outputs(PHASE).get("served_model")
         return [Change("create", "container image", target.repository,
-                       f"{target.base_image} + {model_repository(ctx)} as /models")]
+                       f"{target.base_image} + {model_repository(ctx)} as /models: {model_change(served, image_model(ctx))}")]
 
     def apply(self, ctx: Context) -> None:
         from radstream.inference.image import build_and_push
@@ -202,7 +228,8 @@ class WorkloadsStep(Step):
     def outputs(self, ctx: Context) -> dict[str, Any]:
         from radstream.kube.manifests import DEPLOYMENT
 
-        return {"namespace": ctx.config.triton.namespace, "deployment": DEPLOYMENT}
+        # What scores studies now the rollout is done: `status` shows it, the next plan compares with it.
+        return {"namespace": ctx.config.triton.namespace, "deployment": DEPLOYMENT, "served_model": image_model(ctx)}
 
     def destroy(self, ctx: Context) -> None:
         from radstream.aws.eks import cluster_running

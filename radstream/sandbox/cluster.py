@@ -364,22 +364,30 @@ class TritonBridge:
 
     def install(self, kubelet: Any) -> None:
         """Wrap the kubelet's hooks: Triton objects are handled here, all others as before."""
-        default_ready, default_lb = kubelet.readiness_hook, kubelet.load_balancer_hook
-        default_start, default_stop, default_pull = kubelet.pod_start_hook, kubelet.pod_stop_hook, kubelet.image_pull_hook
-        kubelet.readiness_hook = lambda pod: self.serves(pod) if is_triton_pod(pod) else default_ready(pod)
-        kubelet.image_pull_hook = lambda pod, image: (
-            pull_failure(image, self.published.get("registry")) if is_triton_pod(pod) and image == serving_image(pod)
-            else default_pull(pod, image) if default_pull else None)
-        kubelet.pod_start_hook = lambda pod: (
-            self.served.started(pod["metadata"]["uid"], serving_image(pod)) if self.served and is_triton_pod(pod)
-            else default_start(pod) if default_start else None)
-        kubelet.pod_stop_hook = lambda pod: (
-            self.served.stopped(pod["metadata"]["uid"]) if self.served and is_triton_pod(pod)
-            else default_stop(pod) if default_stop else None)
+        def for_triton(mine: Callable[..., Any], default: Callable[..., Any] | None) -> Callable[..., Any]:
+            return lambda pod, *args: mine(pod, *args) if is_triton_pod(pod) else (default(pod, *args) if default else None)
+
+        kubelet.readiness_hook = for_triton(self.serves, kubelet.readiness_hook)
+        kubelet.image_pull_hook = for_triton(self.pull_failure, kubelet.image_pull_hook)
+        kubelet.pod_start_hook = for_triton(self.started, kubelet.pod_start_hook)
+        kubelet.pod_stop_hook = for_triton(self.stopped, kubelet.pod_stop_hook)
+        kubelet.container_log_hook = for_triton(lambda _pod, _container: self.log(), None)
+        default_lb = kubelet.load_balancer_hook
         kubelet.load_balancer_hook = lambda service: (
             self.ingress(service, default_lb(service)) if self.is_triton_service(service) else default_lb(service))
-        kubelet.container_log_hook = lambda pod, container: self.log() if is_triton_pod(pod) else None
         kubelet.usage_hook = self.usage
+
+    def pull_failure(self, pod: Obj, image: str) -> str | None:
+        """The serving image comes from the sandbox's registry (radstream.sandbox.served_image)."""
+        return pull_failure(image, self.published.get("registry")) if image == serving_image(pod) else None
+
+    def started(self, pod: Obj) -> None:
+        if self.served is not None:
+            self.served.started(pod["metadata"]["uid"], serving_image(pod))
+
+    def stopped(self, pod: Obj) -> None:
+        if self.served is not None:
+            self.served.stopped(pod["metadata"]["uid"])
 
     def usage(self, running: list[Obj]) -> dict[str, tuple[float, float]]:
         """The local Triton's real CPU and memory since the last reading, shared evenly by the running

@@ -300,7 +300,7 @@ def test_every_upload_is_routed_by_content_and_filed_under_the_study_s_own_id(de
     leaks: list[str] = []
     for study_id, (kind, stage, error_type, word) in expected.items():
         found_kind, document = outcome(ctx, study_id)
-        assert found_kind == kind, (study_id, document)
+        assert found_kind == kind, (study_id, document.get("message"))
         if kind == "failure":
             assert (document["stage"], document["error_type"]) == (stage, error_type), document
             assert word in document["message"], document

@@ -80,7 +80,8 @@ def second_up(first_up: dict[str, Any], project: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def parked(second_up: dict[str, Any], security_test: dict[str, Any], project: Path) -> dict[str, Any]:
+def parked(second_up: dict[str, Any], security_test: dict[str, Any], new_model: dict[str, Any],
+           project: Path) -> dict[str, Any]:
     code, first, stderr = radstream(project, "phase", "run", "7", "--yes")
     assert code == 0, first["error"]
     scaling = nodegroup_scaling(project)
@@ -345,7 +346,8 @@ def test_the_sandbox_cluster_refuses_plain_http_and_tokens_it_does_not_admit(pro
     foreign = sandbox_token({"kubernetes_access_key_id": "AKIDNOTADMITTED0000"})
     refused = kubectl(kube_env, "--kubeconfig=/dev/null", f"--server={info['kubernetes_endpoint']}",
                       f"--certificate-authority={info['kubernetes_ca']}", f"--token={foreign}", "get", "pods")
-    assert refused.returncode == 1 and "Unauthorized" in refused.stderr
+    # kubectl's words for a 401: "(Unauthorized)" up to 1.2x, "(the server has asked for the client to provide credentials)" since.
+    assert refused.returncode == 1 and "You must be logged in to the server" in refused.stderr
 
 
 @needs_kubectl
@@ -426,6 +428,53 @@ def test_security_test_finds_every_attack_blocked_and_every_legitimate_request_a
     assert result["legitimate_answered"] == result["legitimate_total"] >= 3
     kinds = {p["name"]: p["status"] for p in result["probes"]}
     assert any(status == 429 for name, status in kinds.items() if "flood" in name)
+
+
+NEW_LABELS = ["Atelectasis", "Consolidation", "Pleural Thickening"]
+
+
+@pytest.fixture(scope="module")
+def new_model(security_test: dict[str, Any], project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A user's own model imported after `up`, `up` again, then one study through the pipeline."""
+    from radstream.studies import chest_pixels, encode, sidecar
+    from tests.unit.test_model_repository import labels_file, tiny_model
+
+    work = tmp_path_factory.mktemp("new-model")
+    code, imported, _ = radstream(project, "model", "import", str(tiny_model(work / "mine.onnx")), "--labels",
+                                  str(labels_file(work / "labels.txt", NEW_LABELS)), "--untrained")
+    assert code == 0, imported
+    code, plan, _ = radstream(project, "plan")
+    assert code == 0, plan
+    code, upped, _ = radstream(project, "up", "--yes")
+    assert code == 0, upped["error"]
+    (work / "after-import.png").write_bytes(encode(chest_pixels(256, 256, seed=7), "png"))
+    (work / "after-import.json").write_bytes(sidecar("after-import"))
+    code, ingested, _ = radstream(project, "ingest", str(work / "after-import.png"))
+    assert code == 0, ingested
+    s3 = aws(project, "s3")
+    bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"{DEPLOYMENT}-results-"))
+    deadline = time.monotonic() + 120
+    while not (listed := s3.list_objects_v2(Bucket=bucket, Prefix="results/after-import/").get("Contents")):
+        assert time.monotonic() < deadline, "no result for the study uploaded after the new model's rollout"
+        time.sleep(1)
+    result = json.loads(s3.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read())
+    code, status, _ = radstream(project, "status")
+    assert code == 0
+    return {"imported": imported, "plan": plan, "up": upped, "result": result, "status": status}
+
+
+def test_after_a_model_import_up_says_what_changes_and_the_next_study_is_scored_by_the_new_model(new_model: dict[str, Any]):
+    imported, result = new_model["imported"], new_model["result"]
+    assert imported["version"] == 2 and imported["labels"] == NEW_LABELS
+    [image] = [c for p in new_model["plan"]["phases"] for c in p.get("changes") or [] if c["resource"] == "container image"]
+    assert f"radstream_cxr version 2 (sha256 {imported['sha256'][:12]}, 3 labels, untrained)" in image["detail"]
+    assert "replacing radstream_cxr version 1" in image["detail"]
+    phase2 = next(p for p in new_model["up"]["phases"] if p["number"] == 2)
+    assert phase2["status"] == "done" and phase2["mutations"] > 0
+    assert (result["model_version"], result["model_sha256"]) == ("2", imported["sha256"])
+    assert sorted(f["label"] for f in result["findings"]) == sorted(NEW_LABELS)
+    served = new_model["status"]["outputs"]["served_model"]
+    assert (served["version"], served["sha256"], served["labels"]) == (2, imported["sha256"], NEW_LABELS)
 
 
 def test_phase7_scales_the_nodegroup_to_zero_and_reports_what_still_costs(parked: dict[str, Any]):
