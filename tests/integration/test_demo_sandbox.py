@@ -170,7 +170,13 @@ def test_watch_once_gives_executions_failures_triton_scaling_and_lambda_errors(p
     from radstream.names import LAMBDA_FUNCTIONS
     from radstream.studies import demo_studies
 
-    view = watch_once(project)
+    # A Triton pod the demo just started has no metrics until metrics-server has scraped it twice
+    # (15 s apart) and the HPA has synced since (every 15 s): till then a real HPA reports
+    # FailedGetResourceMetric, so this reads it as a user watching would, for up to a minute.
+    deadline = time.monotonic() + 60
+    while (view := watch_once(project))["scaling"]["metrics"] != "ValidMetricFound" and time.monotonic() < deadline:
+        assert view["scaling"]["metrics"] == "FailedGetResourceMetric", view["scaling"]
+        time.sleep(3)
     assert view["ok"] and view["errors"] == {}
     runs = view["executions"]
     assert runs["started"] >= len(demo_studies(include_real=False)) and runs["p50_ms"] <= runs["p95_ms"]
@@ -178,7 +184,7 @@ def test_watch_once_gives_executions_failures_triton_scaling_and_lambda_errors(p
     assert set(view["failures_by_reason"]) == expected
     assert view["triton"]["compute_ms"] > 0 and view["triton"]["source"].startswith("http://127.0.0.1:")
     assert view["scaling"]["min"] == 1 and view["scaling"]["target_cpu_utilization"] == 1
-    assert view["scaling"]["metrics"] == "ValidMetricFound"
+    assert view["scaling"]["metrics"] == "ValidMetricFound", view["scaling"]
     assert set(view["lambda_errors"]) == {f"{DEPLOYMENT}-{f.replace('_', '-')}" for f in LAMBDA_FUNCTIONS}
     print(f"\nwatch: {runs}; Triton {view['triton']}; failures {view['failures_by_reason']}")
 
