@@ -22,6 +22,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,23 @@ _CONFIG_MEDIA_TYPE = {
 
 @dataclass(frozen=True)
 class Layer:
-    blob: bytes  # the gzip-compressed tar, as pushed
-    digest: str  # sha256 of `blob`: how the manifest names the layer
-    diff_id: str  # sha256 of the uncompressed tar: how the image config names it
+    tar: bytes  # the uncompressed tar
+
+    @cached_property
+    def diff_id(self) -> str:
+        """sha256 of the uncompressed tar: how the image config names it."""
+        return sha256_digest(self.tar)
+
+    @cached_property
+    def blob(self) -> bytes:
+        """The gzip-compressed tar, as pushed; compressed only when needed, as every plan derives
+        the tag from the tar alone and gzip is most of a layer's cost."""
+        return gzip.compress(self.tar, compresslevel=6, mtime=0)
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of `blob`: how the manifest names the layer."""
+        return sha256_digest(self.blob)
 
 
 def serving_tag(base_image: str, layer: Layer) -> str:
@@ -107,9 +122,7 @@ def model_layer(model_repo_dir: Path, gpu: bool = False) -> Layer:
             else:
                 data = _served_bytes(path, path.relative_to(root), gpu)
                 tar.addfile(_entry(name, size=len(data)), io.BytesIO(data))
-    tar_bytes = raw.getvalue()
-    blob = gzip.compress(tar_bytes, compresslevel=6, mtime=0)
-    return Layer(blob=blob, digest=sha256_digest(blob), diff_id=sha256_digest(tar_bytes))
+    return Layer(raw.getvalue())
 
 
 def _entry(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
